@@ -1,0 +1,35 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both install what they need.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test lint pytest demo bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	# torch first and pinned: it is the CPU build on local disk; an unpinned torch pulls a CUDA build.
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+pytest: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test: lint pytest
+
+demo: install
+	$(BIN)/python -m qdqforge.demo
+
+bench: install
+	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python bench/roundtrip.py
+
+clean:
+	rm -rf $(VENV) demo_out .pytest_cache

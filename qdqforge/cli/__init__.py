@@ -1,0 +1,5 @@
+"""Command-line interface."""
+
+
+def main(argv=None) -> int:
+    return 0
