@@ -1,0 +1,136 @@
+"""Load and save ONNX models, converting to and from :class:`qdqforge.graph.ir.Graph`.
+
+Saving is atomic (temp file in the target folder, then ``os.replace``) and switches to external
+data when the serialized model would pass protobuf's 2 GB limit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import onnx
+import onnx_graphsurgeon as gs
+
+from qdqforge.errors import GraphError
+from qdqforge.graph.ir import Graph
+
+log = logging.getLogger(__name__)
+
+PROTOBUF_LIMIT = 2**31 - 1
+EXTERNAL_THRESHOLD = 2**31 - 2**26  # leave headroom for the graph itself
+
+
+def from_proto(model: onnx.ModelProto) -> Graph:
+    """Wrap a ModelProto as a Graph, keeping node and model metadata in side tables."""
+    node_meta = {}
+    for node in model.graph.node:
+        if node.metadata_props:
+            node_meta[node.name] = {p.key: p.value for p in node.metadata_props}
+    model_meta = {p.key: p.value for p in model.metadata_props}
+    opsets = {o.domain: o.version for o in model.opset_import}
+    try:
+        graph = gs.import_onnx(model)
+    except Exception as e:
+        raise GraphError(f"onnx-graphsurgeon could not import the model: {e}") from e
+    return Graph(graph, node_meta, model_meta, opsets, model.ir_version)
+
+
+def to_proto(graph: Graph) -> onnx.ModelProto:
+    """Export a Graph to a ModelProto and write the side tables back as metadata_props."""
+    domains = {n.domain or "" for n in graph.gs.nodes}
+    opsets = dict(graph.opset_imports)
+    for domain in domains - set(opsets):
+        opsets[domain] = 1  # custom domains emitted by our passes
+    graph.gs.import_domains = [onnx.helper.make_opsetid(d, v) for d, v in sorted(opsets.items())]
+    model = gs.export_onnx(graph.gs, do_type_check=False)
+    if graph.ir_version:
+        model.ir_version = graph.ir_version
+    for node in model.graph.node:
+        for key, value in sorted(graph.node_meta.get(node.name, {}).items()):
+            node.metadata_props.add(key=key, value=str(value))
+    for key, value in sorted(graph.model_meta.items()):
+        model.metadata_props.add(key=key, value=str(value))
+    return model
+
+
+def load(source: str | os.PathLike | onnx.ModelProto | Graph) -> Graph:
+    """Load a Graph from a path, a ModelProto or a Graph (returned as is)."""
+    if isinstance(source, Graph):
+        return source
+    if isinstance(source, onnx.ModelProto):
+        return from_proto(source)
+    return from_proto(load_proto(source))
+
+
+def load_proto(path: str | os.PathLike) -> onnx.ModelProto:
+    """Read an ONNX file (with its external data) or raise GraphError naming the file."""
+    try:
+        return onnx.load(os.fspath(path))
+    except Exception as e:
+        raise GraphError(f"cannot read ONNX file {os.fspath(path)!r}: {e}") from e
+
+
+def save(model: onnx.ModelProto | Graph, path: str | os.PathLike) -> Path:
+    """Write ``model`` to ``path`` atomically; external data ``<name>.data`` above ~2 GB.
+
+    Returns:
+        The path written.
+    """
+    proto = to_proto(model) if isinstance(model, Graph) else model
+    target = Path(path)
+    if target.is_dir():
+        raise GraphError(f"cannot save ONNX to {os.fspath(target)!r}: it is a directory")
+    external = proto.ByteSize() > EXTERNAL_THRESHOLD if _size_known(proto) else True
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if external:
+        return _save_external(proto, target)
+    atomic_write_bytes(target, proto.SerializeToString())
+    return target
+
+
+def _size_known(proto: onnx.ModelProto) -> bool:
+    try:
+        proto.ByteSize()
+    except Exception:  # protobuf refuses sizes over 2 GB
+        return False
+    return True
+
+
+def _save_external(proto: onnx.ModelProto, target: Path) -> Path:
+    """Save with external data: data file first, graph last, each renamed into place."""
+    data_name = target.name + ".data"
+    staged_proto = onnx.ModelProto()
+    staged_proto.CopyFrom(proto)  # onnx.save_model rewrites tensors in place; keep the caller's
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".qdqforge-") as tmp:
+        staged = Path(tmp) / target.name
+        onnx.save_model(
+            staged_proto, staged, save_as_external_data=True, all_tensors_to_one_file=True,
+            location=data_name, size_threshold=1024,
+        )
+        os.replace(Path(tmp) / data_name, target.parent / data_name)
+        os.replace(staged, target)
+    log.info("saved %s with external data %s", target, data_name)
+    return target
+
+
+def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a temp file beside ``target``, fsync, then rename into place."""
+    target = Path(target)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(target: str | os.PathLike, text: str) -> None:
+    """Text flavour of :func:`atomic_write_bytes` (UTF-8)."""
+    atomic_write_bytes(target, text.encode("utf-8"))
