@@ -107,8 +107,12 @@ def _save_external(proto: onnx.ModelProto, target: Path) -> Path:
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".qdqforge-") as tmp:
         staged = Path(tmp) / target.name
         onnx.save_model(
-            staged_proto, staged, save_as_external_data=True, all_tensors_to_one_file=True,
-            location=data_name, size_threshold=1024,
+            staged_proto,
+            staged,
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=data_name,
+            size_threshold=1024,
         )
         os.replace(Path(tmp) / data_name, target.parent / data_name)
         os.replace(staged, target)

@@ -51,8 +51,15 @@ class OnnxNode:
     def from_proto(cls, node: onnx.NodeProto) -> OnnxNode:
         attrs = {a.name: _attr_value(a) for a in node.attribute}
         meta = {p.key: p.value for p in node.metadata_props}
-        return cls(node.name, node.op_type, node.domain or "", tuple(node.input),
-                   tuple(node.output), attrs, meta)
+        return cls(
+            node.name,
+            node.op_type,
+            node.domain or "",
+            tuple(node.input),
+            tuple(node.output),
+            attrs,
+            meta,
+        )
 
 
 def _attr_value(attr: onnx.AttributeProto) -> Any:
@@ -118,10 +125,10 @@ def resolve(op_type: str, domain: str, opset: int) -> Converter | None:
     domain = "" if domain == "ai.onnx" else domain
     if domain == "":
         try:
-            since = onnx.defs.get_schema(op_type, max_inclusive_version=opset, domain="").since_version
+            schema = onnx.defs.get_schema(op_type, max_inclusive_version=opset, domain="")
         except Exception:  # unknown to onnx itself
             return None
-        return _CONVERTERS.get(OpKey("", op_type, since))
+        return _CONVERTERS.get(OpKey("", op_type, schema.since_version))
     versions = [k.since_version for k in _CONVERTERS if k.domain == domain and k.op_type == op_type]
     usable = [v for v in versions if v <= max(opset, 1)]
     return _CONVERTERS[OpKey(domain, op_type, max(usable))] if usable else None
