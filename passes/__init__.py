@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
+from qdqforge.passes import canonicalize, fold_bn
 from qdqforge.passes.base import GraphPass, PassContext, PassResult
+from qdqforge.passes.manager import PassManager
 from qdqforge.passes.registry import all_passes, get_pass, register_pass
 
-__all__ = ["GraphPass", "PassContext", "PassResult", "all_passes", "get_pass", "register_pass"]
+BUILTIN_PASSES = (canonicalize.CanonicalizePass, fold_bn.FoldBatchNormPass)
+
+__all__ = [
+    "BUILTIN_PASSES",
+    "GraphPass",
+    "PassContext",
+    "PassManager",
+    "PassResult",
+    "all_passes",
+    "get_pass",
+    "register_pass",
+]

@@ -1,0 +1,49 @@
+"""onnxruntime as the numerical oracle: run a graph, compare stages, express errors in LSB."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from qdqforge.graph.ir import Graph
+
+
+def session(model: onnx.ModelProto | Graph, *, optimize: bool = False) -> ort.InferenceSession:
+    """CPU session; graph optimizations off by default so results are bit-comparable."""
+    from qdqforge.graph.io import to_proto
+
+    proto = to_proto(model) if isinstance(model, Graph) else model
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    if not optimize:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def run(model: onnx.ModelProto | Graph, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """Outputs of ``model`` on ``feeds`` (input name -> array), in graph output order."""
+    return session(model).run(None, dict(feeds))
+
+
+def feeds_for(model: onnx.ModelProto | Graph, arrays) -> dict[str, np.ndarray]:
+    """Map positional arrays onto the model's graph inputs (initializer inputs skipped)."""
+    from qdqforge.graph.io import to_proto
+
+    proto = to_proto(model) if isinstance(model, Graph) else model
+    inits = {i.name for i in proto.graph.initializer}
+    names = [i.name for i in proto.graph.input if i.name not in inits]
+    return {n: np.asarray(a) for n, a in zip(names, arrays)}
+
+
+def max_abs_error(a: list[np.ndarray], b: list[np.ndarray]) -> float:
+    """Largest absolute difference over paired outputs."""
+    errors = [float(np.max(np.abs(x.astype(np.float64) - y))) for x, y in zip(a, b) if x.size]
+    return max(errors, default=0.0)
+
+
+def error_in_lsb(a: np.ndarray, b: np.ndarray, scale: float) -> float:
+    """max |a - b| in units of the quantization step ``scale``."""
+    return float(np.max(np.abs(a.astype(np.float64) - b)) / scale)
