@@ -1,0 +1,45 @@
+"""Run a named pipeline of passes over an ONNX model (the "rewrite" step of the engine)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import onnx
+
+from qdqforge.graph import io
+from qdqforge.graph.ir import Graph
+from qdqforge.passes.base import PassContext, PassResult
+from qdqforge.passes.instruments import instruments_from_env
+from qdqforge.passes.manager import PassManager
+from qdqforge.passes.registry import get_pass
+
+DEFAULT_PIPELINE = ("canonicalize", "fold_bn")
+
+
+def run_pipeline(
+    model: onnx.ModelProto | Graph | str,
+    passes: Sequence[str] = DEFAULT_PIPELINE,
+    *,
+    ctx: PassContext | None = None,
+    instruments: Sequence = (),
+    dump_prefix: str = "",
+) -> PassResult:
+    """Run the passes named in ``passes`` over ``model`` (copied when it is a Graph).
+
+    ``QDQFORGE_DEBUG_DIR`` adds graph dumps and a pass log without code changes.
+    """
+    graph = model.copy() if isinstance(model, Graph) else io.load(model)
+    chosen = [get_pass(name)() for name in passes]
+    extra = instruments_from_env(dump_prefix)
+    return PassManager(chosen, instruments=[*instruments, *extra])(graph, ctx)
+
+
+def rewrite(
+    model: onnx.ModelProto | str, passes: Sequence[str] = DEFAULT_PIPELINE, **options
+) -> onnx.ModelProto:
+    """Rewrite an ONNX model with ``passes``; ``options`` are per-pass option dicts by name.
+
+    Example: ``rewrite(proto, ("canonicalize", "fold_bn"), fold_bn={"skip_layers": ["conv1"]})``.
+    """
+    ctx = PassContext(options=dict(options))
+    return io.to_proto(run_pipeline(model, passes, ctx=ctx).graph)
