@@ -51,7 +51,7 @@ def to_proto(graph: Graph) -> onnx.ModelProto:
     for node in model.graph.node:
         for key, value in sorted(graph.node_meta.get(node.name, {}).items()):
             node.metadata_props.add(key=key, value=str(value))
-    for key, value in sorted(graph.model_meta.items()):
+    for key, value in sorted(graph.metadata_props().items()):
         model.metadata_props.add(key=key, value=str(value))
     return model
 

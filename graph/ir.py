@@ -32,6 +32,13 @@ class Graph:
     model_meta: dict[str, str] = field(default_factory=dict)
     opset_imports: dict[str, int] = field(default_factory=dict)
     ir_version: int | None = None
+    parameter_names: set[str] = field(default_factory=set)
+    buffer_names: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        # The name lists travel as JSON in model metadata; keep them as sets while in memory.
+        self.parameter_names |= set(keys.load_names(self.model_meta.pop(keys.PARAMETERS, None)))
+        self.buffer_names |= set(keys.load_names(self.model_meta.pop(keys.BUFFERS, None)))
 
     @property
     def opset(self) -> int:
@@ -63,20 +70,29 @@ class Graph:
             entry[keys.ORIGIN] = ",".join(names)
 
     @property
-    def parameters(self) -> list[str]:
+    def parameters(self) -> set[str]:
         """Initializer names that are torch parameters (trainable)."""
-        return keys.load_names(self.model_meta.get(keys.PARAMETERS))
+        return self.parameter_names
 
     def add_parameters(self, names) -> None:
-        self.model_meta[keys.PARAMETERS] = keys.dump_names([*self.parameters, *names])
+        self.parameter_names.update(names)
 
     @property
-    def buffers(self) -> list[str]:
+    def buffers(self) -> set[str]:
         """Initializer names that are persistent torch buffers (BN running stats, ...)."""
-        return keys.load_names(self.model_meta.get(keys.BUFFERS))
+        return self.buffer_names
 
     def add_buffers(self, names) -> None:
-        self.model_meta[keys.BUFFERS] = keys.dump_names([*self.buffers, *names])
+        self.buffer_names.update(names)
+
+    def metadata_props(self) -> dict[str, str]:
+        """Model metadata to write: ``model_meta`` plus the parameter and buffer name lists."""
+        props = dict(self.model_meta)
+        if self.parameter_names:
+            props[keys.PARAMETERS] = keys.dump_names(self.parameter_names)
+        if self.buffer_names:
+            props[keys.BUFFERS] = keys.dump_names(self.buffer_names)
+        return props
 
     def copy(self) -> Graph:
         """Deep copy (tensors, nodes and side tables)."""
@@ -86,4 +102,6 @@ class Graph:
             dict(self.model_meta),
             dict(self.opset_imports),
             self.ir_version,
+            set(self.parameter_names),
+            set(self.buffer_names),
         )

@@ -6,8 +6,10 @@ with the original exception chained. Instruments follow TVM's PassInstrument nam
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Protocol
 
 from qdqforge.errors import PassError
@@ -45,10 +47,11 @@ class PassManager:
     def __call__(self, graph: Graph, ctx: PassContext | None = None) -> PassResult:
         ctx = ctx or PassContext()
         modified, stats = False, {}
-        for idx, p in enumerate(self.passes):
-            result = self._run_one(graph, ctx, p, idx)
-            graph, modified = result.graph, modified or result.modified
-            stats.update({f"{p.name}.{k}": v for k, v in result.stats.items()})
+        with _gc_paused():
+            for idx, p in enumerate(self.passes):
+                result = self._run_one(graph, ctx, p, idx)
+                graph, modified = result.graph, modified or result.modified
+                stats.update({f"{p.name}.{k}": v for k, v in result.stats.items()})
         return PassResult(graph, modified, stats)
 
     def _run_one(self, graph: Graph, ctx: PassContext, p: GraphPass, idx: int) -> PassResult:
@@ -73,3 +76,16 @@ class PassManager:
         if dumped:
             msg += f"; graph before the pass dumped to {dumped}"
         raise PassError(msg) from exc
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Pause the cyclic GC: gs graphs hold many small objects, and GC passes over them make a
+    pipeline's cost grow faster than the node count. Passes create no reference cycles to reap."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
