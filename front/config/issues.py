@@ -30,12 +30,17 @@ class Issues:
         """Record a violation described by a free-form message."""
         self.errors.append(f"{path or '<top>'}: {message}")
 
-    def unknown_key(self, path: str, key: str, allowed: Iterable[str], what: str = "key") -> None:
-        """Record an unknown key with a did-you-mean taken from ``allowed``."""
+    def unknown_key(
+        self, path: str, key: str, allowed: Iterable[str], what: str = "key", at: str | None = None
+    ) -> None:
+        """Record an unknown key with a did-you-mean taken from ``allowed``.
+
+        The violation is reported at ``path.key``, or at ``at`` when given.
+        """
         allowed = sorted(allowed)
         close = difflib.get_close_matches(key, allowed, n=3)
         hint = f"did you mean {', '.join(map(repr, close))}?" if close else _listing(allowed)
-        self.note(_join(path, key), f"unknown {what} {key!r}; {hint}")
+        self.note(_join(path, key) if at is None else at, f"unknown {what} {key!r}; {hint}")
 
     def raise_if_any(self) -> None:
         """Raise one ConfigError listing every violation, if there is any."""

@@ -1,0 +1,135 @@
+"""``create_quant_config`` and ``create_quant_retrain_config``: AMCT's config writers.
+
+Both export the model once to find its quantizable layers (:mod:`.layers`), turn either the
+function arguments or the ``.cfg`` (``config_defination``) into a config, validate it and write
+the JSON atomically. As in AMCT, a ``.cfg`` makes ``skip_layers``, ``batch_num`` and
+``activation_offset`` arguments irrelevant (logged when they were set).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from qdqforge.errors import ConfigError
+from qdqforge.front.config.cfg_ptq import build_quant_config
+from qdqforge.front.config.cfg_qat import build_retrain_config
+from qdqforge.front.config.issues import Issues
+from qdqforge.front.config.jsonio import write_json
+from qdqforge.front.proto.schema import message_class
+from qdqforge.front.proto.text import parse_text
+
+log = logging.getLogger(__name__)
+
+
+def create_quant_config(
+    config_file,
+    model,
+    input_data,
+    skip_layers=None,
+    batch_num=1,
+    activation_offset=True,
+    config_defination=None,
+) -> None:
+    """Write the PTQ JSON config for ``model`` (AMCT ``create_quant_config``).
+
+    Args:
+        config_file: JSON file to write.
+        model: float ``torch.nn.Module``.
+        input_data: example input (tensor or tuple of tensors) used to export the model.
+        skip_layers: module names written with ``quant_enable: false``.
+        batch_num: calibration batches.
+        activation_offset: asymmetric activation quantization.
+        config_defination: optional ``.cfg`` (AMCTConfig protobuf text); when given the three
+            arguments above are ignored.
+
+    Raises:
+        ConfigError: invalid arguments or ``.cfg`` (every violation listed).
+        ExportError: the model cannot be exported.
+    """
+    layers = _layers(model, input_data)
+    if config_defination is not None:
+        _warn_ignored(skip_layers, batch_num, activation_offset)
+        cfg = read_cfg(config_defination, "AMCTConfig")
+        source = os.fspath(config_defination)
+    else:
+        cfg = _args_cfg(skip_layers, batch_num, activation_offset)
+        source = "create_quant_config arguments"
+    write_json(config_file, build_quant_config(cfg, layers, source).to_dict())
+    log.info("wrote PTQ config %s (%d layers)", config_file, len(layers))
+
+
+def create_quant_retrain_config(config_file, model, input_data, config_defination=None) -> None:
+    """Write the QAT JSON config for ``model`` (AMCT ``create_quant_retrain_config``).
+
+    Args:
+        config_file: JSON file to write.
+        model: float ``torch.nn.Module``.
+        input_data: example input (tensor or tuple of tensors) used to export the model.
+        config_defination: optional ``.cfg`` (AMCTRetrainConfig protobuf text).
+
+    Raises:
+        ConfigError: invalid ``.cfg`` (every violation listed).
+        ExportError: the model cannot be exported.
+    """
+    layers = _layers(model, input_data)
+    if config_defination is not None:
+        cfg = read_cfg(config_defination, "AMCTRetrainConfig")
+        source = os.fspath(config_defination)
+    else:
+        cfg, source = message_class("AMCTRetrainConfig")(), "defaults"
+    write_json(config_file, build_retrain_config(cfg, layers, source).to_dict())
+    log.info("wrote QAT config %s", config_file)
+
+
+def _layers(model, input_data):
+    from qdqforge.front.config.layers import find_quant_layers  # imports torch: only when needed
+
+    return find_quant_layers(model, input_data)
+
+
+def read_cfg(path, message: str):
+    """Parse a ``.cfg`` file as ``message`` (``"AMCTConfig"`` or ``"AMCTRetrainConfig"``).
+
+    Raises:
+        ConfigError: unreadable file, syntax error or unknown field (with line and column).
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError, TypeError) as e:
+        raise ConfigError(f"cannot read config_defination {path!r}: {e}") from e
+    return parse_text(text, message, ConfigError, os.fspath(path))
+
+
+def _warn_ignored(skip_layers, batch_num, activation_offset) -> None:
+    given = [
+        name
+        for name, value, default in (
+            ("skip_layers", skip_layers, None),
+            ("batch_num", batch_num, 1),
+            ("activation_offset", activation_offset, True),
+        )
+        if value != default
+    ]
+    if given:
+        log.warning(
+            "config_defination is given, so %s are ignored (AMCT behaviour)", ", ".join(given)
+        )
+
+
+def _args_cfg(skip_layers, batch_num, activation_offset):
+    issues = Issues("create_quant_config arguments")
+    if skip_layers is None:
+        skip_layers = []
+    if isinstance(skip_layers, str) or not all(isinstance(s, str) for s in skip_layers):
+        issues.add("skip_layers", skip_layers, "a list of module names")
+        skip_layers = []
+    if isinstance(batch_num, bool) or not isinstance(batch_num, int) or not 0 < batch_num < 2**32:
+        issues.add("batch_num", batch_num, "integer > 0")
+    if not isinstance(activation_offset, bool):
+        issues.add("activation_offset", activation_offset, "True or False")
+    issues.raise_if_any()
+    cfg = message_class("AMCTConfig")(batch_num=batch_num, activation_offset=activation_offset)
+    cfg.skip_layers.extend(skip_layers)
+    return cfg
