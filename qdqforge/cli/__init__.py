@@ -1,5 +1,7 @@
-"""Command-line interface."""
+"""Command-line interface: ``qdqforge <command> ...`` (see :mod:`qdqforge.cli.main`)."""
 
+from __future__ import annotations
 
-def main(argv=None) -> int:
-    return 0
+from qdqforge.cli.main import main
+
+__all__ = ["main"]
