@@ -47,7 +47,6 @@ def create_quant_config(
         ConfigError: invalid arguments or ``.cfg`` (every violation listed).
         ExportError: the model cannot be exported.
     """
-    layers = _layers(model, input_data)
     if config_defination is not None:
         _warn_ignored(skip_layers, batch_num, activation_offset)
         cfg = read_cfg(config_defination, "AMCTConfig")
@@ -55,6 +54,7 @@ def create_quant_config(
     else:
         cfg = _args_cfg(skip_layers, batch_num, activation_offset)
         source = "create_quant_config arguments"
+    layers = _layers(model, input_data)  # after the cheap checks: exporting takes seconds
     write_json(config_file, build_quant_config(cfg, layers, source).to_dict())
     log.info("wrote PTQ config %s (%d layers)", config_file, len(layers))
 
@@ -72,12 +72,12 @@ def create_quant_retrain_config(config_file, model, input_data, config_definatio
         ConfigError: invalid ``.cfg`` (every violation listed).
         ExportError: the model cannot be exported.
     """
-    layers = _layers(model, input_data)
     if config_defination is not None:
         cfg = read_cfg(config_defination, "AMCTRetrainConfig")
         source = os.fspath(config_defination)
     else:
         cfg, source = message_class("AMCTRetrainConfig")(), "defaults"
+    layers = _layers(model, input_data)
     write_json(config_file, build_retrain_config(cfg, layers, source).to_dict())
     log.info("wrote QAT config %s", config_file)
 
