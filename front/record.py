@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
 from qdqforge.errors import RecordError
@@ -84,7 +85,11 @@ def parse_record(text: str, source: str = "<record>") -> dict[str, LayerRecord]:
 
 
 def format_record(records: dict[str, LayerRecord]) -> str:
-    """Deterministic record text for ``records`` (layers sorted by name)."""
+    """Deterministic record text for ``records`` (layers sorted by name).
+
+    Raises:
+        RecordError: a value does not fit its field (names the layer and field).
+    """
     return to_text(_to_proto(records))
 
 
@@ -98,7 +103,11 @@ def read_record(path: str | os.PathLike) -> dict[str, LayerRecord]:
 
 
 def write_record(path: str | os.PathLike, records: dict[str, LayerRecord]) -> Path:
-    """Write ``records`` atomically; returns the path written."""
+    """Write ``records`` atomically; returns the path written.
+
+    Raises:
+        RecordError: a value does not fit its field (nothing is written then).
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, format_record(records))
@@ -129,7 +138,7 @@ def update_record(path: str | os.PathLike, layer: str, **fields) -> LayerRecord:
     entry = next((e for e in proto.record if e.key == layer), None) or proto.record.add(key=layer)
     merged = dataclasses.replace(_from_value(entry.value), **_normalize(fields))
     entry.value.Clear()
-    _fill_value(entry.value, merged)
+    _fill_value(entry.value, merged, layer)
     _sort_entries(proto)
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, to_text(proto))
@@ -184,13 +193,29 @@ def _from_value(value: Message) -> LayerRecord:
     return LayerRecord(**kwargs)
 
 
-def _fill_value(value: Message, record: LayerRecord) -> None:
+def _fill_value(value: Message, record: LayerRecord, layer: str) -> None:
     for name in FIELDS:
         item = getattr(record, name)
-        if name in REPEATED:
-            getattr(value, name).extend(item)
-        elif item is not None:
-            setattr(value, name, item)
+        try:
+            if name in REPEATED:
+                getattr(value, name).extend(item)
+            elif item is not None:
+                setattr(value, name, item)
+        except (TypeError, ValueError) as e:
+            kind = value.DESCRIPTOR.fields_by_name[name].cpp_type
+            raise RecordError(
+                f"layer {layer!r}: {name}={item!r} cannot be written ({e}); "
+                f"expected {_KINDS.get(kind, 'a value of the schema type')}"
+            ) from e
+
+
+_KINDS = {
+    FieldDescriptor.CPPTYPE_INT32: "an int32",
+    FieldDescriptor.CPPTYPE_UINT32: "a uint32 (>= 0)",
+    FieldDescriptor.CPPTYPE_FLOAT: "a float",
+    FieldDescriptor.CPPTYPE_BOOL: "a bool",
+    FieldDescriptor.CPPTYPE_STRING: "a str",
+}
 
 
 def _to_proto(records: dict[str, LayerRecord]) -> Message:
@@ -198,7 +223,7 @@ def _to_proto(records: dict[str, LayerRecord]) -> Message:
     for key in sorted(records):
         entry = proto.record.add(key=key)
         entry.value.SetInParent()
-        _fill_value(entry.value, records[key])
+        _fill_value(entry.value, records[key], key)
     return proto
 
 

@@ -122,3 +122,26 @@ def test_write_is_atomic_and_leaves_no_temp_files(tmp_path):
     write_record(path, {"b": LayerRecord(scale_d=2.0)})
     assert [p.name for p in tmp_path.iterdir()] == ["rec.txt"]
     assert list(read_record(path)) == ["b"]
+
+
+@pytest.mark.parametrize(
+    ("record", "match"),
+    [
+        (LayerRecord(offset_d=1.5), "offset_d=1.5 .*expected an int32"),
+        (LayerRecord(scale_d="x"), "scale_d='x' .*expected a float"),
+        (LayerRecord(shift_bit=(-1,)), r"shift_bit=\(-1,\) .*uint32"),
+    ],
+    ids=["float-offset", "str-scale", "negative-shift"],
+)
+def test_bad_values_are_record_errors_and_nothing_is_written(tmp_path, record, match):
+    path = tmp_path / "rec.txt"
+    with pytest.raises(RecordError, match="layer 'a': " + match):
+        write_record(path, {"a": record})
+    assert not path.exists()
+
+
+def test_numpy_values_are_accepted(tmp_path):
+    path = tmp_path / "rec.txt"
+    scales = np.array([0.5, 0.25], dtype=np.float32)
+    update_record(path, "conv", scale_w=scales, offset_d=np.int64(-128))
+    assert read_record(path)["conv"] == LayerRecord(offset_d=-128, scale_w=(0.5, 0.25))
