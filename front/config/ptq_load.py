@@ -81,8 +81,10 @@ def quant_config_from_dict(
 
 def _skip_fusion(tree: Mapping, known: dict | None, issues: Issues) -> tuple[str, ...]:
     names = f.get_str_list(tree, "skip_fusion_layers", "", issues)
+    if known is None:
+        return names
     for name in names:
-        if known is not None and known.get(name, QuantLayer("", "")).layer_type not in CONV_TYPES:
+        if name not in known or known[name].layer_type not in CONV_TYPES:
             issues.add("skip_fusion_layers", name, "names of convolution layers of the model")
     return names
 
