@@ -18,6 +18,7 @@ from qdqforge.front.config.create import (
 )
 from qdqforge.front.config.jsonio import dump_json, write_json
 from qdqforge.front.config.layer_types import QuantLayer
+from qdqforge.front.config.load import load_config
 from qdqforge.front.config.ptq import (
     ActivationQuantParams,
     LayerConfig,
@@ -57,6 +58,7 @@ __all__ = [
     "create_quant_config",
     "create_quant_retrain_config",
     "dump_json",
+    "load_config",
     "load_quant_config",
     "load_retrain_config",
     "parse_quant_config",

@@ -10,8 +10,11 @@ import pytest
 
 from qdqforge.errors import ConfigError
 from qdqforge.front.config import (
+    QuantConfig,
     QuantLayer,
+    RetrainConfig,
     dump_json,
+    load_config,
     load_quant_config,
     load_retrain_config,
     parse_quant_config,
@@ -316,3 +319,11 @@ def test_qat_model_rules_and_int4_weights():
     layer["retrain_weight_config"]["dst_type"] = "INT4"
     config = retrain_config_from_dict({"conv": layer}, layers=LAYERS)
     assert config.layer("conv").retrain_weight_config.dst_type == "INT4"
+
+
+def test_load_config_tells_ptq_from_qat():
+    assert isinstance(load_config(GOLDEN / "amct_ptq_config.json"), QuantConfig)
+    assert isinstance(load_config(GOLDEN / "amct_qat_config.json"), RetrainConfig)
+    layers = [QuantLayer("conv1", "Conv2d")]
+    with pytest.raises(ConfigError, match="unknown layer 'fc'"):
+        load_config(GOLDEN / "amct_qat_config.json", layers=layers)
