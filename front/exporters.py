@@ -1,0 +1,128 @@
+"""The two torch exporters, called the one way qdqforge needs them.
+
+- dynamo (``torch.export`` based): ``optimize=False`` is required. Its optimizer folds BN into
+  conv weights while keeping the old initializer names (``conv1.weight`` then holds fused values)
+  and renames pre-transposed Linear weights; without it every initializer keeps its torch name
+  and Linear on 3-D input stays ``Transpose(weight) -> MatMul``. Minimum opset 18.
+- TorchScript (legacy tracer): ``do_constant_folding=False`` for the same naming reasons and
+  ``training=PRESERVE`` so the module modes set by the caller (BN eval, Dropout train) are
+  exported as they are. A trace that converted a tensor to a Python bool baked one branch of
+  data-dependent control flow into the graph; that is refused instead of exported silently.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import onnx
+import torch
+from torch import nn
+
+from qdqforge.front.quiet import is_tracer_warning, quiet_exporter
+
+log = logging.getLogger(__name__)
+
+DYNAMO_MIN_OPSET = 18
+TORCHSCRIPT_DEFAULT_OPSET = 17
+_TORCH_DIR = Path(torch.__file__).resolve().parent
+
+
+class UnsafeTraceError(RuntimeError):
+    """The TorchScript trace depends on input values (data-dependent control flow)."""
+
+
+def io_names(prefix: str, count: int) -> list[str]:
+    """``["input"]`` for one tensor, ``["input_0", "input_1", ...]`` for several."""
+    return [prefix] if count == 1 else [f"{prefix}_{i}" for i in range(count)]
+
+
+def export_dynamo(
+    model: nn.Module, args: tuple[torch.Tensor, ...], *, opset: int | None, dynamic_batch: bool
+) -> onnx.ModelProto:
+    """Export with ``torch.onnx.export(dynamo=True, optimize=False)``; outputs keep fx names."""
+    with quiet_exporter():
+        program = torch.onnx.export(
+            model,
+            args,
+            dynamo=True,
+            optimize=False,
+            external_data=False,
+            verbose=False,
+            report=False,
+            opset_version=opset,
+            input_names=io_names("input", len(args)),
+            dynamic_shapes=_dynamic_shapes(args) if dynamic_batch else None,
+        )
+    return program.model_proto
+
+
+def _dynamic_shapes(args: tuple[torch.Tensor, ...]) -> tuple[dict | None, ...]:
+    """Dim 0 of every input is dynamic; inputs with the first input's batch size share ``batch``."""
+    first = args[0].shape[0] if args[0].dim() else None
+    specs: list[dict | None] = []
+    for i, arg in enumerate(args):
+        if not arg.dim():
+            specs.append(None)
+            continue
+        name = "batch" if arg.shape[0] == first else f"batch_{i}"
+        specs.append({0: torch.export.Dim(name)})
+    return tuple(specs)
+
+
+def export_torchscript(
+    model: nn.Module, args: tuple[torch.Tensor, ...], *, opset: int | None, dynamic_batch: bool
+) -> onnx.ModelProto:
+    """Export with the TorchScript tracer (``do_constant_folding=False``, modes preserved)."""
+    inputs = io_names("input", len(args))
+    outputs = io_names("output", _count_outputs(model, args))
+    axes = {name: {0: "batch"} for name, arg in zip(inputs, args) if arg.dim()}
+    axes.update({name: {0: "batch"} for name in outputs})
+    buffer = io.BytesIO()
+    with quiet_exporter() as caught:
+        torch.onnx.export(
+            model,
+            args,
+            buffer,
+            dynamo=False,
+            do_constant_folding=False,
+            opset_version=opset or TORCHSCRIPT_DEFAULT_OPSET,
+            training=torch.onnx.TrainingMode.PRESERVE,
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=axes if dynamic_batch else None,
+            verbose=False,
+        )
+    _check_trace(caught)
+    return onnx.load_from_string(buffer.getvalue())
+
+
+def _count_outputs(model: nn.Module, args: tuple[torch.Tensor, ...]) -> int:
+    """How many tensors ``model(*args)`` returns (the tracer flattens nested outputs)."""
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
+        result = model(*args)
+    leaves = torch.utils._pytree.tree_leaves(result)
+    return sum(isinstance(leaf, torch.Tensor) for leaf in leaves)
+
+
+def _check_trace(caught: list) -> None:
+    """Refuse traces where model code branched on a tensor value; log other TracerWarnings.
+
+    torch's own code (e.g. MultiheadAttention's shape checks) also converts traced sizes to
+    bools; those branches do not depend on values, so only warnings from outside torch count.
+    """
+    for message in filter(is_tracer_warning, caught):
+        text = str(message.message)
+        if "Python boolean" in text and not _inside_torch(message.filename):
+            raise UnsafeTraceError(
+                "the TorchScript trace branched on a tensor value (data-dependent control "
+                f"flow), so the graph would be valid only for this input: {text} "
+                f"({message.filename}:{message.lineno})"
+            )
+        level = logging.DEBUG if _inside_torch(message.filename) else logging.WARNING
+        log.log(level, "TorchScript trace: %s (%s:%s)", text, message.filename, message.lineno)
+
+
+def _inside_torch(filename: str) -> bool:
+    return Path(filename).resolve().is_relative_to(_TORCH_DIR)

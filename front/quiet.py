@@ -1,0 +1,54 @@
+"""Silence the exporters' noise (never their errors) while one export runs.
+
+Both torch exporters talk a lot: "torchvision is not installed" log lines, "exporting a model in
+training mode" and "legacy TorchScript exporter" warnings, symbolic-shape dumps of the traced
+graph. qdqforge exports in training mode on purpose (see :mod:`qdqforge.front.export`), so these
+messages would only confuse users. Exceptions still propagate untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Iterator
+
+import torch
+
+_NOISY_LOGGERS = (
+    "torch.onnx._internal.exporter._registration",  # "torchvision is not installed ..."
+    "torch.onnx._internal.exporter._core",
+    "torch.onnx._internal.exporter._capture_strategies",
+    "torch.fx.experimental.symbolic_shapes",  # graph dumps when torch.export gives up
+    "torch._export",
+    "torch.export",
+    "onnx_ir",  # "Removed 74 unused nodes" at INFO
+    "onnxscript",
+)
+
+
+@contextlib.contextmanager
+def quiet_exporter() -> Iterator[list[warnings.WarningMessage]]:
+    """Raise noisy torch loggers to ERROR, record warnings, restore both afterwards.
+
+    Yields:
+        The list that collects the warnings raised inside the block (TracerWarnings included),
+        so the caller can turn the dangerous ones into errors.
+    """
+    saved = {}
+    for name in _NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        saved[name] = logger.level
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield caught
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def is_tracer_warning(message: warnings.WarningMessage) -> bool:
+    """True for ``torch.jit.TracerWarning`` (the trace may not generalize)."""
+    return issubclass(message.category, torch.jit.TracerWarning)
