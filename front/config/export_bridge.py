@@ -39,6 +39,15 @@ def export_for_layers(model: torch.nn.Module, input_data) -> onnx.ModelProto:
     return export(model, args)
 
 
+def modules_called_twice(proto: onnx.ModelProto) -> set[str]:
+    """Modules the project's ``module_names.shared_modules`` report (empty without it)."""
+    try:
+        from qdqforge.front.module_names import shared_modules
+    except ImportError:
+        return set()
+    return set(shared_modules(proto))
+
+
 def _fallback_export(model: torch.nn.Module, args: tuple) -> onnx.ModelProto:
     log.debug("qdqforge.front.export not available; using the torch.onnx fallback")
     clone = copy.deepcopy(model).eval()

@@ -23,6 +23,7 @@ from collections import defaultdict
 import onnx
 from torch import nn
 
+from qdqforge.front.config.export_bridge import export_for_layers, modules_called_twice
 from qdqforge.front.config.layer_types import MATMUL, PTQ_TYPES, QuantLayer
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,6 @@ def find_quant_layers(model: nn.Module, input_data) -> list[QuantLayer]:
     Raises:
         ExportError: the model cannot be exported.
     """
-    from qdqforge.front.config.export_bridge import export_for_layers
-
     return quant_layers_from_graph(model, export_for_layers(model, input_data))
 
 
@@ -60,19 +59,26 @@ def quant_layers_from_graph(model: nn.Module, proto: onnx.ModelProto) -> list[Qu
     order = {node.name: index for index, node in enumerate(proto.graph.node)}
     groups = nodes_by_module(proto)
     shared = _shared_weights(model)
+    twice = modules_called_twice(proto)
     found: list[tuple[int, QuantLayer]] = []
     for name, kind in candidate_modules(model).items():
         ops = [n for n in groups.get(name, []) if n.op_type in OPS[kind]]
         if not ops:
             log.info("%s (%s) does not run in the exported graph; not quantizable", name, kind)
             continue
-        sharing = shared.get(name) or (f"called {len(ops)} times" if len(ops) > 1 else None)
+        sharing = shared.get(name) or _called_twice(name, len(ops), twice)
         nodes = tuple(n.name for n in groups[name])
         found.append((order[ops[0].name], QuantLayer(name, kind, nodes, sharing)))
     found += _activation_matmuls(proto, {layer.name for _, layer in found}, order)
     layers = [layer for _, layer in sorted(found, key=lambda item: item[0])]
     _warn_shared(layers)
     return layers
+
+
+def _called_twice(name: str, calls: int, reported: set[str]) -> str | None:
+    if calls > 1:
+        return f"called {calls} times"
+    return "called more than once" if name in reported else None
 
 
 def candidate_modules(model: nn.Module) -> dict[str, str]:
