@@ -1,0 +1,3 @@
+"""Shared pytest configuration for the qdqforge test suite (kept minimal; areas may append)."""
+
+from __future__ import annotations
