@@ -6,8 +6,16 @@ A converter turns one ONNX node into torch.fx nodes through an :class:`Emitter`:
     def convert_relu(node: OnnxNode, emit: Emitter):
         return emit.call(torch.relu, emit.value(0))
 
-It returns the fx node for the single output, or a sequence (one entry per ONNX output, None for
-outputs nobody reads). Lookup resolves the model's opset to the op's ``since_version`` with
+It returns the value of the single output, or a sequence (one entry per ONNX output, None for
+outputs nobody reads). A value is an fx node (a runtime tensor), a numpy array (a constant folded at
+build time) or a :class:`Sym` (an int64 shape vector whose entries are ints or fx nodes that yield
+Python ints at run time, so dynamic batch dims stay dynamic).
+
+Pattern converters (:func:`pattern_converter`) claim several nodes at once (``MatMul(x,
+Transpose(W)) + b`` -> ``F.linear``, ``Q -> DQ`` -> one fake-quant); they are tried before the
+single-node converters, on the node that produces the pattern's output.
+
+Lookup resolves the model's opset to the op's ``since_version`` with
 ``onnx.defs.get_schema(..., max_inclusive_version=opset)``; for custom domains the largest
 registered version <= the domain's opset wins.
 """
@@ -73,22 +81,61 @@ def _attr_value(attr: onnx.AttributeProto) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class Sym:
+    """An int64 shape value known per entry: each item is an int or an fx node yielding an int.
+
+    ``scalar`` marks a 0-d value (one item), e.g. ``Gather(Shape(x), 0)``.
+    """
+
+    items: tuple[Any, ...]
+    scalar: bool = False
+
+
+Value = Any  # torch.fx.Node | np.ndarray | Sym
+
+# Inputs are named by position in the current node, or by ONNX value name (pattern converters).
+Ref = int | str
+
+
 class Emitter(Protocol):
     """What the builder offers a converter while it converts one node."""
 
     opset: int  # default-domain opset of the model
+    node: OnnxNode  # the node (for patterns: the root node) being converted
 
-    def value(self, index: int) -> torch.fx.Node | None:
-        """fx value of input ``index``; None when the input is absent or empty ("")."""
+    def has(self, ref: Ref) -> bool:
+        """True when input ``ref`` is present (not absent, not the empty name "")."""
 
-    def const(self, index: int) -> np.ndarray | None:
-        """Value of input ``index`` when it is an initializer or Constant output, else None."""
+    def raw(self, ref: Ref) -> Value:
+        """Input ``ref`` as held (fx node, numpy constant or Sym), for pass-through ops."""
 
-    def is_param(self, index: int) -> bool:
-        """True when input ``index`` is a trainable initializer (a torch nn.Parameter)."""
+    def value(self, ref: Ref) -> torch.fx.Node | None:
+        """fx value of input ``ref``; None when the input is absent or empty ("")."""
 
-    def shape(self, index: int) -> tuple | None:
-        """Static shape of input ``index`` from shape inference (None entries for dynamic dims)."""
+    def const(self, ref: Ref) -> np.ndarray | None:
+        """Value of input ``ref`` when it is a constant (never a parameter/persistent buffer)."""
+
+    def ints(self, ref: Ref) -> list | None:
+        """Input ``ref`` as a list of ints / int-valued fx nodes (constant or :class:`Sym`)."""
+
+    def scalar(self, ref: Ref) -> Any:
+        """A 0-d constant input as a Python number, else the fx value (cheap for ``x * 2``)."""
+
+    def is_param(self, ref: Ref) -> bool:
+        """True when input ``ref`` is a trainable initializer (a torch nn.Parameter)."""
+
+    def shape(self, ref: Ref) -> tuple | None:
+        """Static shape of input ``ref`` from shape inference (None entries for dynamic dims)."""
+
+    def dtype(self, ref: Ref) -> int | None:
+        """ONNX elem type (``onnx.TensorProto.FLOAT``...) of input ``ref``, if known."""
+
+    def device(self) -> torch.fx.Node | None:
+        """fx value of the device of the first graph input (for factory calls)."""
+
+    def method(self, name: str, *args: Any, **kwargs: Any) -> torch.fx.Node:
+        """Emit ``args[0].name(*args[1:], **kwargs)`` as a call_method node."""
 
     def call(self, fn: Callable, *args: Any, **kwargs: Any) -> torch.fx.Node:
         """Emit ``fn(*args, **kwargs)`` as a call_function node."""
@@ -100,9 +147,45 @@ class Emitter(Protocol):
         """Emit ``value[index]`` (for multi-output calls)."""
 
 
-Converter = Callable[[OnnxNode, Emitter], "torch.fx.Node | Sequence[torch.fx.Node | None]"]
+Converter = Callable[[OnnxNode, Emitter], "Value | Sequence[Value | None]"]
+
+
+class GraphView(Protocol):
+    """Read-only queries a pattern matcher may ask about the whole ONNX graph."""
+
+    def producer(self, value: str) -> OnnxNode | None:
+        """Node that outputs ``value`` (None for inputs and initializers)."""
+
+    def consumers(self, value: str) -> list[OnnxNode]:
+        """Nodes that read ``value`` (graph outputs are not nodes: see ``is_output``)."""
+
+    def is_output(self, value: str) -> bool:
+        """True when ``value`` is a graph output."""
+
+    def is_param(self, value: str) -> bool:
+        """True when ``value`` is an initializer that becomes an nn.Parameter."""
+
+    def initializer(self, value: str) -> np.ndarray | None:
+        """Initializer (or Constant-node) value of ``value``, whatever its role."""
+
+
+Matcher = Callable[[OnnxNode, GraphView], "tuple[OnnxNode, ...] | None"]
+PatternConverter = Callable[["tuple[OnnxNode, ...]", Emitter], "Value | Sequence[Value | None]"]
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A multi-node converter: ``match(root)`` returns every node it claims (root last)."""
+
+    name: str
+    root: str
+    match: Matcher
+    convert: PatternConverter
+    priority: int = 0
+
 
 _CONVERTERS: dict[OpKey, Converter] = {}
+_PATTERNS: list[Pattern] = []
 
 
 def converter(op_type: str, *, versions: Iterable[int], domain: str = "") -> Callable:
@@ -117,6 +200,25 @@ def converter(op_type: str, *, versions: Iterable[int], domain: str = "") -> Cal
         return fn
 
     return register
+
+
+def pattern_converter(name: str, *, root: str, match: Matcher, priority: int = 0) -> Callable:
+    """Register the decorated ``convert(nodes, emit)`` for nodes ``match`` claims at ``root``."""
+
+    def register(fn: PatternConverter) -> PatternConverter:
+        if any(p.name == name for p in _PATTERNS):
+            raise QdqforgeError(f"pattern converter {name!r} registered twice")
+        _PATTERNS.append(Pattern(name, root, match, fn, priority))
+        _PATTERNS.sort(key=lambda p: -p.priority)
+        return fn
+
+    return register
+
+
+def patterns(root: str) -> list[Pattern]:
+    """Pattern converters rooted at op ``root``, highest priority first."""
+    _load_builtin_converters()
+    return [p for p in _PATTERNS if p.root == root]
 
 
 def resolve(op_type: str, domain: str, opset: int) -> Converter | None:

@@ -4,3 +4,21 @@ Importing this package registers every converter; the list of families is explic
 """
 
 from __future__ import annotations
+
+from qdqforge.runtime.converters import (  # noqa: F401  (imported to register)
+    activation,
+    constant,
+    conv,
+    dropout,
+    elementwise,
+    gemm,
+    logic,
+    norm,
+    pad,
+    pool,
+    quant,
+    reduce,
+    resize,
+    shape,
+    tensor,
+)

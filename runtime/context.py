@@ -1,0 +1,182 @@
+"""Build context: the fx graph being written, the value environment and the parameter store.
+
+Environment values are fx nodes (run-time tensors), numpy arrays (build-time constants) or
+:class:`~qdqforge.runtime.registry.Sym` shape values. Initializers with a ``param``/``buffer``
+role are read through one ``get_attr`` node each; ``const`` ones stay numpy until a converter
+needs them as a tensor, then they become non-persistent buffers.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+import torch.fx
+from onnx import numpy_helper
+from torch import nn
+
+from qdqforge.errors import ConversionError
+from qdqforge.runtime.emitter import EagerEmitter, FxEmitter, to_array
+from qdqforge.runtime.plan import Step
+from qdqforge.runtime.registry import OnnxNode
+from qdqforge.runtime.store import ParameterStore, Role
+
+logger = logging.getLogger(__name__)
+
+OPS = "onnx_ops"  # container of the stateless op modules (Dropout, BatchNorm ops, ...)
+NO_FOLD = frozenset(
+    {"Dropout", "BatchNormalization", "RandomNormal", "RandomUniform", "RandomNormalLike"}
+    | {"RandomUniformLike", "Multinomial", "Bernoulli", "QuantizeLinear", "DequantizeLinear"}
+)
+FOLD_LIMIT = 1 << 20  # elements; larger folded results are emitted as run-time ops instead
+
+
+class BuildContext:
+    """Everything the emitters share while one graph is built."""
+
+    def __init__(self, model: onnx.ModelProto, roles: dict[str, Role], opset: int) -> None:
+        self.graph = torch.fx.Graph()
+        self.root = nn.Module()
+        self.store = ParameterStore(self.root)
+        self.opset = opset
+        self.roles = roles
+        self.inits = {i.name: i for i in model.graph.initializer}
+        self.env: dict[str, Any] = {}
+        self.shapes: dict[str, tuple | None] = {}
+        self.dtypes: dict[str, int] = {}
+        self._attrs: dict[str, torch.fx.Node] = {}
+        self._device: torch.fx.Node | None = None
+        self._first_input: torch.fx.Node | None = None
+        self._module_names: set[str] = set()
+        self._unproduced: dict[str, OnnxNode] = {}
+
+    # -- values ---------------------------------------------------------------------------
+    def defined(self, name: str) -> bool:
+        return name in self.env or name in self.inits or name in self.store.mapping
+
+    def lookup(self, name: str, node: OnnxNode) -> Any:
+        if name in self.env:
+            return self.env[name]
+        if name in self.store.mapping or name in self.inits:
+            return self._init_value(name)
+        if name in self._unproduced:
+            maker = self._unproduced[name]
+            raise ConversionError(
+                f"{node.op_type} node {node.name!r} reads {name!r}, an output of "
+                f"{maker.op_type} node {maker.name!r} that the runtime does not produce"
+            )
+        raise ConversionError(f"{node.op_type} node {node.name!r}: input {name!r} is not defined")
+
+    def _init_value(self, name: str) -> Any:
+        if name in self._attrs:
+            return self._attrs[name]
+        if name not in self.store.mapping:
+            array = numpy_helper.to_array(self.inits[name])
+            if self.roles.get(name, Role.CONST) is Role.CONST:
+                self.env[name] = array
+                return array
+            self.store.add(name, array, self.roles[name])
+        node = self.graph.get_attr(self.store.mapping[name])
+        self._attrs[name] = node
+        return node
+
+    def is_param(self, name: str) -> bool:
+        return self.roles.get(name) is Role.PARAM
+
+    def const_node(self, name: str, array: np.ndarray) -> torch.fx.Node:
+        """A constant needed as a tensor: one non-persistent buffer per ONNX value name."""
+        if name not in self._attrs:
+            self.store.add(name, array, Role.CONST)
+            self._attrs[name] = self.graph.get_attr(self.store.mapping[name])
+        return self._attrs[name]
+
+    def register(self, name: str, tensor: torch.Tensor, role: Role) -> None:
+        """Register a tensor that is not an initializer (e.g. ``num_batches_tracked``)."""
+        self.store.add(name, tensor, role)
+        self.roles[name] = role
+
+    # -- graph ----------------------------------------------------------------------------
+    def placeholder(self, name: str) -> torch.fx.Node:
+        node = self.graph.placeholder(_identifier(name))
+        self._first_input = self._first_input or node
+        self.env[name] = node
+        return node
+
+    def device_node(self) -> torch.fx.Node | None:
+        if self._device is None and self._first_input is not None:
+            self._device = self.graph.call_function(getattr, (self._first_input, "device"))
+        return self._device
+
+    def add_module(self, module: nn.Module, path: str | None, node: OnnxNode) -> str:
+        if path is None:
+            base = _identifier(node.meta.get("qdqforge.module") or node.name or node.op_type)
+            name, n = base, 0
+            while name in self._module_names:
+                n += 1
+                name = f"{base}_{n}"
+            self._module_names.add(name)
+            path = f"{OPS}.{name}"
+            if OPS not in self.root._modules:
+                self.root.add_module(OPS, nn.Module())
+            self.root._modules[OPS].add_module(name, module)
+        else:
+            self.root.add_module(path, module)
+        return path
+
+    # -- steps ----------------------------------------------------------------------------
+    def run(self, step: Step) -> None:
+        root = step.root
+        try:
+            result = self._fold(step)
+            if result is None:
+                result = step.fn(step.nodes if step.pattern else root, FxEmitter(self, root))
+        except ConversionError:
+            raise
+        except Exception as e:
+            what = f"pattern {step.pattern!r} at " if step.pattern else ""
+            raise ConversionError(f"{what}{root.op_type} node {root.name!r}: {e}") from e
+        self._bind(root, result)
+
+    def _fold(self, step: Step) -> list | None:
+        node = step.root
+        if step.pattern or node.op_type in NO_FOLD or node.domain:
+            return None
+        names = [n for n in node.inputs if n]
+        if not all(isinstance(self._peek(n), np.ndarray) for n in names):
+            return None
+        arrays = {n: self._peek(n) for n in names}
+        try:
+            result = step.fn(node, EagerEmitter(node, self.opset, arrays))
+            values = result if isinstance(result, (list, tuple)) else [result]
+            folded = [None if v is None else to_array(v, node) for v in values]
+        except Exception as e:  # not foldable here: emit it as run-time ops
+            logger.debug("not folding %s %r: %s", node.op_type, node.name, e)
+            return None
+        if any(f is not None and f.size > FOLD_LIMIT for f in folded):
+            return None
+        return folded
+
+    def _peek(self, name: str) -> Any:
+        if name in self.env:
+            return self.env[name]
+        if name in self.inits and self.roles.get(name, Role.CONST) is Role.CONST:
+            return self._init_value(name)
+        return None
+
+    def _bind(self, node: OnnxNode, result: Any) -> None:
+        values = list(result) if isinstance(result, (list, tuple)) else [result]
+        values += [None] * (len(node.outputs) - len(values))
+        for name, value in zip(node.outputs, values):
+            if name and value is not None:
+                self.env[name] = value
+            elif name:
+                self._unproduced[name] = node
+
+
+def _identifier(name: str) -> str:
+    text = re.sub(r"\W", "_", name).strip("_") or "value"
+    return f"v_{text}" if text[0].isdigit() else text

@@ -1,0 +1,54 @@
+"""BatchNormalization -> :class:`BatchNormOp` (train/eval like torch), LayerNormalization.
+
+ONNX momentum weights the old running value (``running = running * m + batch * (1 - m)``);
+torch's weights the new one, so ``torch_momentum = 1 - onnx_momentum``. The node's
+``training_mode`` is ignored: like Dropout, the module's ``train()``/``eval()`` flag decides.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import torch.nn.functional as F
+
+from qdqforge.errors import ConversionError
+from qdqforge.runtime.modules.batchnorm import BatchNormOp
+from qdqforge.runtime.registry import Emitter, OnnxNode, converter
+
+
+@converter("BatchNormalization", versions=(7, 9, 14, 15))
+def convert_batch_norm(node: OnnxNode, emit: Emitter):
+    # The attribute is float32 (0.9 -> 0.899999976); round so torch sees its own 0.1.
+    momentum = round(1.0 - float(node.attr("momentum", 0.9)), 7)
+    op = BatchNormOp(momentum, float(node.attr("epsilon", 1e-5)))
+    mean_name = node.inputs[3]
+    counter = mean_name[: -len("running_mean")] + "num_batches_tracked"
+    stats = [emit.value(i) for i in range(1, 5)]
+    extra = (
+        [emit.value(counter)] if mean_name.endswith("running_mean") and emit.has(counter) else []
+    )
+    y = emit.module(op, emit.value(0), *stats, *extra, path=None)
+    return [y, stats[2], stats[3]][: len(node.outputs)]
+
+
+@converter("LayerNormalization", versions=(17,))
+def convert_layer_norm(node: OnnxNode, emit: Emitter):
+    # Mean / InvStdDev outputs are left unproduced: reading them raises a ConversionError.
+    axis, eps = node.attr("axis", -1), node.attr("epsilon", 1e-5)
+    shape, w_shape = emit.shape(0), emit.shape(1)
+    if shape is not None:
+        normalized = shape[axis:] if axis != 0 else shape
+    elif w_shape is not None and axis == -len(w_shape):
+        normalized = w_shape
+    else:
+        raise ConversionError(f"LayerNormalization node {node.name!r}: unknown normalized shape")
+    if None in normalized:
+        raise ConversionError(f"LayerNormalization node {node.name!r}: dynamic normalized dims")
+    w = emit.value(1)
+    b = emit.value(2) if emit.has(2) else None
+    weight_matches = w_shape is not None and tuple(w_shape) == tuple(normalized)
+    if weight_matches:
+        return emit.call(F.layer_norm, emit.value(0), list(normalized), w, b, eps)
+    y = emit.call(F.layer_norm, emit.value(0), list(normalized), None, None, eps)
+    y = emit.call(operator.mul, y, w)
+    return y if b is None else emit.call(operator.add, y, b)

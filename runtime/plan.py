@@ -1,0 +1,176 @@
+"""Build plan: toposorted nodes, pattern claims, coverage check and initializer roles.
+
+Coverage is checked before anything is built: every node is resolved and all unsupported ops are
+reported in ONE :class:`UnsupportedOpsError` (domain, op, opset, count, first 3 node names).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from qdqforge.errors import GraphError, UnsupportedOpsError
+from qdqforge.graph import meta as keys
+from qdqforge.runtime import registry
+from qdqforge.runtime.registry import OnnxNode
+from qdqforge.runtime.store import Role
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One unit of emission: a single node, or a pattern's nodes (root last)."""
+
+    nodes: tuple[OnnxNode, ...]
+    fn: Callable
+    pattern: str | None = None
+
+    @property
+    def root(self) -> OnnxNode:
+        return self.nodes[-1]
+
+
+class GraphIndex:
+    """Producer/consumer index over the ONNX graph (implements :class:`registry.GraphView`)."""
+
+    def __init__(self, model: onnx.ModelProto, nodes: list[OnnxNode], roles: dict[str, Role]):
+        self.inits = {i.name: i for i in model.graph.initializer}
+        self.roles = roles
+        self.outputs = {o.name for o in model.graph.output}
+        self._producer = {o: n for n in nodes for o in n.outputs if o}
+        self._consumers: dict[str, list[OnnxNode]] = defaultdict(list)
+        for node in nodes:
+            for name in dict.fromkeys(node.inputs):
+                if name:
+                    self._consumers[name].append(node)
+
+    def producer(self, value: str) -> OnnxNode | None:
+        return self._producer.get(value)
+
+    def consumers(self, value: str) -> list[OnnxNode]:
+        return self._consumers.get(value, [])
+
+    def is_output(self, value: str) -> bool:
+        return value in self.outputs
+
+    def is_param(self, value: str) -> bool:
+        return self.roles.get(value) is Role.PARAM
+
+    def initializer(self, value: str) -> np.ndarray | None:
+        if value in self.inits:
+            return numpy_helper.to_array(self.inits[value])
+        node = self._producer.get(value)
+        if node is not None and node.op_type == "Constant" and node.domain == "":
+            from qdqforge.runtime.converters.constant import constant_value
+
+            return constant_value(node)
+        return None
+
+
+def opsets(model: onnx.ModelProto) -> dict[str, int]:
+    """Domain -> opset version ("ai.onnx" folded into "")."""
+    return {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
+
+
+def toposort(model: onnx.ModelProto) -> list[OnnxNode]:
+    """Kahn toposort, stable with respect to file order; GraphError naming nodes on a cycle."""
+    nodes = [OnnxNode.from_proto(n) for n in model.graph.node]
+    producer = {o: i for i, n in enumerate(nodes) for o in n.outputs if o}
+    deps = [{producer[x] for x in n.inputs if x in producer} for n in nodes]
+    users: dict[int, list[int]] = defaultdict(list)
+    for i, d in enumerate(deps):
+        for j in d:
+            users[j].append(i)
+    pending = [len(d) for d in deps]
+    ready = deque(i for i, p in enumerate(pending) if p == 0)
+    order: list[int] = []
+    while ready:
+        i = ready.popleft()
+        order.append(i)
+        for j in users[i]:
+            pending[j] -= 1
+            if pending[j] == 0:
+                ready.append(j)
+    if len(order) != len(nodes):
+        stuck = [nodes[i].name or nodes[i].op_type for i, p in enumerate(pending) if p][:5]
+        raise GraphError(f"graph has a cycle through nodes {stuck}")
+    return [nodes[i] for i in order]
+
+
+def decide_roles(model: onnx.ModelProto, nodes: list[OnnxNode]) -> dict[str, Role]:
+    """Initializer name -> role, from our exporter's metadata or, without it, from dtype/size."""
+    meta = {p.key: p.value for p in model.metadata_props}
+    params = set(keys.load_names(meta.get(keys.PARAMETERS)))
+    buffers = set(keys.load_names(meta.get(keys.BUFFERS)))
+    has_meta = keys.PARAMETERS in meta or keys.BUFFERS in meta
+    bn_stats = {
+        n.inputs[i]
+        for n in nodes
+        if n.op_type == "BatchNormalization"
+        for i in (3, 4)
+        if i < len(n.inputs)
+    }
+    roles: dict[str, Role] = {}
+    for init in model.graph.initializer:
+        name = init.name
+        if has_meta:
+            role = Role.PARAM if name in params else Role.BUFFER if name in buffers else Role.CONST
+        elif name in bn_stats:
+            role = Role.BUFFER
+        else:
+            floating = onnx.helper.tensor_dtype_to_np_dtype(init.data_type).kind == "f"
+            role = Role.PARAM if floating and np.prod(init.dims) > 1 else Role.CONST
+        roles[name] = role
+    return roles
+
+
+def make_plan(nodes: list[OnnxNode], index: GraphIndex, versions: dict[str, int]) -> list[Step]:
+    """Claim patterns (last node first), resolve the rest; raise on any unsupported op."""
+    claimed: dict[int, Step] = {}  # keyed by id(): foreign files may repeat or omit node names
+    for node in reversed(nodes):
+        if id(node) in claimed or node.domain:
+            continue
+        for pattern in registry.patterns(node.op_type):
+            matched = pattern.match(node, index)
+            if matched and not any(id(m) in claimed for m in matched):
+                step = Step(tuple(matched), pattern.convert, pattern.name)
+                claimed.update({id(m): step for m in matched})
+                break
+    steps, missing = [], defaultdict(list)
+    for node in nodes:
+        step = claimed.get(id(node))
+        if step is not None:
+            if step.root is node:
+                steps.append(step)
+            continue
+        fn = registry.resolve(node.op_type, node.domain, versions.get(node.domain, 1))
+        if fn is None:
+            missing[(node.domain, node.op_type, versions.get(node.domain, 0))].append(node.name)
+        else:
+            steps.append(Step((node,), fn))
+    if missing:
+        raise _unsupported(missing)
+    return steps
+
+
+def _unsupported(missing: dict[tuple[str, str, int], list[str]]) -> UnsupportedOpsError:
+    table = [
+        {"domain": d or "ai.onnx", "op": op, "opset": v, "count": len(names), "nodes": names[:3]}
+        for (d, op, v), names in sorted(missing.items())
+    ]
+    lines = [f"{'domain':<16} {'op':<24} {'opset':>5} {'count':>5}  first nodes"]
+    lines += [
+        f"{r['domain']:<16} {r['op']:<24} {r['opset']:>5} {r['count']:>5}  {', '.join(r['nodes'])}"
+        for r in table
+    ]
+    ops = ", ".join(r["op"] for r in table)
+    return UnsupportedOpsError(
+        f"no converter for {len(table)} op(s) ({ops}):\n" + "\n".join(lines), table
+    )

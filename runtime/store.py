@@ -1,0 +1,97 @@
+"""Parameter store: every ONNX initializer read at run time becomes ONE torch tensor.
+
+Dedup is keyed by the ONNX value name, so a shared initializer stays one tensor and weight tying
+survives. The tensor lives at a module path derived from its name (``layer1.0.conv1.weight`` ->
+submodule ``layer1.0.conv1``, attribute ``weight``), so the reimported ``state_dict`` keys are the
+original torch keys. Names that are not dotted identifiers (``onnx::Conv_12``) go, sanitized and
+uniquified, into the flat container :data:`FLAT`.
+
+Roles (see :func:`decide_roles`): ``param`` -> ``nn.Parameter``; ``buffer`` -> persistent buffer;
+``const`` -> non-persistent buffer (never in ``state_dict``).
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from enum import Enum
+
+import numpy as np
+import torch
+from torch import nn
+
+FLAT = "onnx_initializers"
+_ATOM = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+class Role(str, Enum):
+    PARAM = "param"
+    BUFFER = "buffer"
+    CONST = "const"
+
+
+class ParameterStore:
+    """Registers tensors on ``root`` and remembers ONNX name -> attribute path."""
+
+    def __init__(self, root: nn.Module) -> None:
+        self.root = root
+        self.mapping: dict[str, str] = {}
+        self._taken: set[str] = set()
+
+    def add(self, onnx_name: str, array: np.ndarray | torch.Tensor, role: Role) -> str:
+        """Register ``onnx_name`` once (later calls return the same path)."""
+        if onnx_name in self.mapping:
+            return self.mapping[onnx_name]
+        tensor = array if isinstance(array, torch.Tensor) else _to_tensor(array)
+        if role is Role.PARAM and not tensor.is_floating_point():
+            role = Role.BUFFER
+        path = self._place(onnx_name)
+        owner, leaf = self._owner(path)
+        if role is Role.PARAM:
+            owner.register_parameter(leaf, nn.Parameter(tensor))
+        else:
+            owner.register_buffer(leaf, tensor, persistent=role is Role.BUFFER)
+        self.mapping[onnx_name] = path
+        self._taken.add(path)
+        return path
+
+    def _place(self, name: str) -> str:
+        atoms = name.split(".")
+        if all(_valid_atom(a) for a in atoms) and self._free(atoms):
+            return name
+        base = re.sub(r"\W", "_", name) or "value"
+        base = f"_{base}" if base[0].isdigit() or keyword.iskeyword(base) else base
+        candidate, n = base, 0
+        while not self._free([FLAT, candidate]):
+            n += 1
+            candidate = f"{base}_{n}"
+        return f"{FLAT}.{candidate}"
+
+    def _free(self, atoms: list[str]) -> bool:
+        module: nn.Module | None = self.root
+        for atom in atoms[:-1]:
+            child = module._modules.get(atom) if module is not None else None
+            if child is None and module is not None and hasattr(module, atom):
+                return False  # a tensor or a torch attribute of that name
+            module = child
+        return module is None or not hasattr(module, atoms[-1])
+
+    def _owner(self, path: str) -> tuple[nn.Module, str]:
+        module = self.root
+        *prefix, leaf = path.split(".")
+        for atom in prefix:
+            if atom not in module._modules:
+                module.add_module(atom, nn.Module())
+            module = module._modules[atom]
+        return module, leaf
+
+
+def _valid_atom(atom: str) -> bool:
+    return bool(_ATOM.match(atom)) and not keyword.iskeyword(atom)
+
+
+def _to_tensor(array: np.ndarray) -> torch.Tensor:
+    array = np.ascontiguousarray(array)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"initializer dtype {array.dtype} has no torch equivalent")
+    return torch.from_numpy(array.copy())
