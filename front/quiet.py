@@ -9,17 +9,20 @@ messages would only confuse users. Exceptions still propagate untouched.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import warnings
 from collections.abc import Iterator
 
 import torch
 
+log = logging.getLogger(__name__)
+
 _NOISY_LOGGERS = (
     "torch.onnx._internal.exporter._registration",  # "torchvision is not installed ..."
     "torch.onnx._internal.exporter._core",
     "torch.onnx._internal.exporter._capture_strategies",
-    "torch.fx.experimental.symbolic_shapes",  # graph dumps when torch.export gives up
+    "torch.fx.experimental.symbolic_shapes",  # "Unable to find user code ..." on failure
     "torch._export",
     "torch.export",
     "onnx_ir",  # "Removed 74 unused nodes" at INFO
@@ -29,7 +32,10 @@ _NOISY_LOGGERS = (
 
 @contextlib.contextmanager
 def quiet_exporter() -> Iterator[list[warnings.WarningMessage]]:
-    """Raise noisy torch loggers to ERROR, record warnings, restore both afterwards.
+    """Raise noisy torch loggers to ERROR, record warnings, capture stderr; restore all after.
+
+    ``torch.export`` prints the partial fx graph to ``sys.stderr`` when it fails; that text is
+    logged at DEBUG instead (the exception itself still propagates).
 
     Yields:
         The list that collects the warnings raised inside the block (TracerWarnings included),
@@ -40,13 +46,18 @@ def quiet_exporter() -> Iterator[list[warnings.WarningMessage]]:
         logger = logging.getLogger(name)
         saved[name] = logger.level
         logger.setLevel(logging.ERROR)
+    stderr, caught = io.StringIO(), []
     try:
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(stderr):
             warnings.simplefilter("always")
             yield caught
     finally:
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
+        if stderr.getvalue().strip():
+            log.debug("exporter stderr:\n%s", stderr.getvalue())
+        for message in caught:
+            log.debug("exporter warning: %s: %s", message.category.__name__, message.message)
 
 
 def is_tracer_warning(message: warnings.WarningMessage) -> bool:
