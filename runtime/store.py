@@ -3,8 +3,8 @@
 Dedup is keyed by the ONNX value name, so a shared initializer stays one tensor and weight tying
 survives. The tensor lives at a module path derived from its name (``layer1.0.conv1.weight`` ->
 submodule ``layer1.0.conv1``, attribute ``weight``), so the reimported ``state_dict`` keys are the
-original torch keys. Names that are not dotted identifiers (``onnx::Conv_12``) go, sanitized and
-uniquified, into the flat container :data:`FLAT`.
+original torch keys. Names that are not dotted identifiers (``onnx::Conv_12``), and every anonymous
+constant, go sanitized and uniquified into the flat container :data:`FLAT`.
 
 Roles (see :func:`decide_roles`): ``param`` -> ``nn.Parameter``; ``buffer`` -> persistent buffer;
 ``const`` -> non-persistent buffer (never in ``state_dict``).
@@ -45,7 +45,7 @@ class ParameterStore:
         tensor = array if isinstance(array, torch.Tensor) else _to_tensor(array)
         if role is Role.PARAM and not tensor.is_floating_point():
             role = Role.BUFFER
-        path = self._place(onnx_name)
+        path = self._place(onnx_name, flat=role is Role.CONST)
         owner, leaf = self._owner(path)
         if role is Role.PARAM:
             owner.register_parameter(leaf, nn.Parameter(tensor))
@@ -55,9 +55,9 @@ class ParameterStore:
         self._taken.add(path)
         return path
 
-    def _place(self, name: str) -> str:
+    def _place(self, name: str, flat: bool) -> str:
         atoms = name.split(".")
-        if all(_valid_atom(a) for a in atoms) and self._free(atoms):
+        if not flat and all(_valid_atom(a) for a in atoms) and self._free(atoms):
             return name
         base = re.sub(r"\W", "_", name) or "value"
         base = f"_{base}" if base[0].isdigit() or keyword.iskeyword(base) else base

@@ -53,9 +53,18 @@ def convert_conv(node: OnnxNode, emit: Emitter):
         padding = 0
     else:
         x, padding = symmetric(emit, x, padding, n)
+    b = bias(emit)
     w = emit.value(1)
-    b = emit.value(2) if emit.has(2) else None
     return emit.call(_CONV[n], x, w, b, strides, padding, dilations, node.attr("group", 1))
+
+
+def bias(emit: Emitter):
+    """Input 2, or None when absent or an all-zero constant (the exporter's stand-in for
+    ``bias=False``; passing None runs the same kernel as the original module)."""
+    if not emit.has(2):
+        return None
+    const = emit.const(2)
+    return None if const is not None and not const.any() else emit.value(2)
 
 
 def symmetric(emit: Emitter, x, pads: list[int], n: int, value: float = 0.0):
@@ -77,7 +86,7 @@ def convert_conv_transpose(node: OnnxNode, emit: Emitter):
     if node.attr("output_shape") or node.attr("auto_pad", "NOTSET") not in ("NOTSET", "VALID"):
         pads, output_padding = _transpose_pads(node, emit, n, strides, dilations, output_padding)
     x, w = emit.value(0), emit.value(1)
-    b = emit.value(2) if emit.has(2) else None
+    b = bias(emit)
     group = node.attr("group", 1)
     begins, ends = pads[:n], pads[n:]
     if begins == ends:
