@@ -28,16 +28,20 @@ def dropout_to_inference(model: onnx.ModelProto) -> int:
 
 
 def _remove_unused_constants(graph: onnx.GraphProto, candidates: set[str]) -> None:
-    """Delete Constant nodes/initializers among ``candidates`` that nothing reads any more."""
-    used = {name for node in graph.node for name in node.input}
-    used.update(out.name for out in graph.output)
-    dead = candidates - used
-    keep = [n for n in graph.node if not (n.op_type == "Constant" and set(n.output) <= dead)]
-    del graph.node[:]
-    graph.node.extend(keep)
-    inits = [t for t in graph.initializer if t.name not in dead]
-    del graph.initializer[:]
-    graph.initializer.extend(inits)
+    """Delete what only fed the removed inputs: nodes whose outputs nobody reads any more
+    (walking back from ``candidates``: Constant -> Cast -> ...) and unread initializers."""
+    while candidates:
+        used = {name for node in graph.node for name in node.input}
+        used.update(out.name for out in graph.output)
+        dead = candidates - used
+        doomed = [n for n in graph.node if n.output and set(n.output) <= dead | {""}]
+        doomed = [n for n in doomed if dead & set(n.output)]
+        for node in doomed:
+            graph.node.remove(node)
+        inits = [t for t in graph.initializer if t.name in dead]
+        for tensor in inits:
+            graph.initializer.remove(tensor)
+        candidates = {name for n in doomed for name in n.input if name}
 
 
 def rename_outputs(model: onnx.ModelProto, names: list[str]) -> None:
