@@ -24,9 +24,10 @@ from torch import nn
 
 from qdqforge.errors import ExportError
 from qdqforge.front import exporters, fixups
+from qdqforge.front.exporters import describe_error as describe
 from qdqforge.front.inputs import normalize_input_data
 from qdqforge.front.module_names import annotate_modules
-from qdqforge.front.naming import describe_error, torch_names
+from qdqforge.front.weights import weight_names
 from qdqforge.graph import io as graph_io
 from qdqforge.graph import meta
 
@@ -72,9 +73,8 @@ def export(
     args = normalize_input_data(input_data)
     _check_arguments(model, exporter)
     with torch.random.fork_rng(devices=[]):  # tracing runs dropout: keep the user's RNG stream
-        work = _export_copy(model)
-        proto, used = _run_exporters(work, args, _plan(exporter, opset), opset, dynamic_batch)
-    _finish(proto, work, used)
+        proto, used = _run_exporters(model, args, _plan(exporter, opset), opset, dynamic_batch)
+    _finish(proto, model, used)
     if path is not None:
         graph_io.save(proto, path)
         log.info("saved ONNX model to %s", os.fspath(path))
@@ -103,55 +103,55 @@ def _export_copy(model: nn.Module) -> nn.Module:
 
 
 def _plan(exporter: str, opset: int | None) -> list[str]:
-    low = opset is not None and opset < exporters.DYNAMO_MIN_OPSET
+    minimum = exporters.DYNAMO_MIN_OPSET
+    low = opset is not None and opset < minimum
     if exporter == "auto":
         if low:
-            log.info("opset %d < %d: using the TorchScript exporter", opset, 18)
+            log.info("opset %d < %d: using the TorchScript exporter", opset, minimum)
         return ["torchscript"] if low else ["dynamo", "torchscript"]
     if exporter == "dynamo" and low:
-        log.warning("the dynamo exporter emits opset >= 18; opset %d raised to 18", opset)
+        log.warning(
+            "the dynamo exporter emits opset >= %d; opset %d raised to %d", minimum, opset, minimum
+        )
     return [exporter]
 
 
 def _run_exporters(
-    work: nn.Module, args: tuple, plan: list[str], opset: int | None, dynamic_batch: bool
+    model: nn.Module, args: tuple, plan: list[str], opset: int | None, dynamic_batch: bool
 ) -> tuple[onnx.ModelProto, str]:
-    """Try the planned exporters in order; the first success wins, one export per call."""
+    """Try the planned exporters in order, each on a fresh copy; the first success wins."""
     failures: list[tuple[str, Exception]] = []
     for name in plan:
         run = exporters.export_dynamo if name == "dynamo" else exporters.export_torchscript
         if name == "dynamo" and opset is not None:
             opset = max(opset, exporters.DYNAMO_MIN_OPSET)
+        work = _export_copy(model)  # a failed attempt may leave its copy half-traced
         try:
             return run(work, args, opset=opset, dynamic_batch=dynamic_batch), name
         except Exception as e:
             failures.append((name, e))
             if name != plan[-1]:
-                log.warning(
-                    "dynamo export failed, falling back to TorchScript: %s", describe_error(e)
-                )
-    tried = "; ".join(f"{name} exporter: {describe_error(e)}" for name, e in failures)
-    raise ExportError(f"cannot export {type(work).__qualname__} to ONNX ({tried})") from failures[
-        0
-    ][1]
+                log.warning("dynamo export failed, falling back to TorchScript: %s", describe(e))
+    tried = "; ".join(f"{name} exporter: {describe(e)}" for name, e in failures)
+    first_error = failures[0][1]  # the preferred exporter's error; the message names all
+    raise ExportError(
+        f"cannot export {type(model).__qualname__} to ONNX ({tried})"
+    ) from first_error
 
 
-def _finish(proto: onnx.ModelProto, work: nn.Module, used: str) -> None:
-    """Dropout to inference, stable I/O and node names, module and weight-name metadata."""
+def _finish(proto: onnx.ModelProto, model: nn.Module, used: str) -> None:
+    """Dropout to inference, stable I/O and node names, module and weight-name metadata.
+
+    Only names are read from ``model`` (the copy has the same module and parameter names).
+    """
     if used == "dynamo":
         fixups.rename_outputs(proto, exporters.io_names("output", len(proto.graph.output)))
     dropouts = fixups.dropout_to_inference(proto)
     fixups.uniquify_node_names(proto)
-    annotated = annotate_modules(proto, work, used)
-    parameters, buffers = torch_names(work, {t.name for t in proto.graph.initializer})
+    annotated = annotate_modules(proto, model, used)
+    parameters, buffers = weight_names(model, {t.name for t in proto.graph.initializer})
     proto.metadata_props.add(key=meta.PARAMETERS, value=meta.dump_names(parameters))
     proto.metadata_props.add(key=meta.BUFFERS, value=meta.dump_names(buffers))
-    log.info(
-        "exported %s with %s: %d nodes (%d annotated), %d Dropout, opset %d",
-        type(work).__qualname__,
-        used,
-        len(proto.graph.node),
-        annotated,
-        dropouts,
-        next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")),
-    )
+    nodes, name = len(proto.graph.node), type(model).__qualname__
+    log.info("exported %s with %s: %d nodes, %d annotated", name, used, nodes, annotated)
+    log.debug("%d Dropout nodes given inference semantics", dropouts)

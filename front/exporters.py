@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 from pathlib import Path
 
 import onnx
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 DYNAMO_MIN_OPSET = 18
 TORCHSCRIPT_DEFAULT_OPSET = 17
 _TORCH_DIR = Path(torch.__file__).resolve().parent
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class UnsafeTraceError(RuntimeError):
@@ -126,3 +128,14 @@ def _check_trace(caught: list) -> None:
 
 def _inside_torch(filename: str) -> bool:
     return Path(filename).resolve().is_relative_to(_TORCH_DIR)
+
+
+def describe_error(error: BaseException) -> str:
+    """``Type: first meaningful line``; dynamo's errors bury the cause under a banner."""
+    text = _ANSI.sub("", str(error))
+    cause = error.__cause__
+    if "Exception summary" in text and cause is not None:
+        text = _ANSI.sub("", str(cause))
+        error = cause
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return f"{type(error).__name__}: {line[:300]}"
