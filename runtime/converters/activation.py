@@ -81,6 +81,8 @@ def convert_clip(node: OnnxNode, emit: Emitter):
         return emit.call(F.hardtanh, x, low, high)  # what nn.ReLU6 / nn.Hardtanh run
     if low is not None and high is not None and (low == -math.inf or high == math.inf):
         low, high = (None if low == -math.inf else low), (None if high == math.inf else high)
+    if low is None and high is None:
+        return x
     return emit.call(torch.clamp, x, low, high)
 
 

@@ -111,8 +111,9 @@ def _transpose_pads(node, emit, n, strides, dilations, output_padding):
         total = strides[i] * (spatial[i] - 1) + output_padding[i]
         total += (kernel[i] - 1) * dilations[i] + 1 - out[i]
         total = max(total, 0)
-        lower = node.attr("auto_pad", "NOTSET") == "SAME_LOWER"
-        begin = (total + 1) // 2 if lower else total // 2
+        # Spec: only SAME_UPPER puts the smaller half first (NOTSET and SAME_LOWER do not).
+        upper = node.attr("auto_pad", "NOTSET") == "SAME_UPPER"
+        begin = total // 2 if upper else total - total // 2
         begins.append(begin)
         ends.append(total - begin)
     return begins + ends, output_padding
