@@ -17,62 +17,29 @@ from qdqforge.front.scopes import ScopeIndex, dynamo_module
 from qdqforge.graph import meta
 
 _SHAPE_ONLY = {"Shape", "Size"}
-_WEIGHTED = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 
 
 def annotate_modules(model_proto: onnx.ModelProto, model: nn.Module, exporter: str) -> int:
     """Stamp ``qdqforge.module``/``module_type`` on every node whose module is known.
+
+    The module is the one whose ``forward`` ran the op, as the exporter recorded it. A weight
+    used functionally keeps the caller: ``nn.MultiheadAttention`` runs ``out_proj.weight``
+    through ``F.multi_head_attention_forward``, so that Gemm belongs to ``self_attn``.
 
     Returns:
         How many nodes were annotated.
     """
     modules = dict(model.named_modules())
     resolve = _resolver(set(modules), exporter)
-    owners = {node.name: resolve(node) for node in model_proto.graph.node}
-    _credit_weight_owners(model_proto, owners, set(modules))
     annotated = 0
     for node in model_proto.graph.node:
-        name = owners[node.name]
+        name = resolve(node)
         if name is None:
             continue
         _set_meta(node, meta.MODULE, name)
         _set_meta(node, meta.MODULE_TYPE, type(modules[name]).__name__)
         annotated += 1
     return annotated
-
-
-def _credit_weight_owners(
-    model_proto: onnx.ModelProto, owners: dict[str, str | None], modules: set[str]
-) -> None:
-    """Give a weighted op (and its weight Transpose) to the submodule that owns the weight.
-
-    ``nn.MultiheadAttention`` runs ``out_proj`` functionally, so the exporters scope its Gemm to
-    ``self_attn``; configs key the layer as ``self_attn.out_proj``. Only descendants of the
-    scope are credited: a tied weight read by another module (``lm_head`` using ``embed.weight``)
-    stays with the caller.
-    """
-    producers = {out: node for node in model_proto.graph.node for out in node.output}
-    for node in model_proto.graph.node:
-        if node.op_type not in _WEIGHTED or len(node.input) < 2:
-            continue
-        weight, chain = _weight_chain(node, producers)
-        owner, _, leaf = weight.rpartition(".")
-        if leaf == "weight" and owner in modules and _below(owner, owners.get(node.name)):
-            owners.update(dict.fromkeys((n.name for n in chain), owner))
-
-
-def _weight_chain(node: onnx.NodeProto, producers: dict) -> tuple[str, list[onnx.NodeProto]]:
-    """The tensor read as weight (through one Transpose: Linear on 3-D input) and the nodes."""
-    weight = node.input[1]
-    producer = producers.get(weight)
-    if producer is not None and producer.op_type == "Transpose":
-        return producer.input[0], [node, producer]
-    return weight, [node]
-
-
-def _below(owner: str, scope: str | None) -> bool:
-    """``owner`` is a strict descendant of ``scope`` (``""`` is the root)."""
-    return scope is not None and owner != scope and (not scope or owner.startswith(scope + "."))
 
 
 def _resolver(modules: set[str], exporter: str) -> Callable[[onnx.NodeProto], str | None]:
