@@ -110,13 +110,8 @@ def decide_roles(model: onnx.ModelProto, nodes: list[OnnxNode]) -> dict[str, Rol
     params = set(keys.load_names(meta.get(keys.PARAMETERS)))
     buffers = set(keys.load_names(meta.get(keys.BUFFERS)))
     has_meta = keys.PARAMETERS in meta or keys.BUFFERS in meta
-    bn_stats = {
-        n.inputs[i]
-        for n in nodes
-        if n.op_type == "BatchNormalization"
-        for i in (3, 4)
-        if i < len(n.inputs)
-    }
+    bn_stats = _read_at(nodes, {"BatchNormalization": (3, 4)})
+    settings = _read_at(nodes, _SETTINGS) - _read_at(nodes, None, exclude=_SETTINGS)
     roles: dict[str, Role] = {}
     for init in model.graph.initializer:
         name = init.name
@@ -124,11 +119,29 @@ def decide_roles(model: onnx.ModelProto, nodes: list[OnnxNode]) -> dict[str, Rol
             role = Role.PARAM if name in params else Role.BUFFER if name in buffers else Role.CONST
         elif name in bn_stats:
             role = Role.BUFFER
+        elif name in settings:
+            role = Role.CONST
         else:
             floating = onnx.helper.tensor_dtype_to_np_dtype(init.data_type).kind == "f"
             role = Role.PARAM if floating and np.prod(init.dims) > 1 else Role.CONST
         roles[name] = role
     return roles
+
+
+# Float inputs that configure an op rather than carry trainable data (foreign files only).
+_SETTINGS = {"Resize": (1, 2), "Upsample": (1,), "Pad": (2,), "Clip": (1, 2), "Dropout": (1,)}
+
+
+def _read_at(nodes: list[OnnxNode], where: dict | None, exclude: dict | None = None) -> set[str]:
+    """Values read at the given (op -> input positions); with ``exclude``, read anywhere else."""
+    names = set()
+    for node in nodes:
+        if exclude is not None:
+            skip = exclude.get(node.op_type, ())
+            names |= {x for i, x in enumerate(node.inputs) if x and i not in skip}
+        else:
+            names |= {node.inputs[i] for i in where.get(node.op_type, ()) if i < len(node.inputs)}
+    return names
 
 
 def make_plan(nodes: list[OnnxNode], index: GraphIndex, versions: dict[str, int]) -> list[Step]:

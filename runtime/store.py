@@ -91,7 +91,6 @@ def _valid_atom(atom: str) -> bool:
 
 
 def _to_tensor(array: np.ndarray) -> torch.Tensor:
-    array = np.ascontiguousarray(array)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"initializer dtype {array.dtype} has no torch equivalent")
-    return torch.from_numpy(array.copy())
+    return torch.from_numpy(np.array(array, copy=True, order="C"))  # keeps 0-d arrays 0-d
