@@ -24,7 +24,8 @@ from torch import nn
 
 from qdqforge.errors import ExportError
 from qdqforge.front import exporters, fixups
-from qdqforge.front.exporters import describe_error as describe
+from qdqforge.front.failures import describe_error as describe
+from qdqforge.front.failures import is_data_dependent
 from qdqforge.front.inputs import normalize_input_data
 from qdqforge.front.module_names import annotate_modules
 from qdqforge.front.weights import weight_names
@@ -126,8 +127,11 @@ def _run_exporters(
         if name == "dynamo" and opset is not None:
             opset = max(opset, exporters.DYNAMO_MIN_OPSET)
         work = _export_copy(model)  # a failed attempt may leave its copy half-traced
+        options = {"opset": opset, "dynamic_batch": dynamic_batch}
+        if name == "torchscript":  # dynamo saw value-dependent control flow: trust no bool
+            options["strict"] = any(is_data_dependent(e) for _, e in failures)
         try:
-            return run(work, args, opset=opset, dynamic_batch=dynamic_batch), name
+            return run(work, args, **options), name
         except Exception as e:
             failures.append((name, e))
             if name != plan[-1]:

@@ -6,33 +6,26 @@
   and Linear on 3-D input stays ``Transpose(weight) -> MatMul``. Minimum opset 18.
 - TorchScript (legacy tracer): ``do_constant_folding=False`` for the same naming reasons and
   ``training=PRESERVE`` so the module modes set by the caller (BN eval, Dropout train) are
-  exported as they are. A trace that converted a tensor to a Python bool baked one branch of
-  data-dependent control flow into the graph; that is refused instead of exported silently.
+  exported as they are. A trace that baked one branch of data-dependent control flow into the
+  graph is refused instead of exported silently (:mod:`qdqforge.front.failures`).
 """
 
 from __future__ import annotations
 
 import io
 import logging
-import re
-from pathlib import Path
 
 import onnx
 import torch
 from torch import nn
 
-from qdqforge.front.quiet import is_tracer_warning, quiet_exporter
+from qdqforge.front.failures import check_trace
+from qdqforge.front.quiet import quiet_exporter
 
 log = logging.getLogger(__name__)
 
 DYNAMO_MIN_OPSET = 18
 TORCHSCRIPT_DEFAULT_OPSET = 17
-_TORCH_DIR = Path(torch.__file__).resolve().parent
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-
-
-class UnsafeTraceError(RuntimeError):
-    """The TorchScript trace depends on input values (data-dependent control flow)."""
 
 
 def io_names(prefix: str, count: int) -> list[str]:
@@ -74,9 +67,17 @@ def _dynamic_shapes(args: tuple[torch.Tensor, ...]) -> tuple[dict | None, ...]:
 
 
 def export_torchscript(
-    model: nn.Module, args: tuple[torch.Tensor, ...], *, opset: int | None, dynamic_batch: bool
+    model: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    *,
+    opset: int | None,
+    dynamic_batch: bool,
+    strict: bool = False,
 ) -> onnx.ModelProto:
-    """Export with the TorchScript tracer (``do_constant_folding=False``, modes preserved)."""
+    """Export with the TorchScript tracer (``do_constant_folding=False``, modes preserved).
+
+    ``strict``: refuse any value-to-bool conversion outside torch (see :mod:`.failures`).
+    """
     inputs = io_names("input", len(args))
     outputs = io_names("output", _count_outputs(model, args))
     axes = {name: {0: "batch"} for name, arg in zip(inputs, args) if arg.dim()}
@@ -96,7 +97,7 @@ def export_torchscript(
             dynamic_axes=axes if dynamic_batch else None,
             verbose=False,
         )
-    _check_trace(caught)
+    check_trace(caught, model, strict)
     return onnx.load_from_string(buffer.getvalue())
 
 
@@ -106,36 +107,3 @@ def _count_outputs(model: nn.Module, args: tuple[torch.Tensor, ...]) -> int:
         result = model(*args)
     leaves = torch.utils._pytree.tree_leaves(result)
     return sum(isinstance(leaf, torch.Tensor) for leaf in leaves)
-
-
-def _check_trace(caught: list) -> None:
-    """Refuse traces where model code branched on a tensor value; log other TracerWarnings.
-
-    torch's own code (e.g. MultiheadAttention's shape checks) also converts traced sizes to
-    bools; those branches do not depend on values, so only warnings from outside torch count.
-    """
-    for message in filter(is_tracer_warning, caught):
-        text = str(message.message)
-        if "Python boolean" in text and not _inside_torch(message.filename):
-            raise UnsafeTraceError(
-                "the TorchScript trace branched on a tensor value (data-dependent control "
-                f"flow), so the graph would be valid only for this input: {text} "
-                f"({message.filename}:{message.lineno})"
-            )
-        level = logging.DEBUG if _inside_torch(message.filename) else logging.WARNING
-        log.log(level, "TorchScript trace: %s (%s:%s)", text, message.filename, message.lineno)
-
-
-def _inside_torch(filename: str) -> bool:
-    return Path(filename).resolve().is_relative_to(_TORCH_DIR)
-
-
-def describe_error(error: BaseException) -> str:
-    """``Type: first meaningful line``; dynamo's errors bury the cause under a banner."""
-    text = _ANSI.sub("", str(error))
-    cause = error.__cause__
-    if "Exception summary" in text and cause is not None:
-        text = _ANSI.sub("", str(cause))
-        error = cause
-    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
-    return f"{type(error).__name__}: {line[:300]}"

@@ -14,8 +14,6 @@ import logging
 import warnings
 from collections.abc import Iterator
 
-import torch
-
 log = logging.getLogger(__name__)
 
 _NOISY_LOGGERS = (
@@ -58,8 +56,3 @@ def quiet_exporter() -> Iterator[list[warnings.WarningMessage]]:
             log.debug("exporter stderr:\n%s", stderr.getvalue())
         for message in caught:
             log.debug("exporter warning: %s: %s", message.category.__name__, message.message)
-
-
-def is_tracer_warning(message: warnings.WarningMessage) -> bool:
-    """True for ``torch.jit.TracerWarning`` (the trace may not generalize)."""
-    return issubclass(message.category, torch.jit.TracerWarning)

@@ -11,7 +11,7 @@ from torch import nn
 import qdqforge
 from qdqforge.errors import ExportError, InputDataError
 from qdqforge.front import exporters
-from qdqforge.front.exporters import UnsafeTraceError
+from qdqforge.front.failures import UnsafeTraceError
 
 
 class DataDependent(nn.Module):
@@ -52,6 +52,34 @@ def test_torchscript_refuses_a_trace_that_baked_a_branch():
         qdqforge.export(DataDependent(), torch.ones(2, 4), exporter="torchscript")
     assert isinstance(info.value.__cause__, UnsafeTraceError)
     assert "dynamo" not in str(info.value)
+
+
+# A value-dependent branch in a helper that lives outside the model's own source files (as in a
+# library): the TorchScript warning alone cannot tell it from a harmless shape check.
+_HELPER = compile("def flip(x):\n    return x if x.sum() > 0 else -x\n", "/lib/helpers.py", "exec")
+_NAMESPACE: dict = {}
+exec(_HELPER, _NAMESPACE)
+
+
+class BranchInHelper(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return _NAMESPACE["flip"](self.fc(x))
+
+
+def test_explicit_torchscript_only_warns_about_a_branch_in_library_code(caplog):
+    with caplog.at_level(logging.WARNING, logger="qdqforge"):
+        qdqforge.export(BranchInHelper(), torch.ones(2, 4), exporter="torchscript")
+    assert any("/lib/helpers.py" in r.getMessage() for r in caplog.records)
+
+
+def test_auto_refuses_the_fallback_trace_after_a_data_dependent_dynamo_failure():
+    with pytest.raises(ExportError, match=r"dynamo exporter.*torchscript exporter") as info:
+        qdqforge.export(BranchInHelper(), torch.ones(2, 4))
+    assert "/lib/helpers.py" in str(info.value)
 
 
 def test_auto_falls_back_to_torchscript_with_a_warning(monkeypatch, caplog):
