@@ -22,7 +22,7 @@ from torch import nn
 from qdqforge.errors import ConversionError
 from qdqforge.runtime.emitter import EagerEmitter, FxEmitter, to_array
 from qdqforge.runtime.plan import Step
-from qdqforge.runtime.registry import OnnxNode
+from qdqforge.runtime.registry import OnnxNode, Sym
 from qdqforge.runtime.store import ParameterStore, Role
 
 logger = logging.getLogger(__name__)
@@ -171,6 +171,8 @@ class BuildContext:
         values = list(result) if isinstance(result, (list, tuple)) else [result]
         values += [None] * (len(node.outputs) - len(values))
         for name, value in zip(node.outputs, values):
+            if isinstance(value, Sym) and all(isinstance(i, int) for i in value.items):
+                value = np.array(value.items[0] if value.scalar else value.items, dtype=np.int64)
             if name and value is not None:
                 self.env[name] = value
             elif name:

@@ -86,6 +86,16 @@ class FxEmitter(_RefEmitter):
             return self.call(torch.tensor, items, dtype=torch.int64, device=self.device())
         return raw
 
+    def operand(self, ref: Ref, other: Ref) -> Any:
+        """Like :meth:`scalar`, also baking a 1-element constant when broadcasting against
+        ``other`` cannot change the result shape (``x * c[1]`` with x of rank >= 1)."""
+        const = self.const(ref)
+        if const is not None and const.size == 1 and const.dtype.kind in "fiu":
+            rank = self.shape(other)
+            if const.ndim == 0 or (rank is not None and len(rank) >= const.ndim):
+                return const.reshape(()).item()
+        return self.value(ref)
+
     def is_param(self, ref: Ref) -> bool:
         return self.ctx.is_param(self._name(ref))
 
@@ -141,6 +151,9 @@ class EagerEmitter(_RefEmitter):
 
     def scalar(self, ref: Ref) -> Any:
         # Keep numpy/torch dtypes while folding: Python scalars would widen to float64/int64.
+        return self.value(ref)
+
+    def operand(self, ref: Ref, other: Ref) -> Any:
         return self.value(ref)
 
     def is_param(self, ref: Ref) -> bool:

@@ -122,6 +122,10 @@ class Emitter(Protocol):
     def scalar(self, ref: Ref) -> Any:
         """A 0-d constant input as a Python number, else the fx value (cheap for ``x * 2``)."""
 
+    def operand(self, ref: Ref, other: Ref) -> Any:
+        """Binary-op operand: a Python number for a 1-element constant whose broadcast against
+        ``other`` keeps ``other``'s shape, else the fx value."""
+
     def is_param(self, ref: Ref) -> bool:
         """True when input ``ref`` is a trainable initializer (a torch nn.Parameter)."""
 

@@ -73,9 +73,11 @@ def convert_cast(node: OnnxNode, emit: Emitter):
 
 @converter("CastLike", versions=(15, 19, 21))
 def convert_cast_like(node: OnnxNode, emit: Emitter):
-    target = emit.dtype(1)
+    target, raw = emit.dtype(1), emit.raw(0)
     if target is not None and emit.dtype(0) == target:
-        return emit.raw(0)
+        return raw
+    if target is not None and isinstance(raw, np.ndarray):  # only the type is read from input 1
+        return raw.astype(onnx.helper.tensor_dtype_to_np_dtype(target))
     if target is not None:
         return emit.method("to", emit.value(0), torch_dtype(target))
     return emit.method("to", emit.value(0), emit.call(getattr, emit.value(1), "dtype"))

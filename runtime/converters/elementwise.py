@@ -46,7 +46,9 @@ def sym_binary(emit: Emitter, op, fold) -> Sym | None:
 
 def _binary(emit: Emitter, fn, op):
     sym = sym_binary(emit, op, op)
-    return sym if sym is not None else emit.call(fn, emit.scalar(0), emit.scalar(1))
+    if sym is not None:
+        return sym
+    return emit.call(fn, emit.operand(0, 1), emit.operand(1, 0))
 
 
 @converter("Add", versions=_BINARY)
@@ -71,15 +73,15 @@ def convert_div(node: OnnxNode, emit: Emitter):
         return sym
     dtype = emit.dtype(0)
     if dtype in _FLOATS:
-        return emit.call(operator.truediv, emit.scalar(0), emit.scalar(1))
+        return emit.call(operator.truediv, emit.operand(0, 1), emit.operand(1, 0))
     if dtype in _INTS:
-        return emit.call(torch.div, emit.value(0), emit.scalar(1), rounding_mode="trunc")
+        return emit.call(torch.div, emit.value(0), emit.operand(1, 0), rounding_mode="trunc")
     return emit.call(onnx_div, emit.value(0), emit.value(1))
 
 
 @converter("Pow", versions=(1, 7, 12, 13, 15))
 def convert_pow(node: OnnxNode, emit: Emitter):
-    return emit.call(torch.pow, emit.value(0), emit.scalar(1))
+    return emit.call(torch.pow, emit.value(0), emit.operand(1, 0))
 
 
 @converter("Mod", versions=(10, 13))
