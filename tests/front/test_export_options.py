@@ -97,3 +97,60 @@ def test_path_is_written_atomically_as_one_file(tmp_path):
     proto = qdqforge.export(model, x, target, exporter="torchscript")
     assert sorted(p.name for p in target.parent.iterdir()) == ["model.onnx"]
     assert onnx.load(target).SerializeToString() == proto.SerializeToString()
+
+
+class ChannelDropout(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+        self.drop2d = nn.Dropout2d(0.5)
+        self.alpha = nn.AlphaDropout(0.5)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x):
+        return self.drop(self.alpha(self.drop2d(self.conv(x))))
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+def test_channel_and_alpha_dropout_export_as_identity(exporter):
+    model, x = ChannelDropout(), torch.randn(2, 3, 4, 4)
+    proto = qdqforge.export(model, x, exporter=exporter)
+    ops = [n.op_type for n in proto.graph.node]
+    assert ops.count("Dropout") == 1  # the plain nn.Dropout only
+    assert not [op for op in ops if op.startswith("Random")]
+    with torch.no_grad():
+        want = model.eval()(x).numpy()
+    np.testing.assert_allclose(run(proto, {"input": x.numpy()})[0], want, atol=1e-6)
+
+
+class TrainingBranch(nn.Module):
+    """An auxiliary output in training mode, as in Inception-style nets."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.drop = nn.Dropout(0.1)
+
+    def forward(self, x):
+        y = self.drop(self.fc(x))
+        return y * 3.0 if self.training else y
+
+
+def test_training_only_branch_is_exported_again_in_eval_mode(caplog):
+    model, x = TrainingBranch(), torch.randn(2, 4)
+    with caplog.at_level(logging.WARNING, logger="qdqforge"):
+        proto = qdqforge.export(model, x, exporter="torchscript")
+    assert any("branches on self.training" in r.getMessage() for r in caplog.records)
+    assert "Dropout" not in {n.op_type for n in proto.graph.node}
+    assert model.training, "the user's model keeps its mode"
+    with torch.no_grad():
+        want = model.eval()(x).numpy()
+    np.testing.assert_allclose(run(proto, {"input": x.numpy()})[0], want, atol=1e-6)
+
+
+def test_torchscript_export_is_deterministic():
+    torch.manual_seed(0)
+    model, x = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.2), nn.Linear(4, 2)), torch.randn(2, 4)
+    first = qdqforge.export(model, x, exporter="torchscript")
+    second = qdqforge.export(model, x, exporter="torchscript")
+    assert first.SerializeToString() == second.SerializeToString()
