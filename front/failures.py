@@ -58,7 +58,7 @@ def _model_files(model: nn.Module) -> set[Path]:
     for cls in {type(m) for m in model.modules()}:
         try:
             files.add(_resolve(inspect.getsourcefile(cls) or ""))
-        except TypeError:  # classes defined in C or interactively
+        except (TypeError, OSError):  # classes defined in C or interactively
             continue
     return {f for f in files if not f.is_relative_to(_TORCH_DIR)}
 

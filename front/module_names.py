@@ -29,7 +29,7 @@ def annotate_modules(model_proto: onnx.ModelProto, model: nn.Module, exporter: s
     Returns:
         How many nodes were annotated.
     """
-    modules = dict(model.named_modules())
+    modules = dict(model.named_modules(remove_duplicate=False))  # aliases: either name
     resolve = _resolver(set(modules), exporter)
     annotated = 0
     for node in model_proto.graph.node:

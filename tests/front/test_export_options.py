@@ -154,3 +154,30 @@ def test_torchscript_export_is_deterministic():
     first = qdqforge.export(model, x, exporter="torchscript")
     second = qdqforge.export(model, x, exporter="torchscript")
     assert first.SerializeToString() == second.SerializeToString()
+
+
+class Tied(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 4)
+        self.b.weight = self.a.weight
+
+    def forward(self, x):
+        return self.b(self.a(x))
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+def test_tied_weight_is_listed_under_the_name_the_exporter_kept(exporter):
+    proto = qdqforge.export(Tied(), torch.randn(2, 4), exporter=exporter)
+    inits = {t.name for t in proto.graph.initializer}
+    weight = ({"a.weight", "b.weight"} & inits).pop()  # dynamo keeps b.weight, TorchScript a.weight
+    props = {p.key: p.value for p in proto.metadata_props}
+    assert meta.load_names(props[meta.PARAMETERS]) == sorted({weight, "a.bias", "b.bias"})
+
+
+def test_model_class_without_source_file_exports():
+    namespace: dict = {"nn": nn}
+    source = "class Generated(nn.Module):\n    def forward(self, x):\n        return x * 2\n"
+    exec(compile(source, "<generated>", "exec"), namespace)
+    proto = qdqforge.export(namespace["Generated"](), torch.ones(1, 2), exporter="torchscript")
+    assert [n.op_type for n in proto.graph.node if n.op_type != "Constant"] == ["Mul"]
