@@ -22,6 +22,7 @@ from onnx import numpy_helper
 
 from qdqforge.errors import ConversionError
 from qdqforge.runtime.context import BuildContext
+from qdqforge.runtime.modules.namespace import FastChildren, remirror
 from qdqforge.runtime.plan import GraphIndex, decide_roles, make_plan, opsets, toposort
 from qdqforge.runtime.registry import OnnxNode, Sym
 from qdqforge.runtime.shapes import infer_types
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 _KEEP = ("_modules", "_parameters", "_buffers", "_non_persistent_buffers_set", "onnx_mapping")
 
 
-class ReimportedModule(torch.fx.GraphModule):
+class ReimportedModule(FastChildren, torch.fx.GraphModule):
     """GraphModule that keeps unreferenced tensors and ``onnx_mapping`` through deepcopy.
 
     Attributes:
@@ -48,6 +49,7 @@ class ReimportedModule(torch.fx.GraphModule):
         for key in _KEEP:
             if key in state:
                 res.__dict__[key] = state[key]
+        remirror(res)
         return res
 
 
@@ -126,9 +128,8 @@ def _assemble(ctx: BuildContext) -> ReimportedModule:
     if module.graph.eliminate_dead_code():
         module.recompile()
     # GraphModule copies only what the graph references; adopt everything, in store order.
-    module._modules.clear()
-    module._parameters.clear()
-    module._buffers.clear()
+    for name in [*module._modules, *module._parameters, *module._buffers]:
+        delattr(module, name)
     for name, child in ctx.root._modules.items():
         module.add_module(name, child)
     for name, param in ctx.root._parameters.items():

@@ -21,6 +21,7 @@ from torch import nn
 
 from qdqforge.errors import ConversionError
 from qdqforge.runtime.emitter import EagerEmitter, FxEmitter, to_array
+from qdqforge.runtime.modules.namespace import Namespace
 from qdqforge.runtime.plan import Step
 from qdqforge.runtime.registry import OnnxNode, Sym
 from qdqforge.runtime.store import ParameterStore, Role
@@ -40,7 +41,7 @@ class BuildContext:
 
     def __init__(self, model: onnx.ModelProto, roles: dict[str, Role], opset: int) -> None:
         self.graph = torch.fx.Graph()
-        self.root = nn.Module()
+        self.root = Namespace()
         self.store = ParameterStore(self.root)
         self.opset = opset
         self.roles = roles
@@ -121,7 +122,7 @@ class BuildContext:
             self._module_names.add(name)
             path = f"{OPS}.{name}"
             if OPS not in self.root._modules:
-                self.root.add_module(OPS, nn.Module())
+                self.root.add_module(OPS, Namespace())
             self.root._modules[OPS].add_module(name, module)
         else:
             self.root.add_module(path, module)

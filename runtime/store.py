@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from qdqforge.runtime.modules.namespace import Namespace
+
 FLAT = "onnx_initializers"
 _ATOM = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -81,7 +83,7 @@ class ParameterStore:
         *prefix, leaf = path.split(".")
         for atom in prefix:
             if atom not in module._modules:
-                module.add_module(atom, nn.Module())
+                module.add_module(atom, Namespace())
             module = module._modules[atom]
         return module, leaf
 

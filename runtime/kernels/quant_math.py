@@ -1,0 +1,101 @@
+"""AMCT quantization arithmetic (AMCT spec §4.0): integer ranges, scale/offset, finiteness checks.
+
+With ``b`` bits, ``qmin = -2^(b-1)``, ``qmax = 2^(b-1) - 1``::
+
+    symmetric:   scale = max(|max|, |min|) / (2^(b-1) - 1)      offset = 0
+                 scale = |min| / 2^(b-1)          when |min| > |max| (the negative side has -2^(b-1))
+    asymmetric:  max <- max(max, 0), min <- min(min, 0)         (the range must contain 0)
+                 scale = (max - min) / (2^b - 1)
+                 offset = round(-2^(b-1) - min / scale)         (round half to even)
+    degenerate:  scale < FLT_EPSILON -> scale = 1, offset = -2^(b-1) (asym) or 0 (sym)
+
+The one rounding definition is ONNX QuantizeLinear (``fake_quant_ref.quantize_linear``):
+``q = clamp(round_half_even(x / scale) + zp, qmin, qmax)``, ``x^ = (q - zp) * scale`` — divide
+(onnxruntime does not multiply by 1/scale) and round *before* adding the zero point.
+Scale and offset are computed in the inputs' dtype (float64 for Python floats).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from qdqforge.errors import CalibrationError
+
+FLT_EPSILON = 1.1920928955078125e-07  # float32 machine epsilon, AMCT's degenerate-scale bound
+
+
+def int_range(num_bits: int, signed: bool = True) -> tuple[int, int]:
+    """Return ``(qmin, qmax)`` of a ``num_bits`` integer grid (signed, or unsigned from 0)."""
+    if signed:
+        return -(2 ** (num_bits - 1)), 2 ** (num_bits - 1) - 1
+    return 0, 2**num_bits - 1
+
+
+def _as_float_tensor(value: torch.Tensor | float) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value if value.is_floating_point() else value.double()
+    return torch.tensor(float(value), dtype=torch.float64)
+
+
+def check_finite(x: torch.Tensor, layer: str | None = None, what: str = "input") -> None:
+    """Raise if ``x`` holds NaN or inf (AMCT aborts with "calculate scale failed").
+
+    Args:
+        x: the tensor to check (any device; this synchronises with the device once).
+        layer: layer name for the message.
+        what: what ``x`` is ("input", "weight", ...), for the message.
+
+    Raises:
+        CalibrationError: naming the layer and how many values are not finite.
+    """
+    bad = int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0
+    if bad:
+        name = layer or "<unnamed layer>"
+        raise CalibrationError(
+            f"layer '{name}': {bad} of {x.numel()} {what} values are NaN or inf, so no "
+            f"quantization scale can be computed; fix the model or add '{name}' to skip_layers"
+        )
+
+
+def symmetric_scale(
+    min_val: torch.Tensor | float, max_val: torch.Tensor | float, num_bits: int = 8
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric min-max scale (offset 0), per tensor or elementwise per channel.
+
+    Args:
+        min_val: minimum (scalar or per-channel tensor).
+        max_val: maximum, same shape as ``min_val``.
+        num_bits: bit width of the signed grid.
+
+    Returns:
+        ``(scale, offset)``; ``offset`` is an int64 tensor of zeros.
+    """
+    lo, hi = _as_float_tensor(min_val).abs(), _as_float_tensor(max_val).abs()
+    qmin, qmax = int_range(num_bits)
+    scale = torch.where(lo > hi, lo / -qmin, torch.maximum(lo, hi) / qmax)
+    scale = torch.where(scale < FLT_EPSILON, torch.ones_like(scale), scale)
+    return scale, torch.zeros(scale.shape, dtype=torch.int64, device=scale.device)
+
+
+def asymmetric_scale_offset(
+    min_val: torch.Tensor | float, max_val: torch.Tensor | float, num_bits: int = 8
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Asymmetric min-max scale and offset on the signed grid (AMCT's INT8-with-offset).
+
+    Args:
+        min_val: minimum (scalar or per-channel tensor); clamped to <= 0.
+        max_val: maximum, same shape; clamped to >= 0.
+        num_bits: bit width.
+
+    Returns:
+        ``(scale, offset)``; ``offset`` is an int64 tensor in ``[qmin, qmax]``.
+    """
+    lo = torch.clamp(_as_float_tensor(min_val), max=0.0)
+    hi = torch.clamp(_as_float_tensor(max_val), min=0.0)
+    qmin, _ = int_range(num_bits)
+    scale = (hi - lo) / (2**num_bits - 1)
+    degenerate = scale < FLT_EPSILON
+    scale = torch.where(degenerate, torch.ones_like(scale), scale)
+    offset = torch.round(qmin - lo / scale)
+    offset = torch.where(degenerate, torch.full_like(offset, qmin), offset)
+    return scale, offset.to(torch.int64)
