@@ -54,16 +54,20 @@ def export_dynamo(
 
 
 def _dynamic_shapes(args: tuple[torch.Tensor, ...]) -> tuple[dict | None, ...]:
-    """Dim 0 of every input is dynamic; inputs with the first input's batch size share ``batch``."""
+    return tuple(name and {0: torch.export.Dim(name)} for name in batch_dims(args))
+
+
+def batch_dims(args: tuple[torch.Tensor, ...]) -> list[str | None]:
+    """Name of each input's dynamic dim 0: ``batch`` when it equals the first input's, else
+    ``batch_<i>``; ``None`` for 0-d inputs."""
     first = args[0].shape[0] if args[0].dim() else None
-    specs: list[dict | None] = []
+    names: list[str | None] = []
     for i, arg in enumerate(args):
         if not arg.dim():
-            specs.append(None)
+            names.append(None)
             continue
-        name = "batch" if arg.shape[0] == first else f"batch_{i}"
-        specs.append({0: torch.export.Dim(name)})
-    return tuple(specs)
+        names.append("batch" if arg.shape[0] == first else f"batch_{i}")
+    return names
 
 
 def export_torchscript(
@@ -78,10 +82,10 @@ def export_torchscript(
 
     ``strict``: refuse any value-to-bool conversion outside torch (see :mod:`.failures`).
     """
-    inputs = io_names("input", len(args))
-    outputs = io_names("output", _count_outputs(model, args))
-    axes = {name: {0: "batch"} for name, arg in zip(inputs, args) if arg.dim()}
-    axes.update({name: {0: "batch"} for name in outputs})
+    inputs, ranks = io_names("input", len(args)), _output_ranks(model, args)
+    outputs = io_names("output", len(ranks))
+    axes = {name: {0: dim} for name, dim in zip(inputs, batch_dims(args)) if dim}
+    axes.update({name: {0: "batch"} for name, rank in zip(outputs, ranks) if rank})
     buffer = io.BytesIO()
     with quiet_exporter() as caught:
         torch.onnx.export(
@@ -101,9 +105,9 @@ def export_torchscript(
     return onnx.load_from_string(buffer.getvalue())
 
 
-def _count_outputs(model: nn.Module, args: tuple[torch.Tensor, ...]) -> int:
-    """How many tensors ``model(*args)`` returns (the tracer flattens nested outputs)."""
+def _output_ranks(model: nn.Module, args: tuple[torch.Tensor, ...]) -> list[int]:
+    """Rank of each tensor ``model(*args)`` returns (the tracer flattens nested outputs)."""
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         result = model(*args)
     leaves = torch.utils._pytree.tree_leaves(result)
-    return sum(isinstance(leaf, torch.Tensor) for leaf in leaves)
+    return [leaf.dim() for leaf in leaves if isinstance(leaf, torch.Tensor)]

@@ -181,3 +181,19 @@ def test_model_class_without_source_file_exports():
     exec(compile(source, "<generated>", "exec"), namespace)
     proto = qdqforge.export(namespace["Generated"](), torch.ones(1, 2), exporter="torchscript")
     assert [n.op_type for n in proto.graph.node if n.op_type != "Constant"] == ["Mul"]
+
+
+class MixedRanks(nn.Module):
+    def forward(self, x, y, scale):
+        return (x * scale).sum(), x + y.sum()
+
+
+def test_batch_axes_follow_each_inputs_size_and_skip_scalars():
+    args = (torch.randn(2, 4), torch.randn(3, 4), torch.tensor(2.0))
+    proto = qdqforge.export(MixedRanks(), args, exporter="torchscript")
+    shapes = {
+        v.name: [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in [*proto.graph.input, *proto.graph.output]
+    }
+    assert shapes["input_0"] == ["batch", 4] and shapes["input_1"] == ["batch_1", 4]
+    assert shapes["input_2"] == [] and shapes["output_0"] == []
