@@ -3,7 +3,7 @@
 With ``b`` bits, ``qmin = -2^(b-1)``, ``qmax = 2^(b-1) - 1``::
 
     symmetric:   scale = max(|max|, |min|) / (2^(b-1) - 1)      offset = 0
-                 scale = |min| / 2^(b-1)          when |min| > |max| (the negative side has -2^(b-1))
+                 scale = |min| / 2^(b-1)    when |min| > |max| (the negative end is -2^(b-1))
     asymmetric:  max <- max(max, 0), min <- min(min, 0)         (the range must contain 0)
                  scale = (max - min) / (2^b - 1)
                  offset = round(-2^(b-1) - min / scale)         (round half to even)
