@@ -73,8 +73,9 @@ def reimport(model: onnx.ModelProto | str | Path) -> ReimportedModule:
     nodes = toposort(proto)
     roles = decide_roles(proto, nodes)
     versions = opsets(proto)
-    steps = make_plan(nodes, GraphIndex(proto, nodes, roles), versions)
-    ctx = BuildContext(proto, roles, versions.get("", 1))
+    index = GraphIndex(proto, nodes, roles)
+    steps = make_plan(nodes, index, versions)
+    ctx = BuildContext(proto, roles, versions.get("", 1), index)
     ctx.shapes, ctx.dtypes = infer_types(proto)
     _register_state(ctx, proto, nodes)
     for value in proto.graph.input:

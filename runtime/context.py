@@ -39,7 +39,11 @@ FOLD_LIMIT = 1 << 20  # elements; larger folded results are emitted as run-time 
 class BuildContext:
     """Everything the emitters share while one graph is built."""
 
-    def __init__(self, model: onnx.ModelProto, roles: dict[str, Role], opset: int) -> None:
+    def __init__(
+        self, model: onnx.ModelProto, roles: dict[str, Role], opset: int, index: Any = None
+    ) -> None:
+        self.index = index  # GraphView of the ONNX graph, for converters that look around
+        self.memo: dict[Any, Any] = {}
         self.graph = torch.fx.Graph()
         self.root = Namespace()
         self.store = ParameterStore(self.root)

@@ -67,6 +67,13 @@ class FxEmitter(_RefEmitter):
     def __init__(self, ctx: BuildContext, node: OnnxNode) -> None:
         super().__init__(node, ctx.opset)
         self.ctx = ctx
+        self.graph = ctx.index
+
+    def memo(self, key: Any, make: Any) -> Any:
+        """``make()`` once per build for ``key``; later calls return the first result."""
+        if key not in self.ctx.memo:
+            self.ctx.memo[key] = make()
+        return self.ctx.memo[key]
 
     def has(self, ref: Ref) -> bool:
         name = self._name(ref)
@@ -138,6 +145,10 @@ class EagerEmitter(_RefEmitter):
     def __init__(self, node: OnnxNode, opset: int, arrays: dict[str, np.ndarray]) -> None:
         super().__init__(node, opset)
         self.arrays = arrays
+        self.graph = None
+
+    def memo(self, key: Any, make: Any) -> Any:
+        return make()
 
     def has(self, ref: Ref) -> bool:
         return self._name(ref) in self.arrays

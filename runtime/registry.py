@@ -103,6 +103,7 @@ class Emitter(Protocol):
 
     opset: int  # default-domain opset of the model
     node: OnnxNode  # the node (for patterns: the root node) being converted
+    graph: GraphView | None  # the whole ONNX graph (None while folding constants)
 
     def has(self, ref: Ref) -> bool:
         """True when input ``ref`` is present (not absent, not the empty name "")."""
@@ -137,6 +138,9 @@ class Emitter(Protocol):
 
     def device(self) -> torch.fx.Node | None:
         """fx value of the device of the first graph input (for factory calls)."""
+
+    def memo(self, key: Any, make: Callable[[], Any]) -> Any:
+        """``make()`` once per build for ``key`` (share one fx node between converters)."""
 
     def method(self, name: str, *args: Any, **kwargs: Any) -> torch.fx.Node:
         """Emit ``args[0].name(*args[1:], **kwargs)`` as a call_method node."""

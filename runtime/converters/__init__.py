@@ -19,6 +19,7 @@ from qdqforge.runtime.converters import (  # noqa: F401  (imported to register)
     quant,
     reduce,
     resize,
+    select,
     shape,
     tensor,
 )
