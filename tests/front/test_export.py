@@ -278,3 +278,10 @@ def _constant_values(proto: onnx.ModelProto) -> dict[str, np.ndarray]:
                 value = onnx.numpy_helper.to_array(value)
             values[node.output[0]] = np.asarray(value)
     return values
+
+
+def test_dynamo_export_is_deterministic():
+    model, args = build("shared")
+    first = qdqforge.export(model, args, exporter="dynamo")
+    second = qdqforge.export(model, args, exporter="dynamo")
+    assert first.SerializeToString() == second.SerializeToString()
