@@ -38,8 +38,8 @@ def compare_pair(ai: int, bi: int, how: str, tensors: TensorComparer) -> NodeCha
     inputs = input_changes(na, nb)
     constants = [*_input_constant_changes(na, nb, tensors), *_attr_tensor_changes(na, nb)]
     outputs_changed = list(na.output) != list(nb.output)
-    op_changed = (na.op_type, na.domain) != (nb.op_type, nb.domain)
-    if not (op_changed or attrs or inputs or constants or outputs_changed):
+    kind_changed = (na.name, na.op_type, na.domain) != (nb.name, nb.op_type, nb.domain)
+    if not (kind_changed or attrs or inputs or constants or outputs_changed):
         return None
     return NodeChange(a.info(ai), b.info(bi), how, attrs, inputs, outputs_changed, tuple(constants))
 
