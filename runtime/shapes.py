@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import onnx
 
 logger = logging.getLogger(__name__)
+
+SMALL = 4096  # initializers up to this many elements keep their data during inference
 
 
 def infer_types(model: onnx.ModelProto) -> tuple[dict[str, tuple | None], dict[str, int]]:
@@ -19,7 +22,9 @@ def infer_types(model: onnx.ModelProto) -> tuple[dict[str, tuple | None], dict[s
         Two dicts. Values whose rank is unknown map to None in the first.
     """
     try:
-        inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
+        inferred = onnx.shape_inference.infer_shapes(
+            _light(model), strict_mode=False, data_prop=True
+        )
     except Exception as e:  # inference is a hint only; converters fall back to run-time shapes
         logger.debug("shape inference failed (%s); continuing without static shapes", e)
         inferred = model
@@ -36,7 +41,32 @@ def infer_types(model: onnx.ModelProto) -> tuple[dict[str, tuple | None], dict[s
             shapes[info.name] = tuple(
                 d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim
             )
-    for init in graph.initializer:
+    for init in model.graph.initializer:
         shapes[init.name] = tuple(init.dims)
         dtypes[init.name] = init.data_type
     return shapes, dtypes
+
+
+def _light(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model without the data of large initializers (declared as typed inputs instead).
+
+    Inference only needs their types and shapes; serializing ~100 MB of weights for it cost
+    more than the rest of reimport. Small ones keep their data for shape-value propagation.
+    """
+    light = onnx.ModelProto(ir_version=model.ir_version)
+    light.opset_import.extend(model.opset_import)
+    light.functions.extend(model.functions)
+    source, graph = model.graph, light.graph
+    graph.name = source.name
+    graph.node.extend(source.node)
+    graph.input.extend(source.input)
+    graph.output.extend(source.output)
+    declared = {i.name for i in source.input}
+    for init in source.initializer:
+        if math.prod(init.dims) <= SMALL:
+            graph.initializer.append(init)
+        elif init.name not in declared:
+            graph.input.append(
+                onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
+            )
+    return light

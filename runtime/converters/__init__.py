@@ -11,6 +11,7 @@ from qdqforge.runtime.converters import (  # noqa: F401  (imported to register)
     conv,
     dropout,
     elementwise,
+    gather,
     gemm,
     logic,
     norm,

@@ -103,3 +103,23 @@ def same_pad(x: torch.Tensor, kernel, strides, dilations, upper: bool, value: fl
         small = total // 2
         pads += [small, total - small] if upper else [total - small, small]
     return torch.nn.functional.pad(x, pads, "constant", value)
+
+
+def wrap_negative(index: torch.Tensor, data: torch.Tensor, axis: int) -> torch.Tensor:
+    """ONNX negative indices along ``axis`` made non-negative (torch.gather needs that)."""
+    index = index.long()
+    return torch.where(index < 0, index + data.shape[axis], index)
+
+
+def gather_nd(data: torch.Tensor, indices: torch.Tensor, batch_dims: int = 0) -> torch.Tensor:
+    """ONNX GatherND: index tuples in the last dim of ``indices``, after ``batch_dims`` dims."""
+    k = indices.shape[-1]
+    batch = data.shape[:batch_dims]
+    count = math.prod(batch)
+    flat = data.reshape(count, *data.shape[batch_dims:])
+    index = indices.long().reshape(count, -1, k)
+    sizes = torch.tensor(flat.shape[1 : k + 1], device=index.device)
+    index = torch.where(index < 0, index + sizes, index)
+    rows = torch.arange(count, device=index.device).unsqueeze(1)
+    picked = flat[(rows, *index.unbind(-1))]
+    return picked.reshape(*indices.shape[:-1], *data.shape[batch_dims + k :])

@@ -149,3 +149,27 @@ def test_einsum_matches_ort(eq, shapes):
 def test_arg_matches_ort(op, axis, keepdims, last):
     x = np.array([[1, 3, 3, 0], [2, 2, 1, 2], [0, 5, 5, 5]], np.float32)
     check_op(op, [("x", x, False)], {"axis": axis, "keepdims": keepdims, "select_last_index": last})
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+@pytest.mark.parametrize("idx_init", [True, False], ids=["const_idx", "runtime_idx"])
+def test_gather_elements_matches_ort(axis, idx_init):
+    idx = np.array([[0, -1, 2], [1, 0, -2]], I64)
+    check_op("GatherElements", [("x", rand(3, 3), False), ("i", idx, idx_init)], {"axis": axis})
+
+
+GATHER_ND = [
+    ("pairs", (2, 3, 4), np.array([[0, 1], [1, -1]], I64), 0),
+    ("full", (2, 3), np.array([[1, 2], [0, 0]], I64), 0),
+    ("batch1", (2, 3, 4), np.array([[[1]], [[2]]], I64), 1),
+    ("batch1_pairs", (2, 3, 4), np.array([[0, 3], [2, 1]], I64), 1),
+]
+
+
+@pytest.mark.parametrize(
+    ("shape", "idx", "batch_dims"), [c[1:] for c in GATHER_ND], ids=[c[0] for c in GATHER_ND]
+)
+def test_gather_nd_matches_ort(shape, idx, batch_dims):
+    check_op(
+        "GatherND", [("x", rand(*shape), False), ("i", idx, False)], {"batch_dims": batch_dims}
+    )

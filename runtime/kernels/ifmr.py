@@ -1,0 +1,298 @@
+"""IFMR activation calibration (AMCT spec §4.2) with memory bounded across batches.
+
+AMCT concatenates every calibration batch, then over the ``N`` values::
+
+    max0 = k-th largest,  k = N - int(max_percentile * N)  (k >= 1), clamped to >= 0
+    min0 = k-th smallest, k = N - int(min_percentile * N)  (k >= 1), clamped to <= 0
+    M    = max0 (asym) or max(|max0|, |min0|) (sym)
+    c_i  = (start + i * step) * M,  i = 0, 1, ... while start + i * step < end
+    asym: s_i = (c_i - min0) / (2^b - 1), clip [min0, c_i];  sym: s_i = c_i / (2^(b-1) - 1)
+          (/ 2^(b-1) when |min0| > |max0|), clip [-c_i, c_i]
+    loss_i = mean((round(clip(x) / s_i) * s_i - x)^2);  pick the first argmin
+    offset = -round(min0 / s) - 2^(b-1) (asym) or 0;  s < FLT_EPSILON -> 1 (spec §4.0)
+
+Only the upper clip is searched; the lower stays at the percentile (as AMCT's code does).
+
+Streaming (:class:`IfmrObserver`) keeps, instead of the data:
+* the ``cap >= k`` largest and smallest values seen (``cap = k + max(64, k/4)`` for the ``k`` of
+  the values seen, or of ``expected_batches`` batches) and the largest value ever evicted: the
+  k-th largest is exact whenever it is >= every evicted value, which is always true when
+  ``cap`` covered the final ``k`` (else a histogram estimate, logged);
+* a histogram of ``2^15`` bins over ``[-R, R]``, ``R`` a power of two, holding per bin the count,
+  sum and sum of squares. When data exceeds ``R``, ``R`` doubles and adjacent bin pairs merge
+  (the edges align exactly). ``q(x) = round(clip(x)/s)*s`` is constant on a bin without a rounding
+  half-point, so there ``sum (q - x)^2 = SS - 2 q S + n q^2`` is exact; the few bins holding a
+  half-point use ``q(mean)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import NamedTuple
+
+import torch
+
+from qdqforge.errors import CalibrationError
+from qdqforge.runtime.kernels.quant_math import FLT_EPSILON, check_finite, int_range
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 1 << 22  # elements per histogram pass: bounds the float64 temporaries
+
+
+class IfmrResult(NamedTuple):
+    """Per-tensor activation quantization parameters."""
+
+    scale: float
+    offset: int
+    clip_min: float
+    clip_max: float
+
+
+def excluded_count(numel: int, percentile: float) -> int:
+    """``k`` of the k-th largest value the percentile keeps (AMCT: ``N - int(p*N)``, >= 1)."""
+    return max(numel - int(percentile * numel), 1)
+
+
+def search_factors(search_range: tuple[float, float], search_step: float) -> torch.Tensor:
+    """Candidate factors ``start + i*step`` below ``end`` (``torch.arange``, end exclusive)."""
+    return torch.arange(search_range[0], search_range[1], search_step, dtype=torch.float64)
+
+
+def _candidate_grids(
+    factors: torch.Tensor, max0: float, min0: float, num_bits: int, symmetric: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(scales, clip_lo, clip_hi)`` of every candidate, float64 ``[n]``."""
+    qmin, qmax = int_range(num_bits)
+    if symmetric:
+        clips = factors * max(abs(max0), abs(min0))
+        scales = clips / (-qmin if abs(min0) > abs(max0) else qmax)
+        return scales, -clips, clips
+    clips = factors * max0
+    return (clips - min0) / (2**num_bits - 1), torch.full_like(clips, min0), clips
+
+
+def _finish(
+    scale: float, lo: float, hi: float, min0: float, num_bits: int, symmetric: bool
+) -> IfmrResult:
+    qmin, _ = int_range(num_bits)
+    if not scale >= FLT_EPSILON:
+        return IfmrResult(1.0, 0 if symmetric else qmin, lo, hi)
+    offset = 0 if symmetric else int(-round(min0 / scale)) + qmin  # round(): half to even
+    return IfmrResult(scale, offset, lo, hi)
+
+
+def _select(losses: torch.Tensor, grids: tuple, min0: float, num_bits: int, symmetric: bool):
+    best = int(torch.argmin(losses))
+    scales, lo, hi = grids
+    return _finish(float(scales[best]), float(lo[best]), float(hi[best]), min0, num_bits, symmetric)
+
+
+def ifmr_exact(
+    x: torch.Tensor,
+    num_bits: int = 8,
+    max_percentile: float = 0.999999,
+    min_percentile: float = 0.999999,
+    search_range: tuple[float, float] = (0.7, 1.3),
+    search_step: float = 0.01,
+    symmetric: bool = False,
+    layer: str | None = None,
+) -> IfmrResult:
+    """IFMR on all the data at once (AMCT's memory-heavy way; the reference for the observer).
+
+    Args:
+        x: every calibration value of the layer input (any shape).
+        num_bits: activation bit width.
+        max_percentile: fraction of values kept below the upper bound.
+        min_percentile: fraction of values kept above the lower bound.
+        search_range: ``(start, end)`` factors of the upper-clip search.
+        search_step: factor step.
+        symmetric: symmetric grid (offset 0) instead of asymmetric.
+        layer: layer name for errors.
+
+    Returns:
+        :class:`IfmrResult`.
+
+    Raises:
+        CalibrationError: NaN/inf or empty input.
+    """
+    flat = x.detach().reshape(-1).double()
+    if flat.numel() == 0:
+        raise CalibrationError(f"layer '{layer}': IFMR got no calibration data")
+    check_finite(flat, layer)
+    max0 = max(float(torch.topk(flat, excluded_count(flat.numel(), max_percentile))[0][-1]), 0.0)
+    k_min = excluded_count(flat.numel(), min_percentile)
+    min0 = min(-float(torch.topk(-flat, k_min)[0][-1]), 0.0)
+    grids = _candidate_grids(search_factors(search_range, search_step), max0, min0, num_bits,
+                             symmetric)  # fmt: skip
+    losses = torch.stack([_exact_loss(flat, s, lo, hi) for s, lo, hi in zip(*grids)])
+    return _select(losses, grids, min0, num_bits, symmetric)
+
+
+def _exact_loss(flat: torch.Tensor, scale, lo, hi) -> torch.Tensor:
+    if scale < FLT_EPSILON:
+        return torch.tensor(0.0, dtype=torch.float64)
+    clipped = torch.clamp(flat, float(lo), float(hi))
+    return torch.mean((torch.round(clipped / scale) * scale - flat) ** 2)
+
+
+class _TailBuffer:
+    """The ``cap`` largest values seen, plus the largest value ever evicted."""
+
+    def __init__(self) -> None:
+        self.values: torch.Tensor | None = None  # sorted descending, float64
+        self.evicted = -math.inf
+
+    def update(self, flat: torch.Tensor, cap: int) -> None:
+        top = torch.topk(flat, min(cap + 1, flat.numel()))[0]
+        merged = top if self.values is None else torch.cat([self.values, top])
+        kept = torch.topk(merged, min(cap + 1, merged.numel()))[0]
+        if kept.numel() > cap:
+            self.evicted = max(self.evicted, float(kept[-1]))
+        self.values = kept[:cap]
+
+    def kth(self, k: int) -> float | None:
+        """The exact k-th largest value seen, or None if it may have been evicted."""
+        if self.values is None or self.values.numel() < k:
+            return None
+        value = float(self.values[k - 1])
+        return value if value >= self.evicted else None
+
+
+class _PowerOfTwoHistogram:
+    """Count, sum and sum of squares per bin over ``[-R, R]``, ``R`` a power of two."""
+
+    def __init__(self, bins: int) -> None:
+        self.bins = bins
+        self.radius = 0.0
+        self.stats: torch.Tensor | None = None  # [3, bins] float64: n, S, SS
+
+    def _grow(self, absmax: float) -> None:
+        mantissa, exponent = math.frexp(absmax)
+        radius = math.ldexp(1.0, exponent - 1 if mantissa == 0.5 else exponent)
+        if self.radius == 0.0:
+            self.radius = radius
+            return
+        doublings = round(math.log2(radius / self.radius))
+        for _ in range(min(doublings, int(math.log2(self.bins)))):
+            pairs = self.stats.reshape(3, self.bins // 2, 2).sum(dim=2)
+            self.stats = torch.zeros_like(self.stats)
+            self.stats[:, self.bins // 4 : 3 * self.bins // 4] = pairs
+        self.radius = radius
+
+    def update(self, flat: torch.Tensor) -> None:
+        if self.stats is None:
+            self.stats = torch.zeros(3, self.bins, dtype=torch.float64, device=flat.device)
+        absmax = float(flat.abs().max())
+        if absmax > self.radius or self.radius == 0.0:
+            self._grow(max(absmax, 2.0**-126))
+        width = 2.0 * self.radius / self.bins
+        for chunk in flat.split(_CHUNK):
+            x = chunk.double()
+            idx = torch.clamp(((x + self.radius) / width).long(), 0, self.bins - 1)
+            for row, weights in enumerate((None, x, x * x)):
+                self.stats[row] += torch.bincount(idx, weights, minlength=self.bins)
+
+    def loss(self, grids: tuple, numel: int) -> torch.Tensor:
+        """Mean squared error of each candidate grid, from the per-bin statistics."""
+        stats = self.stats[:, self.stats[0] > 0]
+        chunks = zip(*(t.to(stats.device).split(8) for t in grids))
+        return torch.cat([self._chunk_loss(stats, *chunk) for chunk in chunks]) / numel
+
+    @staticmethod
+    def _chunk_loss(stats, scales, lo, hi) -> torch.Tensor:
+        n, total, squares = stats
+        mean = (total / n)[None, :]
+        scales, lo, hi = scales[:, None], lo[:, None], hi[:, None]
+        safe = torch.where(scales < FLT_EPSILON, torch.ones_like(scales), scales)
+        q = torch.round(torch.minimum(torch.maximum(mean, lo), hi) / safe) * safe
+        err = (squares - 2 * q * total + n * q * q).sum(dim=1)
+        return torch.where(scales[:, 0] < FLT_EPSILON, torch.zeros_like(err), err)
+
+    def kth_estimate(self, k: int, largest: bool) -> float:
+        """Mean of the bin holding the k-th largest (or smallest) value."""
+        n, total = self.stats[0], self.stats[1]
+        if largest:
+            idx = torch.nonzero(torch.cumsum(n.flip(0), 0).flip(0) >= k).max()
+        else:
+            idx = torch.nonzero(torch.cumsum(n, 0) >= k).min()
+        return float(total[idx] / n[idx])
+
+
+class IfmrObserver:
+    """Streaming IFMR: ``update`` per calibration batch, then ``compute``.
+
+    State: two tail buffers of ``O(k)`` values and a ``[3, bins]`` float64 histogram, on the
+    device of the first batch. Only ``k = N * (1 - percentile)`` grows with the values seen
+    (``k = 1`` up to a million values at the default 0.999999). Give ``expected_batches``
+    (AMCT's ``batch_num``) to size the tails for the final ``k`` from the first batch.
+    """
+
+    def __init__(
+        self,
+        num_bits: int = 8,
+        max_percentile: float = 0.999999,
+        min_percentile: float = 0.999999,
+        search_range: tuple[float, float] = (0.7, 1.3),
+        search_step: float = 0.01,
+        symmetric: bool = False,
+        bins: int = 1 << 15,
+        expected_batches: int | None = None,
+        layer: str | None = None,
+    ) -> None:
+        self.num_bits, self.symmetric, self.layer = num_bits, symmetric, layer
+        self.percentiles = (max_percentile, min_percentile)
+        self.search = (search_range, search_step)
+        self.expected_batches = expected_batches
+        self.numel = 0
+        self._top, self._bottom = _TailBuffer(), _TailBuffer()
+        self._hist = _PowerOfTwoHistogram(bins)
+
+    def _cap(self, percentile: float, batch_numel: int) -> int:
+        expected = batch_numel * (self.expected_batches or 0)
+        k = excluded_count(max(self.numel, expected), percentile)
+        return k + max(64, k // 4)
+
+    def update(self, x: torch.Tensor) -> None:
+        """Add one batch of the layer input (any shape, any device).
+
+        Raises:
+            CalibrationError: the batch holds NaN or inf.
+        """
+        flat = x.detach().reshape(-1)
+        if flat.numel() == 0:
+            return
+        check_finite(flat, self.layer)
+        self.numel += flat.numel()
+        self._top.update(flat.double(), self._cap(self.percentiles[0], flat.numel()))
+        self._bottom.update(-flat.double(), self._cap(self.percentiles[1], flat.numel()))
+        self._hist.update(flat)
+
+    def buffer_numel(self) -> int:
+        """Number of values the observer holds (to check that memory stays bounded)."""
+        tails = [b.values.numel() for b in (self._top, self._bottom) if b.values is not None]
+        return sum(tails) + (0 if self._hist.stats is None else self._hist.stats.numel())
+
+    def _tail(self, buffer: _TailBuffer, sign: float, percentile: float) -> float:
+        k = excluded_count(self.numel, percentile)
+        value = buffer.kth(k)
+        if value is not None:
+            return sign * value
+        logger.warning("layer '%s': IFMR percentile estimated from the histogram", self.layer)
+        return self._hist.kth_estimate(k, largest=sign > 0)
+
+    def compute(self) -> IfmrResult:
+        """Percentiles, then the MSE search over the upper clip.
+
+        Raises:
+            CalibrationError: no batch was seen.
+        """
+        if self.numel == 0:
+            raise CalibrationError(f"layer '{self.layer}': IFMR saw no calibration batch")
+        max0 = max(self._tail(self._top, 1.0, self.percentiles[0]), 0.0)
+        min0 = min(self._tail(self._bottom, -1.0, self.percentiles[1]), 0.0)
+        factors = search_factors(*self.search)
+        grids = _candidate_grids(factors, max0, min0, self.num_bits, self.symmetric)
+        losses = self._hist.loss(grids, self.numel)
+        return _select(losses, grids, min0, self.num_bits, self.symmetric)
