@@ -33,3 +33,10 @@ bench: install
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
+
+# Debian's headless chromium for the diff-viewer tests (tests/tools/test_diff_browser.py, marker
+# `browser`); they skip without it. Playwright drives /usr/bin/chromium: no browser download.
+.PHONY: browser
+browser:
+	@if [ -x /usr/bin/chromium ]; then echo "chromium already installed: /usr/bin/chromium"; \
+	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 from qdqforge.passes.pipeline import rewrite
 from tests.helpers import onnx_graphs as g
@@ -71,3 +71,15 @@ def input_for(model: onnx.ModelProto, seed: int = 1) -> dict[str, np.ndarray]:
     vi = model.graph.input[0]
     shape = [d.dim_value or 2 for d in vi.type.tensor_type.shape.dim]
     return {vi.name: np.random.default_rng(seed).normal(size=shape).astype(np.float32)}
+
+
+def perturbed(model: onnx.ModelProto, name: str, delta: float) -> onnx.ModelProto:
+    """Copy of ``model`` with ``delta`` added to the first element of initializer ``name``."""
+    copy = onnx.ModelProto()
+    copy.CopyFrom(model)
+    for i, t in enumerate(copy.graph.initializer):
+        if t.name == name:
+            value = numpy_helper.to_array(t).copy()
+            value.flat[0] += delta
+            copy.graph.initializer[i].CopyFrom(numpy_helper.from_array(value, name))
+    return copy

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
-from onnx import numpy_helper
 
 from qdqforge.errors import InputDataError
 from qdqforge.graph.diff import diff_graphs
@@ -20,20 +18,9 @@ def test_fold_bn_has_no_numeric_error():
     assert numerics.first_divergence is None
 
 
-def _perturbed(model: onnx.ModelProto, name: str, delta: float) -> onnx.ModelProto:
-    copy = onnx.ModelProto()
-    copy.CopyFrom(model)
-    for i, t in enumerate(copy.graph.initializer):
-        if t.name == name:
-            value = numpy_helper.to_array(t).copy()
-            value.flat[0] += delta
-            copy.graph.initializer[i].CopyFrom(numpy_helper.from_array(value, name))
-    return copy
-
-
 def test_perturbed_weight_is_the_first_divergence():
     before = cases.conv_relu_model()
-    after = _perturbed(before, "conv.weight", 0.5)
+    after = cases.perturbed(before, "conv.weight", 0.5)
     diff = diff_graphs(before, after, inputs=cases.input_for(before))
     assert diff.changed_names == {"conv"}
     (change,) = diff.changed[0].initializers
@@ -48,7 +35,7 @@ def test_perturbed_weight_is_the_first_divergence():
 
 def test_divergence_after_an_exact_stage_is_found_downstream():
     before, after = cases.fold_bn_pair()
-    after = _perturbed(after, "conv.folded_bias", 1.0)
+    after = cases.perturbed(after, "conv.folded_bias", 1.0)
     numerics = diff_graphs(before, after, inputs=cases.input_for(before)).numerics
     assert numerics.first_divergence == "b"
 

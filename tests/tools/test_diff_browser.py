@@ -1,0 +1,186 @@
+"""The graph diff page in a real headless chromium (Playwright driving Debian's /usr/bin/chromium).
+
+Skipped when chromium (``make browser``) or the ``playwright`` package (dev extra) is missing.
+Playwright's own browser download is never used: ``executable_path`` points at the system build.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from qdqforge.graph.diff import diff_graphs
+from qdqforge.graph.diff_html import write_diff_html
+from tests.graph import diff_cases as cases
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+EXPECTED = {  # rewrite -> tab counts and picture size
+    "fold_bn": {"added": 0, "removed": 1, "changed": 1, "initializers": 8, "svg": 3},
+    "qdq": {"added": 2, "removed": 0, "changed": 1, "initializers": 2, "svg": 4},
+}
+PAIRS = {"fold_bn": cases.fold_bn_pair, "qdq": cases.qdq_pair}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not installed (run `make browser`)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as e:
+        pytest.skip(f"playwright is not importable ({e}); it is in the dev extra")
+    with sync_playwright() as driver:
+        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+class Page:
+    """A loaded diff page plus every console error, page error and non-file request it made."""
+
+    def __init__(self, browser, path: Path) -> None:
+        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
+        self.errors: list[str] = []
+        self.requests: list[str] = []
+        self.page.on("console", self._console)
+        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        self.page.on("request", self._request)
+        self.page.goto(path.as_uri())
+        self.page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+
+    def _console(self, message) -> None:
+        if message.type in ("error", "warning"):
+            self.errors.append(f"{message.type}: {message.text}")
+
+    def _request(self, request) -> None:
+        if not request.url.startswith("file://"):
+            self.requests.append(request.url)
+
+    def count(self, tab: str) -> int:
+        return int(self.page.inner_text(f"#tab-{tab} .count"))
+
+    def rows(self) -> int:
+        return self.page.locator("#rows tbody tr.row").count()
+
+    def filter(self, text: str) -> None:
+        self.page.fill("#filter", text)
+
+    def close(self) -> None:
+        self.page.close()
+
+
+@pytest.fixture
+def open_page(browser):
+    pages = []
+
+    def opener(path: Path) -> Page:
+        pages.append(Page(browser, path))
+        return pages[-1]
+
+    yield opener
+    for page in pages:
+        page.close()
+
+
+def _write(tmp_path: Path, name: str, inputs: bool = False) -> Path:
+    before, after = PAIRS[name]()
+    feeds = cases.input_for(before) if inputs else None
+    return write_diff_html(diff_graphs(before, after, inputs=feeds), tmp_path / f"{name}.html")
+
+
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_page_shows_exact_counts_and_picture(open_page, tmp_path, name):
+    page = open_page(_write(tmp_path, name, inputs=True))
+    expected = EXPECTED[name]
+    for tab in ("added", "removed", "changed", "initializers"):
+        assert page.count(tab) == expected[tab], tab
+        page.page.click(f"#tab-{tab}")
+        assert page.rows() == expected[tab], tab
+    assert page.count("numerics") == 2
+    assert page.page.locator("#picture-svg g.node").count() == expected["svg"]
+    page.page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
+    assert (tmp_path / f"{name}.png").stat().st_size > 1000
+    assert page.errors == []
+    assert page.requests == []
+
+
+def test_filter_narrows_rows(open_page, tmp_path):
+    page = open_page(_write(tmp_path, "fold_bn"))
+    page.page.click("#tab-initializers")
+    assert page.rows() == 8
+    page.filter("bn.")
+    assert page.rows() == 4
+    page.filter("folded")
+    assert page.rows() == 2
+    assert page.page.inner_text("#shown-status") == "showing 2 of 2 matching"
+    page.filter("no-such-tensor")
+    assert page.rows() == 0
+    page.filter("")
+    assert page.rows() == 8
+
+
+def test_detail_shows_provenance_and_highlights_the_node(open_page, tmp_path):
+    page = open_page(_write(tmp_path, "fold_bn"))
+    page.page.click("#tab-changed")
+    page.page.click("#rows tr.row")
+    detail = page.page.inner_text("#rows tr.detail")
+    assert "created by pass fold_bn, rule fold_into_conv, from nodes conv/op, bn/bn" in detail
+    assert "conv.folded_weight" in detail
+    assert page.page.locator("g.node.hit").get_attribute("data-name") == "conv/op"
+    page.page.click("#rows tr.row")
+    assert page.page.locator("#rows tr.detail").count() == 0
+
+
+def test_op_table_colours_deltas(open_page, tmp_path):
+    page = open_page(_write(tmp_path, "qdq"))
+    table = page.page.locator("#op-table")
+    increase = table.locator("tr", has_text="QuantizeLinear").first.locator("span.inc")
+    assert increase.inner_text() == "+1"
+    fold = open_page(_write(tmp_path, "fold_bn"))
+    row = fold.page.locator("#op-table tr", has_text="BatchNormalization")
+    assert row.locator("span.dec").inner_text() == "-1"
+
+
+def test_numerics_tab_flags_first_divergence(open_page, tmp_path):
+    before = cases.conv_relu_model()
+    after = cases.perturbed(before, "conv.weight", 0.5)
+    diff = diff_graphs(before, after, inputs=cases.input_for(before))
+    page = open_page(write_diff_html(diff, tmp_path / "numerics.html"))
+    page.page.click("#tab-numerics")
+    first = page.page.locator("#rows tr.first")
+    assert first.count() == 1
+    assert first.locator("td").nth(1).inner_text() == "c"
+    assert page.errors == []
+
+
+def test_10k_node_diff_stays_usable(open_page, tmp_path):
+    from bench.synthetic import deep_conv_model
+    from qdqforge.passes.pipeline import rewrite
+
+    before = deep_conv_model(1430)
+    path = write_diff_html(diff_graphs(before, rewrite(before)), tmp_path / "big.html")
+    start = time.perf_counter()
+    page = open_page(path)
+    assert time.perf_counter() - start < 15
+    page.page.click("#tab-removed")
+    assert page.count("removed") > 4000
+    assert page.rows() == 200
+    page.page.click("#show-more")
+    assert page.rows() == 400
+    page.filter("block1429/bn")
+    assert page.rows() == 1
+    assert page.page.locator("#picture-svg g.node").count() == 300
+    assert page.errors == []
