@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import torch.nn.functional as F
 
 from tests.runtime.ortcheck import check_op, rand
@@ -89,3 +90,20 @@ def test_clip_int_tensor():
 )
 def test_softmax_matches_ort(op, axis, opset):
     check_op(op, [("x", rand(2, 3, 4), False)], {"axis": axis}, opset=opset)
+
+
+@pytest.mark.parametrize(
+    ("opset", "with_ratio"),
+    [(7, False), (12, True), (13, True)],
+    ids=["attr", "input12", "input13"],
+)
+def test_dropout_is_identity_in_eval_and_a_module(opset, with_ratio):
+    inputs = [("x", rand(4, 5), False)]
+    attrs = {}
+    if with_ratio:
+        inputs += [("ratio", np.array(0.3, np.float32), True), ("mode", np.array(False), True)]
+    else:
+        attrs = {"ratio": 0.3}
+    module = check_op("Dropout", inputs, attrs, opset=max(opset, 10))
+    drops = [m for m in module.modules() if isinstance(m, torch.nn.Dropout)]
+    assert [d.p for d in drops] == [pytest.approx(0.3)]

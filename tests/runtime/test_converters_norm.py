@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 
-from tests.runtime.ortcheck import check_op, rand
+from qdqforge.runtime import reimport
+from tests.runtime.ortcheck import check_op, rand, run_ort
 
 
 @pytest.mark.parametrize("opset", [9, 14, 15, 17])
@@ -44,3 +47,38 @@ def test_layer_norm_matches_ort(shape, axis, w_shape, bias):
 def test_layer_norm_broadcast_weight():
     inputs = [("x", rand(2, 3, 4), False), ("ln.weight", rand(4), True)]
     check_op("LayerNormalization", inputs, {"axis": 1})
+
+
+def _bn_training_model():
+    from onnx import TensorProto, helper, numpy_helper
+
+    c = 3
+    inits = [
+        numpy_helper.from_array(rand(c, low=0.5, high=1.5), "bn.weight"),
+        numpy_helper.from_array(rand(c), "bn.bias"),
+        numpy_helper.from_array(np.zeros(c, np.float32), "bn.running_mean"),
+        numpy_helper.from_array(np.ones(c, np.float32), "bn.running_var"),
+    ]
+    names = ["x", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"]
+    node = helper.make_node(
+        "BatchNormalization", names, ["y", "rm", "rv"], training_mode=1, momentum=0.9, epsilon=1e-5
+    )
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y", "rm", "rv")]
+    graph = helper.make_graph(
+        [node], "g", [helper.make_tensor_value_info("x", 1, ["N", c, 4, 4])], outputs, inits
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    model.ir_version = 9
+    return model
+
+
+def test_batch_norm_training_mode_outputs():
+    model = _bn_training_model()
+    module = reimport(model).train()
+    x = rand(4, 3, 4, 4)
+    y, rm, rv = module(torch.from_numpy(x))
+    expected = run_ort(model, {"x": x})[0]  # ORT normalizes with batch statistics too
+    np.testing.assert_allclose(y.detach().numpy(), expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(rm.detach().numpy(), 0.1 * x.mean(axis=(0, 2, 3)), atol=1e-6)
+    assert module.get_submodule("bn").num_batches_tracked.item() == 1
+    assert rv is module.get_submodule("bn").running_var

@@ -116,3 +116,41 @@ def test_deploy_dequantize_int8_weight_into_conv(opset):
     np.testing.assert_allclose(
         module(torch.from_numpy(feeds["x"])).detach().numpy(), run_ort(model, feeds)[0], atol=1e-5
     )
+
+
+def test_q_read_by_two_dequantizers_stays_standalone():
+    model = qdq_model(0.05, np.array(0, np.int8))
+    extra = helper.make_node("DequantizeLinear", ["x/q", "x/scale", "x/zero_point"], ["y2"])
+    model.graph.node.append(extra)
+    model.graph.output.append(helper.make_tensor_value_info("y2", TensorProto.FLOAT, None))
+    module = assert_matches_ort(model, {"x": _x()}, atol=0.0)
+    assert fake_quantize not in [n.target for n in module.graph.nodes]
+
+
+def test_weight_fake_quant_trains_the_weight():
+    w = numpy_helper.from_array(rand(4, 3, 3, 3), "conv.weight")
+    s = numpy_helper.from_array(np.full(4, 0.02, F32), "conv.weight/scale")
+    zp = numpy_helper.from_array(np.zeros(4, np.int8), "conv.weight/zero_point")
+    qargs = ["conv.weight/scale", "conv.weight/zero_point"]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["conv.weight", *qargs], ["wq"], axis=0),
+        helper.make_node("DequantizeLinear", ["wq", *qargs], ["wdq"], axis=0),
+        helper.make_node("Conv", ["x", "wdq"], ["y"], pads=[1, 1, 1, 1]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 5, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        [w, s, zp],
+    )
+    model = with_roles(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]),
+        params=["conv.weight", "conv.weight/scale"],
+    )
+    model.ir_version = 9
+    module = assert_matches_ort(model, {"x": rand(2, 3, 5, 5)}, atol=1e-5)
+    module(torch.randn(2, 3, 5, 5)).sum().backward()
+    params = dict(module.named_parameters())
+    assert params["conv.weight"].grad is not None and params["conv.weight"].grad.abs().sum() > 0
+    assert params[module.onnx_mapping["conv.weight/scale"]].grad is not None
