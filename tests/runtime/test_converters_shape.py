@@ -20,20 +20,18 @@ RESHAPE = [
 ]
 
 
-@pytest.mark.parametrize("opset", [13, 14, 19, 21])
+@pytest.mark.parametrize("opset", [14, 19, 21])
 @pytest.mark.parametrize(
     ("shape", "target", "allowzero"), [c[1:] for c in RESHAPE], ids=[c[0] for c in RESHAPE]
 )
 def test_reshape_matches_ort(shape, target, allowzero, opset):
-    attrs = {"allowzero": allowzero} if opset >= 14 else {}
-    if allowzero and opset < 14:
-        pytest.skip("allowzero needs opset 14")
-    check_op(
-        "Reshape",
-        [("x", rand(*shape), False), ("s", np.array(target, I64), True)],
-        attrs,
-        opset=opset,
-    )
+    inputs = [("x", rand(*shape), False), ("s", np.array(target, I64), True)]
+    check_op("Reshape", inputs, {"allowzero": allowzero}, opset=opset)
+
+
+@pytest.mark.parametrize("target", [[6, 4], [0, -1]], ids=["plain", "zero_copies"])
+def test_reshape_opset13_has_no_allowzero(target):
+    check_op("Reshape", [("x", rand(2, 3, 4), False), ("s", np.array(target, I64), True)], opset=13)
 
 
 def test_reshape_with_runtime_shape_tensor():
@@ -91,14 +89,20 @@ def test_unsqueeze_matches_ort(axes, opset):
     check_op("Unsqueeze", inputs, attrs, opset=opset)
 
 
-@pytest.mark.parametrize("opset", [13, 15, 19, 21])
+SHAPE_SLICES = [
+    ((None, None), 13),
+    ((None, None), 21),
+    ((1, None), 15),
+    ((-2, -1), 19),
+    ((-2, -1), 21),
+]
+
+
 @pytest.mark.parametrize(
-    ("start", "end"), [(None, None), (1, None), (-2, -1)], ids=["all", "from1", "neg"]
+    ("bounds", "opset"), SHAPE_SLICES, ids=["all13", "all21", "from1_15", "neg19", "neg21"]
 )
-def test_shape_matches_ort(start, end, opset):
-    attrs = {k: v for k, v in (("start", start), ("end", end)) if v is not None}
-    if attrs and opset < 15:
-        pytest.skip("start/end need opset 15")
+def test_shape_matches_ort(bounds, opset):
+    attrs = {k: v for k, v in zip(("start", "end"), bounds) if v is not None}
     check_op("Shape", [("x", rand(2, 3, 4), False)], attrs, opset=opset, dynamic=True)
 
 
