@@ -5,7 +5,7 @@ structural signature: :mod:`qdqforge.graph.diff_match`), compares each pair (op,
 inputs, outputs, the constants it reads) and returns a :class:`GraphDiff` that serializes to JSON.
 With ``inputs`` it also runs both graphs in onnxruntime and reports the error of every common
 tensor, flagging the first divergence. :func:`qdqforge.graph.diff_html.write_diff_html` turns
-the result into one offline HTML page.
+the result into one offline HTML page (re-exported here).
 
 Example::
 
@@ -26,6 +26,7 @@ import onnx
 
 from qdqforge.graph import io
 from qdqforge.graph.diff_compare import TensorComparer, compare_pair
+from qdqforge.graph.diff_html import write_diff_html
 from qdqforge.graph.diff_index import GraphIndex
 from qdqforge.graph.diff_match import match_nodes
 from qdqforge.graph.diff_model import GraphDiff, NodeChange
@@ -34,7 +35,7 @@ from qdqforge.graph.diff_picture import neighbourhood
 from qdqforge.graph.diff_summary import initializer_diff, io_changes, model_summary, op_counts
 from qdqforge.graph.ir import Graph
 
-__all__ = ["GraphDiff", "diff_graphs"]
+__all__ = ["GraphDiff", "diff_graphs", "write_diff_html"]
 
 log = logging.getLogger(__name__)
 

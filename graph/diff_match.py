@@ -13,7 +13,7 @@ Keys are tried in order; each only looks at nodes the earlier keys left unmatche
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 
 from qdqforge.graph import meta as keys
@@ -73,7 +73,9 @@ def _by_provenance(m: Matching) -> None:
         prov = m.b.provenance(bi)
         if prov is None or prov.action != "replace" or _stale_stamp(m, bi):
             continue
-        candidates = [m.a.by_name[n] for n in prov.from_nodes if n in m.a.by_name]
+        # An origin that still exists in B under its own name was not replaced by this node.
+        gone = [n for n in prov.from_nodes if m.b.by_name.get(n, bi) == bi]
+        candidates = [m.a.by_name[n] for n in gone if n in m.a.by_name]
         candidates = [ai for ai in candidates if ai not in m.a_to_b]
         if candidates:
             m.pair(_pick(m, bi, candidates), bi, "provenance")
@@ -118,13 +120,13 @@ def _by_structure(m: Matching) -> None:
         return
     a_sig = _signatures(m.a, a_left, lambda p: m.a_to_b.get(p))
     b_sig = _signatures(m.b, b_left, lambda p: p if p in m.how else None)
-    pending: dict[int, list[int]] = defaultdict(list)
+    pending: dict[int, deque[int]] = defaultdict(deque)
     for ai in a_left:
         pending[a_sig[ai]].append(ai)
     for bi in b_left:
         queue = pending.get(b_sig[bi])
         if queue:
-            m.pair(queue.pop(0), bi, "structure")
+            m.pair(queue.popleft(), bi, "structure")
 
 
 def _signatures(g: GraphIndex, indices: list[int], matched_b) -> dict[int, int]:

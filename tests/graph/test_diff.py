@@ -166,3 +166,22 @@ def test_missing_file_is_a_graph_error(tmp_path):
 
     with pytest.raises(GraphError, match=r"missing\.onnx"):
         diff_graphs(tmp_path / "missing.onnx", cases.conv_relu_model())
+
+
+def test_stale_provenance_stamp_does_not_disturb_name_matching():
+    _, after = cases.fold_bn_pair()
+    diff = diff_graphs(after, after)  # the fold_bn stamp sits on both sides
+    assert (diff.added, diff.removed, diff.changed) == ((), (), ())
+    assert diff.unchanged == 2
+
+
+def test_provenance_origin_still_in_b_is_not_claimed():
+    before, after = cases.qdq_pair()
+    for node in after.graph.node:
+        if node.name == "x/QuantizeLinear":
+            for prop in node.metadata_props:
+                if prop.key == "qdqforge.action":
+                    prop.value = "replace"  # claims "conv", which B still has
+    diff = diff_graphs(before, after)
+    assert diff.added_names == {"x/QuantizeLinear", "x/DequantizeLinear"}
+    assert [(c.b.name, c.matched_by) for c in diff.changed] == [("conv", "name")]

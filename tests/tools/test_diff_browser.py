@@ -163,6 +163,7 @@ def test_numerics_tab_flags_first_divergence(open_page, tmp_path):
     first = page.page.locator("#rows tr.first")
     assert first.count() == 1
     assert first.locator("td").nth(1).inner_text() == "c"
+    assert "first divergence at tensor c (Conv conv)" in page.page.inner_text("#numerics-summary")
     assert page.errors == []
 
 
