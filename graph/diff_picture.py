@@ -36,15 +36,22 @@ def neighbourhood(
 
 
 def _core_status(m: Matching, changed_b: set[int]) -> dict[Key, str]:
+    """Added, changed and removed nodes in B's order (a removed node sits after the B partner
+    of the last matched A node before it), so a capped picture shows one region whole."""
+    order: dict[Key, float] = {}
     status: dict[Key, str] = {}
     for bi in range(len(m.b.nodes)):
-        if bi not in m.how:
-            status[("b", bi)] = "added"
-        elif bi in changed_b:
-            status[("b", bi)] = "changed"
-    for ai in m.a_left():
-        status[("a", ai)] = "removed"
-    return status
+        if bi not in m.how or bi in changed_b:
+            status[("b", bi)] = "added" if bi not in m.how else "changed"
+            order[("b", bi)] = bi
+    anchor = -1
+    for ai in range(len(m.a.nodes)):
+        if ai in m.a_to_b:
+            anchor = m.a_to_b[ai]
+        else:
+            status[("a", ai)] = "removed"
+            order[("a", ai)] = anchor + 0.5
+    return {key: status[key] for key in sorted(status, key=order.__getitem__)}
 
 
 def _key_of_a(m: Matching, ai: int) -> Key:
