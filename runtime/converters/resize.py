@@ -1,9 +1,11 @@
 """Resize (and Upsample-style use) -> ``F.interpolate``.
 
-Supported: mode nearest with (asymmetric, floor) -> ``nearest`` and (half_pixel /
-pytorch_half_pixel / tf_half_pixel_for_nn, round_prefer_ceil) -> ``nearest-exact``; mode linear
-with half_pixel / pytorch_half_pixel -> ``align_corners=False`` and align_corners -> ``True``.
-Other combinations raise ConversionError naming the node and the attributes.
+Fast paths: nearest (asymmetric, floor) -> ``nearest``; nearest (half_pixel /
+pytorch_half_pixel, round_prefer_ceil) or (tf_half_pixel_for_nn, floor) -> ``nearest-exact``;
+linear with half_pixel / pytorch_half_pixel -> ``align_corners=False``, align_corners -> ``True``.
+Every other nearest/linear combination (the ONNX default half_pixel + round_prefer_floor,
+asymmetric linear, half_pixel_symmetric, ...) runs :func:`onnx_resize`, a separable
+``index_select`` kernel; cubic raises ConversionError naming the node.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from qdqforge.errors import ConversionError
+from qdqforge.runtime.kernels.resize import onnx_resize
 from qdqforge.runtime.registry import Emitter, OnnxNode, converter
 
 _LINEAR = {1: "linear", 2: "bilinear", 3: "trilinear"}
@@ -24,7 +27,7 @@ def _torch_mode(node: OnnxNode, n: int) -> tuple[str, bool | None]:
     if mode == "nearest" and transform == "asymmetric" and nearest == "floor":
         return "nearest", None
     half = transform in _HALF and nearest == "round_prefer_ceil"
-    if mode == "nearest" and (half or transform == "tf_half_pixel_for_nn"):
+    if mode == "nearest" and (half or (transform, nearest) == ("tf_half_pixel_for_nn", "floor")):
         return "nearest-exact", None
     if mode == "linear" and transform in _HALF:
         return _LINEAR[n], False
@@ -40,17 +43,28 @@ def _torch_mode(node: OnnxNode, n: int) -> tuple[str, bool | None]:
 def convert_resize(node: OnnxNode, emit: Emitter):
     if node.attr("antialias", 0) or node.attr("axes") is not None:
         raise ConversionError(f"Resize node {node.name!r}: antialias/axes are not supported")
+    if node.attr("mode", "nearest") not in ("nearest", "linear"):
+        raise ConversionError(f"Resize node {node.name!r}: mode {node.attr('mode')!r}")
     shape = emit.shape(0)
     if shape is None:
         raise ConversionError(f"Resize node {node.name!r}: input rank unknown")
-    n = len(shape) - 2
-    mode, align = _torch_mode(node, n)
     x = emit.value(0)
     sizes = emit.ints(3) if emit.has(3) else None
-    if sizes is not None:
-        return emit.call(F.interpolate, x, list(sizes[2:]), None, mode, align)
-    scales = emit.const(2)
-    if scales is None:
+    scales = None if sizes is not None else emit.const(2)
+    if sizes is None and scales is None:
         raise ConversionError(f"Resize node {node.name!r}: scales or sizes must be constant")
-    scale = [float(s) for s in scales[2:]]
-    return emit.call(F.interpolate, x, None, scale, mode, align)
+    size = list(sizes[2:]) if sizes is not None else None
+    scale = [float(s) for s in scales[2:]] if scales is not None else None
+    try:
+        mode, align = _torch_mode(node, len(shape) - 2)
+    except ConversionError:  # no F.interpolate equivalent: the separable ONNX kernel
+        return emit.call(
+            onnx_resize,
+            x,
+            size,
+            scale,
+            node.attr("mode", "nearest"),
+            node.attr("coordinate_transformation_mode", "half_pixel"),
+            node.attr("nearest_mode", "round_prefer_floor"),
+        )
+    return emit.call(F.interpolate, x, size, scale, mode, align)

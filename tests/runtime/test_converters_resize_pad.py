@@ -25,9 +25,25 @@ RESIZE = [
             "nearest_mode": "round_prefer_ceil",
         },
     ),
+    ("nearest_default", {"mode": "nearest"}),
+    (
+        "nearest_asym_ceil",
+        {"mode": "nearest", "coordinate_transformation_mode": "asymmetric", "nearest_mode": "ceil"},
+    ),
+    ("nearest_align", {"mode": "nearest", "coordinate_transformation_mode": "align_corners"}),
+    ("nearest_tf", {"mode": "nearest", "coordinate_transformation_mode": "tf_half_pixel_for_nn"}),
+    (
+        "nearest_tf_floor",
+        {
+            "mode": "nearest",
+            "coordinate_transformation_mode": "tf_half_pixel_for_nn",
+            "nearest_mode": "floor",
+        },
+    ),
     ("linear_half", {"mode": "linear", "coordinate_transformation_mode": "half_pixel"}),
     ("linear_pytorch", {"mode": "linear", "coordinate_transformation_mode": "pytorch_half_pixel"}),
     ("linear_align", {"mode": "linear", "coordinate_transformation_mode": "align_corners"}),
+    ("linear_asym", {"mode": "linear", "coordinate_transformation_mode": "asymmetric"}),
 ]
 
 
@@ -37,10 +53,33 @@ RESIZE = [
 def test_resize_matches_ort(attrs, by, opset):
     inputs = [("x", rand(1, 2, 4, 5), False), ("", None, False)]
     if by == "scales":
-        inputs.append(("scales", np.array([1, 1, 2, 2], F32), True))
+        inputs.append(("scales", np.array([1, 1, 2, 1.5], F32), True))
     else:
-        inputs += [("", None, False), ("sizes", np.array([1, 2, 7, 9], np.int64), True)]
+        inputs += [("", None, False), ("sizes", np.array([1, 2, 7, 3], np.int64), True)]
     check_op("Resize", inputs, attrs, opset=opset)
+
+
+@pytest.mark.parametrize("transform", ["half_pixel_symmetric", "half_pixel"])
+def test_resize_opset19_linear_downscale(transform):
+    inputs = [
+        ("x", rand(1, 1, 6, 6), False),
+        ("", None, False),
+        ("scales", np.array([1, 1, 0.5, 0.75], F32), True),
+    ]
+    attrs = {"mode": "linear", "coordinate_transformation_mode": transform}
+    check_op("Resize", inputs, attrs, opset=19)
+
+
+def test_resize_cubic_is_a_conversion_error():
+    from qdqforge.errors import ConversionError
+
+    inputs = [
+        ("x", rand(1, 1, 4, 4), False),
+        ("", None, False),
+        ("scales", np.array([1, 1, 2, 2], F32), True),
+    ]
+    with pytest.raises(ConversionError, match="cubic"):
+        check_op("Resize", inputs, {"mode": "cubic"})
 
 
 PAD = [
