@@ -57,8 +57,10 @@ def test_isnan_matches_ort(opset):
 
 
 @pytest.mark.parametrize(("neg", "pos"), [(1, 1), (1, 0), (0, 1)], ids=["both", "neg", "pos"])
-def test_isinf_matches_ort(neg, pos):
-    check_op("IsInf", [("x", SPECIAL, False)], {"detect_negative": neg, "detect_positive": pos})
+@pytest.mark.parametrize("opset", [17, 20])
+def test_isinf_matches_ort(neg, pos, opset):
+    attrs = {"detect_negative": neg, "detect_positive": pos}
+    check_op("IsInf", [("x", SPECIAL, False)], attrs, opset=opset)
 
 
 CASTS = [
