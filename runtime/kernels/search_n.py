@@ -1,0 +1,83 @@
+"""Search-N / ``shift_bit`` (AMCT spec §4.6, [REPO-OLD] search_n.cpp): per output channel ``c``::
+
+    s32     = int32-domain layer output (round(y / deq_scale[c]), clamped to int32)
+    err[N,c] = sum over batches and positions of (clip(floor(s32 / 2^N), int16) * 2^N - s32)^2
+    N*[c]   = argmin over N in 1..16 (the smallest N on ties)
+
+i.e. the right shift that lets the int32 accumulator be carried as int16 with least error.
+The accumulator ``err`` is ``[16, C]`` float64 whatever the number of batches; each term is
+exact in int64 (``floor`` is an arithmetic right shift) before it is summed in float64.
+For DDP, all-reduce (sum) ``SearchNObserver.error`` before ``compute``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from qdqforge.errors import CalibrationError
+
+MAX_SHIFT = 16
+_INT16 = (-(2**15), 2**15 - 1)
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+def shift_errors(s32: torch.Tensor, channel_axis: int = 1) -> torch.Tensor:
+    """``[16, C]`` summed squared error of every shift ``N = 1..16`` for one batch.
+
+    Args:
+        s32: int32-domain output ``[N, C, ...]`` (integer or integer-valued float tensor).
+        channel_axis: axis of the output channels.
+
+    Returns:
+        float64 tensor, row ``N - 1`` for shift ``N``.
+    """
+    if s32.is_floating_point():
+        s32 = torch.round(s32)
+    s32 = s32.to(torch.int64).clamp(*_INT32)
+    rows = s32.movedim(channel_axis, 0).reshape(s32.shape[channel_axis], -1)
+    errors = []
+    for n in range(1, MAX_SHIFT + 1):
+        carried = torch.clamp(rows >> n, *_INT16) << n
+        errors.append(((carried - rows).double() ** 2).sum(dim=1))
+    return torch.stack(errors)
+
+
+class SearchNObserver:
+    """Streaming search-N: ``update`` per int32 output batch, ``compute`` the shifts."""
+
+    def __init__(self, channels: int, channel_axis: int = 1, layer: str | None = None) -> None:
+        self.channels, self.channel_axis, self.layer = channels, channel_axis, layer
+        self.error = torch.zeros(MAX_SHIFT, channels, dtype=torch.float64)
+        self.batches = 0
+
+    def update(self, s32: torch.Tensor) -> None:
+        """Accumulate one batch of the int32-domain output.
+
+        Raises:
+            CalibrationError: wrong channel count, or NaN/inf values.
+        """
+        if s32.shape[self.channel_axis] != self.channels:
+            raise CalibrationError(
+                f"layer '{self.layer}': search-N expects {self.channels} output channels on "
+                f"axis {self.channel_axis}, got shape {tuple(s32.shape)}"
+            )
+        if s32.is_floating_point() and not bool(torch.isfinite(s32).all()):
+            raise CalibrationError(f"layer '{self.layer}': search-N output holds NaN or inf")
+        self.error = self.error.to(s32.device) + shift_errors(s32.detach(), self.channel_axis)
+        self.batches += 1
+
+    def compute(self, per_channel: bool = True) -> torch.Tensor:
+        """The shift ``N`` in 1..16 per channel (``[C]`` int64).
+
+        Args:
+            per_channel: one N per channel; else the N minimizing the summed error, repeated.
+
+        Raises:
+            CalibrationError: no batch was seen.
+        """
+        if self.batches == 0:
+            raise CalibrationError(f"layer '{self.layer}': search-N saw no output batch")
+        if per_channel:
+            return torch.argmin(self.error, dim=0) + 1
+        best = torch.argmin(self.error.sum(dim=1)) + 1
+        return best.repeat(self.channels)

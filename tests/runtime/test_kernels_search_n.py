@@ -1,0 +1,66 @@
+"""search-N: shift errors against numpy, the obvious shift on constructed data (spec §4.6)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from qdqforge.errors import CalibrationError
+from qdqforge.runtime.kernels.search_n import SearchNObserver, shift_errors
+
+
+def np_shift_errors(s32: np.ndarray) -> np.ndarray:
+    rows = np.moveaxis(s32, 1, 0).reshape(s32.shape[1], -1).astype(np.int64)
+    out = np.zeros((16, rows.shape[0]))
+    for n in range(1, 17):
+        carried = np.clip(np.floor_divide(rows, 2**n), -32768, 32767) * 2**n
+        out[n - 1] = ((carried - rows).astype(np.float64) ** 2).sum(axis=1)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.float32], ids=["int32", "float"])
+def test_errors_match_numpy(dtype):
+    rng = np.random.default_rng(0)
+    s32 = rng.normal(size=(3, 4, 5, 5)) * 10.0 ** rng.uniform(1, 9, size=(1, 4, 1, 1))
+    s32 = np.clip(np.round(s32), -(2**31), 2**31 - 1)
+    got = shift_errors(torch.from_numpy(s32).to(dtype))
+    expected = np_shift_errors(torch.from_numpy(s32).to(dtype).double().round().numpy())
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+
+
+def constructed_batch(gen: torch.Generator) -> torch.Tensor:
+    """Channel 0 needs N=5 (multiples of 32 up to int16*32), 1 small odd values (N=1),
+    2 multiples of 2^16 near 2^30 (N=16), 3 negative multiples of 2^10 (N=10)."""
+    k = torch.randint(-32768, 32768, (8, 64), generator=gen)
+    k[:, 0] = 32767
+    channels = [k * 32, 2 * torch.randint(-100, 100, (8, 64), generator=gen) + 1,
+                torch.full((8, 64), 2**30), -torch.randint(2**14, 2**15, (8, 64), generator=gen)
+                * 1024]  # fmt: skip
+    return torch.stack(channels, dim=1).to(torch.int32)
+
+
+def test_picks_obvious_shift_over_batches():
+    gen = torch.Generator().manual_seed(0)
+    obs = SearchNObserver(4)
+    for _ in range(3):
+        obs.update(constructed_batch(gen))
+    assert obs.compute().tolist() == [5, 1, 16, 10]
+    assert obs.error.shape == (16, 4)
+
+
+def test_shared_shift_and_float_input():
+    obs = SearchNObserver(2, channel_axis=-1)
+    obs.update(torch.tensor([[131073.0, 3.0], [-131073.0, 5.0]]))
+    assert obs.compute().tolist() == [2, 1]
+    assert obs.compute(per_channel=False).tolist() == [2, 2]
+
+
+def test_errors_name_layer():
+    obs = SearchNObserver(3, layer="conv_out")
+    with pytest.raises(CalibrationError, match=r"conv_out.*no output"):
+        obs.compute()
+    with pytest.raises(CalibrationError, match="3 output channels"):
+        obs.update(torch.zeros(2, 4))
+    with pytest.raises(CalibrationError, match="NaN"):
+        obs.update(torch.tensor([[float("nan"), 0.0, 0.0]]))
