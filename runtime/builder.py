@@ -38,7 +38,8 @@ class ReimportedModule(FastChildren, torch.fx.GraphModule):
 
     Attributes:
         onnx_mapping: ONNX initializer name -> torch attribute path (the state_dict key for
-            parameters and persistent buffers).
+            parameters and persistent buffers; constants are non-persistent buffers), plus
+            tensors the runtime adds such as ``<bn>.num_batches_tracked``.
     """
 
     onnx_mapping: dict[str, str]
@@ -138,5 +139,10 @@ def _assemble(ctx: BuildContext) -> ReimportedModule:
     for name, buf in ctx.root._buffers.items():
         persistent = name not in ctx.root._non_persistent_buffers_set
         module.register_buffer(name, buf, persistent=persistent)
-    module.onnx_mapping = dict(ctx.store.mapping)
+    # initializers (and tensors we added, e.g. num_batches_tracked); not folded constants
+    module.onnx_mapping = {
+        name: path
+        for name, path in ctx.store.mapping.items()
+        if name in ctx.inits or ctx.roles.get(name) in (Role.PARAM, Role.BUFFER)
+    }
     return module

@@ -140,3 +140,17 @@ def test_reimport_from_path(tmp_path):
         assert torch.equal(
             reimport(source)(torch.tensor([[-1.0, 2, 3, 4]])), torch.tensor([[0.0, 2, 3, 4]])
         )
+
+
+def test_onnx_mapping_lists_initializers_not_folded_constants():
+    nodes = [
+        helper.make_node("Constant", [], ["c"], value_floats=[1.0, 2.0, 3.0, 4.0]),
+        helper.make_node("Mul", ["x", "c"], ["m"]),
+        helper.make_node("Add", ["m", "bias"], ["y"]),
+    ]
+    bias = numpy_helper.from_array(rand(4), "bias")
+    module = reimport(_model(nodes, inits=[bias]))
+    assert module.onnx_mapping == {"bias": "bias"}
+    torch.testing.assert_close(
+        module(torch.ones(1, 4)), torch.tensor([[1.0, 2, 3, 4]]) + module.bias.detach()
+    )
