@@ -60,3 +60,7 @@ class FastChildren:
 
 class Namespace(FastChildren, nn.Module):
     """A plain container on a parameter path (``layer1``, ``layer1.0``); holds no code."""
+
+    def extra_repr(self) -> str:
+        tensors = [*self._parameters.items(), *self._buffers.items()]
+        return ", ".join(f"{k}={list(v.shape)}" for k, v in tensors if v is not None)

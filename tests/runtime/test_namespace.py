@@ -57,3 +57,8 @@ def test_reimported_module_swaps_submodule_visibly():
     assert not torch.allclose(module(x), before)
     clone = copy.deepcopy(module)
     assert clone.fc is clone._modules["fc"] and clone.fc is not replacement
+
+
+def test_repr_lists_tensor_shapes():
+    module = reimport(tiny_net_onnx(TinyNet()))
+    assert "(fc): Namespace(weight=[6, 100], bias=[6])" in repr(module)
