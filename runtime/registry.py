@@ -71,6 +71,12 @@ class OnnxNode:
 
 
 def _attr_value(attr: onnx.AttributeProto) -> Any:
+    # FLOAT attributes are float32: read them as the shortest decimal that rounds to them
+    # (1e-5, 0.1), i.e. the value the torch module was built with, not 9.999999747e-06.
+    if attr.type == onnx.AttributeProto.FLOAT:
+        return float(str(np.float32(attr.f)))
+    if attr.type == onnx.AttributeProto.FLOATS:
+        return [float(str(np.float32(f))) for f in attr.floats]
     value = onnx.helper.get_attribute_value(attr)
     if isinstance(value, bytes):
         return value.decode("utf-8")

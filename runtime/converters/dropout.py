@@ -6,6 +6,7 @@ the reimported model must follow ``module.train()`` like the original.
 
 from __future__ import annotations
 
+import numpy as np
 from torch import nn
 
 from qdqforge.errors import ConversionError
@@ -20,5 +21,6 @@ def convert_dropout(node: OnnxNode, emit: Emitter):
         const = emit.const(1)
         if const is None:
             raise ConversionError(f"Dropout node {node.name!r}: ratio must be a constant")
-        ratio = float(const)
+        # float32 0.1 -> 0.1, so the Bernoulli masks equal the original module's (same seed)
+        ratio = float(str(const.reshape(()))) if const.dtype == np.float32 else float(const)
     return emit.module(nn.Dropout(float(ratio)), emit.value(0))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import operator
 
-import numpy as np
 import torch.nn.functional as F
 
 from qdqforge.errors import ConversionError
@@ -17,16 +16,11 @@ from qdqforge.runtime.modules.batchnorm import BatchNormOp
 from qdqforge.runtime.registry import Emitter, OnnxNode, converter
 
 
-def shortest(value: float) -> float:
-    """The float32 attribute as the shortest decimal that rounds to it (1e-5, not 9.99e-06):
-    the value the torch module was built with, so eps/momentum match it exactly."""
-    return float(str(np.float32(value)))
-
-
 @converter("BatchNormalization", versions=(7, 9, 14, 15))
 def convert_batch_norm(node: OnnxNode, emit: Emitter):
-    momentum = shortest(1.0 - shortest(node.attr("momentum", 0.9)))
-    op = BatchNormOp(momentum, shortest(node.attr("epsilon", 1e-5)))
+    # 1 - 0.9 is 0.09999999999999998 in binary; 12 significant digits give torch's 0.1 back.
+    momentum = float(f"{1.0 - node.attr('momentum', 0.9):.12g}")
+    op = BatchNormOp(momentum, node.attr("epsilon", 1e-5))
     mean_name = node.inputs[3]
     counter = mean_name[: -len("running_mean")] + "num_batches_tracked"
     stats = [emit.value(i) for i in range(1, 5)]
@@ -40,7 +34,7 @@ def convert_batch_norm(node: OnnxNode, emit: Emitter):
 @converter("LayerNormalization", versions=(17,))
 def convert_layer_norm(node: OnnxNode, emit: Emitter):
     # Mean / InvStdDev outputs are left unproduced: reading them raises a ConversionError.
-    axis, eps = node.attr("axis", -1), shortest(node.attr("epsilon", 1e-5))
+    axis, eps = node.attr("axis", -1), node.attr("epsilon", 1e-5)
     shape, w_shape = emit.shape(0), emit.shape(1)
     if shape is not None:
         normalized = shape[axis:] if axis != 0 else shape

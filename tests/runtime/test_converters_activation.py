@@ -107,3 +107,14 @@ def test_dropout_is_identity_in_eval_and_a_module(opset, with_ratio):
     module = check_op("Dropout", inputs, attrs, opset=max(opset, 10))
     drops = [m for m in module.modules() if isinstance(m, torch.nn.Dropout)]
     assert [d.p for d in drops] == [pytest.approx(0.3)]
+
+
+@pytest.mark.parametrize("as_input", [False, True], ids=["attr", "input"])
+def test_float32_attributes_read_as_torch_values(as_input):
+    inputs = [("x", rand(2, 3), False)]
+    if as_input:
+        inputs.append(("ratio", np.array(0.1, np.float32), True))
+    module = check_op(
+        "Dropout", inputs, {} if as_input else {"ratio": 0.1}, opset=12 if as_input else 10
+    )
+    assert [m.p for m in module.modules() if isinstance(m, torch.nn.Dropout)] == [0.1]
