@@ -146,7 +146,7 @@ class HfmgObserver:
             hist = torch.zeros(self.bins, dtype=torch.float64, device=flat.device)
             hist[0] = flat.numel()
             return hist
-        data = flat if flat.is_floating_point() else flat.float()
+        data = flat if flat.dtype == torch.float64 else flat.float()
         return torch.histc(data, self.bins, lo, hi).double()
 
     def update(self, x: torch.Tensor) -> None:

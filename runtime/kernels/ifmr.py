@@ -138,14 +138,16 @@ def _exact_loss(flat: torch.Tensor, scale, lo, hi) -> torch.Tensor:
 
 
 class _TailBuffer:
-    """The ``cap`` largest values seen, plus the largest value ever evicted."""
+    """The ``cap`` largest (or, negated, smallest) values seen, and the largest evicted one."""
 
-    def __init__(self) -> None:
-        self.values: torch.Tensor | None = None  # sorted descending, float64
+    def __init__(self, largest: bool) -> None:
+        self.sign = 1.0 if largest else -1.0
+        self.values: torch.Tensor | None = None  # sorted descending, float64, sign applied
         self.evicted = -math.inf
 
     def update(self, flat: torch.Tensor, cap: int) -> None:
-        top = torch.topk(flat, min(cap + 1, flat.numel()))[0]
+        take = min(cap + 1, flat.numel())
+        top = torch.topk(flat, take, largest=self.sign > 0)[0].double() * self.sign
         merged = top if self.values is None else torch.cat([self.values, top])
         kept = torch.topk(merged, min(cap + 1, merged.numel()))[0]
         if kept.numel() > cap:
@@ -246,7 +248,7 @@ class IfmrObserver:
         self.search = (search_range, search_step)
         self.expected_batches = expected_batches
         self.numel = 0
-        self._top, self._bottom = _TailBuffer(), _TailBuffer()
+        self._top, self._bottom = _TailBuffer(largest=True), _TailBuffer(largest=False)
         self._hist = _PowerOfTwoHistogram(bins)
 
     def _cap(self, percentile: float, batch_numel: int) -> int:
@@ -265,8 +267,8 @@ class IfmrObserver:
             return
         check_finite(flat, self.layer)
         self.numel += flat.numel()
-        self._top.update(flat.double(), self._cap(self.percentiles[0], flat.numel()))
-        self._bottom.update(-flat.double(), self._cap(self.percentiles[1], flat.numel()))
+        self._top.update(flat, self._cap(self.percentiles[0], flat.numel()))
+        self._bottom.update(flat, self._cap(self.percentiles[1], flat.numel()))
         self._hist.update(flat)
 
     def buffer_numel(self) -> int:
@@ -274,13 +276,13 @@ class IfmrObserver:
         tails = [b.values.numel() for b in (self._top, self._bottom) if b.values is not None]
         return sum(tails) + (0 if self._hist.stats is None else self._hist.stats.numel())
 
-    def _tail(self, buffer: _TailBuffer, sign: float, percentile: float) -> float:
+    def _tail(self, buffer: _TailBuffer, percentile: float) -> float:
         k = excluded_count(self.numel, percentile)
         value = buffer.kth(k)
         if value is not None:
-            return sign * value
+            return buffer.sign * value
         logger.warning("layer '%s': IFMR percentile estimated from the histogram", self.layer)
-        return self._hist.kth_estimate(k, largest=sign > 0)
+        return self._hist.kth_estimate(k, largest=buffer.sign > 0)
 
     def compute(self) -> IfmrResult:
         """Percentiles, then the MSE search over the upper clip.
@@ -290,8 +292,8 @@ class IfmrObserver:
         """
         if self.numel == 0:
             raise CalibrationError(f"layer '{self.layer}': IFMR saw no calibration batch")
-        max0 = max(self._tail(self._top, 1.0, self.percentiles[0]), 0.0)
-        min0 = min(self._tail(self._bottom, -1.0, self.percentiles[1]), 0.0)
+        max0 = max(self._tail(self._top, self.percentiles[0]), 0.0)
+        min0 = min(self._tail(self._bottom, self.percentiles[1]), 0.0)
         factors = search_factors(*self.search)
         grids = _candidate_grids(factors, max0, min0, self.num_bits, self.symmetric)
         losses = self._hist.loss(grids, self.numel)
