@@ -21,8 +21,8 @@ import math
 import torch
 
 from qdqforge.errors import CalibrationError
-from qdqforge.runtime.kernels.ifmr import IfmrResult
 from qdqforge.runtime.kernels.quant_math import (
+    ActivationQuantParams,
     asymmetric_scale_offset,
     check_finite,
     symmetric_scale,
@@ -181,7 +181,7 @@ class HfmgObserver:
         left, right = windows[int(torch.argmin(errors))].tolist()
         return left, right
 
-    def compute(self) -> IfmrResult:
+    def compute(self) -> ActivationQuantParams:
         """Clip range from the best window, then the min-max scale/offset (spec §4.0).
 
         Raises:
@@ -198,4 +198,4 @@ class HfmgObserver:
             scale, offset = symmetric_scale(clip_min, clip_max, self.num_bits)
         else:
             scale, offset = asymmetric_scale_offset(clip_min, clip_max, self.num_bits)
-        return IfmrResult(float(scale), int(offset), clip_min, clip_max)
+        return ActivationQuantParams(float(scale), int(offset), clip_min, clip_max)

@@ -14,40 +14,33 @@ AMCT concatenates every calibration batch, then over the ``N`` values::
 Only the upper clip is searched; the lower stays at the percentile (as AMCT's code does).
 
 Streaming (:class:`IfmrObserver`) keeps, instead of the data:
-* the ``cap >= k`` largest and smallest values seen (``cap = k + max(64, k/4)`` for the ``k`` of
-  the values seen, or of ``expected_batches`` batches) and the largest value ever evicted: the
-  k-th largest is exact whenever it is >= every evicted value, which is always true when
-  ``cap`` covered the final ``k`` (else a histogram estimate, logged);
-* a histogram of ``2^15`` bins over ``[-R, R]``, ``R`` a power of two, holding per bin the count,
-  sum and sum of squares. When data exceeds ``R``, ``R`` doubles and adjacent bin pairs merge
-  (the edges align exactly). ``q(x) = round(clip(x)/s)*s`` is constant on a bin without a rounding
-  half-point, so there ``sum (q - x)^2 = SS - 2 q S + n q^2`` is exact; the few bins holding a
-  half-point use ``q(mean)``.
+* the ``cap = k + max(64, k/4)`` largest and smallest values (``k`` for the values seen, or for
+  ``expected_batches``) and the largest evicted value: the k-th largest is exact when it is >=
+  every evicted value (always when ``cap`` covered the final ``k``; else a logged estimate);
+* per bin count ``n``, sum ``S`` and square sum ``SS`` of ``2^15`` bins over ``[-R, R]``, ``R`` a
+  power of two that doubles by merging bin pairs. ``q(x) = round(clip(x)/s)*s`` is constant on a
+  bin without a rounding half-point, where ``sum (q - x)^2 = SS - 2 q S + n q^2`` is exact; a bin
+  holding one half-point is taken as uniform inside (:func:`_grid_error`).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from typing import NamedTuple
 
 import torch
 
 from qdqforge.errors import CalibrationError
-from qdqforge.runtime.kernels.quant_math import FLT_EPSILON, check_finite, int_range
+from qdqforge.runtime.kernels.quant_math import (
+    FLT_EPSILON,
+    ActivationQuantParams,
+    check_finite,
+    int_range,
+)
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 22  # elements per histogram pass: bounds the float64 temporaries
-
-
-class IfmrResult(NamedTuple):
-    """Per-tensor activation quantization parameters."""
-
-    scale: float
-    offset: int
-    clip_min: float
-    clip_max: float
 
 
 def excluded_count(numel: int, percentile: float) -> int:
@@ -73,20 +66,13 @@ def _candidate_grids(
     return (clips - min0) / (2**num_bits - 1), torch.full_like(clips, min0), clips
 
 
-def _finish(
-    scale: float, lo: float, hi: float, min0: float, num_bits: int, symmetric: bool
-) -> IfmrResult:
-    qmin, _ = int_range(num_bits)
-    if not scale >= FLT_EPSILON:
-        return IfmrResult(1.0, 0 if symmetric else qmin, lo, hi)
-    offset = 0 if symmetric else int(-round(min0 / scale)) + qmin  # round(): half to even
-    return IfmrResult(scale, offset, lo, hi)
-
-
 def _select(losses: torch.Tensor, grids: tuple, min0: float, num_bits: int, symmetric: bool):
-    best = int(torch.argmin(losses))
-    scales, lo, hi = grids
-    return _finish(float(scales[best]), float(lo[best]), float(hi[best]), min0, num_bits, symmetric)
+    best, qmin = int(torch.argmin(losses)), int_range(num_bits)[0]
+    scale, lo, hi = (float(t[best]) for t in grids)
+    if not scale >= FLT_EPSILON:
+        return ActivationQuantParams(1.0, 0 if symmetric else qmin, lo, hi)
+    offset = 0 if symmetric else int(-round(min0 / scale)) + qmin  # round(): half to even
+    return ActivationQuantParams(scale, offset, lo, hi)
 
 
 def ifmr_exact(
@@ -98,7 +84,7 @@ def ifmr_exact(
     search_step: float = 0.01,
     symmetric: bool = False,
     layer: str | None = None,
-) -> IfmrResult:
+) -> ActivationQuantParams:
     """IFMR on all the data at once (AMCT's memory-heavy way; the reference for the observer).
 
     Args:
@@ -112,7 +98,7 @@ def ifmr_exact(
         layer: layer name for errors.
 
     Returns:
-        :class:`IfmrResult`.
+        :class:`ActivationQuantParams`.
 
     Raises:
         CalibrationError: NaN/inf or empty input.
@@ -162,6 +148,27 @@ class _TailBuffer:
         return value if value >= self.evicted else None
 
 
+def _grid_error(stats: torch.Tensor, width: float, scales, lo, hi) -> torch.Tensor:
+    """Summed ``(q(x) - x)^2`` per candidate. A bin whose ends round to neighbouring grid points
+    ``q1 < q2`` (half-point ``h``) is taken as uniform: ``err(q2) - (q2 - q1) n (h - a)^2 / w``;
+    a bin spanning several grid steps (``w > s``) falls back to ``q(mean)``."""
+    n, total, squares, left = stats
+    scales, lo, hi = scales[:, None], lo[:, None], hi[:, None]
+    safe = torch.where(scales < FLT_EPSILON, torch.ones_like(scales), scales)
+
+    def grid(v: torch.Tensor) -> torch.Tensor:
+        return torch.round(torch.minimum(torch.maximum(v, lo), hi) / safe) * safe
+
+    q1, q2 = grid(left[None, :]), grid(left[None, :] + width)
+    one_step = (q2 - q1) <= safe * 1.000001
+    q = torch.where(one_step, q2, grid((total / n)[None, :]))
+    err = squares - 2 * q * total + n * q * q
+    half = (q1 + q2) / 2 - left[None, :]
+    err = err - torch.where(one_step, (q2 - q1) * n * half * half / width, 0.0)
+    err = err.sum(dim=1)
+    return torch.where(scales[:, 0] < FLT_EPSILON, torch.zeros_like(err), err)
+
+
 class _PowerOfTwoHistogram:
     """Count, sum and sum of squares per bin over ``[-R, R]``, ``R`` a power of two."""
 
@@ -198,19 +205,12 @@ class _PowerOfTwoHistogram:
 
     def loss(self, grids: tuple, numel: int) -> torch.Tensor:
         """Mean squared error of each candidate grid, from the per-bin statistics."""
-        stats = self.stats[:, self.stats[0] > 0]
+        full = self.stats[0] > 0
+        width = 2.0 * self.radius / self.bins
+        left = torch.nonzero(full)[:, 0].double() * width - self.radius
+        stats = torch.cat([self.stats[:, full], left[None, :]])
         chunks = zip(*(t.to(stats.device).split(8) for t in grids))
-        return torch.cat([self._chunk_loss(stats, *chunk) for chunk in chunks]) / numel
-
-    @staticmethod
-    def _chunk_loss(stats, scales, lo, hi) -> torch.Tensor:
-        n, total, squares = stats
-        mean = (total / n)[None, :]
-        scales, lo, hi = scales[:, None], lo[:, None], hi[:, None]
-        safe = torch.where(scales < FLT_EPSILON, torch.ones_like(scales), scales)
-        q = torch.round(torch.minimum(torch.maximum(mean, lo), hi) / safe) * safe
-        err = (squares - 2 * q * total + n * q * q).sum(dim=1)
-        return torch.where(scales[:, 0] < FLT_EPSILON, torch.zeros_like(err), err)
+        return torch.cat([_grid_error(stats, width, *chunk) for chunk in chunks]) / numel
 
     def kth_estimate(self, k: int, largest: bool) -> float:
         """Mean of the bin holding the k-th largest (or smallest) value."""
@@ -284,17 +284,25 @@ class IfmrObserver:
         logger.warning("layer '%s': IFMR percentile estimated from the histogram", self.layer)
         return self._hist.kth_estimate(k, largest=buffer.sign > 0)
 
-    def compute(self) -> IfmrResult:
-        """Percentiles, then the MSE search over the upper clip.
-
-        Raises:
-            CalibrationError: no batch was seen.
-        """
+    def _grids(self) -> tuple[float, tuple]:
         if self.numel == 0:
             raise CalibrationError(f"layer '{self.layer}': IFMR saw no calibration batch")
         max0 = max(self._tail(self._top, self.percentiles[0]), 0.0)
         min0 = min(self._tail(self._bottom, self.percentiles[1]), 0.0)
         factors = search_factors(*self.search)
-        grids = _candidate_grids(factors, max0, min0, self.num_bits, self.symmetric)
+        return min0, _candidate_grids(factors, max0, min0, self.num_bits, self.symmetric)
+
+    def candidate_losses(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(clip_max, mse)`` of every search candidate, float64 (diagnostics)."""
+        _, grids = self._grids()
+        return grids[2], self._hist.loss(grids, self.numel)
+
+    def compute(self) -> ActivationQuantParams:
+        """Percentiles, then the MSE search over the upper clip.
+
+        Raises:
+            CalibrationError: no batch was seen.
+        """
+        min0, grids = self._grids()
         losses = self._hist.loss(grids, self.numel)
         return _select(losses, grids, min0, self.num_bits, self.symmetric)

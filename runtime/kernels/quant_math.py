@@ -17,11 +17,22 @@ Scale and offset are computed in the inputs' dtype (float64 for Python floats).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from qdqforge.errors import CalibrationError
 
 FLT_EPSILON = 1.1920928955078125e-07  # float32 machine epsilon, AMCT's degenerate-scale bound
+
+
+class ActivationQuantParams(NamedTuple):
+    """Per-tensor activation parameters an observer (IFMR, HFMG) computes."""
+
+    scale: float
+    offset: int
+    clip_min: float
+    clip_max: float
 
 
 def int_range(num_bits: int, signed: bool = True) -> tuple[int, int]:

@@ -116,7 +116,7 @@ def ulq_act_fake_quant(
     Args:
         x: activation.
         clip_max: 0-d learnable upper clip (> 0; see :func:`sanitize_clips`).
-        clip_min: 0-d learnable lower clip (<= 0); ignored with ``fixed_min``.
+        clip_min: 0-d learnable lower clip (<= 0); ignored (taken as 0) with ``fixed_min`` or None.
         num_bits: activation bit width.
         fixed_min: pin ``clip_min`` to 0 (after ReLU).
 

@@ -75,6 +75,31 @@ def test_streaming_matches_exact(kind, sym, pct):
     assert abs(res.offset - exact.offset) <= 1
 
 
+@pytest.mark.parametrize("sym", [False, True], ids=["asym", "sym"])
+@pytest.mark.parametrize("kind", KINDS, ids=KINDS)
+def test_histogram_losses_match_numpy(kind, sym):
+    batches = make_batches(kind, 8, seed=5)
+    obs = IfmrObserver(symmetric=sym)
+    for b in batches:
+        obs.update(b)
+    clips, losses = obs.candidate_losses()
+    x = torch.cat(batches).double().numpy()
+    lows = -clips.numpy() if sym else np.full(clips.shape, obs.compute().clip_min)
+    scales = np_ifmr_scales(x, clips.numpy(), sym)
+    for clip, lo, s, loss in zip(clips.numpy(), lows, scales, losses.numpy()):
+        want = np.mean((np.round(np.clip(x, lo, clip) / s) * s - x) ** 2)
+        assert loss == pytest.approx(want, rel=5e-4)
+
+
+def np_ifmr_scales(x: np.ndarray, clips: np.ndarray, sym: bool) -> np.ndarray:
+    xs, n = np.sort(x), x.size
+    k = max(n - int(0.999999 * n), 1)
+    max0, min0 = max(xs[n - k], 0.0), min(xs[k - 1], 0.0)
+    if sym:
+        return clips / (128 if abs(min0) > abs(max0) else 127)
+    return (clips - min0) / 255
+
+
 def test_memory_does_not_grow_with_batches():
     obs = IfmrObserver()
     batches = make_batches("normal", 32, 4096)
