@@ -59,6 +59,12 @@ def ulq_scale_offset(clip_max, clip_min, num_bits: int = 8, _round: Round = torc
     return s, _round(qmin - clip_min / s).detach()
 
 
+def ulq_clips_from_scale(scale: float, offset: int, num_bits: int = 8) -> tuple[float, float]:
+    """ULQ clip init from IFMR: ``(clip_max, clip_min) = ((qmax - o) s, (qmin - o) s)``."""
+    qmin, qmax = int_range(num_bits)
+    return (qmax - offset) * scale, (qmin - offset) * scale
+
+
 def sanitize_clips(clip_max, clip_min, prev_max, prev_min, num_bits: int = 8):
     """AMCT's fallbacks, without a device sync: invalid clips take the previous values."""
     clip_max = torch.where(clip_max < 0, prev_max, clip_max)

@@ -17,6 +17,7 @@ from qdqforge.runtime.kernels.ulq import (
     sanitize_clips,
     ulq_act_fake_quant,
     ulq_act_reference,
+    ulq_clips_from_scale,
     ulq_scale_offset,
     ulq_weight_fake_quant,
     ulq_weight_init,
@@ -106,6 +107,13 @@ def test_ulq_act_half_input_keeps_dtype():
     assert y.dtype == torch.float16
     y.float().sum().backward()
     assert c_max.grad.dtype == torch.float32 and c_min.grad != 0
+
+
+@pytest.mark.parametrize(("scale", "offset"), [(0.02, -128), (0.05, 3), (0.01, 0)], ids=str)
+def test_clips_from_ifmr_round_trip(scale, offset):
+    clip_max, clip_min = ulq_clips_from_scale(scale, offset)
+    s, o = ulq_scale_offset(torch.tensor(clip_max), torch.tensor(clip_min))
+    assert float(s) == pytest.approx(scale, rel=1e-6) and int(o) == offset
 
 
 def test_sanitize_clips_falls_back():
