@@ -26,7 +26,7 @@ from qdqforge.errors import ExportError
 from qdqforge.front import attempts, exporters, fixups, verify
 from qdqforge.front.inputs import normalize_input_data
 from qdqforge.front.module_names import annotate_modules
-from qdqforge.front.weights import weight_names
+from qdqforge.front.weights import add_unused_weights, weight_names
 from qdqforge.graph import io as graph_io
 from qdqforge.graph import meta
 
@@ -127,6 +127,7 @@ def _fix(proto: onnx.ModelProto, used: str) -> None:
 def _annotate(proto: onnx.ModelProto, model: nn.Module, used: str) -> None:
     """Module names on nodes, torch weight names on the model (names only are read)."""
     annotated = annotate_modules(proto, model, used)
+    add_unused_weights(proto, model)
     parameters, buffers = weight_names(model, {t.name for t in proto.graph.initializer})
     proto.metadata_props.add(key=meta.PARAMETERS, value=meta.dump_names(parameters))
     proto.metadata_props.add(key=meta.BUFFERS, value=meta.dump_names(buffers))

@@ -7,7 +7,12 @@ stages know which initializers are trainable parameters and which are state.
 
 from __future__ import annotations
 
+import logging
+
+import onnx
 from torch import nn
+
+log = logging.getLogger(__name__)
 
 
 def weight_names(model: nn.Module, initializers: set[str]) -> tuple[list[str], list[str]]:
@@ -26,3 +31,36 @@ def weight_names(model: nn.Module, initializers: set[str]) -> tuple[list[str], l
             if value is not None and persistent and full in initializers:
                 buffers.append(full)
     return parameters, buffers
+
+
+def add_unused_weights(proto: onnx.ModelProto, model: nn.Module) -> list[str]:
+    """Add the parameters and persistent buffers the graph never reads as unused initializers,
+    then order initializers like ``model.state_dict()``.
+
+    The exporters drop weights no node reads (e.g. BERT's pooler when only the hidden states are
+    returned); without them ``reimported.load_state_dict(model.state_dict())`` could not be strict.
+    A tied alias of an exported tensor is not added again (the runtime keeps one tensor).
+    """
+    present = {t.name for t in proto.graph.initializer}
+    exported_ids = {id(t) for name, t in _named_tensors(model) if name in present}
+    state = model.state_dict(keep_vars=True)
+    added = []
+    for name, tensor in state.items():
+        if name in present or id(tensor) in exported_ids or not tensor.is_floating_point():
+            continue
+        array = tensor.detach().cpu()
+        proto.graph.initializer.append(onnx.numpy_helper.from_array(array.numpy(), name))
+        exported_ids.add(id(tensor))
+        added.append(name)
+    order = {name: i for i, name in enumerate(state)}
+    ordered = sorted(proto.graph.initializer, key=lambda t: order.get(t.name, len(order)))
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(ordered)
+    if added:
+        log.debug("added %d unused weights as initializers: %s", len(added), added[:5])
+    return added
+
+
+def _named_tensors(model: nn.Module):
+    yield from model.named_parameters(remove_duplicate=False)
+    yield from model.named_buffers(remove_duplicate=False)

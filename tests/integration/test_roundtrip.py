@@ -104,3 +104,19 @@ def test_rewritten_graph_reimports_and_matches(exported):
     got = qdqforge.reimport(folded).eval()(*inputs)
     assert rel_err(got, expected) < REL_TOL
     assert np.isfinite(ort_out).all()
+
+
+def test_unused_weights_are_kept_so_state_dict_loads_strictly():
+    class WithUnusedHead(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.used = torch.nn.Linear(4, 4)
+            self.unused = torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.used(x)
+
+    model = WithUnusedHead()
+    reimported = qdqforge.reimport(qdqforge.export(model, torch.randn(2, 4)))
+    assert list(reimported.state_dict()) == list(model.state_dict())
+    reimported.load_state_dict(model.state_dict(), strict=True)
