@@ -3,6 +3,7 @@
 Trains a small conv net with BN and residuals on the 8x8 digits in a few seconds, exports it to
 ONNX, rewrites it (canonicalize + fold_bn), runs the rewritten graph in onnxruntime, reimports it
 as a trainable torch module, fine-tunes that module for one epoch, and prints what each step did.
+``demo_out/diff.html`` shows what the rewrite changed (open it in a browser).
 Later stages (PTQ with DMQ, QAT, deploy ONNX) join this demo as they land.
 """
 
@@ -18,6 +19,7 @@ import torch
 
 from qdqforge.demo_data import DigitsNet, digits_splits, evaluate, train
 from qdqforge.graph import io, numerics
+from qdqforge.graph.diff import diff_graphs, write_diff_html
 
 log = logging.getLogger("qdqforge.demo")
 
@@ -51,7 +53,9 @@ def run(out_dir: Path, epochs: int) -> list[tuple[str, str, str]]:
         )
     )
     folded = rewrite(proto)
+    io.save(proto, out_dir / "digits_fp32.onnx")
     io.save(folded, out_dir / "digits_folded.onnx")
+    write_diff_html(diff_graphs(proto, folded), out_dir / "diff.html")
     rows.append(
         (
             "canonicalize + fold_bn, ORT",
