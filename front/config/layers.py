@@ -23,8 +23,9 @@ from collections import defaultdict
 import onnx
 from torch import nn
 
-from qdqforge.front.config.export_bridge import export_for_layers, modules_called_twice
 from qdqforge.front.config.layer_types import MATMUL, PTQ_TYPES, QuantLayer
+from qdqforge.front.export import export
+from qdqforge.front.module_names import shared_modules
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def find_quant_layers(model: nn.Module, input_data) -> list[QuantLayer]:
     Raises:
         ExportError: the model cannot be exported.
     """
-    return quant_layers_from_graph(model, export_for_layers(model, input_data))
+    return quant_layers_from_graph(model, export(model, input_data))
 
 
 def quant_layers_from_graph(model: nn.Module, proto: onnx.ModelProto) -> list[QuantLayer]:
@@ -59,7 +60,7 @@ def quant_layers_from_graph(model: nn.Module, proto: onnx.ModelProto) -> list[Qu
     order = {node.name: index for index, node in enumerate(proto.graph.node)}
     groups = nodes_by_module(proto)
     shared = _shared_weights(model)
-    twice = modules_called_twice(proto)
+    twice = set(shared_modules(proto))
     found: list[tuple[int, QuantLayer]] = []
     for name, kind in candidate_modules(model).items():
         ops = [n for n in groups.get(name, []) if n.op_type in OPS[kind]]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 
 import pytest
 import torch
@@ -164,10 +163,3 @@ def test_bad_arguments_are_config_errors(tmp_path, kwargs, match):
     with pytest.raises(ConfigError, match=match):
         amct.create_quant_config(tmp_path / "c.json", TinyCNN().eval(), CNN_INPUT, **kwargs)
     assert not (tmp_path / "c.json").exists()
-
-
-def test_fallback_exporter_finds_the_same_layers(monkeypatch):
-    expected = [layer.name for layer in find_quant_layers(TinyCNN().eval(), CNN_INPUT)]
-    monkeypatch.setitem(sys.modules, "qdqforge.front.export", None)  # import -> ImportError
-    fallback = find_quant_layers(TinyCNN().eval(), CNN_INPUT)
-    assert [layer.name for layer in fallback] == expected == ["stem.0", "pool", "up", "down", "fc"]
