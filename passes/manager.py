@@ -6,13 +6,12 @@ with the original exception chained. Instruments follow TVM's PassInstrument nam
 
 from __future__ import annotations
 
-import gc
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Protocol
 
 from qdqforge.errors import PassError
+from qdqforge.gc_pause import gc_paused
 from qdqforge.graph.check import validate
 from qdqforge.graph.ir import Graph
 from qdqforge.passes.base import GraphPass, PassContext, PassResult
@@ -47,7 +46,7 @@ class PassManager:
     def __call__(self, graph: Graph, ctx: PassContext | None = None) -> PassResult:
         ctx = ctx or PassContext()
         modified, stats = False, {}
-        with _gc_paused():
+        with gc_paused():
             for idx, p in enumerate(self.passes):
                 result = self._run_one(graph, ctx, p, idx)
                 graph, modified = result.graph, modified or result.modified
@@ -76,16 +75,3 @@ class PassManager:
         if dumped:
             msg += f"; graph before the pass dumped to {dumped}"
         raise PassError(msg) from exc
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC: gs graphs hold many small objects, and GC passes over them make a
-    pipeline's cost grow faster than the node count. Passes create no reference cycles to reap."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()

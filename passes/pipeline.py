@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import onnx
 
+from qdqforge.gc_pause import gc_paused
 from qdqforge.graph import io
 from qdqforge.graph.ir import Graph
 from qdqforge.passes.base import PassContext, PassResult
@@ -42,4 +43,5 @@ def rewrite(
     Example: ``rewrite(proto, ("canonicalize", "fold_bn"), fold_bn={"skip_layers": ["conv1"]})``.
     """
     ctx = PassContext(options=dict(options))
-    return io.to_proto(run_pipeline(model, passes, ctx=ctx).graph)
+    with gc_paused():  # import and export touch every node too
+        return io.to_proto(run_pipeline(model, passes, ctx=ctx).graph)

@@ -21,6 +21,7 @@ import torch.fx
 from onnx import numpy_helper
 
 from qdqforge.errors import ConversionError
+from qdqforge.gc_pause import gc_paused
 from qdqforge.runtime.context import BuildContext
 from qdqforge.runtime.modules.namespace import FastChildren, remirror
 from qdqforge.runtime.plan import GraphIndex, decide_roles, make_plan, opsets, toposort
@@ -69,6 +70,11 @@ def reimport(model: onnx.ModelProto | str | Path) -> ReimportedModule:
         ConversionError: a supported op has attributes or inputs the converter cannot handle.
         GraphError: the graph has a cycle.
     """
+    with gc_paused():
+        return _reimport(model)
+
+
+def _reimport(model: onnx.ModelProto | str | Path) -> ReimportedModule:
     start = time.perf_counter()
     proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
     nodes = toposort(proto)

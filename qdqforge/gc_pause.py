@@ -1,0 +1,24 @@
+"""Pause Python's cyclic garbage collector around graph-sized work.
+
+Rewriting or converting a graph allocates many small objects (gs tensors, fx nodes, modules);
+generational GC passes over them make the cost per node grow with graph size. Neither the passes
+nor the converter create reference cycles that need reaping while they run.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Disable the cyclic GC for the block; restore its previous state afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
