@@ -24,7 +24,7 @@ from qdqforge.errors import CalibrationError
 from qdqforge.runtime.kernels.quant_math import (
     ActivationQuantParams,
     asymmetric_scale_offset,
-    check_finite,
+    finite_batch,
     symmetric_scale,
 )
 
@@ -155,10 +155,9 @@ class HfmgObserver:
         Raises:
             CalibrationError: the batch holds NaN or inf.
         """
-        flat = x.detach().reshape(-1)
-        if flat.numel() == 0:
+        flat = finite_batch(x, self.layer)
+        if flat is None:
             return
-        check_finite(flat, self.layer)
         lo, hi = (float(v) for v in torch.aminmax(flat))
         batch = self._batch_histogram(flat, lo, hi)
         if self.hist is None:

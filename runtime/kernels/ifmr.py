@@ -35,6 +35,7 @@ from qdqforge.runtime.kernels.quant_math import (
     FLT_EPSILON,
     ActivationQuantParams,
     check_finite,
+    finite_batch,
     int_range,
 )
 
@@ -262,10 +263,9 @@ class IfmrObserver:
         Raises:
             CalibrationError: the batch holds NaN or inf.
         """
-        flat = x.detach().reshape(-1)
-        if flat.numel() == 0:
+        flat = finite_batch(x, self.layer)
+        if flat is None:
             return
-        check_finite(flat, self.layer)
         self.numel += flat.numel()
         self._top.update(flat, self._cap(self.percentiles[0], flat.numel()))
         self._bottom.update(flat, self._cap(self.percentiles[1], flat.numel()))

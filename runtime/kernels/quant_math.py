@@ -68,6 +68,19 @@ def check_finite(x: torch.Tensor, layer: str | None = None, what: str = "input")
         )
 
 
+def finite_batch(x: torch.Tensor, layer: str | None = None) -> torch.Tensor | None:
+    """One observer batch flattened and detached; None when empty.
+
+    Raises:
+        CalibrationError: the batch holds NaN or inf (see :func:`check_finite`).
+    """
+    flat = x.detach().reshape(-1)
+    if flat.numel() == 0:
+        return None
+    check_finite(flat, layer)
+    return flat
+
+
 def symmetric_scale(
     min_val: torch.Tensor | float, max_val: torch.Tensor | float, num_bits: int = 8
 ) -> tuple[torch.Tensor, torch.Tensor]:
