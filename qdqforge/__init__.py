@@ -1,7 +1,16 @@
-"""qdqforge."""
+"""qdqforge: AMCT-compatible INT8 quantization as ONNX graph rewriting.
+
+``import qdqforge as amct`` runs AMCT-style code. The engine's building blocks are public too:
+:func:`export` (torch -> ONNX), :func:`rewrite` (passes) and :func:`reimport` (ONNX -> trainable
+torch.fx module).
+"""
 
 from qdqforge.front.config.create import create_quant_config as create_quant_config
 from qdqforge.front.config.create import (
     create_quant_retrain_config as create_quant_retrain_config,
 )
 from qdqforge.front.export import export as export
+from qdqforge.passes.pipeline import rewrite as rewrite
+from qdqforge.runtime import reimport as reimport
+
+__version__ = "0.1.0"
