@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from qdqforge.passes import canonicalize, fold_bn
+from qdqforge.passes import canonicalize, dmq_observe, fold_bn
 from qdqforge.passes.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.manager import PassManager
 from qdqforge.passes.registry import all_passes, get_pass, register_pass
 
-BUILTIN_PASSES = (canonicalize.CanonicalizePass, fold_bn.FoldBatchNormPass)
+BUILTIN_PASSES = (
+    canonicalize.CanonicalizePass,
+    fold_bn.FoldBatchNormPass,
+    dmq_observe.DmqObservePass,
+)
 
 __all__ = [
     "BUILTIN_PASSES",

@@ -17,6 +17,7 @@ from qdqforge.runtime.converters import (  # noqa: F401  (imported to register)
     norm,
     pad,
     pool,
+    qdqforge_observers,
     quant,
     reduce,
     resize,

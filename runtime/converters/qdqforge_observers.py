@@ -1,0 +1,65 @@
+"""Observers of the ``qdqforge`` domain: identity nodes that gather calibration statistics.
+
+``qdqforge::DmqObserver(x, w_max)`` (inserted by the ``dmq_observe`` pass) becomes a
+:class:`DmqObserverOp`: it returns ``x`` unchanged and folds ``max |x|`` per input channel into a
+running maximum over every forward (AMCT keeps only the last batch, spec §4.4). ``factors()``
+gives ``tensor_balance_factor`` from that maximum and the constant weight maxima.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from qdqforge.errors import ConversionError
+from qdqforge.runtime.kernels.dmq import DmqObserver, balance_factors
+from qdqforge.runtime.registry import Emitter, OnnxNode, converter
+
+DOMAIN = "qdqforge"
+
+
+class DmqObserverOp(nn.Module):
+    """Identity that records the running per-channel ``max |x|`` of a DMQ layer's input.
+
+    Attributes:
+        layer: torch name of the balanced layer.
+        alpha: migration strength.
+        act_max: running ``[Cin]`` maximum (empty until the first forward).
+        weight_max: ``[Cin]`` weight maxima of the (BN-folded) weight.
+    """
+
+    def __init__(self, layer: str, alpha: float, channel_axis: int, weight_max: torch.Tensor):
+        super().__init__()
+        self.layer, self.alpha, self.channel_axis = layer, alpha, channel_axis
+        self.register_buffer("weight_max", weight_max.float())
+        self.register_buffer("act_max", torch.empty(0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        observer = DmqObserver(self.channel_axis, self.layer)
+        observer.absmax = self.act_max if self.act_max.numel() else None
+        observer.update(x)
+        self.act_max = observer.absmax.to(self.weight_max.dtype)
+        return x
+
+    @property
+    def seen(self) -> bool:
+        """True once a forward has run."""
+        return self.act_max.numel() > 0
+
+    def factors(self) -> torch.Tensor:
+        """``tensor_balance_factor`` per input channel (``kernels.dmq.balance_factors``)."""
+        return balance_factors(self.act_max, self.weight_max, self.alpha, self.layer)
+
+
+@converter("DmqObserver", versions=(1,), domain=DOMAIN)
+def convert_dmq_observer(node: OnnxNode, emit: Emitter):
+    w_max = emit.const(1)
+    if w_max is None:
+        raise ConversionError(f"DmqObserver node {node.name!r}: weight maxima must be constant")
+    op = DmqObserverOp(
+        node.attr("layer"),
+        float(node.attr("alpha")),
+        int(node.attr("channel_axis", 1)),
+        torch.from_numpy(w_max.copy()),
+    )
+    return emit.module(op, emit.value(0))
