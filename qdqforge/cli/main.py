@@ -19,6 +19,8 @@ from qdqforge.errors import QdqforgeError
 
 SUBCOMMANDS: list[str] = [
     "qdqforge.cli.record",
+    "qdqforge.cli.passes",
+    "qdqforge.cli.diff",
 ]
 
 log = logging.getLogger("qdqforge.cli")
