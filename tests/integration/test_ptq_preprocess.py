@@ -1,0 +1,165 @@
+"""quantize_preprocess: DMQ factors in the record equal numpy on the same activations.
+
+The activations are captured with forward pre-hooks on the ORIGINAL model; the weight maxima come
+from BN-folded weights computed here in numpy; factors ``s_j = a_j^a / w_j^(1-a)`` with ``a_j``
+the running max over every forward (spec §4.4).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import qdqforge
+from qdqforge.errors import ConfigError
+from qdqforge.front.config import load_quant_config
+from qdqforge.front.record import read_record
+from tests.helpers.state import assert_untouched, snapshot
+
+ALPHA = 0.4
+
+
+class SmallCnn(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.grouped = nn.Conv2d(8, 8, 1, groups=2)
+        self.up = nn.ConvTranspose2d(8, 4, 2, stride=2)
+        self.fc = nn.Linear(4, 5)
+
+    def forward(self, x):
+        x = torch.relu(self.bn1(self.conv1(x)))
+        return self.fc(self.up(self.grouped(self.dw(x))).mean((2, 3)))
+
+
+class SmallMlpBlock(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm, self.fc1, self.fc2 = nn.LayerNorm(6), nn.Linear(6, 12), nn.Linear(12, 6)
+
+    def forward(self, x):
+        return x + self.fc2(torch.nn.functional.gelu(self.fc1(self.norm(x))))
+
+
+MODELS = {"cnn": (SmallCnn, (2, 3, 8, 8)), "transformer": (SmallMlpBlock, (2, 5, 6))}
+
+
+def build(name: str):
+    torch.manual_seed(0)
+    cls, shape = MODELS[name]
+    model = cls().eval()
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(-1.5, 1.5)
+    return model, [torch.randn(*shape) for _ in range(3)]
+
+
+def write_config(tmp_path, model, x, dmq: bool = True):
+    cfg, definition = tmp_path / "config.json", tmp_path / "dmq.cfg"
+    body = f"dmq_balancer {{ migration_strength: {ALPHA} }}" if dmq else ""
+    definition.write_text(f"common_config {{ {body} }}\n" if dmq else "\n")
+    qdqforge.create_quant_config(str(cfg), model, x, config_defination=str(definition))
+    return cfg
+
+
+def captured_absmax(model: nn.Module, names, batches) -> dict[str, np.ndarray]:
+    """Running per-input-channel max |X| of each layer over ``batches``, from torch hooks."""
+    seen: dict[str, np.ndarray] = {}
+
+    def hook(name, axis):
+        def record(module, args):
+            x = np.abs(args[0].detach().numpy().astype(np.float64))
+            batch = x.max(axis=tuple(d for d in range(x.ndim) if d != axis % x.ndim))
+            seen[name] = batch if name not in seen else np.maximum(seen[name], batch)
+
+        return record
+
+    handles = [
+        model.get_submodule(n).register_forward_pre_hook(
+            hook(n, -1 if isinstance(model.get_submodule(n), nn.Linear) else 1)
+        )
+        for n in names
+    ]
+    with torch.no_grad():
+        for x in batches:
+            model(x)
+    for handle in handles:
+        handle.remove()
+    return seen
+
+
+def folded_weight(model: nn.Module, name: str) -> np.ndarray:
+    w = model.get_submodule(name).weight.detach().numpy().astype(np.float64)
+    if name == "conv1" and hasattr(model, "bn1"):
+        bn = model.bn1
+        gamma, var = bn.weight.detach().numpy(), bn.running_var.numpy()
+        w = w * (gamma / np.sqrt(var.astype(np.float64) + bn.eps))[:, None, None, None]
+    return w
+
+
+def weight_absmax(module: nn.Module, w: np.ndarray) -> np.ndarray:
+    w = np.abs(w)
+    if isinstance(module, nn.Linear):
+        return w.max(axis=0)
+    if isinstance(module, nn.ConvTranspose2d):
+        return w.reshape(w.shape[0], -1).max(axis=1)
+    cout_g, cin_g = w.shape[0] // module.groups, w.shape[1]
+    rows = [
+        w[(j // cin_g) * cout_g : (j // cin_g + 1) * cout_g, j % cin_g]
+        for j in range(module.groups * cin_g)
+    ]
+    return np.array([r.max() for r in rows])
+
+
+def expected_factors(model, names, batches) -> dict[str, np.ndarray]:
+    acts = captured_absmax(model, names, batches)
+    out = {}
+    for name in names:
+        a = acts[name]
+        w = weight_absmax(model.get_submodule(name), folded_weight(model, name))
+        assert (a > 0).all() and (w > 0).all(), "test data must avoid the zero-channel rules"
+        out[name] = a**ALPHA / w ** (1 - ALPHA)
+    return out
+
+
+@pytest.mark.parametrize("name", MODELS, ids=list(MODELS))
+def test_factors_match_numpy_over_several_forwards(tmp_path, name):
+    model, batches = build(name)
+    before = snapshot(model)
+    cfg, record = write_config(tmp_path, model, batches[0]), tmp_path / "record.txt"
+    layers = [c.name for c in load_quant_config(cfg).layers if c.dmq_balancer_param is not None]
+
+    calib = qdqforge.quantize_preprocess(str(cfg), str(record), model, batches[0])
+    assert read_record(record) == {}
+    for count, x in enumerate(batches, start=1):
+        with torch.no_grad():
+            torch.testing.assert_close(calib(x), model(x), rtol=1e-5, atol=1e-5)
+        got = read_record(record)
+        want = expected_factors(model, layers, batches[:count])
+        assert sorted(got) == sorted(layers)
+        for layer in layers:
+            factors = np.array(got[layer].tensor_balance_factor)
+            np.testing.assert_allclose(factors, want[layer], rtol=1e-5, err_msg=layer)
+    assert_untouched(model, before)
+
+
+def test_all_layer_kinds_are_balanced(tmp_path):
+    model, batches = build("cnn")
+    cfg = write_config(tmp_path, model, batches[0])
+    names = [c.name for c in load_quant_config(cfg).layers if c.dmq_balancer_param is not None]
+    assert names == ["conv1", "dw", "grouped", "up", "fc"]
+
+
+def test_config_without_dmq_is_a_config_error(tmp_path):
+    model, batches = build("cnn")
+    before = snapshot(model)
+    cfg = write_config(tmp_path, model, batches[0], dmq=False)
+    with pytest.raises(ConfigError, match="dmq_balancer_param"):
+        qdqforge.quantize_preprocess(str(cfg), str(tmp_path / "r.txt"), model, batches[0])
+    assert not (tmp_path / "r.txt").exists()
+    assert_untouched(model, before)
