@@ -19,6 +19,7 @@ from onnx import helper
 from qdqforge.cli.main import main
 from qdqforge.graph.diff_model import GraphDiff
 from qdqforge.passes import GraphPass, PassResult, registry
+from qdqforge.passes.debug_inputs import random_feeds
 from tests.helpers.onnx_graphs import conv_bn_model, make_model, tensor_info
 
 QDQFORGE = Path(sys.executable).with_name("qdqforge")
@@ -234,3 +235,38 @@ def test_console_script_runs_passes(model, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "[02] fold_bn  modified" in proc.stdout
     assert {p.name for p in dump.iterdir()} == STAGE_FILES
+
+
+def test_random_inputs_follow_graph_shapes_and_dtypes():
+    ids = tensor_info("ids", ["batch", 3], onnx.TensorProto.INT64)
+    mask = tensor_info("mask", [1, "seq"], onnx.TensorProto.BOOL)
+    node = helper.make_node("Identity", ["ids"], ["out"], name="id")
+    proto = make_model([node], [ids, mask], [tensor_info("out", ["batch", 3])])
+    feeds = random_feeds(proto)
+    assert {k: (v.shape, v.dtype) for k, v in feeds.items()} == {
+        "ids": ((2, 3), np.dtype(np.int64)),
+        "mask": ((1, 2), np.dtype(bool)),
+    }
+
+
+class ConfigProbePass(GraphPass):
+    """Records the config path it was given (test pass)."""
+
+    name = "config_probe"
+    seen: list = []
+
+    def call(self, graph, ctx):
+        ConfigProbePass.seen.append(ctx.state.get("config_path"))
+        return PassResult(graph, False)
+
+
+def test_config_reaches_the_passes(model, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(registry._PASSES, "config_probe", ConfigProbePass)
+    monkeypatch.setattr(ConfigProbePass, "seen", [])
+    cfg = tmp_path / "q.cfg"
+    cfg.write_text("")
+    args = ["passes", "run", model, "--dump-dir", str(tmp_path / "d"), "--pipeline", "config_probe"]
+    assert main([*args, "--config", str(cfg)]) == 0
+    assert ConfigProbePass.seen == [str(cfg)]
+    assert main([*args, "--config", str(tmp_path / "missing.cfg")]) == 1
+    assert "missing.cfg" in capsys.readouterr().err
