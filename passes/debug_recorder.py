@@ -68,9 +68,12 @@ class StageRecorder:
         stage = StageReport.from_diff(
             idx + 1, p.name, diff, modified=result.modified, stats=dict(result.stats), ms=ms
         )
-        self._check_numerics(after, stage)
-        self._write_stage(label, after, diff, stage)
+        self._write_stage(label, after, diff)
         self.stages.append(stage)
+        try:
+            self._check_numerics(after, stage)
+        finally:  # an onnxruntime failure still gets its passlog line, with the reason
+            self._log(stage)
         self.last, self._label = after, f"{label}.onnx"
 
     def run_after_failure(self, graph: Graph, p, idx: int, exc: BaseException) -> str | None:
@@ -94,18 +97,21 @@ class StageRecorder:
     def _check_numerics(self, proto: onnx.ModelProto, stage: StageReport) -> None:
         if self.feeds is None:
             return
-        outputs = self._run(proto, f"{stage.idx:02d}_{stage.pass_name}")
+        try:
+            outputs = self._run(proto, f"{stage.idx:02d}_{stage.pass_name}")
+        except GraphError as e:
+            stage.error = str(e)
+            raise
         stage.max_error = ort_numerics.max_abs_error(outputs, self._outputs)
         stage.error_vs_input = ort_numerics.max_abs_error(outputs, self._input_outputs)
         self._outputs = outputs
 
-    def _write_stage(self, label: str, proto, diff, stage: StageReport) -> None:
+    def _write_stage(self, label: str, proto, diff) -> None:
         self._keep(proto)
         if self.directory is not None:
             io.save(proto, self.directory / f"{label}.onnx")
             io.atomic_write_text(self.directory / f"{label}.diff.json", diff.to_json(indent=1))
             write_diff_html(diff, self.directory / f"{label}.diff.html")
-        self._log(stage)
 
     def _log(self, stage: StageReport) -> None:
         log.info("stage %02d %s: %s", stage.idx, stage.pass_name, stage.to_log())

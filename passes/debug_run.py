@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
-from qdqforge.errors import PassError
+from qdqforge.errors import GraphError, PassError
 from qdqforge.graph import io
 from qdqforge.graph.ir import Graph
 from qdqforge.passes.base import PassContext
@@ -122,7 +122,7 @@ def _run_passes(graph: Graph, names, recorder: StageRecorder, ctx, result) -> No
     manager = PassManager([get_pass(n)() for n in names], instruments=[recorder])
     try:
         manager(graph, ctx or PassContext())
-    except PassError as e:
+    except (PassError, GraphError) as e:  # GraphError: onnxruntime cannot run a stage
         result.failure, result.failure_dump = str(e), recorder.failure_dump
         log.error("%s", e)
 

@@ -270,3 +270,29 @@ def test_config_reaches_the_passes(model, tmp_path, monkeypatch, capsys):
     assert ConfigProbePass.seen == [str(cfg)]
     assert main([*args, "--config", str(tmp_path / "missing.cfg")]) == 1
     assert "missing.cfg" in capsys.readouterr().err
+
+
+class BreakOrtPass(GraphPass):
+    """Gives the Relu an attribute onnxruntime rejects (test pass)."""
+
+    name = "break_ort"
+
+    def call(self, graph, ctx):
+        relu = next(n for n in graph.gs.nodes if n.op == "Relu")
+        relu.attrs["bogus"] = 1
+        return PassResult(graph, True)
+
+
+def test_stage_onnxruntime_cannot_run_is_exit_1_with_stage_kept(
+    model, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setitem(registry._PASSES, "break_ort", BreakOrtPass)
+    dump = tmp_path / "dump"
+    args = ["passes", "run", model, "--dump-dir", str(dump), "--pipeline", "fold_bn,break_ort"]
+    assert main([*args, "--check-ort"]) == 1
+    out = capsys.readouterr()
+    assert "onnxruntime could not run stage 02_break_ort" in out.err
+    assert "[02] break_ort  FAILED  onnxruntime could not run stage 02_break_ort" in out.out
+    assert (dump / "02_break_ort.onnx").is_file()
+    assert [e["changed"] for e in _passlog(dump)] == [["conv/op"], ["relu"]]
+    assert "onnxruntime" in _passlog(dump)[1]["error"]
