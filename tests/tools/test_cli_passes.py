@@ -296,3 +296,13 @@ def test_stage_onnxruntime_cannot_run_is_exit_1_with_stage_kept(
     assert (dump / "02_break_ort.onnx").is_file()
     assert [e["changed"] for e in _passlog(dump)] == [["conv/op"], ["relu"]]
     assert "onnxruntime" in _passlog(dump)[1]["error"]
+
+
+def test_bisect_reports_pass_failure_and_unsupported_ops(
+    model, custom_op_model, test_passes, capsys
+):
+    args = ["passes", "bisect", model, "--random-inputs", "--pipeline", "fold_bn,explode"]
+    assert main(args) == 1
+    assert "pass 'explode' (#1) failed after fold_bn" in capsys.readouterr().err
+    assert main(["passes", "bisect", custom_op_model, "--random-inputs"]) == 3
+    assert "unsupported ops in the input graph" in capsys.readouterr().err
