@@ -52,7 +52,7 @@ def quantize_preprocess(
     config = load_quant_config(config_file, quant_layers_from_graph(model, proto))
     _require_dmq(config, config_file)
     graph = run_pipeline(proto, _passes(config), ctx=_context(config)).graph
-    module = reimport(io.to_proto(graph))
+    module = reimport(io.to_proto(graph)).train(model.training)  # dropout etc. as the user's
     write_record(record_file, {})
     module.register_forward_hook(_RecordWriter(record_file))
     return module

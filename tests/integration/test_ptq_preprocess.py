@@ -17,6 +17,8 @@ from qdqforge.errors import ConfigError
 from qdqforge.front.config import load_quant_config
 from qdqforge.front.record import read_record
 from tests.helpers.state import assert_untouched, snapshot
+from tests.helpers.torch_models import MODEL_NAMES
+from tests.helpers.torch_models import build as build_test_model
 
 ALPHA = 0.4
 
@@ -163,3 +165,17 @@ def test_config_without_dmq_is_a_config_error(tmp_path):
         qdqforge.quantize_preprocess(str(cfg), str(tmp_path / "r.txt"), model, batches[0])
     assert not (tmp_path / "r.txt").exists()
     assert_untouched(model, before)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES, ids=list(MODEL_NAMES))
+def test_test_models_keep_outputs_and_mode(tmp_path, name):
+    model, inputs = build_test_model(name)
+    model.eval()
+    cfg, record = write_config(tmp_path, model, inputs), tmp_path / "record.txt"
+    config = load_quant_config(cfg)
+    calib = qdqforge.quantize_preprocess(str(cfg), str(record), model, inputs)
+    assert not calib.training
+    with torch.no_grad():
+        torch.testing.assert_close(calib(*inputs), model(*inputs), rtol=1e-5, atol=1e-5)
+    balanced = {c.name for c in config.layers if c.dmq_balancer_param and c.quant_enable}
+    assert balanced and set(read_record(record)) == balanced
