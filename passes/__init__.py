@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from qdqforge.passes import apply_balance, arq_weights, canonicalize, dmq_observe, fold_bn
+from qdqforge.passes import (
+    act_observe,
+    apply_balance,
+    arq_weights,
+    canonicalize,
+    dmq_observe,
+    fold_bn,
+)
 from qdqforge.passes.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.manager import PassManager
 from qdqforge.passes.registry import all_passes, get_pass, register_pass
@@ -13,6 +20,7 @@ BUILTIN_PASSES = (
     dmq_observe.DmqObservePass,
     apply_balance.ApplyBalancePass,
     arq_weights.ArqWeightsPass,
+    act_observe.ActObservePass,
 )
 
 __all__ = [

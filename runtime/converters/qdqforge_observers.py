@@ -1,5 +1,9 @@
 """Observers of the ``qdqforge`` domain: identity nodes that gather calibration statistics.
 
+``qdqforge::ActObserver(x)`` (``act_observe`` pass) becomes an :class:`ActObserverOp` that feeds
+the first ``batch_num`` forwards to the IFMR or HFMG kernel observer and then holds
+``scale_d``/``offset_d`` (``params``).
+
 ``qdqforge::DmqObserver(x, w_max)`` (inserted by the ``dmq_observe`` pass) becomes a
 :class:`DmqObserverOp`: it returns ``x`` unchanged and folds ``max |x|`` per input channel into a
 running maximum over every forward (AMCT keeps only the last batch, spec §4.4). ``factors()``
@@ -13,6 +17,8 @@ from torch import nn
 
 from qdqforge.errors import ConversionError
 from qdqforge.runtime.kernels.dmq import DmqObserver, balance_factors
+from qdqforge.runtime.kernels.hfmg import HfmgObserver
+from qdqforge.runtime.kernels.ifmr import IfmrObserver
 from qdqforge.runtime.registry import Emitter, OnnxNode, converter
 
 DOMAIN = "qdqforge"
@@ -62,4 +68,57 @@ def convert_dmq_observer(node: OnnxNode, emit: Emitter):
         int(node.attr("channel_axis", 1)),
         torch.from_numpy(w_max.copy()),
     )
+    return emit.module(op, emit.value(0))
+
+
+class ActObserverOp(nn.Module):
+    """Identity that feeds the first ``batch_num`` inputs to IFMR/HFMG, then holds the result.
+
+    Attributes:
+        layer: torch name of the quantized layer.
+        batch_num: forwards to observe (AMCT's ``batch_num``).
+        batches: forwards observed so far.
+        params: ``ActivationQuantParams`` (scale, offset, clips) once ``batch_num`` were seen.
+    """
+
+    def __init__(self, layer: str, batch_num: int, observer) -> None:
+        super().__init__()
+        self.layer, self.batch_num, self.observer = layer, batch_num, observer
+        self.batches, self.params = 0, None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.batches < self.batch_num:
+            with torch.no_grad():
+                self.observer.update(x)
+            self.batches += 1
+            if self.batches == self.batch_num:
+                self.params = self.observer.compute()
+        return x
+
+
+def make_act_observer(node: OnnxNode):
+    """The IFMR or HFMG kernel observer an ``ActObserver`` node asks for."""
+    algo, layer = node.attr("algo", "ifmr"), node.attr("layer")
+    common = {"num_bits": int(node.attr("num_bits", 8)), "layer": layer}
+    symmetric = bool(node.attr("symmetric", 0))
+    if algo == "hfmg":
+        return HfmgObserver(
+            num_of_bins=int(node.attr("num_of_bins")), symmetric=symmetric, **common
+        )
+    if algo != "ifmr":
+        raise ConversionError(f"ActObserver node {node.name!r}: unknown algo {algo!r}")
+    return IfmrObserver(
+        max_percentile=node.attr("max_percentile"),
+        min_percentile=node.attr("min_percentile"),
+        search_range=tuple(node.attr("search_range")),
+        search_step=node.attr("search_step"),
+        symmetric=symmetric,
+        expected_batches=int(node.attr("batch_num", 1)),
+        **common,
+    )
+
+
+@converter("ActObserver", versions=(1,), domain=DOMAIN)
+def convert_act_observer(node: OnnxNode, emit: Emitter):
+    op = ActObserverOp(node.attr("layer"), int(node.attr("batch_num", 1)), make_act_observer(node))
     return emit.module(op, emit.value(0))
