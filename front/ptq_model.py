@@ -1,0 +1,127 @@
+"""``quantize_model``: the calibration step of AMCT's PTQ flow (spec §1, §4.1-4.4).
+
+export -> canonicalize -> fold_bn (``do_fusion``) -> apply_balance (recorded DMQ factors) ->
+arq_weights; that graph is the modified ONNX file (BN folded, balance Muls, ARQ weights), and
+``scale_w``/``offset_w`` go into the record at once. Then act_observe -> reimport: the returned
+module runs the modified model with float activations; after ``batch_num`` forwards each
+layer's ``scale_d``/``offset_d`` (IFMR or HFMG on the balanced input) are in the record.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from torch import nn
+
+from qdqforge.errors import ConfigError
+from qdqforge.front.config.layers import quant_layers_from_graph
+from qdqforge.front.config.ptq import QuantConfig
+from qdqforge.front.config.ptq_load import load_quant_config
+from qdqforge.front.dmq_record import dmq_layers, recorded_balance_factors
+from qdqforge.front.export import export
+from qdqforge.front.inputs import normalize_input_data
+from qdqforge.front.record import update_record
+from qdqforge.graph import io
+from qdqforge.graph.ir import Graph
+from qdqforge.passes.base import PassContext
+from qdqforge.passes.pipeline import run_pipeline
+from qdqforge.runtime import reimport
+from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
+
+log = logging.getLogger(__name__)
+
+
+def quantize_model(
+    config_file: str | os.PathLike,
+    modfied_onnx_file: str | os.PathLike | None = None,
+    record_file: str | os.PathLike | None = None,
+    model: nn.Module | None = None,
+    input_data=None,
+    input_names=None,
+    output_names=None,
+    dynamic_axes=None,
+    *,
+    modified_onnx_file: str | os.PathLike | None = None,
+) -> nn.Module:
+    """Write the modified ONNX and ``scale_w``; return the activation calibration module.
+
+    Args:
+        config_file: PTQ JSON config.
+        modfied_onnx_file: where to write the modified ONNX (AMCT's spelling; the keyword
+            ``modified_onnx_file`` works too).
+        record_file: record file (with ``tensor_balance_factor`` when the config uses DMQ).
+        model: the float torch model (left untouched).
+        input_data: example input, a tensor or a tuple of tensors.
+        input_names: optional names of the modified ONNX's inputs.
+        output_names: optional names of its outputs.
+        dynamic_axes: accepted for AMCT compatibility; the batch axis is always dynamic.
+
+    Returns:
+        The calibration module (outputs as the modified ONNX's).
+
+    Raises:
+        ConfigError: invalid config or arguments.
+        RecordError: DMQ layers without recorded factors.
+    """
+    onnx_file = _onnx_path(modfied_onnx_file, modified_onnx_file)
+    if record_file is None or model is None or input_data is None:
+        raise ConfigError("quantize_model needs record_file, model and input_data")
+    proto = export(model, normalize_input_data(input_data))
+    config = load_quant_config(config_file, quant_layers_from_graph(model, proto))
+    ctx = _context(config, record_file)
+    graph = run_pipeline(proto, _passes(config), ctx=ctx).graph
+    _rename(graph, input_names, output_names)
+    io.save(graph, onnx_file)
+    _record_weight_scales(record_file, ctx.state["scale_w"])
+    observed = run_pipeline(graph, ("act_observe",), ctx=PassContext(config=config)).graph
+    module = reimport(io.to_proto(observed)).train(model.training)
+    module.register_forward_hook(_ActivationRecordWriter(record_file))
+    return module
+
+
+def _onnx_path(misspelt, correct) -> str | os.PathLike:
+    if (misspelt is None) == (correct is None):
+        raise ConfigError("give exactly one of modfied_onnx_file / modified_onnx_file")
+    return misspelt if correct is None else correct
+
+
+def _passes(config: QuantConfig) -> tuple[str, ...]:
+    fusion = ("fold_bn",) if config.do_fusion else ()
+    return ("canonicalize", *fusion, "apply_balance", "arq_weights")
+
+
+def _context(config: QuantConfig, record_file) -> PassContext:
+    factors = recorded_balance_factors(record_file, config) if dmq_layers(config) else {}
+    options = {
+        "fold_bn": {"skip_layers": list(config.skip_fusion_layers)},
+        "apply_balance": {"factors": factors},
+    }
+    return PassContext(config=config, options=options)
+
+
+def _rename(graph: Graph, input_names, output_names) -> None:
+    for tensors, names in ((graph.gs.inputs, input_names), (graph.gs.outputs, output_names)):
+        for tensor, name in zip(tensors, names or ()):
+            tensor.name = name
+
+
+def _record_weight_scales(record_file, scales: dict) -> None:
+    for layer, scale_w in scales.items():
+        update_record(record_file, layer, scale_w=scale_w, offset_w=[0] * len(scale_w))
+
+
+class _ActivationRecordWriter:
+    """Forward hook: write ``scale_d``/``offset_d`` of observers that just finished."""
+
+    def __init__(self, record_file) -> None:
+        self.record_file = record_file
+        self.written: set[str] = set()
+
+    def __call__(self, module: nn.Module, args, output) -> None:
+        for op in module.modules():
+            if isinstance(op, ActObserverOp) and op.params and op.layer not in self.written:
+                update_record(
+                    self.record_file, op.layer, scale_d=op.params.scale, offset_d=op.params.offset
+                )
+                self.written.add(op.layer)
