@@ -9,6 +9,7 @@ from qdqforge.passes import (
     canonicalize,
     dmq_observe,
     fold_bn,
+    insert_qdq,
 )
 from qdqforge.passes.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.manager import PassManager
@@ -21,6 +22,7 @@ BUILTIN_PASSES = (
     apply_balance.ApplyBalancePass,
     arq_weights.ArqWeightsPass,
     act_observe.ActObservePass,
+    insert_qdq.InsertQdqPass,
 )
 
 __all__ = [

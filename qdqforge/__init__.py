@@ -12,6 +12,7 @@ from qdqforge.front.config.create import (
 from qdqforge.front.export import export as export
 from qdqforge.front.ptq_model import quantize_model as quantize_model
 from qdqforge.front.ptq_preprocess import quantize_preprocess as quantize_preprocess
+from qdqforge.front.ptq_save import save_model as save_model
 from qdqforge.passes.pipeline import rewrite as rewrite
 from qdqforge.runtime import reimport as reimport
 

@@ -1,0 +1,63 @@
+"""``save_model``: the fake-quant ONNX of AMCT's PTQ flow (spec §5), written as standard QDQ.
+
+modified ONNX + record -> insert_qdq (activation Q/DQ with ``scale_d``/``offset_d``, weight Q/DQ
+with ``scale_w``) -> ``<save_path>_fake_quant_model.onnx``. The balance Muls and folded BN of the
+modified ONNX stay. A layer of the record without ``scale_d`` means calibration saw fewer than
+``batch_num`` batches: a CalibrationError says so (AMCT leaves an empty record silently).
+The deploy model (int8 weights, int32 bias) is not written yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from qdqforge.errors import CalibrationError
+from qdqforge.front.record import read_record
+from qdqforge.graph import io
+from qdqforge.passes.base import PassContext
+from qdqforge.passes.pipeline import run_pipeline
+
+log = logging.getLogger(__name__)
+
+
+def fake_quant_path(save_path: str | os.PathLike) -> Path:
+    """``<save_path>_fake_quant_model.onnx``; a ``dir/`` save_path means no name prefix."""
+    text = os.fspath(save_path)
+    if text.endswith(("/", os.sep)):
+        return Path(text) / "fake_quant_model.onnx"
+    return Path(text + "_fake_quant_model.onnx")
+
+
+def save_model(
+    modfied_onnx_file: str | os.PathLike,
+    record_file: str | os.PathLike,
+    save_path: str | os.PathLike,
+) -> Path:
+    """Write the fake-quant model for the calibrated record.
+
+    Args:
+        modfied_onnx_file: the modified ONNX ``quantize_model`` wrote.
+        record_file: the record with ``scale_d``/``offset_d``/``scale_w`` of every layer.
+        save_path: output prefix (``out/net`` -> ``out/net_fake_quant_model.onnx``).
+
+    Returns:
+        The fake-quant model's path.
+
+    Raises:
+        CalibrationError: some layer has no ``scale_d`` (too few calibration batches).
+    """
+    records = {k: r for k, r in read_record(record_file).items() if r.scale_w or r.scale_d}
+    missing = sorted(name for name, rec in records.items() if rec.scale_d is None)
+    if missing or not records:
+        names = ", ".join(missing) or "(all)"
+        raise CalibrationError(
+            f"{os.fspath(record_file)}: no scale_d/offset_d for layer(s) {names}; "
+            "run the quantize_model calibration module for batch_num forwards before save_model"
+        )
+    ctx = PassContext(options={"insert_qdq": {"records": records}})
+    graph = run_pipeline(io.load(modfied_onnx_file), ("insert_qdq",), ctx=ctx).graph
+    target = io.save(graph, fake_quant_path(save_path))
+    log.info("wrote %s", target)
+    return target
