@@ -4,30 +4,23 @@ modified ONNX + record -> insert_qdq (activation Q/DQ with ``scale_d``/``offset_
 with ``scale_w``) -> ``<save_path>_fake_quant_model.onnx``. The balance Muls and folded BN of the
 modified ONNX stay. A layer of the record without ``scale_d`` means calibration saw fewer than
 ``batch_num`` batches: a CalibrationError says so (AMCT leaves an empty record silently).
-The deploy model (int8 weights, int32 bias) is not written yet.
+The writing itself is :mod:`qdqforge.front.quant_save`, shared with QAT.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
 from qdqforge.errors import CalibrationError
+from qdqforge.front.quant_save import output_path, write_quant_models
 from qdqforge.front.record import read_record
 from qdqforge.graph import io
-from qdqforge.passes.base import PassContext
-from qdqforge.passes.pipeline import run_pipeline
-
-log = logging.getLogger(__name__)
 
 
 def fake_quant_path(save_path: str | os.PathLike) -> Path:
     """``<save_path>_fake_quant_model.onnx``; a ``dir/`` save_path means no name prefix."""
-    text = os.fspath(save_path)
-    if text.endswith(("/", os.sep)):
-        return Path(text) / "fake_quant_model.onnx"
-    return Path(text + "_fake_quant_model.onnx")
+    return output_path(save_path, "fake_quant")
 
 
 def save_model(
@@ -56,8 +49,4 @@ def save_model(
             f"{os.fspath(record_file)}: no scale_d/offset_d for layer(s) {names}; "
             "run the quantize_model calibration module for batch_num forwards before save_model"
         )
-    ctx = PassContext(options={"insert_qdq": {"records": records}})
-    graph = run_pipeline(io.load(modfied_onnx_file), ("insert_qdq",), ctx=ctx).graph
-    target = io.save(graph, fake_quant_path(save_path))
-    log.info("wrote %s", target)
-    return target
+    return write_quant_models(io.load(modfied_onnx_file), records, save_path).fake_quant

@@ -1,0 +1,54 @@
+"""Write the fake-quant and deploy ONNX of a calibrated or trained model (spec §5).
+
+Shared by PTQ ``save_model`` and QAT ``save_quant_retrain_model``: both hand over a float graph
+(BN folded, balance Muls kept) and a ``{layer: LayerRecord}`` with ``scale_d``/``offset_d`` and
+``scale_w`` per layer. ``insert_qdq`` puts QuantizeLinear/DequantizeLinear on each layer's input
+and weight -> ``<save_path>_fake_quant_model.onnx``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+from qdqforge.front.record import LayerRecord
+from qdqforge.graph import io
+from qdqforge.graph.ir import Graph
+from qdqforge.passes.base import PassContext
+from qdqforge.passes.pipeline import run_pipeline
+
+log = logging.getLogger(__name__)
+
+
+class SavedModels(NamedTuple):
+    """Paths written by :func:`write_quant_models`."""
+
+    fake_quant: Path
+    deploy: Path | None
+
+
+def output_path(save_path: str | os.PathLike, kind: str) -> Path:
+    """``<save_path>_<kind>_model.onnx``; a ``dir/`` save_path means no name prefix."""
+    text = os.fspath(save_path)
+    if text.endswith(("/", os.sep)):
+        return Path(text) / f"{kind}_model.onnx"
+    return Path(f"{text}_{kind}_model.onnx")
+
+
+def write_quant_models(
+    graph: Graph, records: dict[str, LayerRecord], save_path: str | os.PathLike
+) -> SavedModels:
+    """Insert Q/DQ for ``records`` into ``graph`` and write the output models.
+
+    Args:
+        graph: float graph (BN folded, balance Muls in place); it is consumed.
+        records: per-layer ``scale_d``/``offset_d``/``scale_w`` (layers absent stay float).
+        save_path: output prefix (``out/net`` -> ``out/net_fake_quant_model.onnx``).
+    """
+    ctx = PassContext(options={"insert_qdq": {"records": records}})
+    fake = run_pipeline(graph, ("insert_qdq",), ctx=ctx).graph
+    target = io.save(fake, output_path(save_path, "fake_quant"))
+    log.info("wrote %s", target)
+    return SavedModels(target, None)
