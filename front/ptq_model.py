@@ -4,7 +4,8 @@ export -> canonicalize -> fold_bn (``do_fusion``) -> apply_balance (recorded DMQ
 arq_weights; that graph is the modified ONNX file (BN folded, balance Muls, ARQ weights), and
 ``scale_w``/``offset_w`` go into the record at once. Then act_observe -> reimport: the returned
 module runs the modified model with float activations; after ``batch_num`` forwards each
-layer's ``scale_d``/``offset_d`` (IFMR or HFMG on the balanced input) are in the record.
+layer's ``scale_d``/``offset_d`` (IFMR or HFMG on the balanced input) are in the record
+(:mod:`qdqforge.front.ptq_calibration`) and later forwards are fake-quantized on that grid.
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from qdqforge.front.config.ptq_load import load_quant_config
 from qdqforge.front.dmq_record import dmq_layers, recorded_balance_factors
 from qdqforge.front.export import export
 from qdqforge.front.inputs import normalize_input_data
-from qdqforge.front.record import update_record
+from qdqforge.front.ptq_calibration import CalibrationRecorder
+from qdqforge.front.record import update_records
 from qdqforge.graph import io
 from qdqforge.graph.ir import Graph
 from qdqforge.passes.base import PassContext
 from qdqforge.passes.pipeline import run_pipeline
 from qdqforge.runtime import reimport
-from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def quantize_model(
     _record_weight_scales(record_file, ctx.state["scale_w"])
     observed = run_pipeline(graph, ("act_observe",), ctx=PassContext(config=config)).graph
     module = reimport(io.to_proto(observed)).train(model.training)
-    module.register_forward_hook(_ActivationRecordWriter(record_file))
+    module.register_forward_hook(CalibrationRecorder(record_file, config.batch_num))
     return module
 
 
@@ -107,21 +108,5 @@ def _rename(graph: Graph, input_names, output_names) -> None:
 
 
 def _record_weight_scales(record_file, scales: dict) -> None:
-    for layer, scale_w in scales.items():
-        update_record(record_file, layer, scale_w=scale_w, offset_w=[0] * len(scale_w))
-
-
-class _ActivationRecordWriter:
-    """Forward hook: write ``scale_d``/``offset_d`` of observers that just finished."""
-
-    def __init__(self, record_file) -> None:
-        self.record_file = record_file
-        self.written: set[str] = set()
-
-    def __call__(self, module: nn.Module, args, output) -> None:
-        for op in module.modules():
-            if isinstance(op, ActObserverOp) and op.params and op.layer not in self.written:
-                update_record(
-                    self.record_file, op.layer, scale_d=op.params.scale, offset_d=op.params.offset
-                )
-                self.written.add(op.layer)
+    updates = {layer: {"scale_w": s, "offset_w": [0] * len(s)} for layer, s in scales.items()}
+    update_records(record_file, updates)

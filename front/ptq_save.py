@@ -4,7 +4,8 @@ modified ONNX + record -> insert_qdq (activation Q/DQ with ``scale_d``/``offset_
 with ``scale_w``) -> ``<save_path>_fake_quant_model.onnx``. The balance Muls and folded BN of the
 modified ONNX stay. A layer of the record without ``scale_d`` means calibration saw fewer than
 ``batch_num`` batches: a CalibrationError says so (AMCT leaves an empty record silently).
-The writing itself is :mod:`qdqforge.front.quant_save`, shared with QAT.
+The deploy model runs Conv/Linear layers in int8 with int32 bias. The writing itself is
+:mod:`qdqforge.front.quant_save`, shared with QAT.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import os
 from pathlib import Path
 
 from qdqforge.errors import CalibrationError
-from qdqforge.front.quant_save import output_path, write_quant_models
+from qdqforge.front.ptq_calibration import read_progress
+from qdqforge.front.quant_save import SavedModels, output_path, write_quant_models
 from qdqforge.front.record import read_record
 from qdqforge.graph import io
 
@@ -27,8 +29,8 @@ def save_model(
     modfied_onnx_file: str | os.PathLike,
     record_file: str | os.PathLike,
     save_path: str | os.PathLike,
-) -> Path:
-    """Write the fake-quant model for the calibrated record.
+) -> SavedModels:
+    """Write the fake-quant and deploy models for the calibrated record.
 
     Args:
         modfied_onnx_file: the modified ONNX ``quantize_model`` wrote.
@@ -36,7 +38,7 @@ def save_model(
         save_path: output prefix (``out/net`` -> ``out/net_fake_quant_model.onnx``).
 
     Returns:
-        The fake-quant model's path.
+        The paths of ``<save_path>_fake_quant_model.onnx`` and ``<save_path>_deploy_model.onnx``.
 
     Raises:
         CalibrationError: some layer has no ``scale_d`` (too few calibration batches).
@@ -44,9 +46,20 @@ def save_model(
     records = {k: r for k, r in read_record(record_file).items() if r.scale_w or r.scale_d}
     missing = sorted(name for name, rec in records.items() if rec.scale_d is None)
     if missing or not records:
-        names = ", ".join(missing) or "(all)"
-        raise CalibrationError(
-            f"{os.fspath(record_file)}: no scale_d/offset_d for layer(s) {names}; "
-            "run the quantize_model calibration module for batch_num forwards before save_model"
-        )
-    return write_quant_models(io.load(modfied_onnx_file), records, save_path).fake_quant
+        raise CalibrationError(_incomplete_message(record_file, missing))
+    return write_quant_models(io.load(modfied_onnx_file), records, save_path)
+
+
+def _incomplete_message(record_file, missing: list[str]) -> str:
+    progress = read_progress(record_file)
+    seen = (
+        f"calibration saw {progress['batches_seen']} of batch_num={progress['batch_num']} batches"
+        if progress
+        else "no calibration forward was recorded"
+    )
+    names = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+    return (
+        f"{os.fspath(record_file)}: {seen}, so layer(s) {names or '(all)'} have no "
+        "scale_d/offset_d; run the quantize_model calibration module for batch_num forwards "
+        "before save_model"
+    )

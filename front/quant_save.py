@@ -4,6 +4,11 @@ Shared by PTQ ``save_model`` and QAT ``save_quant_retrain_model``: both hand ove
 (BN folded, balance Muls kept) and a ``{layer: LayerRecord}`` with ``scale_d``/``offset_d`` and
 ``scale_w`` per layer. ``insert_qdq`` puts QuantizeLinear/DequantizeLinear on each layer's input
 and weight -> ``<save_path>_fake_quant_model.onnx``.
+
+The deploy model ``<save_path>_deploy_model.onnx`` runs Conv and Linear layers on integers
+(``integer_layers``: QuantizeLinear -> ConvInteger/MatMulInteger with int8 weights -> int32 bias
+Add -> Cast -> Mul(s_d * s_w)); other quantized layers (ConvTranspose, AveragePool) keep Q/DQ
+with their weights stored as int8 (``insert_qdq`` with ``int8_weights``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from typing import NamedTuple
 from qdqforge.front.record import LayerRecord
 from qdqforge.graph import io
 from qdqforge.graph.ir import Graph
+from qdqforge.graph.layers import layer_site
 from qdqforge.passes.base import PassContext
+from qdqforge.passes.integer_layers import integer_capable
 from qdqforge.passes.pipeline import run_pipeline
 
 log = logging.getLogger(__name__)
@@ -47,8 +54,23 @@ def write_quant_models(
         records: per-layer ``scale_d``/``offset_d``/``scale_w`` (layers absent stay float).
         save_path: output prefix (``out/net`` -> ``out/net_fake_quant_model.onnx``).
     """
+    deploy = _deploy_graph(graph.copy(), records)
     ctx = PassContext(options={"insert_qdq": {"records": records}})
     fake = run_pipeline(graph, ("insert_qdq",), ctx=ctx).graph
-    target = io.save(fake, output_path(save_path, "fake_quant"))
-    log.info("wrote %s", target)
-    return SavedModels(target, None)
+    paths = SavedModels(
+        io.save(fake, output_path(save_path, "fake_quant")),
+        io.save(deploy, output_path(save_path, "deploy")),
+    )
+    log.info("wrote %s and %s", *paths)
+    return paths
+
+
+def _deploy_graph(graph: Graph, records: dict[str, LayerRecord]) -> Graph:
+    integer = {k: r for k, r in records.items() if integer_capable(graph, layer_site(graph, k), r)}
+    rest = {k: r for k, r in records.items() if k not in integer}
+    options = {
+        "integer_layers": {"records": integer},
+        "insert_qdq": {"records": rest, "int8_weights": True},
+    }
+    ctx = PassContext(options=options)
+    return run_pipeline(graph, ("integer_layers", "insert_qdq"), ctx=ctx).graph

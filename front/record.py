@@ -130,15 +130,24 @@ def update_record(path: str | os.PathLike, layer: str, **fields) -> LayerRecord:
     Raises:
         RecordError: unknown field name, or the existing file is malformed.
     """
-    _check_field_names(fields)
+    return update_records(path, {layer: fields})[layer]
+
+
+def update_records(path: str | os.PathLike, updates: dict[str, dict]) -> dict[str, LayerRecord]:
+    """:func:`update_record` for several layers in one atomic rewrite; returns the merged ones."""
+    for fields in updates.values():
+        _check_field_names(fields)
     target = Path(path)
     text = _read_text(target) if target.exists() else ""
     proto = _parse_proto(text, os.fspath(target))
     _to_records(proto, text, os.fspath(target))  # validate keys before touching anything
-    entry = next((e for e in proto.record if e.key == layer), None) or proto.record.add(key=layer)
-    merged = dataclasses.replace(_from_value(entry.value), **_normalize(fields))
-    entry.value.Clear()
-    _fill_value(entry.value, merged, layer)
+    merged = {}
+    for layer, fields in updates.items():
+        entry = next((e for e in proto.record if e.key == layer), None)
+        entry = entry or proto.record.add(key=layer)
+        merged[layer] = dataclasses.replace(_from_value(entry.value), **_normalize(fields))
+        entry.value.Clear()
+        _fill_value(entry.value, merged[layer], layer)
     _sort_entries(proto)
     target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, to_text(proto))

@@ -10,6 +10,7 @@ from qdqforge.passes import (
     dmq_observe,
     fold_bn,
     insert_qdq,
+    integer_layers,
 )
 from qdqforge.passes.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.manager import PassManager
@@ -23,6 +24,7 @@ BUILTIN_PASSES = (
     arq_weights.ArqWeightsPass,
     act_observe.ActObservePass,
     insert_qdq.InsertQdqPass,
+    integer_layers.IntegerLayersPass,
 )
 
 __all__ = [

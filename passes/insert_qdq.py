@@ -8,8 +8,12 @@ Before / after (layer with ``scale_d``/``offset_d``/``scale_w`` in options ``rec
 Math (spec §4.0): ``q = clamp(round(x / s) + o, -128, 127)``, ``x^ = (q - o) * s`` with int8
 zero point ``o = offset_d`` and per-output-channel weight scales (``axis`` 0 for Conv/Linear
 weights, 1 for ConvTranspose and ``[Cin, Cout]`` MatMul weights) or one per tensor; weight
-offsets are 0. The weight Q/DQ pair reads the weight constant directly (before the Transpose of
-a Linear on 3-D input). This is the fake-quant model of ``save_model`` (spec §5), as QDQ.
+offsets are 0. The bias becomes ``DequantizeLinear(round(B / (s_d * s_w)) as int32, s_d * s_w)``
+(``bias_int32``, the deploy model's value). The weight Q/DQ pair reads the weight constant
+directly (before the Transpose of a Linear on 3-D input). This is the fake-quant model of
+``save_model`` (spec §5), as QDQ.
+With option ``int8_weights`` (the deploy model's layers without an integer op: ConvTranspose)
+the weight is stored as the int8 constant ``round(W / s_w)`` feeding only the DequantizeLinear.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from qdqforge.graph.layers import LayerSite, layer_site
 from qdqforge.graph.naming import taken_names, unique_name
 from qdqforge.graph.toposort import toposort
 from qdqforge.passes.base import GraphPass, PassContext, PassResult
+from qdqforge.passes.bias_int32 import LayerBias, int32_bias, layer_bias
 from qdqforge.passes.registry import register_pass
 
 WEIGHT_AXIS = {"Conv": 0, "Linear": 0, "ConvTranspose": 1, "MatMul": 1}
@@ -36,7 +41,8 @@ class InsertQdqPass(GraphPass):
     name = "insert_qdq"
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
-        records = ctx.options_for(self.name).get("records", {})
+        options = ctx.options_for(self.name)
+        records, int8_weights = options.get("records", {}), options.get("int8_weights", False)
         taken = taken_names(graph)
         stats = {"activations": 0, "weights": 0}
         for layer, rec in records.items():
@@ -46,34 +52,29 @@ class InsertQdqPass(GraphPass):
             _quantize_input(graph, site, rec, taken)
             stats["activations"] += 1
             if site.weight is not None and rec.scale_w:
-                _quantize_weight(graph, site, rec, taken)
+                _quantize_weight(graph, site, rec, taken, int8_weights)
                 stats["weights"] += 1
         toposort(graph)
         return PassResult(graph, bool(records), stats)
 
 
 def _qdq(
-    graph: Graph, site: LayerSite, x: gs.Tensor, scale, zp, axis, tag: str, taken
+    graph: Graph, site: LayerSite, x: gs.Tensor, scale, zp, axis, tag: str, taken, stored=False
 ) -> gs.Tensor:
+    """Q/DQ pair on ``x``; ``stored``: ``x`` is already the int8 constant, only DQ it."""
     s = gs.Constant(
         unique_name(f"{site.name}.{tag}quant.scale", taken), np.asarray(scale, np.float32)
     )
     z = gs.Constant(unique_name(f"{site.name}.{tag}quant.offset", taken), np.asarray(zp, np.int8))
-    q = gs.Variable(unique_name(f"{site.name}.{tag}quant.out", taken), dtype=np.int8)
     out = gs.Variable(unique_name(f"{site.name}.{tag}dequant.out", taken), dtype=np.float32)
     attrs = {} if axis is None else {"axis": axis}
-    nodes = [
-        gs.Node(
-            "QuantizeLinear", unique_name(f"{site.name}.{tag}quant", taken), attrs, [x, s, z], [q]
-        ),
-        gs.Node(
-            "DequantizeLinear",
-            unique_name(f"{site.name}.{tag}dequant", taken),
-            attrs,
-            [q, s, z],
-            [out],
-        ),
-    ]
+    nodes, q = [], x
+    if not stored:
+        q = gs.Variable(unique_name(f"{site.name}.{tag}quant.out", taken), dtype=np.int8)
+        name = unique_name(f"{site.name}.{tag}quant", taken)
+        nodes.append(gs.Node("QuantizeLinear", name, attrs, [x, s, z], [q]))
+    name = unique_name(f"{site.name}.{tag}dequant", taken)
+    nodes.append(gs.Node("DequantizeLinear", name, attrs, [q, s, z], [out]))
     for node in nodes:
         graph.gs.nodes.append(node)
         graph.stamp(node, "insert_qdq", tag + "qdq", [site.node])
@@ -88,7 +89,7 @@ def _quantize_input(graph: Graph, site: LayerSite, rec, taken) -> None:
     )
 
 
-def _quantize_weight(graph: Graph, site: LayerSite, rec, taken) -> None:
+def _quantize_weight(graph: Graph, site: LayerSite, rec, taken, int8_weights: bool) -> None:
     scale = np.asarray(rec.scale_w, np.float32)
     axis = WEIGHT_AXIS[site.weight_layout] if scale.size > 1 else None
     channels = None if axis is None else site.weight.values.shape[axis]
@@ -99,8 +100,37 @@ def _quantize_weight(graph: Graph, site: LayerSite, rec, taken) -> None:
         )
     value = scale if axis is not None else scale.reshape(())
     zp = np.zeros(scale.shape if axis is not None else (), np.int8)
-    w_dq = _qdq(graph, site, site.weight, value, zp, axis, "weight_", taken)
+    weight = _int8_weight(site, scale, axis, taken) if int8_weights else site.weight
+    w_dq = _qdq(graph, site, weight, value, zp, axis, "weight_", taken, stored=int8_weights)
     holder = (
         site.node if site.node.inputs[1] is site.weight else query.producer(site.node.inputs[1])
     )
     holder.inputs[holder.inputs.index(site.weight)] = w_dq
+    bias = layer_bias(graph, site.node)
+    if bias and rec.scale_d is not None:
+        _quantize_bias(graph, site, bias, np.float32(rec.scale_d) * scale, taken)
+
+
+def _quantize_bias(graph: Graph, site: LayerSite, bias: LayerBias, scale: np.ndarray, taken):
+    """The bias on the int32 grid of ``s_d * s_w``, read through a DequantizeLinear."""
+    q = int32_bias(site.name, bias.value, scale)
+    axis = 0 if scale.size > 1 else None
+    stored = gs.Constant(unique_name(f"{site.name}.bias_int32", taken), q)
+    value = scale if axis is not None else scale.reshape(())
+    zp = np.zeros(value.shape, np.int32)
+    out = gs.Variable(unique_name(f"{site.name}.bias_dequant.out", taken), dtype=np.float32)
+    zero = gs.Constant(unique_name(f"{site.name}.bias_dequant.offset", taken), zp)
+    scale_c = gs.Constant(unique_name(f"{site.name}.bias_dequant.scale", taken), value)
+    attrs = {} if axis is None else {"axis": axis}
+    name = unique_name(f"{site.name}.bias_dequant", taken)
+    node = gs.Node("DequantizeLinear", name, attrs, [stored, scale_c, zero], [out])
+    graph.gs.nodes.append(node)
+    graph.stamp(node, "insert_qdq", "bias_int32", [site.node])
+    bias.holder.inputs[bias.index] = out
+
+
+def _int8_weight(site: LayerSite, scale: np.ndarray, axis: int | None, taken) -> gs.Constant:
+    w = np.asarray(site.weight.values, np.float32)
+    shape = [-1 if d == axis else 1 for d in range(w.ndim)] if axis is not None else []
+    q = np.clip(np.rint(w / scale.reshape(shape)), -128, 127).astype(np.int8)
+    return gs.Constant(unique_name(f"{site.weight.name}.int8", taken), q)

@@ -1,7 +1,9 @@
 """Run passes in order with instruments around each one.
 
 Failures are wrapped as ``pass 'x' (#3) failed after a, b; graph before the pass dumped to ...``
-with the original exception chained. Instruments follow TVM's PassInstrument names.
+with the original exception chained. A user-facing error a pass raises on purpose (any
+``QdqforgeError`` but PassError: QuantizationError, CalibrationError, ...) keeps its class and
+gets that text as a note. Instruments follow TVM's PassInstrument names.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import Protocol
 
-from qdqforge.errors import PassError
+from qdqforge.errors import PassError, QdqforgeError
 from qdqforge.gc_pause import gc_paused
 from qdqforge.graph.check import validate
 from qdqforge.graph.ir import Graph
@@ -74,4 +76,7 @@ class PassManager:
         msg = f"pass {p.name!r} (#{idx}) failed after {before}: {exc}"
         if dumped:
             msg += f"; graph before the pass dumped to {dumped}"
+        if isinstance(exc, QdqforgeError) and not isinstance(exc, PassError):
+            exc.add_note(msg)  # a user-facing error (e.g. QuantizationError) keeps its class
+            raise exc
         raise PassError(msg) from exc

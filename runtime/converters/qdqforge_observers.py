@@ -2,7 +2,8 @@
 
 ``qdqforge::ActObserver(x)`` (``act_observe`` pass) becomes an :class:`ActObserverOp` that feeds
 the first ``batch_num`` forwards to the IFMR or HFMG kernel observer and then holds
-``scale_d``/``offset_d`` (``params``).
+``scale_d``/``offset_d`` (``params``); later forwards return ``x`` fake-quantized on that int8
+grid (the fake-quant model's QuantizeLinear/DequantizeLinear, same rounding).
 
 ``qdqforge::DmqObserver(x, w_max)`` (inserted by the ``dmq_observe`` pass) becomes a
 :class:`DmqObserverOp`: it returns ``x`` unchanged and folds ``max |x|`` per input channel into a
@@ -17,8 +18,10 @@ from torch import nn
 
 from qdqforge.errors import ConversionError
 from qdqforge.runtime.kernels.dmq import DmqObserver, balance_factors
+from qdqforge.runtime.kernels.fake_quant_ref import fake_quantize
 from qdqforge.runtime.kernels.hfmg import HfmgObserver
 from qdqforge.runtime.kernels.ifmr import IfmrObserver
+from qdqforge.runtime.kernels.quant_math import int_range
 from qdqforge.runtime.registry import Emitter, OnnxNode, converter
 
 DOMAIN = "qdqforge"
@@ -87,12 +90,14 @@ class ActObserverOp(nn.Module):
         self.batches, self.params = 0, None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.batches < self.batch_num:
-            with torch.no_grad():
-                self.observer.update(x)
-            self.batches += 1
-            if self.batches == self.batch_num:
-                self.params = self.observer.compute()
+        if self.params is not None:
+            scale = torch.tensor(self.params.scale, dtype=torch.float32).to(x)
+            return fake_quantize(x, scale, self.params.offset, *int_range(8))
+        with torch.no_grad():
+            self.observer.update(x)
+        self.batches += 1
+        if self.batches == self.batch_num:
+            self.params = self.observer.compute()
         return x
 
 

@@ -2,7 +2,8 @@
 
 Checks: the modified ONNX runs in onnxruntime with the calibration module's outputs; scale_w
 makes its weights integer; scale_d/offset_d appear exactly after batch_num forwards and equal
-the IFMR kernel on the inputs the observers saw (the balanced X/s); factors stay in the record.
+the IFMR kernel on the inputs the observers saw (the balanced X/s), after which forwards are
+fake-quantized; factors stay in the record.
 """
 
 from __future__ import annotations
@@ -78,7 +79,10 @@ def test_seed_flow_until_calibration(tmp_path, name):
         want = numerics.run(
             onnx.load(str(onnx_file)), numerics.feeds_for(onnx.load(str(onnx_file)), [x.numpy()])
         )[0]
-        np.testing.assert_allclose(y.numpy(), want, rtol=1e-4, atol=1e-5)
+        if count <= 2:  # observing: float activations, exactly the modified ONNX
+            np.testing.assert_allclose(y.numpy(), want, rtol=1e-4, atol=1e-5)
+        else:  # calibrated: activations fake-quantized, close to but not the float model
+            assert 0 < np.abs(y.numpy() - want).max() <= 0.02 * np.abs(want).max()
         records = read_record(record)
         assert all((r.scale_d is not None) == (count >= 2) for r in records.values())
     for layer, rec in records.items():

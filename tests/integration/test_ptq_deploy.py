@@ -1,0 +1,81 @@
+"""The deploy model: int8 weights, int32 bias, integer kernels in onnxruntime, == fake-quant.
+
+Seed flow on the ResNet, MobileNet, transformer and hand-written attention test models (and the
+small CNN with depthwise, grouped and transposed convs). Budget: on every quantized activation,
+fake-quant and deploy integers differ by at most 1 step on at most 0.1% of the values (the two
+hold the same int8 weights and int32 bias; only float summation order differs), and the outputs
+agree to 1e-3 of the output range (one flip in a deep net moves the output a little).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+import qdqforge
+from qdqforge.front.record import read_record
+from qdqforge.graph import numerics
+from qdqforge.graph.quant_compare import grid_mismatch
+from tests.helpers.torch_models import MODEL_NAMES
+from tests.helpers.torch_models import build as build_test_model
+from tests.integration.test_ptq_preprocess import build as build_small
+from tests.integration.test_ptq_preprocess import write_config
+
+INTEGER_OPS = {"ConvInteger", "MatMulInteger", "MatMulIntegerToFloat", "QLinearConv", "QGemm"}
+
+
+def seed_flow(tmp_path, model, batches):
+    cfg, record, onnx_file = (
+        write_config(tmp_path, model, batches[0]),
+        tmp_path / "r.txt",
+        tmp_path / "m.onnx",
+    )
+    with torch.no_grad():
+        qdqforge.quantize_preprocess(str(cfg), str(record), model, batches[0])(*batches[0])
+        calib = qdqforge.quantize_model(str(cfg), str(onnx_file), str(record), model, batches[0])
+        for x in batches:
+            calib(*x)
+    return qdqforge.save_model(str(onnx_file), str(record), str(tmp_path / "net"))
+
+
+def model_and_batches(name):
+    if name == "cnn":
+        model, batches = build_small("cnn")
+        return model, [(x,) for x in batches]
+    model, (x,) = build_test_model(name)
+    torch.manual_seed(1)
+    return model.eval(), [(torch.randn_like(x),) for _ in range(2)]
+
+
+def optimized_ops(tmp_path, path) -> set[str]:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    options.log_severity_level = 3
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return {n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node}
+
+
+@pytest.mark.parametrize("name", ("cnn", *MODEL_NAMES))
+def test_deploy_agrees_with_fake_quant(tmp_path, name):
+    model, batches = model_and_batches(name)
+    paths = seed_flow(tmp_path, model, batches)
+    fake, deploy = onnx.load(str(paths.fake_quant)), onnx.load(str(paths.deploy))
+    onnx.checker.check_model(deploy)
+
+    layers = [k for k, r in read_record(tmp_path / "r.txt").items() if r.scale_w]
+    for layer in layers:  # the layer's weight is int8 only; no float copy is left behind
+        inits = [i for i in deploy.graph.initializer if i.name.startswith(f"{layer}.")]
+        kinds = {i.data_type for i in inits if "weight" in i.name and "scale" not in i.name}
+        assert kinds == {onnx.TensorProto.INT8}, layer
+    assert optimized_ops(tmp_path, paths.deploy) & INTEGER_OPS
+    for (x,) in batches:
+        feeds = numerics.feeds_for(fake, [x.numpy()])
+        flips = grid_mismatch(fake, deploy, feeds)
+        assert flips and max(f.max_steps for f in flips) <= 1
+        assert sum(f.differ for f in flips) <= 1e-3 * sum(f.total for f in flips)
+        want, got = numerics.run(fake, feeds)[0], numerics.run(deploy, feeds)[0]
+        assert np.abs(want - got).max() <= 1e-3 * np.abs(want).max()
