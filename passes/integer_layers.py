@@ -56,61 +56,43 @@ class IntegerLayersPass(GraphPass):
         return PassResult(graph, bool(records), {"integer_layers": len(records)})
 
 
+class _Builder:
+    """Creates the rewrite's nodes and tensors under ``<layer>.`` names, stamped as this pass's."""
+
+    def __init__(self, graph: Graph, layer: IntegerLayer, taken: set[str]) -> None:
+        self.graph, self.layer, self.taken = graph, layer, taken
+
+    def name(self, tag: str) -> str:
+        return unique_name(f"{self.layer.site.name}.{tag}", self.taken)
+
+    def const(self, tag: str, value: np.ndarray) -> gs.Constant:
+        return gs.Constant(self.name(tag), np.asarray(value))
+
+    def node(self, op: str, tag: str, inputs, out, attrs=None) -> gs.Tensor:
+        """Append ``op`` reading ``inputs``; ``out`` is an output tensor or its (tag, dtype)."""
+        if not isinstance(out, gs.Tensor):
+            out = gs.Variable(self.name(out[0]), dtype=out[1])
+        node = gs.Node(op, self.name(tag), attrs or {}, list(inputs), [out])
+        self.graph.gs.nodes.append(node)
+        origin = self.layer.site.node
+        self.graph.stamp(node, "integer_layers", "int8_" + origin.op.lower(), [origin])
+        return out
+
+
 def _rewrite(graph: Graph, layer: IntegerLayer, taken: set[str]) -> None:
-    name = layer.site.name
-
-    def const(tag: str, value: np.ndarray) -> gs.Constant:
-        return gs.Constant(unique_name(f"{name}.{tag}", taken), value)
-
-    def var(tag: str, dtype) -> gs.Variable:
-        return gs.Variable(unique_name(f"{name}.{tag}", taken), dtype=dtype)
-
-    zero_point = const("quant.offset", np.asarray(layer.offset_d, np.int8))
-    q_x, acc = var("quant.out", np.int8), var("int32_out", np.int32)
-    nodes = [
-        gs.Node(
-            "QuantizeLinear",
-            unique_name(f"{name}.quant", taken),
-            inputs=[layer.site.activation, const("quant.scale", layer.scale_d), zero_point],
-            outputs=[q_x],
-        ),
-        gs.Node(
-            layer.integer_op,
-            unique_name(f"{name}.integer", taken),
-            layer.attrs,
-            [q_x, const("weight_int8", layer.weight_q), zero_point],
-            [acc],
-        ),
-    ]
-    if layer.bias is not None:
-        bias_q = int32_bias(name, layer.bias, layer.dequant_scale).reshape(
-            layer.dequant_scale.shape
-        )
-        summed = var("int32_biased", np.int32)
-        nodes.append(
-            gs.Node(
-                "Add",
-                unique_name(f"{name}.bias_add", taken),
-                {},
-                [acc, const("bias_int32", bias_q)],
-                [summed],
-            )
-        )
-        acc = summed
-    as_float = var("int32_as_float", np.float32)
-    nodes.append(gs.Node("Cast", unique_name(f"{name}.cast", taken), {"to": 1}, [acc], [as_float]))
-    output = layer.output
-    layer.output_node.outputs.clear()  # the old layer (and its bias Add) now produce nothing
-    nodes.append(
-        gs.Node(
-            "Mul",
-            unique_name(f"{name}.dequant", taken),
-            {},
-            [as_float, const("dequant_scale", layer.dequant_scale)],
-            [output],
-        )
-    )
+    b, output = _Builder(graph, layer, taken), layer.output
+    layer.output_node.outputs.clear()  # the float layer (and a MatMul's bias Add) go dead
     layer.site.node.outputs.clear()
-    for node in nodes:
-        graph.gs.nodes.append(node)
-        graph.stamp(node, "integer_layers", "int8_" + layer.site.node.op.lower(), [layer.site.node])
+    zero_point = b.const("quant.offset", np.int8(layer.offset_d))
+    scale = b.const("quant.scale", layer.scale_d)
+    q_x = b.node("QuantizeLinear", "quant", [layer.site.activation, scale, zero_point],
+                 ("quant.out", np.int8))  # fmt: skip
+    weight = b.const("weight_int8", layer.weight_q)
+    acc = b.node(layer.integer_op, "integer", [q_x, weight, zero_point], ("int32_out", np.int32),
+                 layer.attrs)  # fmt: skip
+    if layer.bias is not None:
+        bias_q = int32_bias(layer.site.name, layer.bias, layer.dequant_scale)
+        bias = b.const("bias_int32", bias_q.reshape(layer.dequant_scale.shape))
+        acc = b.node("Add", "bias_add", [acc, bias], ("int32_biased", np.int32))
+    as_float = b.node("Cast", "cast", [acc], ("int32_as_float", np.float32), {"to": 1})
+    b.node("Mul", "dequant", [as_float, b.const("dequant_scale", layer.dequant_scale)], output)
