@@ -1,10 +1,11 @@
 """``make demo``: the engine end to end on real data (scikit-learn's digits), with a report.
 
 Trains a small conv net with BN and residuals on the 8x8 digits in a few seconds, exports it to
-ONNX, rewrites it (canonicalize + fold_bn), runs the rewritten graph in onnxruntime, reimports it
-as a trainable torch module, fine-tunes that module for one epoch, and prints what each step did.
-``demo_out/diff.html`` shows what the rewrite changed (open it in a browser).
-Later stages (PTQ with DMQ, QAT, deploy ONNX) join this demo as they land.
+ONNX, rewrites it (canonicalize + fold_bn), reimports it as a trainable torch module, then
+quantizes it with AMCT's PTQ flow (DMQ balancing, IFMR calibration) and with QAT (ULQ/ARQ), saves
+fake-quant and deploy ONNX for both, and prints FP32 / PTQ / QAT / deploy-in-onnxruntime
+accuracy in one table. ``demo_out/diff.html`` shows what quantization did to the graph (FP32 ONNX
+vs the PTQ fake-quant ONNX; open it in a browser).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from qdqforge.demo_data import DigitsNet, digits_splits, evaluate, train
+from qdqforge.demo_stages import ptq_stage, qat_stage
 from qdqforge.graph import io, numerics
 from qdqforge.graph.diff import diff_graphs, write_diff_html
 
@@ -55,7 +57,6 @@ def run(out_dir: Path, epochs: int) -> list[tuple[str, str, str]]:
     folded = rewrite(proto)
     io.save(proto, out_dir / "digits_fp32.onnx")
     io.save(folded, out_dir / "digits_folded.onnx")
-    write_diff_html(diff_graphs(proto, folded), out_dir / "diff.html")
     rows.append(
         (
             "canonicalize + fold_bn, ORT",
@@ -71,11 +72,10 @@ def run(out_dir: Path, epochs: int) -> list[tuple[str, str, str]]:
             "state_dict keys match",
         )
     )
-    train(reimported, x_tr, y_tr, epochs=1, lr=1e-3)
-    rows.append(
-        ("reimported, +1 epoch fine-tune", f"{evaluate(reimported, x_te, y_te):.2%}", "trainable")
-    )
-    return rows
+    data = ((x_tr, y_tr), (x_te, y_te))
+    ptq_rows, fake_quant = ptq_stage(model, data, out_dir)
+    write_diff_html(diff_graphs(proto, io.load(fake_quant)), out_dir / "diff.html")
+    return rows + ptq_rows + qat_stage(model, data, out_dir, epochs=max(1, epochs // 4))
 
 
 def main(argv=None) -> None:
@@ -91,7 +91,10 @@ def main(argv=None) -> None:
     print(f"\n{'stage'.ljust(width)}  {'top-1':>7}  notes")
     for stage, acc, note in rows:
         print(f"{stage.ljust(width)}  {acc:>7}  {note}")
-    print(f"\nfiles written under {out.resolve()}")
+    print(f"\nfiles written under {out.resolve()}:")
+    for path in sorted(out.iterdir()):
+        print(f"  {path.name}")
+    print(f"open {out.resolve() / 'diff.html'} to see what quantization changed in the graph")
 
 
 if __name__ == "__main__":
