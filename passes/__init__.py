@@ -11,6 +11,10 @@ from qdqforge.passes import (
     fold_bn,
     insert_qdq,
     integer_layers,
+    qat_act_quant,
+    qat_search_n,
+    qat_strip,
+    qat_weight_quant,
 )
 from qdqforge.passes.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.manager import PassManager
@@ -25,6 +29,10 @@ BUILTIN_PASSES = (
     act_observe.ActObservePass,
     insert_qdq.InsertQdqPass,
     integer_layers.IntegerLayersPass,
+    qat_act_quant.QatActQuantPass,
+    qat_weight_quant.QatWeightQuantPass,
+    qat_search_n.QatSearchNPass,
+    qat_strip.QatStripPass,
 )
 
 __all__ = [
