@@ -128,8 +128,11 @@ class BuildContext:
             if OPS not in self.root._modules:
                 self.root.add_module(OPS, Namespace())
             self.root._modules[OPS].add_module(name, module)
-        else:
-            self.root.add_module(path, module)
+        else:  # a dotted path ("conv1.act_quant") hangs under the layer's namespace
+            owner, leaf = self.store.owner(path)
+            if hasattr(owner, leaf):
+                raise ConversionError(f"{node.op_type} node {node.name!r}: {path!r} is taken")
+            owner.add_module(leaf, module)
         return path
 
     # -- steps ----------------------------------------------------------------------------

@@ -48,7 +48,7 @@ class ParameterStore:
         if role is Role.PARAM and not tensor.is_floating_point():
             role = Role.BUFFER
         path = self._place(onnx_name, flat=role is Role.CONST)
-        owner, leaf = self._owner(path)
+        owner, leaf = self.owner(path)
         if role is Role.PARAM:
             owner.register_parameter(leaf, nn.Parameter(tensor))
         else:
@@ -78,7 +78,8 @@ class ParameterStore:
             module = child
         return module is None or not hasattr(module, atoms[-1])
 
-    def _owner(self, path: str) -> tuple[nn.Module, str]:
+    def owner(self, path: str) -> tuple[nn.Module, str]:
+        """The module holding the last atom of ``path`` (namespaces created on the way), and it."""
         module = self.root
         *prefix, leaf = path.split(".")
         for atom in prefix:

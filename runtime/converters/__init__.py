@@ -18,6 +18,7 @@ from qdqforge.runtime.converters import (  # noqa: F401  (imported to register)
     pad,
     pool,
     qdqforge_observers,
+    qdqforge_qat,
     quant,
     reduce,
     resize,

@@ -1,0 +1,89 @@
+"""``SearchNOp``: identity after a QAT layer that gathers search-N statistics (AMCT spec §4.6).
+
+In eval mode, per output channel ``c`` of the deployed (BN-folded) layer::
+
+    deq[c] = scale_d * scale_w[c] * |gamma_c / sqrt(var_c + eps)|     (BN factor: folded BN only)
+    s32    = round(y / deq[c])                   y: the layer output, after that BN when present
+
+and the ``[16, C]`` shift errors of :func:`~qdqforge.runtime.kernels.search_n.shift_errors` are
+summed into the ``error`` buffer (all-reduced over DDP ranks first); ``shifts()`` gives the
+argmin ``N`` per channel. With the BN in eval mode, ``y`` is exactly the folded layer's output.
+Statistics only describe the current weights: the first eval forward after a training forward
+starts them afresh. Training forwards and forwards before the activation clips exist pass ``y``
+through untouched.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from qdqforge.errors import QdqforgeError
+from qdqforge.runtime import distributed
+from qdqforge.runtime.kernels.fake_quant_ref import per_axis
+from qdqforge.runtime.kernels.search_n import MAX_SHIFT, SearchNObserver
+from qdqforge.runtime.modules.qat_act import REPLICA_ERROR
+
+
+class SearchNOp(nn.Module):
+    """Search-N statistics of one layer (module docstring)."""
+
+    def __init__(
+        self, layer: str, channels: int, channel_axis: int, bn_epsilon: float | None = None
+    ) -> None:
+        super().__init__()
+        self.layer, self.channels, self.channel_axis = layer, channels, channel_axis
+        self.bn_epsilon = bn_epsilon
+        self.register_buffer("error", torch.zeros(MAX_SHIFT, channels, dtype=torch.float64))
+        self.register_buffer("batches", torch.tensor(0, dtype=torch.int64))
+        self._stale = False
+
+    def forward(self, y, act_scale, weight_scale, bn_weight=None, bn_var=None) -> torch.Tensor:
+        if self.training:
+            self._stale = True
+        elif act_scale is not None and weight_scale is not None:
+            self._accumulate(y, self.deq_scale(act_scale, weight_scale, bn_weight, bn_var))
+        return y
+
+    def deq_scale(self, act_scale, weight_scale, bn_weight=None, bn_var=None) -> torch.Tensor:
+        """``[C]`` dequantization scale of the deployed layer's int32 accumulator."""
+        deq = (act_scale * weight_scale).expand(self.channels)
+        if bn_weight is not None and self.bn_epsilon is not None:
+            deq = deq * (bn_weight / torch.sqrt(bn_var + self.bn_epsilon)).abs()
+        return deq
+
+    @torch.no_grad()
+    def _accumulate(self, y: torch.Tensor, deq: torch.Tensor) -> None:
+        if getattr(self, "_is_replica", False):
+            raise QdqforgeError(REPLICA_ERROR.format(layer=self.layer, what="search-N statistics"))
+        if self._stale:
+            self.reset()
+        batch = SearchNObserver(self.channels, self.channel_axis, self.layer)
+        batch.update(torch.round(y / per_axis(y, deq.to(y.dtype), self.channel_axis)))
+        self.error += distributed.all_reduce_sum(batch.error)
+        self.batches += 1
+
+    @torch.no_grad()
+    def reset(self) -> None:
+        """Forget the statistics gathered so far."""
+        self.error.zero_()
+        self.batches.zero_()
+        self._stale = False
+
+    @property
+    def has_statistics(self) -> bool:
+        """True when eval forwards ran since the last training forward."""
+        return not self._stale and int(self.batches) > 0
+
+    def shifts(self) -> torch.Tensor:
+        """``shift_bit`` per output channel (``[C]`` int64 in 1..16).
+
+        Raises:
+            CalibrationError: no eval forward reached this op.
+        """
+        observer = SearchNObserver(self.channels, self.channel_axis, self.layer)
+        observer.error, observer.batches = self.error, int(self.batches)
+        return observer.compute()
+
+    def extra_repr(self) -> str:
+        return f"layer={self.layer!r}, channels={self.channels}, axis={self.channel_axis}"

@@ -1,0 +1,123 @@
+"""QAT runtime ops: ULQ clip init and fallbacks, weight ops, search-N, DataParallel replicas."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qdqforge.errors import QdqforgeError
+from qdqforge.runtime import distributed
+from qdqforge.runtime.kernels.ifmr import IfmrObserver
+from qdqforge.runtime.kernels.search_n import SearchNObserver
+from qdqforge.runtime.kernels.ulq import (
+    arq_retrain_fake_quant,
+    ulq_act_fake_quant,
+    ulq_clips_from_scale,
+    ulq_weight_init,
+)
+from qdqforge.runtime.modules.qat_act import UlqActQuantOp
+from qdqforge.runtime.modules.qat_search_n import SearchNOp
+from qdqforge.runtime.modules.qat_weight import ArqRetrainWeightOp, UlqRetrainWeightOp
+
+
+def batches(n: int, seed: int = 0) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(2, 3, 5, 5, generator=gen) * (i + 1) for i in range(n)]
+
+
+def test_ulq_init_is_ifmr_over_batch_num_forwards_then_quantizes():
+    op, xs = UlqActQuantOp("conv", 8, fixed_min=False, batch_num=2), batches(3)
+    y0, s0 = op(xs[0])
+    assert torch.equal(y0, xs[0]) and s0 is None and not op.ready
+    y0.sum().backward()  # the clips take part (weight 0) so DDP sees them used
+    assert float(op.clip_max.grad) == 0.0 and float(op.clip_min.grad) == 0.0
+    op(xs[1])
+    ref = IfmrObserver(symmetric=True, expected_batches=2, layer="conv")
+    for x in xs[:2]:
+        ref.update(x)
+    params = ref.compute()
+    clip_max, clip_min = ulq_clips_from_scale(params.scale, params.offset)
+    assert op.ready and int(op.init_batches) == 2
+    assert (float(op.clip_max), float(op.clip_min)) == pytest.approx((clip_max, clip_min))
+    y2, s2 = op(xs[2])
+    assert torch.equal(y2, ulq_act_fake_quant(xs[2], op.clip_max, op.clip_min))
+    assert float(s2) == pytest.approx((clip_max - clip_min) / 255)
+
+
+def test_fixed_min_has_no_clip_min_parameter():
+    op = UlqActQuantOp("conv", 8, fixed_min=True, batch_num=1, clips=(4.0, -2.0))
+    assert [name for name, _ in op.named_parameters()] == ["clip_max"]
+    y, _ = op(torch.linspace(-3, 5, 50))
+    assert float(y.min()) == 0.0 and float(y.max()) == pytest.approx(4.0)
+
+
+def test_invalid_clips_fall_back_and_are_written_back_in_training():
+    op = UlqActQuantOp("conv", 8, fixed_min=False, batch_num=1, clips=(3.0, -1.0))
+    x = torch.linspace(-4, 4, 64)
+    expected, _ = op(x)
+    with torch.no_grad():
+        op.clip_max.fill_(-0.5)
+        op.clip_min.fill_(0.25)
+    op.eval()
+    assert torch.equal(op(x)[0], expected) and float(op.clip_max) == -0.5  # eval: no write
+    op.train()
+    assert torch.equal(op(x)[0], expected)
+    assert (float(op.clip_max), float(op.clip_min)) == (3.0, -1.0)
+
+
+def test_state_dict_round_trip_marks_ready():
+    src = UlqActQuantOp("conv", 8, fixed_min=False, batch_num=1)
+    src(batches(1)[0])
+    dst = UlqActQuantOp("conv", 8, fixed_min=False, batch_num=1)
+    assert not dst.ready
+    dst.load_state_dict(src.state_dict())
+    assert dst.ready and torch.equal(dst.clip_max, src.clip_max)
+
+
+def test_weight_ops():
+    w = torch.randn(6, 4, 3, 3, requires_grad=True)
+    arq = ArqRetrainWeightOp("conv", 8, channel_wise=True)
+    w_q, scale = arq(w)
+    assert scale is None and torch.equal(w_q, arq_retrain_fake_quant(w))
+    assert torch.equal(arq.eval()(w)[1], ulq_weight_init(w))
+    ulq = UlqRetrainWeightOp("conv", 4, ulq_weight_init(w, 4))
+    assert [name for name, _ in ulq.named_parameters()] == ["scale_log_ratio"]
+    w_q, scale = ulq(w)
+    w_q.square().sum().backward()
+    assert torch.equal(scale, ulq.scale_init) and (ulq.scale_log_ratio.grad != 0).any()
+
+
+def test_search_n_eval_only_with_bn_factor_and_restarts_after_training():
+    op = SearchNOp("conv", channels=3, channel_axis=1, bn_epsilon=1e-5)
+    y, s_d, s_w = torch.randn(2, 3, 4, 4) * 50, torch.tensor(0.02), torch.tensor([0.01, 0.02, 0.04])
+    gamma, var = torch.tensor([0.5, -2.0, 1.0]), torch.tensor([1.0, 4.0, 0.25])
+    assert op(y, s_d, s_w, gamma, var) is y and int(op.batches) == 0  # training
+    op.eval()
+    op(y, s_d, s_w, gamma, var)
+    deq = s_d * s_w * (gamma / torch.sqrt(var + 1e-5)).abs()
+    ref = SearchNObserver(3, 1, "conv")
+    ref.update(torch.round(y / deq[:, None, None]))
+    assert torch.equal(op.error, ref.error) and torch.equal(op.shifts(), ref.compute())
+    op.train()(y, s_d, s_w, gamma, var)
+    op.eval()(y * 2, s_d, s_w, gamma, var)
+    assert int(op.batches) == 1 and not torch.equal(op.error, ref.error)
+    assert op(y, None, s_w) is y and int(op.batches) == 1  # clips not initialized yet
+
+
+@pytest.mark.parametrize("op", ["ulq_init", "search_n"])
+def test_data_parallel_replica_is_a_clear_error(op):
+    if op == "ulq_init":
+        module, args = UlqActQuantOp("conv", 8, False, 1), (torch.randn(2, 3),)
+    else:
+        module = SearchNOp("conv", 3, 1).eval()
+        args = (torch.randn(2, 3), torch.tensor(0.1), torch.tensor([0.1]))
+    module._is_replica = True  # what nn.parallel.replicate sets on every replica
+    with pytest.raises(QdqforgeError, match="DistributedDataParallel"):
+        module(*args)
+
+
+def test_collectives_are_identities_without_a_process_group():
+    x = torch.randn(3, 4)
+    assert not distributed.active()
+    assert torch.equal(distributed.all_gather_flat(x), x.reshape(-1))
+    assert distributed.all_reduce_sum(x) is x
