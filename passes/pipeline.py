@@ -23,15 +23,16 @@ def run_pipeline(
     *,
     ctx: PassContext | None = None,
     instruments: Sequence = (),
-    dump_prefix: str = "",
+    label: str | None = None,
 ) -> PassResult:
     """Run the passes named in ``passes`` over ``model`` (copied when it is a Graph).
 
-    ``QDQFORGE_DEBUG_DIR`` adds graph dumps and a pass log without code changes.
+    ``QDQFORGE_DEBUG_DIR`` dumps every stage into ``<dir>/NN_<label>/`` (label: the pass names
+    when not given) without code changes.
     """
     graph = model.copy() if isinstance(model, Graph) else io.load(model)
     chosen = [get_pass(name)() for name in passes]
-    extra = instruments_from_env(dump_prefix)
+    extra = instruments_from_env(label or "-".join(passes))
     return PassManager(chosen, instruments=[*instruments, *extra])(graph, ctx)
 
 

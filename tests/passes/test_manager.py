@@ -51,14 +51,19 @@ def test_unknown_pass_name_lists_known_ones():
 
 def test_manager_aggregates_stats_and_dumps_with_env(tmp_path, monkeypatch):
     monkeypatch.setenv("QDQFORGE_DEBUG_DIR", str(tmp_path))
-    manager = PassManager(_pipeline_names(), instruments=instruments_from_env())
-    result = manager(io.load(g.conv_bn_model()))
+    for _ in range(2):  # each run gets its own numbered folder
+        manager = PassManager(_pipeline_names(), instruments=instruments_from_env("demo run"))
+        result = manager(io.load(g.conv_bn_model()))
     assert result.stats["fold_bn.bn_folded"] == 1
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["00_input.onnx", "01_canonicalize.onnx", "02_fold_bn.onnx", "passlog.jsonl"]
-    log = [json.loads(line) for line in (tmp_path / "passlog.jsonl").read_text().splitlines()]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["01_demo_run", "02_demo_run"]
+    folder = tmp_path / "02_demo_run"
+    stages = ("01_canonicalize", "02_fold_bn")
+    expected = {"00_input.onnx", "passlog.jsonl"}
+    expected |= {f"{s}{ext}" for s in stages for ext in (".onnx", ".diff.json", ".diff.html")}
+    assert {p.name for p in folder.iterdir()} == expected
+    log = [json.loads(line) for line in (folder / "passlog.jsonl").read_text().splitlines()]
     assert [e["pass"] for e in log] == ["canonicalize", "fold_bn"]
-    assert log[1]["nodes_before"] - log[1]["nodes_after"] == 1
+    assert log[1]["ops"]["BatchNormalization"] == -1 and log[1]["removed"] == ["bn/bn"]
 
 
 def test_failure_names_pass_index_previous_passes_and_dump(tmp_path, monkeypatch):
@@ -72,7 +77,7 @@ def test_failure_names_pass_index_previous_passes_and_dump(tmp_path, monkeypatch
     assert "pass 'broken' (#1) failed after canonicalize: boom" in message
     assert "failure/02_broken.before.onnx" in message
     assert isinstance(info.value.__cause__, ValueError)
-    assert (tmp_path / "failure" / "02_broken.before.onnx").exists()
+    assert (tmp_path / "01_pipeline" / "failure" / "02_broken.before.onnx").exists()
 
 
 def test_numeric_check_measures_each_pass():
