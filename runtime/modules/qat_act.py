@@ -10,7 +10,9 @@ State (all in ``state_dict``, so a restored model resumes exactly):
   clips join the output with weight 0 so DDP sees every parameter used. Under DDP each
   initialization batch is all-gathered, so every rank computes the same clips.
 * ``prev_clips``: the last valid clips. A training forward first replaces an invalid clip
-  (``clip_max < 0``, ``clip_min > 0``, range below FLT_EPSILON) by it, in place.
+  (``clip_max < 0``, ``clip_min > 0``, range below FLT_EPSILON) by it, in place (not in a
+  DataParallel replica: writing into its broadcast copies would break autograd, AMCT's
+  "BroadcastBackward in-place" error; there the fallback only applies to the forward).
 
 ``forward(x) -> (y, scale)``; ``scale`` (detached; None before initialization) feeds search-N.
 """
@@ -76,8 +78,8 @@ class UlqActQuantOp(nn.Module):
     def valid_clips(self) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`clips`; in training mode they are also written back (params, prev_clips)."""
         clip_max, clip_min = self.clips()
-        if not self.training:
-            return clip_max, clip_min
+        if not self.training or getattr(self, "_is_replica", False):
+            return clip_max, clip_min  # a DataParallel replica's tensors are broadcast copies
         with torch.no_grad():
             self.clip_max.copy_(clip_max)
             if self.clip_min is not None:

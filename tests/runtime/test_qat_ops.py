@@ -116,6 +116,17 @@ def test_data_parallel_replica_is_a_clear_error(op):
         module(*args)
 
 
+def test_initialized_replica_trains_without_writing_its_broadcast_copies():
+    op = UlqActQuantOp("conv", 8, fixed_min=False, batch_num=1, clips=(3.0, -1.0))
+    op._is_replica = True
+    with torch.no_grad():
+        op.clip_max.fill_(-1.0)
+    y, _ = op(torch.linspace(-4, 4, 64, requires_grad=True))
+    y.sum().backward()
+    assert float(op.clip_max) == -1.0 and float(op.prev_clips[0]) == 3.0
+    assert float(y.max()) == pytest.approx(3.0, abs=0.02)
+
+
 def test_collectives_are_identities_without_a_process_group():
     x = torch.randn(3, 4)
     assert not distributed.active()
