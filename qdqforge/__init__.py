@@ -13,6 +13,9 @@ from qdqforge.front.export import export as export
 from qdqforge.front.ptq_model import quantize_model as quantize_model
 from qdqforge.front.ptq_preprocess import quantize_preprocess as quantize_preprocess
 from qdqforge.front.ptq_save import save_model as save_model
+from qdqforge.front.qat_model import create_quant_retrain_model as create_quant_retrain_model
+from qdqforge.front.qat_restore import restore_quant_retrain_model as restore_quant_retrain_model
+from qdqforge.front.qat_save import save_quant_retrain_model as save_quant_retrain_model
 from qdqforge.passes.pipeline import rewrite as rewrite
 from qdqforge.runtime import reimport as reimport
 

@@ -73,3 +73,7 @@ class QuantizationError(QdqforgeError):
 
 class VerificationError(QdqforgeError):
     """The saved fake-quant/deploy models disagree with the torch model beyond the budget."""
+
+
+class CheckpointError(QdqforgeError, ValueError):
+    """A QAT checkpoint cannot be read or does not match the model built from the config."""

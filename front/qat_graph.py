@@ -1,0 +1,85 @@
+"""The QAT ONNX graph a QAT module carries, so saving needs nothing but the module.
+
+``create_quant_retrain_model`` attaches a :class:`QatGraph` child (``<module>.qat_graph``): the
+QAT graph without the data of initializers the module holds as parameters or persistent
+buffers (they would double the memory). :func:`trained_graph` fills them back in from the
+module's current state, giving the graph as trained. The child has no tensors, so it is absent
+from ``state_dict`` and survives ``copy.deepcopy`` and pickling like any submodule.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import onnx
+import torch
+from onnx import numpy_helper
+from torch import nn
+
+from qdqforge.errors import ConfigError
+
+GRAPH_MODULE = "qat_graph"
+WRAPPERS = (nn.parallel.DistributedDataParallel, nn.DataParallel)
+
+
+class QatGraph(nn.Module):
+    """Holds the serialized QAT graph skeleton (``onnx_bytes``) of its parent module."""
+
+    def __init__(self, onnx_bytes: bytes) -> None:
+        super().__init__()
+        self.onnx_bytes = onnx_bytes
+
+    def extra_repr(self) -> str:
+        return f"{len(self.onnx_bytes)} bytes"
+
+
+def attach_graph(module: nn.Module, proto: onnx.ModelProto) -> None:
+    """Store ``proto`` on ``module`` without the data of tensors ``module`` holds."""
+    skeleton = onnx.ModelProto()
+    skeleton.CopyFrom(proto)
+    held = _held_tensors(module)
+    for init in skeleton.graph.initializer:
+        if init.name in held:
+            init.ClearField("raw_data")
+            for field in ("float_data", "double_data", "int32_data", "int64_data"):
+                init.ClearField(field)
+    module.add_module(GRAPH_MODULE, QatGraph(skeleton.SerializeToString()))
+
+
+def qat_module(model: nn.Module) -> nn.Module:
+    """``model`` without DDP/DataParallel wrappers; it must carry a QAT graph.
+
+    Raises:
+        ConfigError: ``model`` was not built by create/restore_quant_retrain_model.
+    """
+    while isinstance(model, WRAPPERS):
+        model = model.module
+    if not isinstance(getattr(model, GRAPH_MODULE, None), QatGraph):
+        raise ConfigError(
+            f"model ({type(model).__name__}) is not a QAT model: pass the module returned by "
+            "create_quant_retrain_model or restore_quant_retrain_model"
+        )
+    return model
+
+
+def trained_graph(module: nn.Module) -> onnx.ModelProto:
+    """The QAT graph with every held initializer set to ``module``'s current value."""
+    proto = onnx.load_from_string(getattr(module, GRAPH_MODULE).onnx_bytes)
+    held = _held_tensors(module)
+    for index, init in enumerate(proto.graph.initializer):
+        if init.name in held:
+            value = held[init.name].detach().cpu().numpy()
+            proto.graph.initializer[index].CopyFrom(numpy_helper.from_array(value, init.name))
+    return proto
+
+
+def tensor_at(module: nn.Module, path: str) -> torch.Tensor:
+    """The tensor at attribute ``path`` (``"layer1.0.conv1.weight"``)."""
+    return functools.reduce(getattr, path.split("."), module)
+
+
+def _held_tensors(module: nn.Module) -> dict[str, torch.Tensor]:
+    """ONNX initializer name -> the module's parameter or persistent buffer holding it."""
+    state = module.state_dict(keep_vars=True)
+    mapping = getattr(module, "onnx_mapping", {})
+    return {name: state[path] for name, path in mapping.items() if path in state}

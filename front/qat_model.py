@@ -1,0 +1,91 @@
+"""``create_quant_retrain_model``: AMCT's quantization-aware training entry point (spec §4.5-4.6).
+
+export (BatchNormalization and Dropout kept) -> canonicalize -> qat_act_quant (ULQ on each
+``retrain_enable`` layer's input) -> qat_weight_quant (arq_retrain / ulq_retrain on its weight)
+-> qat_search_n (search-N statistics after the layer, after its BN when one follows) ->
+reimport. The returned module trains with any optimizer: BN keeps batch statistics in
+``train()`` and updates its running stats; it is folded only when saving (spec §4.6).
+
+Learnable quantization parameters are named ``<layer>.act_quant.clip_max``,
+``<layer>.act_quant.clip_min`` and ``<layer>.weight_quant.scale_log_ratio`` (``ulq_retrain``);
+:func:`quant_parameters` splits them from the float weights for their own optimizer group.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from torch import nn
+
+from qdqforge.errors import ConfigError
+from qdqforge.front.config.layers import quant_layers_from_graph
+from qdqforge.front.config.qat_load import load_retrain_config
+from qdqforge.front.export import export
+from qdqforge.front.inputs import normalize_input_data
+from qdqforge.front.qat_graph import attach_graph
+from qdqforge.front.record import write_record
+from qdqforge.graph import io
+from qdqforge.passes.base import PassContext
+from qdqforge.passes.pipeline import run_pipeline
+from qdqforge.runtime import reimport
+
+log = logging.getLogger(__name__)
+
+QAT_PASSES = ("canonicalize", "qat_act_quant", "qat_weight_quant", "qat_search_n")
+QUANT_MODULES = (".act_quant.", ".weight_quant.")
+
+
+def create_quant_retrain_model(
+    config_file: str | os.PathLike,
+    model: nn.Module,
+    record_file: str | os.PathLike,
+    input_data,
+) -> nn.Module:
+    """Build the QAT model of ``model`` (AMCT ``create_quant_retrain_model``).
+
+    Args:
+        config_file: QAT JSON config (``create_quant_retrain_config``).
+        model: the float torch model with its weights loaded; it is left untouched.
+        record_file: the record ``save_quant_retrain_model`` fills; created empty here when
+            missing (AMCT creates it too), an existing one is left alone.
+        input_data: example input, a tensor or a tuple of tensors.
+
+    Returns:
+        The trainable QAT module (a torch.fx GraphModule, in ``model``'s train/eval mode).
+        Activation clips not given in the config are initialized by IFMR over its first
+        ``batch_num`` forwards.
+
+    Raises:
+        ConfigError: invalid config, or no layer has ``retrain_enable``.
+        InputDataError: ``input_data`` is not a tensor or a tuple of tensors.
+        ExportError: the model cannot be exported.
+        RecordError: ``record_file`` cannot be written.
+    """
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    proto = export(model, normalize_input_data(input_data))
+    config = load_retrain_config(config_file, quant_layers_from_graph(model, proto))
+    if not any(layer.retrain_enable for layer in config.layers):
+        raise ConfigError(f"{os.fspath(config_file)}: no layer has retrain_enable: true")
+    graph = run_pipeline(proto, QAT_PASSES, ctx=PassContext(config=config)).graph
+    qat_proto = io.to_proto(graph)
+    module = reimport(qat_proto).train(model.training)
+    attach_graph(module, qat_proto)
+    if not Path(record_file).exists():  # never clobber a record an earlier save wrote
+        write_record(record_file, {})
+    log.info("QAT model: %d layers retrained", sum(x.retrain_enable for x in config.layers))
+    return module
+
+
+def quant_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """``(quant_params, other_params)`` of a QAT model, for two optimizer param groups.
+
+    ``quant_params`` are the ULQ clips and ulq_retrain scales (names containing ``.act_quant.``
+    or ``.weight_quant.``); ``other_params`` everything else (weights, biases, BN affine).
+    """
+    quant, other = [], []
+    for name, param in model.named_parameters():
+        (quant if any(key in f".{name}" for key in QUANT_MODULES) else other).append(param)
+    return quant, other

@@ -1,0 +1,126 @@
+"""``save_quant_retrain_model``: record and fake-quant/deploy ONNX of a trained QAT model.
+
+1. Statistics: if some clips are uninitialized or no eval forward ran since the last training
+   step, ``input_data`` runs in eval mode (no gradients, no DDP collectives, mode restored), so
+   the record is never empty (AMCT raises "record_file is empty" instead; spec §6).
+2. Record (:mod:`.qat_record`): ``scale_d``/``offset_d`` from the learned clips, ``scale_w``,
+   ``offset_w``, ``shift_bit`` from search-N.
+3. Float graph: the module's QAT graph with its trained weights and BN statistics, the QAT nodes
+   removed (``qat_strip``), BN folded (``fold_bn``).
+4. BN folding keeps the integer grid (spec §4.6): with ``g_c = gamma_c / sqrt(var_c + eps)``,
+   ``W'_c = W_c g_c`` is quantized with ``scale_w'_c = scale_w_c |g_c|`` (per-tensor scales become
+   per channel), so ``W'_c / scale_w'_c = sign(g_c) W_c / scale_w_c``.
+5. ``write_quant_models`` (shared with PTQ) writes ``<save_path>_fake_quant_model.onnx`` and
+   ``<save_path>_deploy_model.onnx``; the record file gets the adjusted entries.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+
+import numpy as np
+from torch import nn
+
+from qdqforge.errors import ConfigError
+from qdqforge.front.config.qat_load import load_retrain_config
+from qdqforge.front.inputs import normalize_input_data
+from qdqforge.front.qat_graph import qat_module, trained_graph
+from qdqforge.front.qat_record import ensure_statistics, learned_records, ops_by_layer
+from qdqforge.front.quant_save import SavedModels, write_quant_models
+from qdqforge.front.record import LayerRecord, write_record
+from qdqforge.graph import meta
+from qdqforge.graph.ir import Graph
+from qdqforge.graph.layers import layer_site
+from qdqforge.passes.pipeline import run_pipeline
+from qdqforge.passes.qat_search_n import folded_bn
+from qdqforge.runtime.modules.qat_act import UlqActQuantOp
+
+log = logging.getLogger(__name__)
+
+
+def save_quant_retrain_model(
+    config_file: str | os.PathLike,
+    model: nn.Module,
+    record_file: str | os.PathLike,
+    save_path: str | os.PathLike,
+    input_data,
+    input_names=None,
+    output_names=None,
+    dynamic_axes=None,
+) -> SavedModels:
+    """Write the record and the fake-quant and deploy models of a trained QAT model.
+
+    Args:
+        config_file: the QAT config the model was built with.
+        model: the QAT module (DDP/DataParallel wrappers are looked through); not modified,
+            except that search-N statistics are gathered from ``input_data`` when missing.
+        record_file: record to (over)write with every retrained layer.
+        save_path: output prefix (``out/net`` -> ``out/net_fake_quant_model.onnx``).
+        input_data: a representative batch (tensor or tuple of tensors), see step 1.
+        input_names: optional names of the saved models' inputs.
+        output_names: optional names of their outputs.
+        dynamic_axes: accepted for AMCT compatibility; the batch axis is always dynamic.
+
+    Returns:
+        The paths written (``fake_quant``, ``deploy``).
+
+    Raises:
+        ConfigError: ``model`` is not a QAT model, or the config enables other layers than it.
+        CalibrationError: clips still uninitialized after ``batch_num`` forwards.
+    """
+    module = qat_module(model)
+    _check_layers(config_file, module)
+    ensure_statistics(module, normalize_input_data(input_data))
+    records = learned_records(module)
+    graph = run_pipeline(trained_graph(module), ("qat_strip",)).graph
+    factors = bn_factors(graph, records)
+    graph = run_pipeline(graph, ("fold_bn",)).graph
+    records = {k: fold_scale(graph, k, r, factors.get(k)) for k, r in records.items()}
+    _rename(graph, input_names, output_names)
+    write_record(record_file, records)
+    if dynamic_axes is not None:
+        log.info("dynamic_axes ignored: the batch axis of every input is dynamic")
+    return write_quant_models(graph, records, save_path)
+
+
+def _check_layers(config_file, module: nn.Module) -> None:
+    config = load_retrain_config(config_file)
+    wanted = [x.name for x in config.layers if x.retrain_enable and ".matmul_" not in f".{x.name}"]
+    built = list(ops_by_layer(module, UlqActQuantOp))
+    for name in [*wanted, *built]:
+        if (name in wanted) != (name in built):
+            where = "config" if name in wanted else "model"
+            raise ConfigError(
+                f"{os.fspath(config_file)}: layer '{name}' is retrained only in the {where}; "
+                "save with the config the QAT model was built from"
+            )
+
+
+def bn_factors(graph: Graph, records: dict[str, LayerRecord]) -> dict[str, np.ndarray]:
+    """``{layer: |gamma / sqrt(var + eps)|}`` for layers whose BN ``fold_bn`` may fold."""
+    factors = {}
+    for layer in records:
+        site = layer_site(graph, layer)
+        bn = folded_bn(graph, site.node) if site is not None else None
+        if bn is not None:
+            gamma, var = (np.asarray(t.values, np.float64) for t in (bn.inputs[1], bn.inputs[4]))
+            factors[layer] = np.abs(gamma / np.sqrt(var + bn.attrs.get("epsilon", 1e-5)))
+    return factors
+
+
+def fold_scale(graph: Graph, layer: str, record: LayerRecord, factor) -> LayerRecord:
+    """``record`` with ``scale_w * factor`` when ``fold_bn`` folded the layer's BN."""
+    site = layer_site(graph, layer)
+    if factor is None or not record.scale_w or graph.meta(site.node).get(meta.PASS) != "fold_bn":
+        return record
+    scale = np.broadcast_to(np.asarray(record.scale_w, np.float64), factor.shape) * factor
+    scale_w = tuple(float(np.float32(s)) for s in scale)
+    return dataclasses.replace(record, scale_w=scale_w, offset_w=(0,) * len(scale_w))
+
+
+def _rename(graph: Graph, input_names, output_names) -> None:
+    for tensors, names in ((graph.gs.inputs, input_names), (graph.gs.outputs, output_names)):
+        for tensor, name in zip(tensors, names or ()):
+            tensor.name = name
