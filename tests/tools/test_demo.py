@@ -21,5 +21,10 @@ def test_demo_quick_run_writes_files_and_keeps_accuracy(tmp_path):
     for stage in ptq:  # 450 test images: one image is 0.22 pt
         assert accuracies[stage] >= fp32 - 1.0, stage
     assert accuracies["PTQ fake-quant ONNX, ORT"] == accuracies["PTQ deploy ONNX, ORT int8 kernels"]
+    qat_torch, qat_deploy = (
+        accuracies[f"QAT {k}"] for k in ("W8A8 (ULQ + ARQ), torch", "deploy ONNX, ORT int8 kernels")
+    )
+    assert qat_torch >= fp32 - 1.0 and abs(qat_deploy - qat_torch) <= 0.5
     written = {p.name for p in tmp_path.iterdir()}
     assert written >= {"diff.html", "ptq_fake_quant_model.onnx", "ptq_deploy_model.onnx"}
+    assert written >= {"qat_fake_quant_model.onnx", "qat_deploy_model.onnx", "qat_record.txt"}
