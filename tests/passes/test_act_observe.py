@@ -53,11 +53,18 @@ def test_observer_sees_batch_num_forwards(algo):
     assert attrs["algo"] == algo.encode() and attrs["batch_num"] == 2 and attrs["symmetric"] == 0
     module = reimport(proto)
     observer = next(m for m in module.modules() if isinstance(m, ActObserverOp))
-    for i, x in enumerate(batches):
+    for i, x in enumerate(batches[:2]):  # observing: an identity
         torch.testing.assert_close(module(x), model(x), rtol=0, atol=0)
         assert (observer.params is None) == (i == 0)
     assert observer.batches == 2
-    assert observer.params == reference(algo, batches[:2], symmetric=False)
+    params = observer.params
+    assert params == reference(algo, batches[:2], symmetric=False)
+    # calibrated: the input is fake-quantized on (scale_d, offset_d), the layer runs on that
+    x = batches[2]
+    q = torch.clamp(torch.round(x / torch.tensor(params.scale)) + params.offset, -128, 127)
+    want = model.layer((q - params.offset) * torch.tensor(params.scale))
+    torch.testing.assert_close(module(x), want, rtol=0, atol=1e-6)
+    assert not torch.equal(module(x), model(x))
 
 
 def test_observer_follows_the_balance_mul():
