@@ -76,6 +76,8 @@ def learned_records(module: nn.Module) -> dict[str, LayerRecord]:
         if layer in weights:
             scale_w = _weight_scale(module, weights[layer]).tolist()
             fields.update(scale_w=tuple(scale_w), offset_w=(0,) * len(scale_w))
+            if weights[layer].num_bits == 4:  # the savers clamp to the 4-bit grid (weight_grid)
+                fields["dst_type"] = "INT4"
         if layer in searches:
             fields["shift_bit"] = tuple(searches[layer].shifts().tolist())
         records[layer] = LayerRecord(**fields)

@@ -14,6 +14,7 @@ directly (before the Transpose of a Linear on 3-D input). This is the fake-quant
 ``save_model`` (spec §5), as QDQ.
 With option ``int8_weights`` (the deploy model's layers without an integer op: ConvTranspose)
 the weight is stored as the int8 constant ``round(W / s_w)`` feeding only the DequantizeLinear.
+INT4 weights (record ``dst_type``) use the 4-bit grid (``weight_grid``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from qdqforge.graph.toposort import toposort
 from qdqforge.passes.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.bias_int32 import LayerBias, int32_bias, layer_bias
 from qdqforge.passes.registry import register_pass
+from qdqforge.passes.weight_grid import clamp_to_grid, weight_integers
 
 WEIGHT_AXIS = {"Conv": 0, "Linear": 0, "ConvTranspose": 1, "MatMul": 1}
 
@@ -100,7 +102,7 @@ def _quantize_weight(graph: Graph, site: LayerSite, rec, taken, int8_weights: bo
         )
     value = scale if axis is not None else scale.reshape(())
     zp = np.zeros(scale.shape if axis is not None else (), np.int8)
-    weight = _int8_weight(site, scale, axis, taken) if int8_weights else site.weight
+    weight = _stored_weight(site, scale, axis, rec, taken, int8_weights)
     w_dq = _qdq(graph, site, weight, value, zp, axis, "weight_", taken, stored=int8_weights)
     holder = (
         site.node if site.node.inputs[1] is site.weight else query.producer(site.node.inputs[1])
@@ -129,8 +131,13 @@ def _quantize_bias(graph: Graph, site: LayerSite, bias: LayerBias, scale: np.nda
     bias.holder.inputs[bias.index] = out
 
 
-def _int8_weight(site: LayerSite, scale: np.ndarray, axis: int | None, taken) -> gs.Constant:
+def _stored_weight(site: LayerSite, scale, axis, rec, taken, int8_weights: bool) -> gs.Constant:
+    """The weight the Q/DQ reads: int8 ``W_q`` (deploy), or ``W`` clamped to a 4-bit grid."""
     w = np.asarray(site.weight.values, np.float32)
-    shape = [-1 if d == axis else 1 for d in range(w.ndim)] if axis is not None else []
-    q = np.clip(np.rint(w / scale.reshape(shape)), -128, 127).astype(np.int8)
-    return gs.Constant(unique_name(f"{site.weight.name}.int8", taken), q)
+    if int8_weights:
+        q = weight_integers(w, scale, axis, rec)
+        return gs.Constant(unique_name(f"{site.weight.name}.int8", taken), q)
+    clamped = clamp_to_grid(w, scale, axis, rec)
+    if clamped is None:
+        return site.weight
+    return gs.Constant(unique_name(f"{site.weight.name}.int4_clamped", taken), clamped)

@@ -1,8 +1,8 @@
 """What ``integer_layers`` needs to run one layer on integers: int8 weight, bias, scales, output.
 
-``W_q = clamp(round(W / s_w), -128, 127)`` with ``s_w`` per output channel (Conv axis 0,
-Linear ``[Cout, Cin]`` axis 0, MatMul ``[Cin, Cout]`` axis 1) or one per tensor; round half to
-even like QuantizeLinear and the torch fake-quant. Linear weights are stored transposed for
+``W_q`` (:mod:`qdqforge.passes.weight_grid`: int8, or the 4-bit grid for INT4) with ``s_w`` per
+output channel (Conv axis 0, Linear ``[Cout, Cin]`` axis 0, MatMul ``[Cin, Cout]`` axis 1) or
+one per tensor. Linear weights are stored transposed for
 MatMulInteger. The dequant scale ``s_d * s_w`` is shaped to broadcast over the layer output
 (``[Cout, 1, ...]`` for conv, ``[Cout]`` for MatMul).
 """
@@ -18,6 +18,7 @@ from qdqforge.errors import PassError
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import LayerSite
 from qdqforge.passes.bias_int32 import layer_bias
+from qdqforge.passes.weight_grid import weight_integers
 
 CONV_ATTRS = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
 CHANNEL_AXIS = {"Conv": 0, "Linear": 0, "MatMul": 1}
@@ -52,7 +53,7 @@ def integer_layer(graph: Graph, site: LayerSite | None, rec) -> IntegerLayer | N
     if bias is False:
         return None
     output_node = node if bias is None else bias.holder
-    weight_q, channels = _weight_int8(site, np.asarray(rec.scale_w, np.float32))
+    weight_q, channels = _weight_int8(site, np.asarray(rec.scale_w, np.float32), rec)
     scale_d = np.float32(rec.scale_d)
     dequant = np.broadcast_to(scale_d * np.asarray(rec.scale_w, np.float32), (channels,))
     if node.op == "Conv":
@@ -74,7 +75,7 @@ def _plain_gemm(node: gs.Node) -> bool:
     return plain and not attrs.get("transA", 0)
 
 
-def _weight_int8(site: LayerSite, scale_w: np.ndarray) -> tuple[np.ndarray, int]:
+def _weight_int8(site: LayerSite, scale_w: np.ndarray, rec) -> tuple[np.ndarray, int]:
     w = np.asarray(site.weight.values, np.float32)
     axis = CHANNEL_AXIS[site.weight_layout]
     channels = w.shape[axis]
@@ -83,6 +84,5 @@ def _weight_int8(site: LayerSite, scale_w: np.ndarray) -> tuple[np.ndarray, int]
             f"integer_layers: layer '{site.name}' has {scale_w.size} scale_w values for "
             f"{channels} output channels"
         )
-    shape = [-1 if d == axis else 1 for d in range(w.ndim)] if scale_w.size > 1 else []
-    q = np.clip(np.rint(w / scale_w.reshape(shape)), -128, 127).astype(np.int8)
+    q = weight_integers(w, scale_w, axis, rec)
     return (q.T.copy() if site.weight_layout == "Linear" else q), channels

@@ -87,3 +87,23 @@ def test_conv_transpose_has_no_integer_form():
     ctx = PassContext(options={"integer_layers": {"records": {"layer": rec}}})
     with pytest.raises(Exception, match="no integer form"):
         run_pipeline(io.load(export(model, x)), ("integer_layers",), ctx=ctx)
+
+
+@pytest.mark.parametrize("pipeline", (("integer_layers",), ("insert_qdq",)), ids=("deploy", "fake"))
+def test_int4_weights_are_clamped_to_the_4_bit_grid(pipeline):
+    torch.manual_seed(5)
+    model, x = Wrap(torch.nn.Linear(6, 3)).eval(), torch.randn(4, 6)
+    w_max = model.layer.weight.detach().abs().amax(1).numpy()
+    scale_w = tuple(float(s) for s in w_max / 20)  # |W / s_w| reaches 20: beyond 7
+    rec = LayerRecord(scale_d=0.05, offset_d=0, scale_w=scale_w, dst_type="INT4")
+    ctx = PassContext(options={pipeline[0]: {"records": {"layer": rec}}})
+    proto = io.to_proto(run_pipeline(io.load(export(model, x)), pipeline, ctx=ctx).graph)
+    got = numerics.run(proto, numerics.feeds_for(proto, [x.numpy()]))[0]
+
+    s_w = torch.tensor(scale_w).reshape(-1, 1)
+    w_q = torch.clamp(torch.round(model.layer.weight.detach() / s_w), -8, 7) * s_w
+    x_q = torch.clamp(torch.round(x / 0.05), -128, 127) * 0.05
+    deq = (torch.tensor(0.05, dtype=torch.float32) * s_w.reshape(-1)).double()
+    bias = torch.round(model.layer.bias.detach().double() / deq) * deq
+    want = (x_q.double() @ w_q.double().T + bias).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
