@@ -20,6 +20,7 @@ from qdqforge.front.config.layers import quant_layers_from_graph
 from qdqforge.front.config.ptq import QuantConfig
 from qdqforge.front.config.ptq_load import load_quant_config
 from qdqforge.front.dmq_record import dmq_layers, recorded_balance_factors
+from qdqforge.front.example_inputs import save_example_inputs
 from qdqforge.front.export import export
 from qdqforge.front.inputs import normalize_input_data
 from qdqforge.front.ptq_calibration import CalibrationRecorder
@@ -50,7 +51,8 @@ def quantize_model(
     Args:
         config_file: PTQ JSON config.
         modfied_onnx_file: where to write the modified ONNX (AMCT's spelling; the keyword
-            ``modified_onnx_file`` works too).
+            ``modified_onnx_file`` works too); ``input_data`` goes beside it as
+            ``<file>.inputs.npz`` for ``save_model``'s verification.
         record_file: record file (with ``tensor_balance_factor`` when the config uses DMQ).
         model: the float torch model (left untouched).
         input_data: example input, a tensor or a tuple of tensors.
@@ -68,12 +70,14 @@ def quantize_model(
     onnx_file = _onnx_path(modfied_onnx_file, modified_onnx_file)
     if record_file is None or model is None or input_data is None:
         raise ConfigError("quantize_model needs record_file, model and input_data")
-    proto = export(model, normalize_input_data(input_data))
+    inputs = normalize_input_data(input_data)
+    proto = export(model, inputs)
     config = load_quant_config(config_file, quant_layers_from_graph(model, proto))
-    ctx = _context(config, record_file)
-    graph = run_pipeline(proto, _passes(config), ctx=ctx).graph
+    ctx = modified_context(config, record_file)
+    graph = run_pipeline(proto, modified_passes(config), ctx=ctx).graph
     _rename(graph, input_names, output_names)
     io.save(graph, onnx_file)
+    save_example_inputs(onnx_file, inputs)  # for save_model's sim = deploy check
     _record_weight_scales(record_file, ctx.state["scale_w"])
     observed = run_pipeline(graph, ("act_observe",), ctx=PassContext(config=config)).graph
     module = reimport(io.to_proto(observed)).train(model.training)
@@ -87,12 +91,14 @@ def _onnx_path(misspelt, correct) -> str | os.PathLike:
     return misspelt if correct is None else correct
 
 
-def _passes(config: QuantConfig) -> tuple[str, ...]:
+def modified_passes(config: QuantConfig) -> tuple[str, ...]:
+    """The passes from the exported graph to the modified ONNX (the float graph before ARQ)."""
     fusion = ("fold_bn",) if config.do_fusion else ()
     return ("canonicalize", *fusion, "apply_balance", "arq_weights")
 
 
-def _context(config: QuantConfig, record_file) -> PassContext:
+def modified_context(config: QuantConfig, record_file) -> PassContext:
+    """Their options: BN fusion skips and the recorded DMQ balance factors."""
     factors = recorded_balance_factors(record_file, config) if dmq_layers(config) else {}
     options = {
         "fold_bn": {"skip_layers": list(config.skip_fusion_layers)},

@@ -6,18 +6,27 @@ modified ONNX stay. A layer of the record without ``scale_d`` means calibration 
 ``batch_num`` batches: a CalibrationError says so (AMCT leaves an empty record silently).
 The deploy model runs Conv/Linear layers in int8 with int32 bias. The writing itself is
 :mod:`qdqforge.front.quant_save`, shared with QAT.
+
+Then the save is verified (:mod:`qdqforge.front.verify_save`) on the example inputs
+``quantize_model`` stored as ``<modified>.inputs.npz`` (or the keyword ``input_data``):
+torch reimport vs fake-quant vs deploy on every integer grid, ``<save_path>_verify.json``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from qdqforge.errors import CalibrationError
+from qdqforge.front.example_inputs import inputs_path, load_example_inputs
 from qdqforge.front.ptq_calibration import read_progress
 from qdqforge.front.quant_save import SavedModels, output_path, write_quant_models
 from qdqforge.front.record import read_record
+from qdqforge.front.verify_budget import VerifyBudget
 from qdqforge.graph import io
+
+log = logging.getLogger(__name__)
 
 
 def fake_quant_path(save_path: str | os.PathLike) -> Path:
@@ -29,6 +38,9 @@ def save_model(
     modfied_onnx_file: str | os.PathLike,
     record_file: str | os.PathLike,
     save_path: str | os.PathLike,
+    *,
+    input_data=None,
+    verify: bool | VerifyBudget = True,
 ) -> SavedModels:
     """Write the fake-quant and deploy models for the calibrated record.
 
@@ -36,18 +48,37 @@ def save_model(
         modfied_onnx_file: the modified ONNX ``quantize_model`` wrote.
         record_file: the record with ``scale_d``/``offset_d``/``scale_w`` of every layer.
         save_path: output prefix (``out/net`` -> ``out/net_fake_quant_model.onnx``).
+        input_data: inputs for the save-time check (qdqforge extension; default: the ones
+            ``quantize_model`` stored beside the modified ONNX).
+        verify: False skips the check; a ``VerifyBudget`` replaces the default budget.
 
     Returns:
         The paths of ``<save_path>_fake_quant_model.onnx`` and ``<save_path>_deploy_model.onnx``.
 
     Raises:
         CalibrationError: some layer has no ``scale_d`` (too few calibration batches).
+        VerificationError: torch, fake-quant and deploy disagree beyond the budget; the models
+            and ``<save_path>_verify.json`` are written all the same.
     """
     records = {k: r for k, r in read_record(record_file).items() if r.scale_w or r.scale_d}
     missing = sorted(name for name, rec in records.items() if rec.scale_d is None)
     if missing or not records:
         raise CalibrationError(_incomplete_message(record_file, missing))
-    return write_quant_models(io.load(modfied_onnx_file), records, save_path)
+    inputs = _verify_inputs(modfied_onnx_file, input_data) if verify is not False else None
+    graph = io.load(modfied_onnx_file)
+    return write_quant_models(graph, records, save_path, verify_inputs=inputs, verify=verify)
+
+
+def _verify_inputs(onnx_file, input_data):
+    if input_data is not None:
+        return input_data
+    inputs = load_example_inputs(onnx_file)
+    if inputs is None:
+        log.warning(
+            "no %s (quantize_model writes it) and no input_data: save_model skips verification",
+            inputs_path(onnx_file),
+        )
+    return inputs
 
 
 def _incomplete_message(record_file, missing: list[str]) -> str:

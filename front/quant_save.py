@@ -9,6 +9,9 @@ The deploy model ``<save_path>_deploy_model.onnx`` runs Conv and Linear layers o
 (``integer_layers``: QuantizeLinear -> ConvInteger/MatMulInteger with int8 weights -> int32 bias
 Add -> Cast -> Mul(s_d * s_w)); other quantized layers (ConvTranspose, AveragePool) keep Q/DQ
 with their weights stored as int8 (``insert_qdq`` with ``int8_weights``).
+
+Given ``verify_inputs``, the written models are then checked against the torch model on their
+integer grids (:mod:`qdqforge.front.verify_save`, ``<save_path>_verify.json``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
+from torch import nn
+
 from qdqforge.front.record import LayerRecord
+from qdqforge.front.verify_budget import VerifyBudget
+from qdqforge.front.verify_save import verify_saved_models
 from qdqforge.graph import io
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import layer_site
@@ -45,7 +52,13 @@ def output_path(save_path: str | os.PathLike, kind: str) -> Path:
 
 
 def write_quant_models(
-    graph: Graph, records: dict[str, LayerRecord], save_path: str | os.PathLike
+    graph: Graph,
+    records: dict[str, LayerRecord],
+    save_path: str | os.PathLike,
+    *,
+    verify_inputs=None,
+    torch_module: nn.Module | None = None,
+    verify: bool | VerifyBudget = True,
 ) -> SavedModels:
     """Insert Q/DQ for ``records`` into ``graph`` and write the output models.
 
@@ -53,6 +66,13 @@ def write_quant_models(
         graph: float graph (BN folded, balance Muls in place); it is consumed.
         records: per-layer ``scale_d``/``offset_d``/``scale_w`` (layers absent stay float).
         save_path: output prefix (``out/net`` -> ``out/net_fake_quant_model.onnx``).
+        verify_inputs: example inputs (tensor or tuple); None skips the check.
+        torch_module: the torch side of the check (default: ``reimport`` of the fake-quant
+            ONNX; QAT passes its QAT module, see :mod:`qdqforge.front.verify_taps`).
+        verify: False skips the check; a :class:`VerifyBudget` replaces the default budget.
+
+    Raises:
+        VerificationError: the models disagree beyond the budget (the files stay written).
     """
     deploy = _deploy_graph(graph.copy(), records)
     ctx = PassContext(options={"insert_qdq": {"records": records}})
@@ -62,6 +82,11 @@ def write_quant_models(
         io.save(deploy, output_path(save_path, "deploy")),
     )
     log.info("wrote %s and %s", *paths)
+    if verify is not False and verify_inputs is not None:
+        budget = verify if isinstance(verify, VerifyBudget) else None
+        verify_saved_models(
+            *paths, verify_inputs, save_path, torch_module=torch_module, budget=budget
+        )
     return paths
 
 
