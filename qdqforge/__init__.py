@@ -5,6 +5,9 @@
 torch.fx module).
 """
 
+from qdqforge.front.auto_calibration import (
+    accuracy_based_auto_calibration as accuracy_based_auto_calibration,
+)
 from qdqforge.front.config.create import create_quant_config as create_quant_config
 from qdqforge.front.config.create import (
     create_quant_retrain_config as create_quant_retrain_config,
