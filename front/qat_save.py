@@ -12,6 +12,9 @@
    per channel), so ``W'_c / scale_w'_c = sign(g_c) W_c / scale_w_c``.
 5. ``write_quant_models`` (shared with PTQ) writes ``<save_path>_fake_quant_model.onnx`` and
    ``<save_path>_deploy_model.onnx``; the record file gets the adjusted entries.
+6. Verification (``verify``): ``input_data`` through the QAT module in eval mode, the fake-quant
+   and the deploy ONNX, compared on each activation's integer grid; search-N statistics are
+   restored afterwards so the check leaves no trace in the module.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from qdqforge.graph.layers import layer_site
 from qdqforge.passes.pipeline import run_pipeline
 from qdqforge.passes.qat_search_n import folded_bn
 from qdqforge.runtime.modules.qat_act import UlqActQuantOp
+from qdqforge.runtime.modules.qat_search_n import SearchNOp
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +53,8 @@ def save_quant_retrain_model(
     input_names=None,
     output_names=None,
     dynamic_axes=None,
+    *,
+    verify=True,
 ) -> SavedModels:
     """Write the record and the fake-quant and deploy models of a trained QAT model.
 
@@ -62,6 +68,9 @@ def save_quant_retrain_model(
         input_names: optional names of the saved models' inputs.
         output_names: optional names of their outputs.
         dynamic_axes: accepted for AMCT compatibility; the batch axis is always dynamic.
+        verify: ``input_data`` through the QAT module (eval), the fake-quant and the deploy ONNX,
+            compared on every activation's integer grid (``<save_path>_verify.json``); False
+            skips it, a ``VerifyBudget`` changes the budget.
 
     Returns:
         The paths written (``fake_quant``, ``deploy``).
@@ -69,10 +78,11 @@ def save_quant_retrain_model(
     Raises:
         ConfigError: ``model`` is not a QAT model, or the config enables other layers than it.
         CalibrationError: clips still uninitialized after ``batch_num`` forwards.
+        VerificationError: the saved models disagree with the QAT module beyond the budget.
     """
-    module = qat_module(model)
+    module, inputs = qat_module(model), normalize_input_data(input_data)
     _check_layers(config_file, module)
-    ensure_statistics(module, normalize_input_data(input_data))
+    ensure_statistics(module, inputs)
     records = learned_records(module)
     graph = run_pipeline(trained_graph(module), ("qat_strip",)).graph
     factors = bn_factors(graph, records)
@@ -82,7 +92,19 @@ def save_quant_retrain_model(
     write_record(record_file, records)
     if dynamic_axes is not None:
         log.info("dynamic_axes ignored: the batch axis of every input is dynamic")
-    return write_quant_models(graph, records, save_path)
+    frozen = _search_n_state(module)  # verification's eval forward must not add statistics
+    try:
+        return write_quant_models(
+            graph, records, save_path, verify_inputs=inputs, torch_module=module, verify=verify
+        )
+    finally:
+        for op, state in frozen.items():
+            op.load_state_dict(state)
+
+
+def _search_n_state(module: nn.Module) -> dict[nn.Module, dict]:
+    ops = ops_by_layer(module, SearchNOp).values()
+    return {op: {k: v.clone() for k, v in op.state_dict().items()} for op in ops}
 
 
 def _check_layers(config_file, module: nn.Module) -> None:

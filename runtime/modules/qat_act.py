@@ -25,7 +25,12 @@ from torch import nn
 from qdqforge.errors import QdqforgeError
 from qdqforge.runtime import distributed
 from qdqforge.runtime.kernels.ifmr import IfmrObserver
-from qdqforge.runtime.kernels.ulq import sanitize_clips, ulq_act_fake_quant, ulq_clips_from_scale
+from qdqforge.runtime.kernels.ulq import (
+    sanitize_clips,
+    ulq_act_fake_quant,
+    ulq_clips_from_scale,
+    ulq_scale_offset,
+)
 
 REPLICA_ERROR = (
     "layer '{layer}': a DataParallel replica cannot keep {what} (replicas are thrown away after "
@@ -67,6 +72,12 @@ class UlqActQuantOp(nn.Module):
         if not self._ready:
             self._ready = bool(self.initialized)
         return self._ready
+
+    def quant_grid(self) -> tuple[float, int]:
+        """``(scale_d, offset_d)`` of the current clips: the grid ``save`` verification reads."""
+        with torch.no_grad():
+            scale, offset = ulq_scale_offset(*self.clips(), self.num_bits)
+        return float(scale), int(offset)
 
     def clips(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(clip_max, clip_min)`` after AMCT's fallbacks, without changing any state."""

@@ -10,6 +10,8 @@ input by one step), and the user's model is untouched.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -56,6 +58,10 @@ def test_seed_flow(tmp_path, name):
     )
     records = read_record(record)
     assert sorted(records) == retrained_layers(cfg)
+    verify = json.loads((tmp_path / "out" / "net_verify.json").read_text())
+    compared = verify["comparisons"]["torch_vs_fake_quant"]
+    assert verify["passed"] and not compared["not_compared"]
+    assert {t["tensor"] for t in compared["tensors"]} == {f"{k}.quant.out" for k in records}
     for layer, rec in records.items():
         assert rec.scale_d > 0 and -128 <= rec.offset_d <= 127, layer
         assert len(rec.offset_w) == len(rec.scale_w) >= 1 and rec.shift_bit, layer
