@@ -78,7 +78,7 @@ def quantize_model(
     _rename(graph, input_names, output_names)
     io.save(graph, onnx_file)
     save_example_inputs(onnx_file, inputs)  # for save_model's sim = deploy check
-    _record_weight_scales(record_file, ctx.state["scale_w"])
+    _record_weight_scales(record_file, ctx.state["scale_w"], config)
     observed = run_pipeline(graph, ("act_observe",), ctx=PassContext(config=config)).graph
     module = reimport(io.to_proto(observed)).train(model.training)
     module.register_forward_hook(CalibrationRecorder(record_file, config.batch_num))
@@ -113,6 +113,10 @@ def _rename(graph: Graph, input_names, output_names) -> None:
             tensor.name = name
 
 
-def _record_weight_scales(record_file, scales: dict) -> None:
+def _record_weight_scales(record_file, scales: dict, config: QuantConfig) -> None:
     updates = {layer: {"scale_w": s, "offset_w": [0] * len(s)} for layer, s in scales.items()}
+    for layer in config.layers:  # 4-bit weights: the savers clamp to the 4-bit grid
+        params = layer.weight_quant_params
+        if layer.name in updates and params is not None and params.num_bits == 4:
+            updates[layer.name]["dst_type"] = "INT4"
     update_records(record_file, updates)

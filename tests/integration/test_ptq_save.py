@@ -10,6 +10,8 @@ layer's output grid (``s_d * s_w``). Vs FP32: <= 2% of the output range (W8A8).
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -137,3 +139,25 @@ def test_zero_range_activation_names_the_layer(tmp_path):
     pair = (DeadBranch().eval(), [torch.randn(2, 4) for _ in range(2)])
     with pytest.raises(CalibrationError, match=r"layer 'fc2'.*zero range.*skip_layers"):
         calibrate(tmp_path, "", model_and_batches=pair)
+
+
+def test_int4_weights_are_recorded_and_saved_on_the_4_bit_grid(tmp_path):
+    model, batches = build("transformer")
+    cfg = write_config(tmp_path, model, batches[0])
+    config = json.loads(cfg.read_text())
+    config["fc1"]["weight_quant_params"]["num_bits"] = 4
+    cfg.write_text(json.dumps(config))
+    record, onnx_file = tmp_path / "r.txt", tmp_path / "m.onnx"
+    with torch.no_grad():
+        qdqforge.quantize_preprocess(str(cfg), str(record), model, batches[0])(batches[0])
+        calib = qdqforge.quantize_model(str(cfg), str(onnx_file), str(record), model, batches[0])
+        for x in batches[:2]:
+            calib(x)
+    records = read_record(record)
+    assert records["fc1"].dst_type == "INT4" and records["fc2"].dst_type is None
+    paths = qdqforge.save_model(str(onnx_file), str(record), str(tmp_path / "net"))
+    deploy = onnx.load(str(paths.deploy))
+    weights = {i.name: onnx.numpy_helper.to_array(i) for i in deploy.graph.initializer}
+    w4, w8 = weights["fc1.weight_int8"], weights["fc2.weight_int8"]
+    assert w4.min() >= -8 and w4.max() <= 7 and np.abs(w4).max() >= 7
+    assert np.abs(w8).max() >= 100
