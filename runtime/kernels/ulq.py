@@ -25,6 +25,8 @@ The scale stays positive by construction: modules keep the ARQ scale ``s0`` as a
 by relative steps (scales are ~1e-3, a raw parameter would cross 0 at lr 1e-2), and weight decay
 on ``t`` pulls ``s`` back towards the ARQ scale rather than towards 0.
 ``_round`` is a test hook (identity for ``gradcheck``); production code leaves it alone.
+The ULQ activation Function computes its grid in one buffer; on CPU its backward is
+:mod:`~qdqforge.runtime.kernels.ulq_act_cpu` (the same gradients in fewer, faster passes).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import torch
 
 from qdqforge.runtime.kernels.arq import arq_scale, from_channel_major, to_channel_major
 from qdqforge.runtime.kernels.quant_math import FLT_EPSILON, int_range
+from qdqforge.runtime.kernels.ulq_act_cpu import grid_one_buffer, ulq_act_backward_cpu
 
 Round = Callable[[torch.Tensor], torch.Tensor]
 
@@ -89,23 +92,33 @@ class UlqActFakeQuant(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, clip_max, clip_min, num_bits: int, _round: Round):
-        qmin, qmax = int_range(num_bits)
         s, o = ulq_scale_offset(clip_max, clip_min, num_bits, _round)
         ctx.save_for_backward(x, clip_max, clip_min, s, o)
         ctx.num_bits, ctx.round = num_bits, _round
-        return _grid(x, s, o, qmin, qmax, _round).to(x.dtype)
+        return grid_one_buffer(x, s, o, num_bits, _round).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         x, clip_max, clip_min, s, o = ctx.saved_tensors
-        qmin, qmax = int_range(ctx.num_bits)
-        upper, lower = x > s * (qmax - o), x < s * (qmin - o)
-        grad_x = torch.where(upper | lower, 0.0, grad) if ctx.needs_input_grad[0] else None
-        v = torch.where(upper, clip_max, torch.where(lower, clip_min, x)) / s
-        ge = grad * (ctx.round(v) - v) / (2**ctx.num_bits - 1)
-        grad_max = (ge + grad * upper).sum().reshape(clip_max.shape).to(clip_max.dtype)
-        grad_min = (grad * lower - ge).sum().reshape(clip_min.shape).to(clip_min.dtype)
+        if x.device.type == "cpu":  # same gradients in fewer, faster passes (ulq_act_cpu)
+            grad_x, grad_max, grad_min = ulq_act_backward_cpu(
+                ctx, grad, x, (clip_max, clip_min), s, o
+            )
+        else:
+            grad_x, grad_max, grad_min = _ulq_act_backward(ctx, grad, x, clip_max, clip_min, s, o)
+        grad_max = grad_max.reshape(clip_max.shape).to(clip_max.dtype)
+        grad_min = grad_min.reshape(clip_min.shape).to(clip_min.dtype)
+        grad_x = grad_x if ctx.needs_input_grad[0] else None
         return grad_x, grad_max, grad_min if ctx.needs_input_grad[2] else None, None, None
+
+
+def _ulq_act_backward(ctx, grad, x, clip_max, clip_min, s, o):
+    qmin, qmax = int_range(ctx.num_bits)
+    upper, lower = x > s * (qmax - o), x < s * (qmin - o)
+    grad_x = torch.where(upper | lower, 0.0, grad)
+    v = torch.where(upper, clip_max, torch.where(lower, clip_min, x)) / s
+    ge = grad * (ctx.round(v) - v) / (2**ctx.num_bits - 1)
+    return grad_x, (ge + grad * upper).sum(), (grad * lower - ge).sum()
 
 
 def ulq_act_fake_quant(
