@@ -10,6 +10,9 @@ import onnx
 logger = logging.getLogger(__name__)
 
 SMALL = 4096  # initializers up to this many elements keep their data during inference
+# qdqforge's calibration observers return input 0 unchanged; ONNX inference cannot see through
+# an unknown op, so every shape after one (e.g. a Pad's rank) would be lost.
+IDENTITY_OPS = {("qdqforge", "ActObserver"), ("qdqforge", "DmqObserver")}
 
 
 def infer_types(model: onnx.ModelProto) -> tuple[dict[str, tuple | None], dict[str, int]]:
@@ -58,7 +61,7 @@ def _light(model: onnx.ModelProto) -> onnx.ModelProto:
     light.functions.extend(model.functions)
     source, graph = model.graph, light.graph
     graph.name = source.name
-    graph.node.extend(source.node)
+    graph.node.extend(_inferable(node) for node in source.node)
     graph.input.extend(source.input)
     graph.output.extend(source.output)
     declared = {i.name for i in source.input}
@@ -70,3 +73,10 @@ def _light(model: onnx.ModelProto) -> onnx.ModelProto:
                 onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
             )
     return light
+
+
+def _inferable(node: onnx.NodeProto) -> onnx.NodeProto:
+    """``node``, or an Identity standing in for a qdqforge observer (:data:`IDENTITY_OPS`)."""
+    if (node.domain, node.op_type) not in IDENTITY_OPS:
+        return node
+    return onnx.helper.make_node("Identity", node.input[:1], node.output[:1], name=node.name)
