@@ -17,10 +17,13 @@ keep the tensor ops) and the masks are aten's fused activation-backward kernels.
     G      = (E + e(clip_max) S_u + e(clip_min) S_l) / L,   e(c) = round(c / s) - c / s
     dL/dclip_max = G + S_u,   dL/dclip_min = S_l - G
 
-Only the summation order differs from the tensor-op path (float rounding of the clip gradients).
+The four sums are combined in Python floats; only the summation order differs from the
+tensor-op path (float rounding of the clip gradients).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -37,32 +40,35 @@ def grid_one_buffer(x, s, o, num_bits: int, rnd) -> torch.Tensor:
     t = x / s
     t = t.round_() if rnd is torch.round else rnd(t)
     if x.device.type == "cpu":
-        return t.clamp_(float(qmin - o), float(qmax - o)).mul_(s)
+        o = float(o)
     return t.clamp_(qmin - o, qmax - o).mul_(s)
 
 
-def thresholds(x, s, o, num_bits: int) -> tuple[float, float]:
-    """``(lo, hi)`` rounded to ``x``'s dtype, as the tensor-op path compares against them."""
+def bounds(x, s, o, num_bits: int) -> list[float]:
+    """``[lo, hi, prev(lo), next(hi)]`` in ``x``'s dtype: the tensor-op path's thresholds (``s``'s
+    dtype, compared in ``x``'s) and their outer float neighbours. Few small ops: on a small
+    activation their overhead is what a step pays."""
     qmin, qmax = int_range(num_bits)
-    return float((s * (qmin - o)).to(x.dtype)), float((s * (qmax - o)).to(x.dtype))
-
-
-def _neighbour(value: float, dtype: torch.dtype, direction: float) -> float:
-    t = torch.tensor(value, dtype=dtype)
-    return float(torch.nextafter(t, torch.tensor(direction, dtype=dtype)))
+    edges = (s * (torch.tensor([qmin, qmax], dtype=s.dtype) - o)).to(x.dtype)
+    outward = torch.nextafter(edges, torch.tensor([-math.inf, math.inf], dtype=x.dtype))
+    return torch.cat([edges, outward]).tolist()
 
 
 def ulq_act_backward_cpu(ctx, grad, x, clips, s, o):
     """``(grad_x, grad_clip_max, grad_clip_min)`` of the module docstring (0-d clip grads)."""
-    lo, hi = thresholds(x, s, o, ctx.num_bits)
-    inf = float("inf")
-    grad_x = hardtanh_backward(grad, x, _neighbour(lo, x.dtype, -inf), _neighbour(hi, x.dtype, inf))
+    lo, hi, below_lo, above_hi = bounds(x, s, o, ctx.num_bits)
+    grad_x = hardtanh_backward(grad, x, below_lo, above_hi)
     scratch = threshold_backward(grad, x, hi)
     s_up = scratch.sum()
-    s_low = grad.sum() - grad_x.sum() - s_up
     v = torch.clamp(x, lo, hi, out=scratch).div_(s)  # one buffer fewer: page faults cost
     e = ctx.round(v).sub_(v)  # with the identity test hook this is v - v = 0, as it should be
-    inside = torch.dot(grad_x.reshape(-1), e.reshape(-1))
-    edge = [ctx.round(c.to(x.dtype) / s) - c.to(x.dtype) / s for c in clips]
-    g = (inside + edge[0] * s_up + edge[1] * s_low) / (2**ctx.num_bits - 1)
-    return grad_x, g + s_up, s_low - g
+    sums = torch.stack(
+        [torch.dot(grad_x.reshape(-1), e.reshape(-1)), s_up, grad.sum(), grad_x.sum()]
+    )
+    inside, s_up, total, passed = sums.tolist()
+    c = torch.stack([clip.to(x.dtype) for clip in clips]) / s
+    e_max, e_min = (ctx.round(c) - c).tolist()
+    s_low = total - passed - s_up
+    g = (inside + e_max * s_up + e_min * s_low) / (2**ctx.num_bits - 1)
+    dtype = clips[0].dtype
+    return grad_x, torch.tensor(g + s_up, dtype=dtype), torch.tensor(s_low - g, dtype=dtype)
