@@ -1,0 +1,105 @@
+"""The AMCT-style PTQ flow through qdqforge's public API, timed and memory-sampled.
+
+``create_quant_config -> [quantize_preprocess + forwards] -> quantize_model -> batch_num
+forwards -> save_model``, exactly as a user writes it with ``import qdqforge as amct``. The
+``.cfg`` is generated from :class:`PtqSettings`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+import qdqforge as amct
+from bench.rss import PeakRss, Stopwatch
+from qdqforge.errors import VerificationError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PtqSettings:
+    """What the generated ``.cfg`` says: DMQ strength (None = off) for every layer, per-layer
+    DMQ strengths overriding it (``(layer, alpha)``), skipped layers, activation algorithm."""
+
+    alpha: float | None = None
+    layer_alphas: tuple[tuple[str, float], ...] = ()
+    skip_layers: tuple[str, ...] = ()
+    activation_algo: str = "ifmr_quantize"  # or "hfmg_quantize"
+
+
+@dataclass(frozen=True)
+class PtqRun:
+    """Outputs of one flow: model paths, wall time, extra peak RSS, and a note when save_model's
+    own torch-vs-ONNX check failed (it writes the models all the same)."""
+
+    fake_quant: Path
+    deploy: Path | None
+    seconds: float
+    extra_rss_mb: float
+    note: str = ""
+
+
+def cfg_text(settings: PtqSettings, batch_num: int) -> str:
+    """The ``config_defination`` text (AMCTConfig protobuf text format)."""
+    lines = [f"batch_num: {batch_num}"]
+    lines += [f'skip_layers: "{name}"' for name in settings.skip_layers]
+    lines.append(f"common_config {{ {_calibration(settings, settings.alpha)} }}")
+    lines += [
+        f'override_layer_configs {{ layer_name: "{name}" '
+        f"calibration_config {{ {_calibration(settings, alpha)} }} }}"
+        for name, alpha in settings.layer_alphas
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _calibration(settings: PtqSettings, alpha: float | None) -> str:
+    text = f"{settings.activation_algo} {{ }}"
+    return text if alpha is None else f"{text} dmq_balancer {{ migration_strength: {alpha} }}"
+
+
+def _forward(module: torch.nn.Module, batches: list) -> None:
+    with torch.no_grad():
+        for x in batches:
+            module(*x) if isinstance(x, tuple) else module(x)
+
+
+def _flow(model, batches: list, workdir: Path, settings: PtqSettings) -> str:
+    cfg, record, modified = workdir / "config.json", workdir / "record.txt", workdir / "m.onnx"
+    (workdir / "quant.cfg").write_text(cfg_text(settings, len(batches)))
+    example = batches[0]
+    amct.create_quant_config(str(cfg), model, example, config_defination=str(workdir / "quant.cfg"))
+    if settings.alpha is not None:
+        _forward(amct.quantize_preprocess(str(cfg), str(record), model, example), batches)
+    calib = amct.quantize_model(str(cfg), str(modified), str(record), model, example)
+    _forward(calib, batches)
+    try:
+        amct.save_model(str(modified), str(record), str(workdir / "net"))
+    except VerificationError as e:  # the models are written; report, then evaluate them anyway
+        log.warning("%s: save_model verification failed: %s", workdir.name, e)
+        return f"save_model VerificationError: {str(e).split(';')[0]}"
+    return ""
+
+
+def run_ptq(model, batches: list, workdir: Path, settings: PtqSettings) -> PtqRun:
+    """Quantize ``model`` calibrating on ``batches`` (``batch_num = len(batches)``).
+
+    Args:
+        model: float torch model in eval mode (left untouched).
+        batches: calibration inputs, tensors or tuples of tensors (multi-input models).
+        workdir: folder for the config, record and ONNX files (created).
+        settings: DMQ / skip / algorithm choice.
+
+    Returns:
+        :class:`PtqRun`; ``deploy`` is set when qdqforge wrote ``net_deploy_model.onnx``.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    with Stopwatch() as clock, PeakRss() as memory:
+        note = _flow(model, batches, workdir, settings)
+    fake, deploy = workdir / "net_fake_quant_model.onnx", workdir / "net_deploy_model.onnx"
+    log.info("%s: %.1f s, +%.0f MB", workdir.name, clock.seconds, memory.extra_mb)
+    deploy = deploy if deploy.exists() else None
+    return PtqRun(fake, deploy, clock.seconds, memory.extra_mb, note)

@@ -1,0 +1,63 @@
+"""Resident-memory measurements: a sampling thread for one phase, and the process peak."""
+
+from __future__ import annotations
+
+import os
+import resource
+import threading
+import time
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def current_rss_bytes() -> int:
+    """This process's resident set size now (Linux ``/proc/self/statm``)."""
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * _PAGE
+
+
+def max_rss_bytes() -> int:
+    """Peak resident set size of this process so far (``getrusage``; Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+class PeakRss:
+    """Context manager sampling RSS every ``interval`` s; ``extra_mb`` = peak minus RSS at entry.
+
+    Sampling can miss a spike shorter than ``interval``; it is meant for phases of seconds.
+    """
+
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
+        self.start = self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, current_rss_bytes())
+
+    def __enter__(self) -> PeakRss:
+        self.start = self.peak = current_rss_bytes()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, current_rss_bytes())
+
+    @property
+    def extra_mb(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+class Stopwatch:
+    """``with Stopwatch() as t: ...``; then ``t.seconds``."""
+
+    def __enter__(self) -> Stopwatch:
+        self.begin, self.seconds = time.perf_counter(), 0.0
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.begin
