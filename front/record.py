@@ -107,9 +107,9 @@ def write_record(path: str | os.PathLike, records: dict[str, LayerRecord]) -> Pa
 
     Raises:
         RecordError: a value does not fit its field (nothing is written then).
+        OutputError: the file cannot be written there.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, format_record(records))
     return target
 
@@ -149,7 +149,6 @@ def update_records(path: str | os.PathLike, updates: dict[str, dict]) -> dict[st
         entry.value.Clear()
         _fill_value(entry.value, merged[layer], layer)
     _sort_entries(proto)
-    target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, to_text(proto))
     return merged
 

@@ -1,7 +1,10 @@
 """Load and save ONNX models, converting to and from :class:`qdqforge.graph.ir.Graph`.
 
 Saving is atomic (temp file in the target folder, then ``os.replace``) and switches to external
-data when the serialized model would pass protobuf's 2 GB limit.
+data when the serialized model would pass protobuf's 2 GB limit. Every file qdqforge writes goes
+through :func:`atomic_write_bytes`: a reader (or a process killed mid-write) sees the old file or
+the complete new one, never a partial one. A target that cannot be written (unwritable folder, a
+directory in the way, a regular file where a folder should be) is an OutputError naming it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from pathlib import Path
 import onnx
 import onnx_graphsurgeon as gs
 
-from qdqforge.errors import GraphError
+from qdqforge.errors import GraphError, OutputError
 from qdqforge.graph.ir import Graph
 
 log = logging.getLogger(__name__)
@@ -81,10 +84,7 @@ def save(model: onnx.ModelProto | Graph, path: str | os.PathLike) -> Path:
     """
     proto = to_proto(model) if isinstance(model, Graph) else model
     target = Path(path)
-    if target.is_dir():
-        raise GraphError(f"cannot save ONNX to {os.fspath(target)!r}: it is a directory")
     external = proto.ByteSize() > EXTERNAL_THRESHOLD if _size_known(proto) else True
-    target.parent.mkdir(parents=True, exist_ok=True)
     if external:
         return _save_external(proto, target)
     atomic_write_bytes(target, proto.SerializeToString())
@@ -100,38 +100,93 @@ def _size_known(proto: onnx.ModelProto) -> bool:
 
 
 def _save_external(proto: onnx.ModelProto, target: Path) -> Path:
-    """Save with external data: data file first, graph last, each renamed into place."""
+    """Save with external data ``<name>.data``: both staged in a temp folder beside the target.
+
+    Two files cannot be replaced at once, so the old graph is removed before the new data file
+    is renamed into place and the new graph last: a reader sees the old pair, no graph, or the
+    new pair, never a graph with another model's data.
+    """
     data_name = target.name + ".data"
     staged_proto = onnx.ModelProto()
     staged_proto.CopyFrom(proto)  # onnx.save_model rewrites tensors in place; keep the caller's
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".qdqforge-") as tmp:
-        staged = Path(tmp) / target.name
-        onnx.save_model(
-            staged_proto,
-            staged,
-            save_as_external_data=True,
-            all_tensors_to_one_file=True,
-            location=data_name,
-            size_threshold=1024,
-        )
-        os.replace(Path(tmp) / data_name, target.parent / data_name)
-        os.replace(staged, target)
+    prepare_target(target)
+    try:
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".qdqforge-") as tmp:
+            staged = Path(tmp) / target.name
+            onnx.save_model(
+                staged_proto,
+                staged,
+                save_as_external_data=True,
+                all_tensors_to_one_file=True,
+                location=data_name,
+                size_threshold=1024,
+            )
+            _fsync(Path(tmp) / data_name, staged)
+            target.unlink(missing_ok=True)
+            os.replace(Path(tmp) / data_name, target.parent / data_name)
+            os.replace(staged, target)
+    except OSError as e:
+        raise _output_error(target, e) from e
     log.info("saved %s with external data %s", target, data_name)
     return target
 
 
-def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to a temp file beside ``target``, fsync, then rename into place."""
+def _fsync(*paths: Path) -> None:
+    for path in paths:
+        with open(path, "rb") as handle:
+            os.fsync(handle.fileno())
+
+
+def prepare_target(target: str | os.PathLike) -> Path:
+    """Create ``target``'s folder; OutputError when ``target`` cannot be a file there.
+
+    Raises:
+        OutputError: ``target`` is a directory, or its folder cannot be created.
+    """
     target = Path(target)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    if target.is_dir():
+        raise OutputError(
+            f"cannot write {os.fspath(target)!r}: it is a directory; give a file path"
+        )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise _output_error(target, e) from e
+    return target
+
+
+def _output_error(target: Path, e: OSError) -> OutputError:
+    reason = e.strerror or str(e)
+    return OutputError(
+        f"cannot write {os.fspath(target)!r}: {reason}"
+        + (f" ({e.filename})" if e.filename and os.fspath(e.filename) != os.fspath(target) else "")
+        + "; choose a writable folder"
+    )
+
+
+def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a temp file beside ``target``, fsync, then rename into place.
+
+    The folder is created when missing.
+
+    Raises:
+        OutputError: ``target`` is a directory or its folder cannot be created or written.
+    """
+    target = prepare_target(target)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as e:
+        raise _output_error(target, e) from e
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise _output_error(target, e) from e
         raise
 
 

@@ -3,7 +3,8 @@
 Before each pass it snapshots the graph as a ModelProto; after it, it diffs the snapshot with the
 new graph, writes the stage files and a ``passlog.jsonl`` line, and (with feeds) runs the stage in
 onnxruntime. The pass time is measured between the end of the before-hook and the start of the
-after-hook, so dumping and diffing do not count.
+after-hook, so dumping and diffing do not count. Every file is written atomically (temp file and
+rename); ``passlog.jsonl`` is rewritten whole after each line, so a reader never sees half a line.
 """
 
 from __future__ import annotations
@@ -50,9 +51,9 @@ class StageRecorder:
         self.failure_dump: str | None = None
         self._label, self._outputs, self._input_outputs = "00_input.onnx", None, None
         self._start = 0.0
+        self._passlog: list[str] = []
         if self.directory is not None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            (self.directory / PASSLOG).write_text("")
+            io.atomic_write_text(self.directory / PASSLOG, "")
 
     def run_before_pass(self, graph: Graph, p, idx: int) -> None:
         self.last = io.to_proto(graph)
@@ -83,7 +84,7 @@ class StageRecorder:
             return None
         folder = self.directory / "failure"
         path = io.save(self.last, folder / f"{idx + 1:02d}_{p.name}.before.onnx")
-        (folder / "traceback.txt").write_text("".join(traceback.format_exception(exc)))
+        io.atomic_write_text(folder / "traceback.txt", "".join(traceback.format_exception(exc)))
         self.failure_dump = str(path)
         return self.failure_dump
 
@@ -116,8 +117,8 @@ class StageRecorder:
     def _log(self, stage: StageReport) -> None:
         log.info("stage %02d %s: %s", stage.idx, stage.pass_name, stage.to_log())
         if self.directory is not None:
-            with (self.directory / PASSLOG).open("a") as f:
-                f.write(json.dumps(stage.to_log()) + "\n")
+            self._passlog.append(json.dumps(stage.to_log()) + "\n")
+            io.atomic_write_text(self.directory / PASSLOG, "".join(self._passlog))
 
     def _keep(self, proto: onnx.ModelProto) -> None:
         if self.keep_models:

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from qdqforge.demo_data import evaluate, train
 from qdqforge.front.ptq_calibration import progress_enabled
 from qdqforge.graph import numerics
+from qdqforge.graph.io import atomic_write_text
 
 DMQ_CFG = "batch_num: 4\ncommon_config { dmq_balancer { migration_strength: 0.5 } }\n"
 CALIBRATION_BATCH = 64
@@ -35,7 +36,7 @@ def ptq_stage(model, data, out: Path) -> tuple[list[tuple[str, str, str]], Path]
 
     (x_tr, _), (x_te, y_te) = data
     sample, t0 = x_tr[:CALIBRATION_BATCH], time.perf_counter()
-    (out / "dmq.cfg").write_text(DMQ_CFG)
+    atomic_write_text(out / "dmq.cfg", DMQ_CFG)
     cfg, record = str(out / "ptq_config.json"), str(out / "ptq_record.txt")
     amct.create_quant_config(cfg, model, sample, config_defination=str(out / "dmq.cfg"))
     batches = list(torch.split(x_tr[: 4 * CALIBRATION_BATCH], CALIBRATION_BATCH))

@@ -77,3 +77,7 @@ class VerificationError(QdqforgeError):
 
 class CheckpointError(QdqforgeError, ValueError):
     """A QAT checkpoint cannot be read or does not match the model built from the config."""
+
+
+class OutputError(QdqforgeError, OSError):
+    """An output file cannot be written (unwritable folder, a directory or file in the way)."""

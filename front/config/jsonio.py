@@ -85,6 +85,5 @@ def dump_json(tree: dict) -> str:
 def write_json(path: str | os.PathLike, tree: dict) -> Path:
     """Write :func:`dump_json` text atomically; returns the path."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, dump_json(tree))
     return target

@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import helper
 
-from qdqforge.errors import GraphError
+from qdqforge.errors import GraphError, OutputError
 from qdqforge.graph import io, naming, numerics
 from qdqforge.graph.check import validate
 from qdqforge.graph.toposort import toposort
@@ -74,7 +74,7 @@ def test_save_is_atomic_and_round_trips_metadata(tmp_path):
 
 
 def test_save_to_directory_path_is_refused(tmp_path):
-    with pytest.raises(GraphError, match="is a directory"):
+    with pytest.raises(OutputError, match="is a directory"):
         io.save(_chain(), tmp_path)
 
 
