@@ -6,6 +6,7 @@ in the record (spec §1: the same record path as ``quantize_preprocess``).
 
 from __future__ import annotations
 
+import math
 import os
 
 from qdqforge.errors import RecordError
@@ -24,7 +25,8 @@ def recorded_balance_factors(
     """``{layer: tensor_balance_factor}`` for every DMQ layer of ``config``.
 
     Raises:
-        RecordError: the record lacks a DMQ layer's factors (names the layers and the fix).
+        RecordError: the record lacks a DMQ layer's factors (names the layers and the fix), or a
+            factor is not a positive finite number.
     """
     records = read_record(record_file)
     factors = {
@@ -37,4 +39,10 @@ def recorded_balance_factors(
             f"{', '.join(repr(m) for m in missing)}; run quantize_preprocess with the same record "
             "file and at least one forward pass first"
         )
+    for name, values in factors.items():
+        if not all(math.isfinite(v) and v > 0 for v in values):
+            raise RecordError(
+                f"{os.fspath(record_file)}: layer '{name}': tensor_balance_factor must be positive "
+                f"finite numbers, got {list(values)[:8]}; rerun quantize_preprocess to rewrite them"
+            )
     return factors

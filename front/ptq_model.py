@@ -22,6 +22,7 @@ from qdqforge.front.config.ptq_load import load_quant_config
 from qdqforge.front.dmq_record import dmq_layers, recorded_balance_factors
 from qdqforge.front.example_inputs import save_example_inputs
 from qdqforge.front.export import export
+from qdqforge.front.input_guard import guard_inputs
 from qdqforge.front.inputs import normalize_input_data
 from qdqforge.front.ptq_calibration import CalibrationRecorder
 from qdqforge.front.record import update_records
@@ -68,9 +69,9 @@ def quantize_model(
         RecordError: DMQ layers without recorded factors.
     """
     onnx_file = _onnx_path(modfied_onnx_file, modified_onnx_file)
-    if record_file is None or model is None or input_data is None:
+    if record_file is None or model is None:
         raise ConfigError("quantize_model needs record_file, model and input_data")
-    inputs = normalize_input_data(input_data)
+    inputs = normalize_input_data(input_data)  # None too: an InputDataError
     proto = export(model, inputs)
     config = load_quant_config(config_file, quant_layers_from_graph(model, proto))
     ctx = modified_context(config, record_file)
@@ -80,7 +81,7 @@ def quantize_model(
     save_example_inputs(onnx_file, inputs)  # for save_model's sim = deploy check
     _record_weight_scales(record_file, ctx.state["scale_w"], config)
     observed = run_pipeline(graph, ("act_observe",), ctx=PassContext(config=config)).graph
-    module = reimport(io.to_proto(observed)).train(model.training)
+    module = guard_inputs(reimport(io.to_proto(observed)).train(model.training), inputs)
     module.register_forward_hook(CalibrationRecorder(record_file, config.batch_num))
     return module
 
@@ -114,7 +115,10 @@ def _rename(graph: Graph, input_names, output_names) -> None:
 
 
 def _record_weight_scales(record_file, scales: dict, config: QuantConfig) -> None:
-    updates = {layer: {"scale_w": s, "offset_w": [0] * len(s)} for layer, s in scales.items()}
+    updates = {  # scale_d/offset_d of an earlier calibration must not outlive the new weights
+        layer: {"scale_w": s, "offset_w": [0] * len(s), "scale_d": None, "offset_d": None}
+        for layer, s in scales.items()
+    }
     for layer in config.layers:  # 4-bit weights: the savers clamp to the 4-bit grid
         params = layer.weight_quant_params
         if layer.name in updates and params is not None and params.num_bits == 4:

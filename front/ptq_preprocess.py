@@ -19,6 +19,7 @@ from qdqforge.front.config.layers import quant_layers_from_graph
 from qdqforge.front.config.ptq import QuantConfig
 from qdqforge.front.config.ptq_load import load_quant_config
 from qdqforge.front.export import export
+from qdqforge.front.input_guard import guard_inputs
 from qdqforge.front.inputs import normalize_input_data
 from qdqforge.front.record import LayerRecord, read_record, write_record
 from qdqforge.graph import io
@@ -54,6 +55,7 @@ def quantize_preprocess(
     graph = run_pipeline(proto, _passes(config), ctx=_context(config)).graph
     module = reimport(io.to_proto(graph)).train(model.training)  # dropout etc. as the user's
     write_record(record_file, {})
+    guard_inputs(module, input_data)
     module.register_forward_hook(_RecordWriter(record_file))
     return module
 

@@ -23,6 +23,7 @@ from qdqforge.front.example_inputs import inputs_path, load_example_inputs
 from qdqforge.front.ptq_calibration import read_progress
 from qdqforge.front.quant_save import SavedModels, output_path, write_quant_models
 from qdqforge.front.record import read_record
+from qdqforge.front.record_check import check_record
 from qdqforge.front.verify_budget import VerifyBudget
 from qdqforge.graph import io
 
@@ -57,6 +58,8 @@ def save_model(
 
     Raises:
         CalibrationError: some layer has no ``scale_d`` (too few calibration batches).
+        RecordError: the record names layers the modified ONNX lacks (or the reverse), or holds
+            scales/offsets off the int8 grid.
         VerificationError: torch, fake-quant and deploy disagree beyond the budget; the models
             and ``<save_path>_verify.json`` are written all the same.
     """
@@ -66,6 +69,7 @@ def save_model(
         raise CalibrationError(_incomplete_message(record_file, missing))
     inputs = _verify_inputs(modfied_onnx_file, input_data) if verify is not False else None
     graph = io.load(modfied_onnx_file)
+    check_record(graph, records, record_file, modfied_onnx_file)
     return write_quant_models(graph, records, save_path, verify_inputs=inputs, verify=verify)
 
 

@@ -23,6 +23,7 @@ from qdqforge.errors import ConfigError
 from qdqforge.front.config.layers import quant_layers_from_graph
 from qdqforge.front.config.qat_load import load_retrain_config
 from qdqforge.front.export import export
+from qdqforge.front.input_guard import guard_inputs
 from qdqforge.front.inputs import normalize_input_data
 from qdqforge.front.qat_graph import attach_graph
 from qdqforge.front.record import write_record
@@ -65,13 +66,14 @@ def create_quant_retrain_model(
     """
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    proto = export(model, normalize_input_data(input_data))
+    inputs = normalize_input_data(input_data)
+    proto = export(model, inputs)
     config = load_retrain_config(config_file, quant_layers_from_graph(model, proto))
     if not any(layer.retrain_enable for layer in config.layers):
         raise ConfigError(f"{os.fspath(config_file)}: no layer has retrain_enable: true")
     graph = run_pipeline(proto, QAT_PASSES, ctx=PassContext(config=config)).graph
     qat_proto = io.to_proto(graph)
-    module = reimport(qat_proto).train(model.training)
+    module = guard_inputs(reimport(qat_proto).train(model.training), inputs)
     attach_graph(module, qat_proto)
     if not Path(record_file).exists():  # never clobber a record an earlier save wrote
         write_record(record_file, {})

@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 from torch import nn
 
+from qdqforge.errors import OutputError
 from qdqforge.front.record import LayerRecord
 from qdqforge.front.verify_budget import VerifyBudget
 from qdqforge.front.verify_save import verify_saved_models
@@ -51,6 +52,17 @@ def output_path(save_path: str | os.PathLike, kind: str) -> Path:
     return Path(f"{text}_{kind}_model.onnx")
 
 
+def check_save_path(save_path: str | os.PathLike) -> None:
+    """An existing directory without a trailing ``/`` is ambiguous: an OutputError says so."""
+    text = os.fspath(save_path)
+    if Path(text).is_dir() and not text.endswith(("/", os.sep)):
+        raise OutputError(
+            f"save_path {text!r} is an existing directory: give '{text}/' to write "
+            f"{os.path.join(text, 'fake_quant_model.onnx')}, or '{os.path.join(text, 'net')}' "
+            "for a name prefix"
+        )
+
+
 def write_quant_models(
     graph: Graph,
     records: dict[str, LayerRecord],
@@ -74,6 +86,7 @@ def write_quant_models(
     Raises:
         VerificationError: the models disagree beyond the budget (the files stay written).
     """
+    check_save_path(save_path)
     deploy = _deploy_graph(graph.copy(), records)
     ctx = PassContext(options={"insert_qdq": {"records": records}})
     fake = run_pipeline(graph, ("insert_qdq",), ctx=ctx).graph

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,9 @@ import torch
 import torch.fx
 from onnx import numpy_helper
 
-from qdqforge.errors import ConversionError
+from qdqforge.errors import ConversionError, GraphError
 from qdqforge.gc_pause import gc_paused
+from qdqforge.graph.io import load_proto
 from qdqforge.runtime.context import BuildContext
 from qdqforge.runtime.modules.namespace import FastChildren, remirror
 from qdqforge.runtime.plan import GraphIndex, decide_roles, make_plan, opsets, toposort
@@ -68,15 +70,24 @@ def reimport(model: onnx.ModelProto | str | Path) -> ReimportedModule:
     Raises:
         UnsupportedOpsError: some ops have no converter (all of them are listed).
         ConversionError: a supported op has attributes or inputs the converter cannot handle.
-        GraphError: the graph has a cycle.
+        GraphError: the graph has a cycle, or ``model`` is not a readable ONNX file.
     """
     with gc_paused():
         return _reimport(model)
 
 
+def _load(path) -> onnx.ModelProto:
+    if not isinstance(path, (str, os.PathLike)):
+        raise GraphError(
+            f"reimport needs an onnx.ModelProto or the path of an .onnx file, got "
+            f"{type(path).__name__}"
+        )
+    return load_proto(path)
+
+
 def _reimport(model: onnx.ModelProto | str | Path) -> ReimportedModule:
     start = time.perf_counter()
-    proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
+    proto = model if isinstance(model, onnx.ModelProto) else _load(model)
     nodes = toposort(proto)
     roles = decide_roles(proto, nodes)
     versions = opsets(proto)

@@ -1,0 +1,90 @@
+"""Check a record against the modified ONNX before ``save_model`` quantizes with it.
+
+A record belongs to one model: every layer it names must be a quantizable layer of the modified
+ONNX, and every layer whose weight ``quantize_model`` fake-quantized (its ``<weight>.arq``
+initializer) must be in it. Its values must make an int8 grid: ``scale_d`` and every ``scale_w``
+finite and > 0, ``offset_d`` in [-128, 127], one ``scale_w`` for the tensor or one per output
+channel. Otherwise the int8 models would be silently wrong (a negative scale flips signs) or fail
+deep inside a pass; a RecordError names the record, the layer and the field instead.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from qdqforge.errors import RecordError
+from qdqforge.front.record import LayerRecord
+from qdqforge.graph.ir import Graph
+from qdqforge.graph.layers import LAYER_OPS, LayerSite, layer_site
+from qdqforge.passes.arq_weights import OUTPUT_AXIS
+
+INT8_OFFSETS = range(-128, 128)
+SAME_RUN = "give save_model the record quantize_model wrote together with this modified ONNX"
+
+
+def check_record(graph: Graph, records: dict[str, LayerRecord], record_file, onnx_file) -> None:
+    """Raise a RecordError for the first layer of ``records`` that ``graph`` cannot take.
+
+    Raises:
+        RecordError: unknown or missing layer, or a scale/offset off the int8 grid.
+    """
+    where = f"{os.fspath(record_file)} (for {os.fspath(onnx_file)})"
+    sites = {name: layer_site(graph, name) for name in records}
+    for name, site in sites.items():
+        if site is None:
+            raise RecordError(
+                f"{where}: layer '{name}' is not a quantizable layer of the modified ONNX; "
+                f"was the record written for another model? {SAME_RUN}"
+            )
+    missing = sorted(quantized_layers(graph) - set(records))
+    if missing:
+        names = ", ".join(f"'{name}'" for name in missing)
+        raise RecordError(
+            f"{where}: layer(s) {names} have fake-quantized weights in the modified ONNX but no "
+            f"entry in the record; {SAME_RUN}"
+        )
+    for name, record in records.items():
+        _check_values(name, record, sites[name], where)
+
+
+def quantized_layers(graph: Graph) -> set[str]:
+    """Layers whose weight ``arq_weights`` replaced (the initializer name holds ``.arq``)."""
+    names = set()
+    for node in graph.gs.nodes:
+        module = graph.module_of(node)
+        site = layer_site(graph, module) if node.op in LAYER_OPS and module else None
+        if site is not None and site.weight is not None and ".arq" in site.weight.name:
+            names.add(site.name)
+    return names
+
+
+def _check_values(name: str, record: LayerRecord, site: LayerSite, where: str) -> None:
+    def bad(field: str, value, allowed: str) -> RecordError:
+        return RecordError(f"{where}: layer '{name}': {field}={value!r}; allowed: {allowed}")
+
+    if record.scale_d is not None and not _positive(record.scale_d):
+        raise bad("scale_d", record.scale_d, "a finite number > 0")
+    if record.offset_d is not None and record.offset_d not in INT8_OFFSETS:
+        raise bad("offset_d", record.offset_d, "an integer in [-128, 127]")
+    if not all(_positive(s) for s in record.scale_w):
+        raise bad("scale_w", list(record.scale_w), "finite numbers > 0")
+    channels = _output_channels(site)
+    if record.scale_w and channels is not None and len(record.scale_w) not in (1, channels):
+        raise RecordError(
+            f"{where}: layer '{name}' has {len(record.scale_w)} scale_w values; allowed: 1 "
+            f"(per tensor) or {channels} (one per output channel)"
+        )
+
+
+def _positive(value: float) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+def _output_channels(site: LayerSite) -> int | None:
+    if site.weight is None or site.weight_layout is None:
+        return None
+    shape = site.weight.shape
+    axis = OUTPUT_AXIS[site.weight_layout]
+    groups = site.groups if site.weight_layout == "ConvTranspose" else 1
+    return int(shape[axis]) * groups

@@ -1,0 +1,107 @@
+"""Catalogue rows: output paths qdqforge cannot write (unwritable folder, a directory in the way).
+
+Every writer goes through ``graph.io``'s atomic writers, so each row is one public call whose
+output lands where no file can be created; the error names the path.
+"""
+
+from __future__ import annotations
+
+import qdqforge
+from qdqforge.errors import OutputError
+from tests.reliability.catalogue import Case
+from tests.reliability.world import unwritable_dir
+
+
+def _save_to(where):
+    return lambda w: qdqforge.save_model(str(w.onnx), str(w.record), str(where(w)))
+
+
+def _quantize_to(onnx=None, record=None):
+    def call(w):
+        onnx_file = onnx(w) if onnx else w.tmp / "m.onnx"
+        record_file = record(w) if record else w.tmp / "r.txt"
+        return qdqforge.quantize_model(
+            str(w.config), str(onnx_file), str(record_file), w.model, w.x
+        )
+
+    return call
+
+
+def _dir(w, name="a_dir"):
+    folder = w.tmp / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _under_file(w):
+    return w.write("a_file", "x") / "net"
+
+
+def _files(name, call, match, what) -> Case:
+    return Case(f"files:{name}", what, call, OutputError, match)
+
+
+CASES = [
+    _files(
+        "save-unwritable",
+        _save_to(lambda w: unwritable_dir(w.tmp) / "net"),
+        "net_fake_quant_model.onnx",
+        "save_path in a folder that cannot be written",
+    ),
+    _files(
+        "save-path-is-directory",
+        _save_to(lambda w: _dir(w)),
+        "save_path",
+        "save_path naming an existing directory (no trailing '/')",
+    ),
+    _files(
+        "save-target-is-directory",
+        _save_to(lambda w: _dir(w, "out/net_fake_quant_model.onnx").parent / "net"),
+        "is a directory",
+        "a directory where the fake-quant ONNX goes",
+    ),
+    _files(
+        "save-under-a-file",
+        _save_to(_under_file),
+        "a_file",
+        "save_path inside a path that is a regular file",
+    ),
+    _files(
+        "modified-onnx-unwritable",
+        _quantize_to(onnx=lambda w: unwritable_dir(w.tmp) / "m.onnx"),
+        "m.onnx",
+        "modified ONNX in an unwritable folder",
+    ),
+    _files(
+        "modified-onnx-is-directory",
+        _quantize_to(onnx=_dir),
+        "a_dir",
+        "modified ONNX path naming a directory",
+    ),
+    _files(
+        "record-unwritable",
+        _quantize_to(record=lambda w: unwritable_dir(w.tmp) / "r.txt"),
+        "r.txt",
+        "record file in an unwritable folder",
+    ),
+    _files(
+        "config-unwritable",
+        lambda w: qdqforge.create_quant_config(str(unwritable_dir(w.tmp) / "c.json"), w.model, w.x),
+        "c.json",
+        "config file in an unwritable folder",
+    ),
+    _files(
+        "config-is-directory",
+        lambda w: qdqforge.create_quant_config(str(_dir(w)), w.model, w.x),
+        "a_dir",
+        "config path naming a directory",
+    ),
+    _files(
+        "dmq-record-under-a-file",
+        lambda w: qdqforge.quantize_preprocess(
+            str(w.dmq_config), str(_under_file(w)), w.model, w.x
+        ),
+        "a_file",
+        "DMQ record inside a path that is a regular file",
+    ),
+]
