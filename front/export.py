@@ -11,12 +11,19 @@ Dropout nodes) with a WARNING, and a graph that still differs is an ExportError.
 Exporter choice (``exporter=``): ``"dynamo"``, ``"torchscript"`` or ``"auto"`` (dynamo, then
 TorchScript with a WARNING naming the dynamo error). dynamo cannot emit opset < 18: an explicit
 ``"dynamo"`` with ``opset=17`` logs a warning and uses 18, ``"auto"`` goes straight to TorchScript.
+
+Exports are serialized process-wide (:data:`EXPORT_LOCK`): torch's exporters patch global state
+(dynamo's patcher, the RNG that ``fork_rng`` saves and restores, ``sys.stderr`` and the warning
+filters that :mod:`qdqforge.front.quiet` captures), so two threads exporting at once made dynamo
+fail ("CURRENT_PATCHER is None") and fall back to TorchScript: another graph. Everything after
+the export (passes, reimport, calibration) runs concurrently.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 
 import onnx
 import torch
@@ -33,6 +40,7 @@ from qdqforge.graph import meta
 log = logging.getLogger(__name__)
 
 EXPORTERS = ("auto", "dynamo", "torchscript")
+EXPORT_LOCK = threading.RLock()
 
 
 def export(
@@ -74,9 +82,9 @@ def export(
     args = normalize_input_data(input_data)
     _check_arguments(model, exporter)
     options = {"opset": opset, "dynamic_batch": dynamic_batch}
-    with torch.random.fork_rng(devices=[]):  # tracing runs dropout: keep the user's RNG stream
+    with EXPORT_LOCK, torch.random.fork_rng(devices=[]):  # dropout runs: keep the user's RNG
         proto, used = _export_checked(model, args, attempts.plan(exporter, opset), check, options)
-    _annotate(proto, model, used)
+        _annotate(proto, model, used)
     if path is not None:
         graph_io.save(proto, path)
         log.info("saved ONNX model to %s", os.fspath(path))
