@@ -4,7 +4,8 @@ State (all in ``state_dict``, so a restored model resumes exactly):
 
 * ``clip_max`` and, unless ``fixed_min``, ``clip_min``: 0-d ``nn.Parameter``; the grid is
   ``s = (clip_max - clip_min) / (2^b - 1)``, ``o = round(qmin - clip_min / s)`` and the gradients
-  are AMCT's (:func:`~qdqforge.runtime.kernels.ulq.ulq_act_fake_quant`).
+  are AMCT's (:func:`~qdqforge.runtime.kernels.ulq.ulq_act_fake_quant`; fused on CUDA by
+  :mod:`~qdqforge.runtime.kernels.ulq_dispatch`).
 * ``initialized``: the clips came from the config or from IFMR (symmetric, default parameters)
   over the first ``batch_num`` forwards, in any mode. Until then the op is the identity, and the
   clips join the output with weight 0 so DDP sees every parameter used. Under DDP each
@@ -25,12 +26,8 @@ from torch import nn
 from qdqforge.errors import QdqforgeError
 from qdqforge.runtime import distributed
 from qdqforge.runtime.kernels.ifmr import IfmrObserver
-from qdqforge.runtime.kernels.ulq import (
-    sanitize_clips,
-    ulq_act_fake_quant,
-    ulq_clips_from_scale,
-    ulq_scale_offset,
-)
+from qdqforge.runtime.kernels.ulq import sanitize_clips, ulq_clips_from_scale, ulq_scale_offset
+from qdqforge.runtime.kernels.ulq_dispatch import ulq_act_fake_quant
 
 REPLICA_ERROR = (
     "layer '{layer}': a DataParallel replica cannot keep {what} (replicas are thrown away after "

@@ -19,12 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from qdqforge.runtime.kernels.ulq import (
-    arq_retrain_fake_quant,
-    positive_scale,
-    ulq_weight_fake_quant,
-    ulq_weight_init,
-)
+from qdqforge.runtime.kernels.ulq import positive_scale, ulq_weight_init
+from qdqforge.runtime.kernels.ulq_dispatch import arq_retrain_fake_quant, ulq_weight_fake_quant
 
 
 class ArqRetrainWeightOp(nn.Module):
