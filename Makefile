@@ -30,6 +30,7 @@ demo: install
 bench: install
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python bench/roundtrip.py
+	$(BIN)/python bench/qat.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache
