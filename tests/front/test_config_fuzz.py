@@ -1,18 +1,18 @@
 """Fuzzing: random and mutated JSON / .cfg / record text only ever raise ConfigError/RecordError.
 
-Profiles: ``ci`` (default, a few hundred examples per test) and ``long`` (thousands), chosen
-with ``QDQFORGE_FUZZ=long pytest tests/front/test_config_fuzz.py``.
+Profiles (registered in ``tests/conftest.py``): ``ci`` (default, 200 examples per test) and
+``long`` (5,000), chosen with ``pytest --hypothesis-profile=long tests/front/test_config_fuzz.py``
+or ``QDQFORGE_FUZZ=long``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qdqforge.errors import ConfigError, RecordError
@@ -26,13 +26,7 @@ from qdqforge.front.config import (
 from qdqforge.front.proto.text import parse_text
 from qdqforge.front.record import LayerRecord, format_record, parse_record
 
-settings.register_profile(
-    "qdqforge-ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
-settings.register_profile(
-    "qdqforge-long", max_examples=5000, deadline=None, suppress_health_check=list(HealthCheck)
-)
-FUZZ = settings.get_profile(f"qdqforge-{os.environ.get('QDQFORGE_FUZZ', 'ci')}")
+FUZZ = settings()  # the loaded profile (ci or long) at import, after --hypothesis-profile
 
 GOLDEN = Path(__file__).parent / "golden"
 PTQ_JSON = (GOLDEN / "amct_ptq_config.json").read_text()
