@@ -12,6 +12,7 @@ from qdqforge.front.config.create import create_quant_config as create_quant_con
 from qdqforge.front.config.create import (
     create_quant_retrain_config as create_quant_retrain_config,
 )
+from qdqforge.front.doctor import analyze as analyze
 from qdqforge.front.export import export as export
 from qdqforge.front.ptq_model import quantize_model as quantize_model
 from qdqforge.front.ptq_preprocess import quantize_preprocess as quantize_preprocess

@@ -21,6 +21,7 @@ SUBCOMMANDS: list[str] = [
     "qdqforge.cli.record",
     "qdqforge.cli.passes",
     "qdqforge.cli.diff",
+    "qdqforge.cli.doctor",
 ]
 
 log = logging.getLogger("qdqforge.cli")
