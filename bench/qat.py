@@ -39,7 +39,7 @@ from bench.qat_timing import MODELS, profile_top, timing_rows
 def gpu_row() -> Row:
     if not torch.cuda.is_available():
         return Row("c", "fused-kernel GPU comparison", "not run (no CUDA device)")
-    return Row("c", "fused-kernel GPU comparison", "CUDA present; not measured by this script yet")
+    return Row("c", "fused-kernel GPU comparison", "CUDA present: run bench/kernels.py for it")
 
 
 def load() -> str:
