@@ -66,9 +66,10 @@ def main() -> None:
         rows += digits_rows(out, 4 if args.quick else 12, qat_epochs=3, seeds=seeds)
     rows.append(gpu_row())
     print(render(rows))
+    steps = " / ".join(f"{repeats * factor} ({name})" for name, (_, _, factor) in MODELS.items())
     print()
     print(
-        f"(a) median [quartiles] of {repeats} interleaved steps after {warmup} warm-up, "
+        f"(a) median [quartiles] of {steps} interleaved steps after {warmup} warm-up, "
         f"torch.set_num_threads({args.threads}), {os.cpu_count()} CPUs shared with other jobs: "
         f"{before} at start, {load()} at end; ratios move with that load."
     )
