@@ -7,6 +7,8 @@ A checkpoint of a QAT model built from another config, one that pickles an arbit
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 import qdqforge
@@ -16,10 +18,21 @@ from tests.reliability.world import unwritable_dir
 
 
 class Payload:
-    """An arbitrary object in a checkpoint: unpickling it could run code."""
+    """An arbitrary object in a checkpoint: unpickling it would create the file ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
 
     def __reduce__(self):
-        return (print, ("unpickled an arbitrary object",))
+        return (Path.touch, (self.marker,))
+
+
+def _pickled_payload(w):
+    marker = w.tmp / "unpickled"
+    try:
+        return _restore(lambda w: _saved(w, {"w": torch.zeros(1), "x": Payload(marker)}))(w)
+    finally:
+        assert not marker.exists(), "the checkpoint's pickled object was run"
 
 
 def _create(w, x=None, config=None):
@@ -94,7 +107,7 @@ CASES = [
     ),
     _qat(
         "checkpoint-pickled-object",
-        _restore(lambda w: _saved(w, {"w": torch.zeros(1), "x": Payload()})),
+        _pickled_payload,
         CheckpointError,
         "cannot load checkpoint",
         "a checkpoint that pickles an arbitrary object (weights_only refuses it)",
