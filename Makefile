@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python bench/roundtrip.py
 	$(BIN)/python bench/qat.py
+	$(BIN)/python bench/ptq.py
 
 clean:
 	rm -rf $(VENV) demo_out .pytest_cache

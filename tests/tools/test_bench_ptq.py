@@ -1,0 +1,47 @@
+"""Smoke tests of bench/ptq.py's helpers: the generated ``.cfg`` (instant), and one digits W8A8
+flow (marked slow: ~17 s of CPU, mostly three exports): the fake-quant model evaluated in
+onnxruntime close to FP32, and the activation Q/DQ ablation removing exactly one pair per layer.
+"""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+import torch
+
+from bench.digits import load_split, top1, train
+from bench.ptq_digits import digits_task
+from bench.ptq_flow import PtqSettings, cfg_text
+from bench.ptq_rows import qdqforge_row
+from bench.qdq_ablation import activation_layers, without_activation_qdq
+
+
+def test_cfg_text_has_dmq_overrides_and_skips():
+    settings = PtqSettings(alpha=0.5, layer_alphas=(("fc", 0.3),), skip_layers=("conv",))
+    text = cfg_text(settings, 4)
+    assert text.splitlines()[:2] == ["batch_num: 4", 'skip_layers: "conv"']
+    assert "common_config { ifmr_quantize { } dmq_balancer { migration_strength: 0.5 } }" in text
+    assert 'layer_name: "fc" calibration_config' in text and "migration_strength: 0.3" in text
+
+
+@pytest.mark.slow
+def test_digits_w8a8_row_and_ablation(tmp_path):
+    pytest.importorskip("sklearn")
+    x_train, y_train, x_test, y_test = load_split()
+    model = train(x_train[:512], y_train[:512], epochs=3)
+    with torch.no_grad():
+        fp32 = model(x_test).numpy()
+    task = digits_task(y_test, x_test, fp32)
+    row = qdqforge_row(task, "w8a8", model, [x_train[:64]], tmp_path, PtqSettings())
+
+    assert row.note == "" and row.target in ("met", "missed")
+    drop = float(row.sim.split("(")[1].rstrip(")"))
+    assert abs(drop) <= 2.0, row  # a 3-epoch net: W8A8 within 2 pt of FP32
+    assert top1(fp32, y_test) > 80
+    proto = onnx.load(str(tmp_path / "net_fake_quant_model.onnx"))
+    layers = activation_layers(proto)
+    assert len(layers) == 4  # three convs and the Linear
+    stripped = without_activation_qdq(proto, layers)
+    onnx.checker.check_model(stripped)
+    count = sum(n.op_type == "QuantizeLinear" for n in proto.graph.node)
+    assert sum(n.op_type == "QuantizeLinear" for n in stripped.graph.node) == count - len(layers)
