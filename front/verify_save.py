@@ -145,7 +145,6 @@ def _write_report(path: Path, comparisons, violation, budget, arrays) -> None:
             for c in comparisons
         },
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     io.atomic_write_text(path, json.dumps(tree, indent=1) + "\n")
 
 

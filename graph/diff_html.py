@@ -52,7 +52,6 @@ def write_diff_html(diff: GraphDiff, path: str | os.PathLike) -> Path:
     target = Path(path)
     if target.is_dir():
         raise GraphError(f"cannot write the diff page to {os.fspath(target)!r}: it is a directory")
-    target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, render_diff_html(diff))
     log.info("wrote graph diff page %s", target)
     return target
