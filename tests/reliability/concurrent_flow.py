@@ -25,11 +25,14 @@ def model_named(name: str):
     return WideMlp().eval(), torch.randn(4, 256)
 
 
-def ptq_run(name: str, folder: str) -> dict[str, bytes]:
-    """The bytes of every file one PTQ run of model ``name`` writes into ``folder``."""
+def ptq_run(name: str, folder: str, model_and_input=None) -> dict[str, bytes]:
+    """The bytes of every file one PTQ run of model ``name`` writes into ``folder``.
+
+    Threads pass ``model_and_input`` built beforehand: building seeds torch's global RNG.
+    """
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
-    model, x = model_named(name)
+    model, x = model_and_input or model_named(name)
     config, record, onnx_file = out / "config.json", out / "record.txt", out / "modified.onnx"
     qdqforge.create_quant_config(str(config), model, x, batch_num=2)
     calib = qdqforge.quantize_model(str(config), str(onnx_file), str(record), model, x)

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from qdqforge.front.quiet import _NOISY_LOGGERS
-from tests.reliability.concurrent_flow import OUTPUTS, ptq_run
+from tests.reliability.concurrent_flow import OUTPUTS, model_named, ptq_run
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ("conv", "mlp")
@@ -39,11 +39,12 @@ def _global_state() -> tuple:
 def test_two_threads_write_what_sequential_runs_write(sequential, tmp_path):
     before, results, errors = _global_state(), {}, []
     start = threading.Barrier(len(NAMES))
+    models = {name: model_named(name) for name in NAMES}  # seeding is global: not in threads
 
     def run(name: str) -> None:
         try:
             start.wait()
-            results[name] = ptq_run(name, str(tmp_path / name))
+            results[name] = ptq_run(name, str(tmp_path / name), models[name])
         except BaseException as e:  # reported below, with the thread's model
             errors.append((name, e))
 
