@@ -33,7 +33,7 @@ from qdqforge.front.ptq_save import save_model
 from qdqforge.front.quant_save import SavedModels, output_path
 from qdqforge.front.record import read_record
 from qdqforge.front.verify_save import verify_path
-from qdqforge.graph.io import atomic_write_bytes
+from qdqforge.graph.io import atomic_write_bytes, prepare_target
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def accuracy_based_auto_calibration(
     original = model_evaluator.evaluate(model)
     names = {"input_names": input_names, "output_names": output_names}
     save_dir = os.fspath(save_dir)
-    Path(save_dir).parent.mkdir(parents=True, exist_ok=True)
+    prepare_target(output_path(save_dir, "fake_quant"))  # OutputError: folder not writable
     with tempfile.TemporaryDirectory(dir=Path(save_dir).parent, prefix=".autocal-") as work:
         trials = PtqTrials(model, model_evaluator, tree, Path(work), input_data, names, original)
         first = trials.run(())

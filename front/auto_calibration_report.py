@@ -51,7 +51,6 @@ def write_report(
         "final_metric": final.metric if final else None,
         "files": {k: os.fspath(v) for k, v in (files or {}).items()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(tree, indent=1, default=_plain) + "\n")
     return path
 

@@ -44,7 +44,6 @@ def write_report_html(report, path: str | os.PathLike) -> Path:
     target = Path(path)
     if target.is_dir():
         raise OutputError(f"cannot write the doctor page to {os.fspath(target)!r}: a directory")
-    target.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(target, render_report_html(report))
     log.info("wrote doctor page %s", target)
     return target

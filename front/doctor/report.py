@@ -95,7 +95,6 @@ class Report:
     def write_json(self, path: str | os.PathLike) -> Path:
         """Write :meth:`to_json` atomically; returns the path."""
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(target, self.to_json(indent=1) + "\n")
         return target
 

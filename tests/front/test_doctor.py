@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import qdqforge
+from qdqforge.errors import OutputError
 from qdqforge.front.config import load_quant_config
 from qdqforge.front.doctor.channels import ChannelRanges
 from qdqforge.front.doctor.fidelity import Fidelity
@@ -168,3 +169,11 @@ def test_skip_rule_is_median_minus_skip_db(sqnrs, skip_db, want):
     layers = [_layer(name, value) for name, value in sqnrs.items()]
     assert choose_skips(layers, skip_db) == want
     assert rank_layers(layers)[: len(want)] == want
+
+
+@pytest.mark.parametrize("writer", ("write_json", "write_html"))
+def test_report_under_a_file_is_an_output_error(planted, tmp_path, writer):
+    report = planted[3]
+    (tmp_path / "a_file").write_text("x")
+    with pytest.raises(OutputError, match="a_file"):
+        getattr(report, writer)(tmp_path / "a_file" / "report.out")
