@@ -22,6 +22,9 @@ from qdqforge.graph.ir import Graph
 
 log = logging.getLogger(__name__)
 
+_UMASK = os.umask(0)  # read once at import (setting it is process-wide, so never again)
+os.umask(_UMASK)
+
 PROTOBUF_LIMIT = 2**31 - 1
 EXTERNAL_THRESHOLD = 2**31 - 2**26  # leave headroom for the graph itself
 
@@ -178,6 +181,7 @@ def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
     except OSError as e:
         raise _output_error(target, e) from e
     try:
+        os.chmod(tmp, _new_file_mode(target))  # mkstemp makes 0600; a plain open() would not
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -188,6 +192,14 @@ def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
         if isinstance(e, OSError):
             raise _output_error(target, e) from e
         raise
+
+
+def _new_file_mode(target: Path) -> int:
+    """The mode ``open(target, "w")`` would give: the old file's, else 0666 minus the umask."""
+    try:
+        return target.stat().st_mode & 0o777
+    except OSError:
+        return 0o666 & ~_UMASK
 
 
 def atomic_write_text(target: str | os.PathLike, text: str) -> None:
