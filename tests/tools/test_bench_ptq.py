@@ -1,6 +1,7 @@
 """Smoke tests of bench/ptq.py's helpers: the generated ``.cfg`` (instant), and one digits W8A8
-flow (marked slow: ~9 s idle, over a minute on a loaded 2-core machine; mostly three exports): the fake-quant model evaluated in
-onnxruntime close to FP32, and the activation Q/DQ ablation removing exactly one pair per layer.
+flow (marked slow: ~9 s idle, over a minute on a loaded 2-core machine; mostly three exports):
+the fake-quant model evaluated in onnxruntime close to FP32, and the activation Q/DQ ablation
+removing exactly one pair per layer.
 """
 
 from __future__ import annotations
