@@ -37,9 +37,9 @@ def read_progress(record_file: str | os.PathLike) -> dict | None:
         return None
 
 
-def progress_enabled() -> bool | None:
-    """False when ``QDQFORGE_PROGRESS=0``; None lets tqdm decide (off unless a TTY)."""
-    return False if os.environ.get("QDQFORGE_PROGRESS", "1") == "0" else None
+def progress_disabled() -> bool | None:
+    """tqdm's ``disable``: True when ``QDQFORGE_PROGRESS=0``; None lets tqdm decide (a TTY)."""
+    return True if os.environ.get("QDQFORGE_PROGRESS", "1") == "0" else None
 
 
 class CalibrationRecorder:
@@ -63,7 +63,7 @@ class CalibrationRecorder:
 
     def _advance(self, seen: int) -> None:
         if self.bar is None:
-            disable = progress_enabled()
+            disable = progress_disabled()
             self.bar = tqdm(total=self.batch_num, desc="calibration", unit="batch", disable=disable)
         self.bar.update(seen - self.bar.n)
         if seen >= self.batch_num:

@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from qdqforge.demo_data import evaluate, train
-from qdqforge.front.ptq_calibration import progress_enabled
+from qdqforge.front.ptq_calibration import progress_disabled
 from qdqforge.graph import numerics
 from qdqforge.graph.io import atomic_write_text
 
@@ -73,7 +73,7 @@ def qat_stage(model, data, out: Path, epochs: int) -> list[tuple[str, str, str]]
     cfg, record = str(out / "qat_config.json"), str(out / "qat_record.txt")
     amct.create_quant_retrain_config(cfg, model, sample)
     qat = amct.create_quant_retrain_model(cfg, model, record, sample)
-    for _ in tqdm(range(epochs), desc="QAT", unit="epoch", disable=progress_enabled()):
+    for _ in tqdm(range(epochs), desc="QAT", unit="epoch", disable=progress_disabled()):
         train(qat, x_tr, y_tr, epochs=1, lr=1e-3)
     took = f"{epochs} epoch(s) in {time.perf_counter() - t0:.1f} s"
     accuracy = evaluate(qat, x_te, y_te)

@@ -35,7 +35,7 @@ from qdqforge.front.doctor.report import Report
 from qdqforge.front.doctor.skip import DEFAULT_SKIP_DB, choose_skips, rank_layers
 from qdqforge.front.export import export
 from qdqforge.front.inputs import normalize_input_data
-from qdqforge.front.ptq_calibration import progress_enabled
+from qdqforge.front.ptq_calibration import progress_disabled
 from qdqforge.front.record import read_record
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def analyze(
     types = {layer.name: layer.layer_type for layer in found}
     layers = tuple(
         _layer_report(probe, name, types[name], reference, config, records)
-        for name in tqdm(probe.layers, desc="doctor", unit="layer", disable=progress_enabled())
+        for name in tqdm(probe.layers, desc="doctor", unit="layer", disable=progress_disabled())
     )
     return _report(probe, layers, reference, config, skip_db)
 
