@@ -26,12 +26,14 @@ class GridMismatch:
         max_steps: largest |q_a - q_b|.
         differ: integers that differ.
         total: integers compared.
+        beyond_one: integers that differ by more than one step.
     """
 
     tensor: str
     max_steps: int
     differ: int
     total: int
+    beyond_one: int = 0
 
 
 def quantized_activations(model: onnx.ModelProto) -> list[str]:
@@ -67,6 +69,12 @@ def grid_mismatch(
     for name in shared:
         delta = np.abs(got_a[name].astype(np.int32) - got_b[name].astype(np.int32))
         result.append(
-            GridMismatch(name, int(delta.max(initial=0)), int((delta > 0).sum()), delta.size)
+            GridMismatch(
+                name,
+                int(delta.max(initial=0)),
+                int((delta > 0).sum()),
+                delta.size,
+                int((delta > 1).sum()),
+            )
         )
     return result

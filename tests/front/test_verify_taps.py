@@ -59,11 +59,28 @@ def test_budget_allows_one_flip_not_two_steps():
     y = [np.ones(3)]
     ok = Comparison("x_vs_y", grid_errors(["t.quant.out"], a, b), output_errors(["y"], y, y))
     assert ok.violation(VerifyBudget()) is None
-    b["t.quant.out"][7] = 2
+    b["t.quant.out"][[7, 8, 9]] = 2  # 3 of 2000 integers two steps off > 1e-3 of them
     bad = Comparison("x_vs_y", grid_errors(["t.quant.out"], a, b), output_errors(["y"], y, y))
-    assert bad.violation(VerifyBudget()).tensor == "t.quant.out"
-    b["t.quant.out"][:4] = 1  # with index 7: 5 flips of 2000 > 1e-3 (fake-quant vs deploy)
+    violation = bad.violation(VerifyBudget())
+    assert violation.tensor == "t.quant.out" and "3 of 2000" in violation.reason
+    b["t.quant.out"][[7, 8, 9]] = 0
+    b["t.quant.out"][:5] = 1  # 5 one-step flips of 2000 > 1e-3 (fake-quant vs deploy)
     many = Comparison("x_vs_y", grid_errors(["t.quant.out"], a, b), [])
-    assert "5 of 2000" in many.violation(VerifyBudget(max_steps=2)).reason
+    assert "5 of 2000" in many.violation(VerifyBudget()).reason
     torch_side = Comparison("torch_vs_y", many.tensors, [])  # 2.5e-3 <= 0.1: flips cascade in QAT
-    assert torch_side.violation(VerifyBudget(max_steps=2)) is None
+    assert torch_side.violation(VerifyBudget()) is None
+
+
+def test_deep_tensors_get_the_deep_net_budget():
+    names = [f"l{i}.quant.out" for i in range(5)]
+    a = {n: np.zeros(1000, np.int8) for n in names}
+    b = {n: v.copy() for n, v in a.items()}
+    b["l4.quant.out"][:200] = 5  # 20% of a deep tensor far off: float noise amplified by depth
+    deep = Comparison("x_vs_y", grid_errors(names, a, b), [])
+    assert deep.violation(VerifyBudget()) is None
+    b["l4.quant.out"][:300] = 5  # 30%: a broken scale
+    broken = Comparison("x_vs_y", grid_errors(names, a, b), [])
+    assert broken.violation(VerifyBudget()).tensor == "l4.quant.out"
+    b["l1.quant.out"][:20] = 5  # the same 2% near the input is too much there
+    shallow = Comparison("x_vs_y", grid_errors(names, a, b), [])
+    assert shallow.violation(VerifyBudget()).tensor == "l1.quant.out"
