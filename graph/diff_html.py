@@ -11,29 +11,23 @@ from __future__ import annotations
 
 import logging
 import os
-from functools import cache
-from importlib import resources
 from pathlib import Path
 
 from qdqforge.errors import GraphError
 from qdqforge.graph.diff_model import GraphDiff
+from qdqforge.graph.html_page import embed_json, embedded_json, package_template
 from qdqforge.graph.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
 TEMPLATE = "diff_template.html"
 PLACEHOLDER = "__GRAPHDIFF_JSON__"
-# Inside <script> only "</script" or "<!--" can end the data early; escaping every "<", ">" and
-# "&" as \\u escapes keeps the JSON valid and the tag closed.
-_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
+DATA_TAG = '<script type="application/json" id="graphdiff-data">'
 
 
 def render_diff_html(diff: GraphDiff) -> str:
     """The page for ``diff`` as a string."""
-    data = diff.to_json()
-    for char, escape in _ESCAPES.items():
-        data = data.replace(char, escape)
-    return _template().replace(PLACEHOLDER, data, 1)
+    return embed_json(package_template("qdqforge.graph", TEMPLATE), PLACEHOLDER, diff.to_json())
 
 
 def write_diff_html(diff: GraphDiff, path: str | os.PathLike) -> Path:
@@ -63,15 +57,7 @@ def read_diff_html(path: str | os.PathLike) -> GraphDiff:
     Raises:
         GraphError: the file has no embedded GraphDiff.
     """
-    text = Path(path).read_text(encoding="utf-8")
-    start_tag = '<script type="application/json" id="graphdiff-data">'
-    start = text.find(start_tag)
-    end = text.find("</script>", start)
-    if start < 0 or end < 0:
+    data = embedded_json(path, DATA_TAG)
+    if data is None:
         raise GraphError(f"{os.fspath(path)!r} holds no embedded graph diff")
-    return GraphDiff.from_json(text[start + len(start_tag) : end])
-
-
-@cache
-def _template() -> str:
-    return resources.files("qdqforge.graph").joinpath(TEMPLATE).read_text(encoding="utf-8")
+    return GraphDiff.from_json(data)

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
-from functools import cache
-from importlib import resources
 from pathlib import Path
 
 from qdqforge.errors import OutputError, QdqforgeError
+from qdqforge.graph.html_page import embed_json, embedded_json, package_template
 from qdqforge.graph.io import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -23,16 +22,12 @@ log = logging.getLogger(__name__)
 TEMPLATE = "doctor_template.html"
 PLACEHOLDER = "__DOCTOR_JSON__"
 DATA_TAG = '<script type="application/json" id="doctor-data">'
-# Inside <script> only "</script" or "<!--" can end the data early (see graph/diff_html.py).
-_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
 
 
 def render_report_html(report) -> str:
     """The page for ``report`` as a string."""
-    data = report.to_json()
-    for char, escape in _ESCAPES.items():
-        data = data.replace(char, escape)
-    return _template().replace(PLACEHOLDER, data, 1)
+    template = package_template("qdqforge.front.doctor", TEMPLATE)
+    return embed_json(template, PLACEHOLDER, report.to_json())
 
 
 def write_report_html(report, path: str | os.PathLike) -> Path:
@@ -53,14 +48,7 @@ def read_report_html(path: str | os.PathLike):
     """The :class:`Report` embedded in a page written by :func:`write_report_html`."""
     from qdqforge.front.doctor.report import Report
 
-    text = Path(path).read_text(encoding="utf-8")
-    start = text.find(DATA_TAG)
-    end = text.find("</script>", start)
-    if start < 0 or end < 0:
+    data = embedded_json(path, DATA_TAG)
+    if data is None:
         raise QdqforgeError(f"{os.fspath(path)!r} holds no embedded doctor report")
-    return Report.from_json(text[start + len(DATA_TAG) : end])
-
-
-@cache
-def _template() -> str:
-    return resources.files("qdqforge.front.doctor").joinpath(TEMPLATE).read_text(encoding="utf-8")
+    return Report.from_json(data)

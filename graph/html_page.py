@@ -1,0 +1,38 @@
+"""One self-contained offline HTML page: a packaged template with JSON embedded in a script tag.
+
+Shared by the graph diff viewer and the doctor report. Inside ``<script>`` only ``</script`` or
+``<!--`` can end the data early; escaping every ``<``, ``>`` and ``&`` as ``\\u`` escapes keeps
+the JSON valid and the tag closed.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
+
+
+@cache
+def package_template(package: str, name: str) -> str:
+    """The text of template ``name`` shipped in ``package`` (read once)."""
+    return resources.files(package).joinpath(name).read_text(encoding="utf-8")
+
+
+def embed_json(template: str, placeholder: str, data: str) -> str:
+    """``template`` with its first ``placeholder`` replaced by the escaped JSON ``data``."""
+    for char, escape in _ESCAPES.items():
+        data = data.replace(char, escape)
+    return template.replace(placeholder, data, 1)
+
+
+def embedded_json(path: str | os.PathLike, data_tag: str) -> str | None:
+    """The JSON text after ``data_tag`` up to its ``</script>``, or None when absent."""
+    text = Path(path).read_text(encoding="utf-8")
+    start = text.find(data_tag)
+    end = text.find("</script>", start)
+    if start < 0 or end < 0:
+        return None
+    return text[start + len(data_tag) : end]
