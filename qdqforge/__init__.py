@@ -17,6 +17,7 @@ from qdqforge.front.export import export as export
 from qdqforge.front.ptq_model import quantize_model as quantize_model
 from qdqforge.front.ptq_preprocess import quantize_preprocess as quantize_preprocess
 from qdqforge.front.ptq_save import save_model as save_model
+from qdqforge.front.qat_bn import freeze_bn_stats as freeze_bn_stats
 from qdqforge.front.qat_model import create_quant_retrain_model as create_quant_retrain_model
 from qdqforge.front.qat_restore import restore_quant_retrain_model as restore_quant_retrain_model
 from qdqforge.front.qat_save import save_quant_retrain_model as save_quant_retrain_model

@@ -81,3 +81,7 @@ class CheckpointError(QdqforgeError, ValueError):
 
 class OutputError(QdqforgeError, OSError):
     """An output file cannot be written (unwritable folder, a directory or file in the way)."""
+
+
+class ModelError(QdqforgeError, TypeError):
+    """A ``model`` argument is not the kind of module the call needs (names what it got)."""
