@@ -25,8 +25,9 @@ The scale stays positive by construction: modules keep the ARQ scale ``s0`` as a
 by relative steps (scales are ~1e-3, a raw parameter would cross 0 at lr 1e-2), and weight decay
 on ``t`` pulls ``s`` back towards the ARQ scale rather than towards 0.
 ``_round`` is a test hook (identity for ``gradcheck``); production code leaves it alone.
-The ULQ activation Function computes its grid in one buffer; on CPU its backward is
-:mod:`~qdqforge.runtime.kernels.ulq_act_cpu` (the same gradients in fewer, faster passes).
+The ULQ activation Function computes its grid in one buffer; on CPU it runs
+:mod:`~qdqforge.runtime.kernels.ulq_act_cpu` (grid in Python scalars, the same values and
+gradients in fewer, faster passes).
 """
 
 from __future__ import annotations
@@ -34,11 +35,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from qdqforge.runtime.kernels.arq import arq_scale, from_channel_major, to_channel_major
 from qdqforge.runtime.kernels.quant_math import FLT_EPSILON, int_range
-from qdqforge.runtime.kernels.ulq_act_cpu import grid_one_buffer, ulq_act_backward_cpu
+from qdqforge.runtime.kernels.ulq_act_cpu import (
+    grid_forward,
+    grid_one_buffer,
+    scalar_grid,
+    scalar_path,
+    ulq_act_backward_scalar,
+)
 
 Round = Callable[[torch.Tensor], torch.Tensor]
 
@@ -76,6 +84,18 @@ def sanitize_clips(clip_max, clip_min, prev_max, prev_min, num_bits: int = 8):
     return torch.where(degenerate, prev_max, clip_max), torch.where(degenerate, prev_min, clip_min)
 
 
+def sanitize_scalar_clips(
+    clip_max: float, clip_min: float, prev_max: float, prev_min: float, num_bits: int = 8
+) -> tuple[float, float]:
+    """:func:`sanitize_clips` on Python floats of float32 clips (the range test in float32)."""
+    clip_max = prev_max if clip_max < 0 else clip_max
+    clip_min = prev_min if clip_min > 0 else clip_min
+    f32 = np.float32
+    with np.errstate(all="ignore"):
+        degenerate = (f32(clip_max) - f32(clip_min)) / f32(2**num_bits - 1) < f32(FLT_EPSILON)
+    return (prev_max, prev_min) if degenerate else (clip_max, clip_min)
+
+
 def ulq_act_reference(x, clip_max, clip_min, num_bits: int = 8, _round: Round = torch.round):
     """ULQ activation fake-quant in plain torch ops (autograd gives AMCT's gradients)."""
     qmin, qmax = int_range(num_bits)
@@ -88,28 +108,38 @@ def ulq_act_reference(x, clip_max, clip_min, num_bits: int = 8, _round: Round = 
 
 
 class UlqActFakeQuant(torch.autograd.Function):
-    """ULQ activation fake-quant with the fused backward of the module docstring."""
+    """ULQ activation fake-quant with the fused backward of the module docstring; on CPU the
+    grid is in Python scalars (:mod:`~qdqforge.runtime.kernels.ulq_act_cpu`)."""
 
     @staticmethod
     def forward(ctx, x, clip_max, clip_min, num_bits: int, _round: Round):
+        ctx.num_bits, ctx.round, ctx.grid = num_bits, _round, None
+        ctx.clip_like = [(c.shape, c.dtype) for c in (clip_max, clip_min)]
+        if scalar_path(x, clip_max, _round) and clip_min.dtype == clip_max.dtype:
+            ctx.clips = (float(clip_max), float(clip_min))
+            ctx.grid = scalar_grid(*ctx.clips, num_bits, clip_max.dtype, x.dtype)
+            ctx.save_for_backward(x)
+            return grid_forward(x, ctx.grid, num_bits)
         s, o = ulq_scale_offset(clip_max, clip_min, num_bits, _round)
         ctx.save_for_backward(x, clip_max, clip_min, s, o)
-        ctx.num_bits, ctx.round = num_bits, _round
         return grid_one_buffer(x, s, o, num_bits, _round).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
-        x, clip_max, clip_min, s, o = ctx.saved_tensors
-        if x.device.type == "cpu":  # same gradients in fewer, faster passes (ulq_act_cpu)
-            grad_x, grad_max, grad_min = ulq_act_backward_cpu(
-                ctx, grad, x, (clip_max, clip_min), s, o
+        if ctx.grid is not None:
+            (x,) = ctx.saved_tensors
+            grad_x, *clip_grads = ulq_act_backward_scalar(
+                grad, x, ctx.clips, ctx.grid, ctx.num_bits
             )
         else:
-            grad_x, grad_max, grad_min = _ulq_act_backward(ctx, grad, x, clip_max, clip_min, s, o)
-        grad_max = grad_max.reshape(clip_max.shape).to(clip_max.dtype)
-        grad_min = grad_min.reshape(clip_min.shape).to(clip_min.dtype)
+            x, clip_max, clip_min, s, o = ctx.saved_tensors
+            grad_x, *clip_grads = _ulq_act_backward(ctx, grad, x, clip_max, clip_min, s, o)
+        g_max, g_min = (
+            torch.as_tensor(g, dtype=dtype).reshape(shape)
+            for g, (shape, dtype) in zip(clip_grads, ctx.clip_like)
+        )
         grad_x = grad_x if ctx.needs_input_grad[0] else None
-        return grad_x, grad_max, grad_min if ctx.needs_input_grad[2] else None, None, None
+        return grad_x, g_max, g_min if ctx.needs_input_grad[2] else None, None, None
 
 
 def _ulq_act_backward(ctx, grad, x, clip_max, clip_min, s, o):

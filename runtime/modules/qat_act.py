@@ -26,7 +26,12 @@ from torch import nn
 from qdqforge.errors import QdqforgeError
 from qdqforge.runtime import distributed
 from qdqforge.runtime.kernels.ifmr import IfmrObserver
-from qdqforge.runtime.kernels.ulq import sanitize_clips, ulq_clips_from_scale, ulq_scale_offset
+from qdqforge.runtime.kernels.ulq import (
+    sanitize_clips,
+    sanitize_scalar_clips,
+    ulq_clips_from_scale,
+    ulq_scale_offset,
+)
 from qdqforge.runtime.kernels.ulq_dispatch import ulq_act_fake_quant
 
 REPLICA_ERROR = (
@@ -85,6 +90,8 @@ class UlqActQuantOp(nn.Module):
 
     def valid_clips(self) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`clips`; in training mode they are also written back (params, prev_clips)."""
+        if self.clip_max.device.type == "cpu":
+            return self._valid_clips_cpu()
         clip_max, clip_min = self.clips()
         if not self.training or getattr(self, "_is_replica", False):
             return clip_max, clip_min  # a DataParallel replica's tensors are broadcast copies
@@ -94,6 +101,24 @@ class UlqActQuantOp(nn.Module):
                 self.clip_min.copy_(clip_min)
             self.prev_clips.copy_(torch.stack([clip_max, clip_min]))
         return self.clip_max, self.clip_min if self.clip_min is not None else self.prev_clips[1]
+
+    def _valid_clips_cpu(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`valid_clips` on Python floats (on CPU ``.item()`` costs no sync, and a handful
+        of scalar tensor ops would cost more than the quantization of a small activation)."""
+        prev = self.prev_clips.tolist()
+        current = self.clip_max.item(), (prev[1] if self.clip_min is None else self.clip_min.item())
+        valid = sanitize_scalar_clips(*current, *prev, self.num_bits)
+        params = self.clip_max, (self.prev_clips[1] if self.clip_min is None else self.clip_min)
+        if not self.training or getattr(self, "_is_replica", False):
+            return tuple(p if v == c else torch.tensor(v, dtype=p.dtype)
+                         for p, v, c in zip(params, valid, current))  # fmt: skip
+        with torch.no_grad():
+            for param, value, old in zip((self.clip_max, self.clip_min), valid, current):
+                if param is not None and value != old:
+                    param.fill_(value)
+            if list(valid) != prev:
+                self.prev_clips.copy_(torch.tensor(valid, dtype=self.prev_clips.dtype))
+        return params
 
     def scale(self, clip_max=None, clip_min=None) -> torch.Tensor:
         """``s = (clip_max - clip_min) / (2^b - 1)`` (the current clips by default)."""
