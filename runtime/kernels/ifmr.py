@@ -17,10 +17,10 @@ Streaming (:class:`IfmrObserver`) keeps, instead of the data:
 * the ``cap = k + max(64, k/4)`` largest and smallest values (``k`` for the values seen, or for
   ``expected_batches``) and the largest evicted value: the k-th largest is exact when it is >=
   every evicted value (always when ``cap`` covered the final ``k``; else a logged estimate);
-* per bin count ``n``, sum ``S`` and square sum ``SS`` of ``2^15`` bins over ``[-R, R]``, ``R`` a
-  power of two that doubles by merging bin pairs. ``q(x) = round(clip(x)/s)*s`` is constant on a
-  bin without a rounding half-point, where ``sum (q - x)^2 = SS - 2 q S + n q^2`` is exact; a bin
-  holding one half-point is taken as uniform inside (:func:`_grid_error`).
+* per bin count ``n``, sum ``S`` and square sum ``SS`` of ``2^15`` bins over ``[-R, R]``
+  (:mod:`.ifmr_histogram`), from which every candidate's loss is computed: exactly where a bin
+  holds no rounding half-point, as uniform inside a bin with one, and as uniform rounding noise
+  ``s^2 / 12`` where a bin spans several grid steps (a 16-bit grid's step is finer than a bin).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import math
 import torch
 
 from qdqforge.errors import CalibrationError
+from qdqforge.runtime.kernels.ifmr_histogram import PowerOfTwoHistogram
 from qdqforge.runtime.kernels.quant_math import (
     FLT_EPSILON,
     ActivationQuantParams,
@@ -40,8 +41,6 @@ from qdqforge.runtime.kernels.quant_math import (
 )
 
 logger = logging.getLogger(__name__)
-
-_CHUNK = 1 << 22  # elements per histogram pass: bounds the float64 temporaries
 
 
 def excluded_count(numel: int, percentile: float) -> int:
@@ -149,80 +148,6 @@ class _TailBuffer:
         return value if value >= self.evicted else None
 
 
-def _grid_error(stats: torch.Tensor, width: float, scales, lo, hi) -> torch.Tensor:
-    """Summed ``(q(x) - x)^2`` per candidate. A bin whose ends round to neighbouring grid points
-    ``q1 < q2`` (half-point ``h``) is taken as uniform: ``err(q2) - (q2 - q1) n (h - a)^2 / w``;
-    a bin spanning several grid steps (``w > s``) falls back to ``q(mean)``."""
-    n, total, squares, left = stats
-    scales, lo, hi = scales[:, None], lo[:, None], hi[:, None]
-    safe = torch.where(scales < FLT_EPSILON, torch.ones_like(scales), scales)
-
-    def grid(v: torch.Tensor) -> torch.Tensor:
-        return torch.round(torch.minimum(torch.maximum(v, lo), hi) / safe) * safe
-
-    q1, q2 = grid(left[None, :]), grid(left[None, :] + width)
-    one_step = (q2 - q1) <= safe * 1.000001
-    q = torch.where(one_step, q2, grid((total / n)[None, :]))
-    err = squares - 2 * q * total + n * q * q
-    half = (q1 + q2) / 2 - left[None, :]
-    err = err - torch.where(one_step, (q2 - q1) * n * half * half / width, 0.0)
-    err = err.sum(dim=1)
-    return torch.where(scales[:, 0] < FLT_EPSILON, torch.zeros_like(err), err)
-
-
-class _PowerOfTwoHistogram:
-    """Count, sum and sum of squares per bin over ``[-R, R]``, ``R`` a power of two."""
-
-    def __init__(self, bins: int) -> None:
-        self.bins = bins
-        self.radius = 0.0
-        self.stats: torch.Tensor | None = None  # [3, bins] float64: n, S, SS
-
-    def _grow(self, absmax: float) -> None:
-        mantissa, exponent = math.frexp(absmax)
-        radius = math.ldexp(1.0, exponent - 1 if mantissa == 0.5 else exponent)
-        if self.radius == 0.0:
-            self.radius = radius
-            return
-        doublings = round(math.log2(radius / self.radius))
-        for _ in range(min(doublings, int(math.log2(self.bins)))):
-            pairs = self.stats.reshape(3, self.bins // 2, 2).sum(dim=2)
-            self.stats = torch.zeros_like(self.stats)
-            self.stats[:, self.bins // 4 : 3 * self.bins // 4] = pairs
-        self.radius = radius
-
-    def update(self, flat: torch.Tensor) -> None:
-        if self.stats is None:
-            self.stats = torch.zeros(3, self.bins, dtype=torch.float64, device=flat.device)
-        absmax = float(flat.abs().max())
-        if absmax > self.radius or self.radius == 0.0:
-            self._grow(max(absmax, 2.0**-126))
-        width = 2.0 * self.radius / self.bins
-        for chunk in flat.split(_CHUNK):
-            x = chunk.double()
-            idx = torch.clamp(((x + self.radius) / width).long(), 0, self.bins - 1)
-            for row, weights in enumerate((None, x, x * x)):
-                self.stats[row] += torch.bincount(idx, weights, minlength=self.bins)
-
-    def loss(self, grids: tuple, numel: int) -> torch.Tensor:
-        """Mean squared error of each candidate grid, from the per-bin statistics."""
-        full = self.stats[0] > 0
-        width = 2.0 * self.radius / self.bins
-        left = torch.nonzero(full)[:, 0].double() * width - self.radius
-        stats = torch.cat([self.stats[:, full], left[None, :]])
-        chunks = zip(*(t.to(stats.device).split(8) for t in grids))
-        return torch.cat([_grid_error(stats, width, *chunk) for chunk in chunks]) / numel
-
-    def kth_estimate(self, k: int, largest: bool) -> float:
-        """Mean of the bin holding the k-th largest (or smallest) value."""
-        n, total = self.stats[0], self.stats[1]
-        if largest:
-            idx = torch.nonzero(torch.cumsum(n.flip(0), 0).flip(0) >= k).max()
-        else:
-            idx = torch.nonzero(torch.cumsum(n, 0) >= k).min()
-        return float(total[idx] / n[idx])
-
-
 class IfmrObserver:
     """Streaming IFMR: ``update`` per calibration batch, then ``compute``.
 
@@ -250,7 +175,7 @@ class IfmrObserver:
         self.expected_batches = expected_batches
         self.numel = 0
         self._top, self._bottom = _TailBuffer(largest=True), _TailBuffer(largest=False)
-        self._hist = _PowerOfTwoHistogram(bins)
+        self._hist = PowerOfTwoHistogram(bins)
 
     def _cap(self, percentile: float, batch_numel: int) -> int:
         expected = batch_numel * (self.expected_batches or 0)
