@@ -3,20 +3,26 @@
 Paths name the ``.cfg`` field, e.g. ``override_layer_types[Linear].calibration_config.
 hfmg_quantize.num_of_bins``. ``layer_type`` is None for ``common_config``, which applies to many
 types (type-specific rules are then applied when the config is resolved per layer).
+``dst_type`` is INT8 or INT16 (:mod:`.act_bits`: INT16 needs 8-bit weights in the same
+``calibration_config`` and no ``fakequant_precision_mode``).
 """
 
 from __future__ import annotations
 
+from qdqforge.front.config.act_bits import DST_TYPE_BITS, check_a16w8, check_fp16_mode
 from qdqforge.front.config.issues import Issues, join
 from qdqforge.front.config.layer_types import CHANNEL_WISE_TYPES, has_weights, weight_bits_allowed
 from qdqforge.front.config.ptq_params import HFMG_BINS
 from qdqforge.front.proto.text import proto_float
 
-INT8 = 1  # CalibrationDataType.INT8; INT16 activations are in AMCT's schema but not enabled
 
+def check_calibration(
+    msg, path: str, layer_type: str | None, issues: Issues, fp16_mode: str | None = None
+) -> None:
+    """Record every out-of-range value of one CalibrationConfig message.
 
-def check_calibration(msg, path: str, layer_type: str | None, issues: Issues) -> None:
-    """Record every out-of-range value of one CalibrationConfig message."""
+    ``fp16_mode`` is the config's ``fakequant_precision_mode`` (refuses INT16 activations).
+    """
     if msg.HasField("arq_quantize"):
         _check_arq(msg.arq_quantize, join(path, "arq_quantize"), layer_type, issues)
     if msg.HasField("ada_quantize"):
@@ -27,7 +33,7 @@ def check_calibration(msg, path: str, layer_type: str | None, issues: Issues) ->
         hfmg, sub = msg.hfmg_quantize, join(path, "hfmg_quantize")
         if hfmg.num_of_bins not in HFMG_BINS:
             issues.add(join(sub, "num_of_bins"), hfmg.num_of_bins, "1024 | 2048 | 4096 | 8192")
-        _check_dst(hfmg, sub, issues)
+    _check_dst(msg, path, issues, fp16_mode)
     if msg.HasField("dmq_balancer"):
         strength = proto_float(msg.dmq_balancer.migration_strength)
         if not 0.2 <= strength <= 0.8:
@@ -73,10 +79,24 @@ def _check_ifmr(ifmr, path: str, issues: Issues) -> None:
         value = proto_float(getattr(ifmr, name))
         if not 0.5 < value <= 1:
             issues.add(join(path, name), value, "(0.5, 1]")
-    _check_dst(ifmr, path, issues)
 
 
-def _check_dst(msg, path: str, issues: Issues) -> None:
-    if msg.dst_type != INT8:
-        name = msg.DESCRIPTOR.fields_by_name["dst_type"].enum_type.values_by_number[msg.dst_type]
-        issues.add(join(path, "dst_type"), name.name, "INT8 (INT16 activations are not supported)")
+def dst_type_bits(msg) -> int:
+    """Activation bits of a CalibrationConfig: its ifmr/hfmg ``dst_type`` (INT8 when absent)."""
+    for name in ("ifmr_quantize", "hfmg_quantize"):
+        if msg.HasField(name):
+            act = getattr(msg, name)
+            enum = act.DESCRIPTOR.fields_by_name["dst_type"].enum_type
+            return DST_TYPE_BITS[enum.values_by_number[act.dst_type].name]
+    return 8
+
+
+def _check_dst(msg, path: str, issues: Issues, fp16_mode: str | None) -> None:
+    act = next((n for n in ("ifmr_quantize", "hfmg_quantize") if msg.HasField(n)), None)
+    if act is None:
+        return
+    where, bits = join(path, f"{act}.dst_type"), dst_type_bits(msg)
+    weights = msg.arq_quantize if msg.HasField("arq_quantize") else None
+    if weights is not None and weights.HasField("quant_bits"):
+        check_a16w8(where, bits, weights.quant_bits, issues, cfg=True)
+    check_fp16_mode(where, bits, fp16_mode, issues, cfg=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from qdqforge.front.config.cfg_check import check_calibration
+from qdqforge.front.config.cfg_check import check_calibration, dst_type_bits
 from qdqforge.front.config.cfg_names import check_names
 from qdqforge.front.config.issues import Issues
 from qdqforge.front.config.layer_types import (
@@ -82,20 +82,21 @@ def check_cfg(cfg, layers: Sequence[QuantLayer], issues: Issues) -> None:
     check_names(cfg.skip_layer_types, "skip_layer_types", PTQ_TYPES, issues, what="layer type")
     convs = [name for name, kind in types.items() if kind in CONV_TYPES]
     check_names(cfg.skip_fusion_layers, "skip_fusion_layers", convs, issues, what="conv layer")
+    mode = "FORCE_FP16_QUANT" if cfg.HasField("fakequant_precision_mode") else None
     if cfg.HasField("common_config"):
-        check_calibration(cfg.common_config, "common_config", None, issues)
+        check_calibration(cfg.common_config, "common_config", None, issues, mode)
     kinds = [o.layer_type for o in cfg.override_layer_types]
     check_names(kinds, "override_layer_types", PTQ_TYPES, issues, what="layer type")
     for item in cfg.override_layer_types:
         if item.layer_type in PTQ_TYPES:
             path = f"override_layer_types[{item.layer_type}].calibration_config"
-            check_calibration(item.calibration_config, path, item.layer_type, issues)
+            check_calibration(item.calibration_config, path, item.layer_type, issues, mode)
     names = [o.layer_name for o in cfg.override_layer_configs]
     check_names(names, "override_layer_configs", types, issues)
     for item in cfg.override_layer_configs:
         if item.layer_name in types:
             path = f"override_layer_configs[{item.layer_name}].calibration_config"
-            check_calibration(item.calibration_config, path, types[item.layer_name], issues)
+            check_calibration(item.calibration_config, path, types[item.layer_name], issues, mode)
 
 
 def _layer_config(layer: QuantLayer, calib, enable: bool) -> LayerConfig:
@@ -118,11 +119,13 @@ def _activation(calib) -> ActivationQuantParams:
     if calib is not None and calib.HasField("hfmg_quantize"):
         hfmg = calib.hfmg_quantize
         asym = hfmg.asymmetric if hfmg.HasField("asymmetric") else None
-        return ActivationQuantParams(8, "hfmg", None, None, None, None, hfmg.num_of_bins, asym)
+        bits = dst_type_bits(calib)
+        return ActivationQuantParams(bits, "hfmg", None, None, None, None, hfmg.num_of_bins, asym)
     if calib is None or not calib.HasField("ifmr_quantize"):
         return ActivationQuantParams()
     ifmr = calib.ifmr_quantize
     return ActivationQuantParams(
+        num_bits=dst_type_bits(calib),
         max_percentile=proto_float(ifmr.max_percentile),
         min_percentile=proto_float(ifmr.min_percentile),
         search_range=(proto_float(ifmr.search_range_start), proto_float(ifmr.search_range_end)),

@@ -10,6 +10,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from qdqforge.front.config import fields as f
+from qdqforge.front.config.act_bits import check_layers
 from qdqforge.front.config.issues import Issues, join
 from qdqforge.front.config.jsonio import parse_json, read_json, report_duplicates
 from qdqforge.front.config.layer_types import CONV_TYPES, QuantLayer, has_weights
@@ -75,6 +76,7 @@ def quant_config_from_dict(
         ),
         layers=tuple(entries),
     )
+    check_layers(config, issues)  # 16-bit activations: A16W8 only, not under FORCE_FP16_QUANT
     issues.raise_if_any()
     return config
 

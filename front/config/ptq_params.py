@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from qdqforge.front.config import fields as f
+from qdqforge.front.config.act_bits import ACT_BITS
 from qdqforge.front.config.issues import MISSING, Issues, join
 from qdqforge.front.config.layer_types import (
     CHANNEL_WISE_TYPES,
@@ -38,7 +39,7 @@ def activation_params(obj: Mapping, path: str, issues: Issues) -> ActivationQuan
     for key in foreign:
         if key in obj:
             issues.note(join(path, key), f"is not an {algo} key (IFMR and HFMG keys cannot mix)")
-    bits = f.get_choice(obj, "num_bits", path, issues, 8, (8,))
+    bits = f.get_choice(obj, "num_bits", path, issues, 8, ACT_BITS)
     asym = f.get_choice(obj, "asymmetric", path, issues, None, (True, False, None))
     if algo == "hfmg":
         bins = f.get_choice(obj, "num_of_bins", path, issues, HFMG_DEFAULT_BINS, HFMG_BINS)

@@ -197,7 +197,10 @@ def test_globals_and_common_quant_bits():
         ),
         ("common_config { ifmr_quantize { search_step: 0 } }", "search_step: got 0.0"),
         ("common_config { ifmr_quantize { max_percentile: 0.4 } }", "max_percentile: got 0.4"),
-        ("common_config { ifmr_quantize { dst_type: INT16 } }", "dst_type: got 'INT16'"),
+        (
+            "common_config { arq_quantize { quant_bits: 6 } ifmr_quantize { dst_type: INT16 } }",
+            "common_config.ifmr_quantize.dst_type: got 'INT16'; allowed: INT8 with 6-bit weights",
+        ),
         ("common_config { hfmg_quantize { num_of_bins: 1000 } }", "num_of_bins: got 1000"),
         ("common_config { ada_quantize { warm_start: 1.5 } }", "warm_start: got 1.5"),
     ],

@@ -127,8 +127,8 @@ def test_json_round_trip_is_identity(name, loader, tmp_path):
             'act_algo: got \'minmax\'; allowed: "ifmr" | "hfmg"',
         ),
         (
-            {"activation_quant_params": {"num_bits": 16}},
-            "activation_quant_params.num_bits: got 16; allowed: 8",
+            {"activation_quant_params": {"num_bits": 4}},
+            "activation_quant_params.num_bits: got 4; allowed: 8 | 16",
         ),
         ({"activation_quant_params": {"asymmetric": "yes"}}, "asymmetric: got 'yes'"),
         (
