@@ -4,7 +4,9 @@ After every forward, :class:`CalibrationRecorder` (a forward hook) advances a pr
 the ``batch_num`` calibration batches (tqdm; off when stderr is not a TTY or
 ``QDQFORGE_PROGRESS=0``), writes ``<record>.calibration.json`` (``batch_num``, batches seen) so
 ``save_model`` can say how far calibration got, and, once the observers are done, writes every
-layer's ``scale_d``/``offset_d`` to the record in one atomic rewrite. A layer whose calibration
+layer's ``scale_d``/``offset_d`` to the record in one atomic rewrite, with ``act_type: "INT16"``
+for a 16-bit layer (``offset_d`` is then an int16 zero point; INT8 layers leave the field out,
+AMCT's default). A layer whose calibration
 data were all zero has no range to quantize: a CalibrationError names it (AMCT silently uses
 scale 1).
 """
@@ -21,6 +23,7 @@ from tqdm import tqdm
 from qdqforge.errors import CalibrationError
 from qdqforge.front.record import update_records
 from qdqforge.graph.io import atomic_write_text
+from qdqforge.passes.act_grid import act_type_field
 from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
 
 
@@ -78,10 +81,15 @@ class CalibrationRecorder:
             if op.params.clip_max == op.params.clip_min:
                 raise CalibrationError(
                     f"layer '{op.layer}': every calibration activation was "
-                    f"{op.params.clip_max:g} (zero range), so it has no int8 grid; calibrate "
+                    f"{op.params.clip_max:g} (zero range), so it has no integer grid; calibrate "
                     f"with data that reach this layer or add '{op.layer}' to skip_layers"
                 )
         updates = {
-            op.layer: {"scale_d": op.params.scale, "offset_d": op.params.offset} for op in observers
+            op.layer: {
+                "scale_d": op.params.scale,
+                "offset_d": op.params.offset,
+                "act_type": act_type_field(op.num_bits),
+            }
+            for op in observers
         }
         update_records(self.record_file, updates)

@@ -115,9 +115,9 @@ def _rename(graph: Graph, input_names, output_names) -> None:
 
 
 def _record_weight_scales(record_file, scales: dict, config: QuantConfig) -> None:
-    updates = {  # scale_d/offset_d of an earlier calibration must not outlive the new weights
-        layer: {"scale_w": s, "offset_w": [0] * len(s), "scale_d": None, "offset_d": None}
-        for layer, s in scales.items()
+    stale = {"scale_d": None, "offset_d": None, "act_type": None}
+    updates = {  # an earlier calibration's activation grid must not outlive the new weights
+        layer: {"scale_w": s, "offset_w": [0] * len(s), **stale} for layer, s in scales.items()
     }
     for layer in config.layers:  # 4-bit weights: the savers clamp to the 4-bit grid
         params = layer.weight_quant_params

@@ -37,14 +37,16 @@ class LayerRecord:
 
     Attributes:
         scale_d: activation scale (per tensor).
-        offset_d: activation offset (int8 zero point, -128 for post-ReLU data).
+        offset_d: activation offset, the zero point on the ``act_type`` grid (int8: -128 for
+            post-ReLU data; int16 for ``act_type`` INT16).
         scale_w: weight scales, one (per tensor) or one per output channel.
         offset_w: weight offsets (always 0 in AMCT).
         shift_bit: per-channel right shift N of the int32 accumulator (reserved by AMCT).
         tensor_balance_factor: DMQ per-input-channel factors.
         skip_fusion: the layer was not fused with its BatchNorm.
         dst_type: ``"INT8"`` (AMCT default) or ``"INT4"``/``"INT16"``.
-        act_type: activation data type.
+        act_type: activation data type: absent or ``"INT8"``, or ``"INT16"`` (AMCT's A16W8;
+            :mod:`qdqforge.passes.act_grid` reads the grid from it).
         wts_type: weight data type.
         fakequant_precision_mode: ``"DEFAULT"`` or ``"FORCE_FP16_QUANT"``.
         scale_h: RNN hidden-state scale.

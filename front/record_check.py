@@ -2,10 +2,12 @@
 
 A record belongs to one model: every layer it names must be a quantizable layer of the modified
 ONNX, and every layer whose weight ``quantize_model`` fake-quantized (its ``<weight>.arq``
-initializer) must be in it. Its values must make an int8 grid: ``scale_d`` and every ``scale_w``
-finite and > 0, ``offset_d`` in [-128, 127], one ``scale_w`` for the tensor or one per output
-channel. Otherwise the int8 models would be silently wrong (a negative scale flips signs) or fail
-deep inside a pass; a RecordError names the record, the layer and the field instead.
+initializer) must be in it. Its values must make an integer grid: ``act_type`` absent, INT8 or
+INT16; ``scale_d`` and every ``scale_w`` finite and > 0; ``offset_d`` in [-128, 127], or in
+[-32768, 32767] when ``act_type`` is INT16; one ``scale_w`` for the tensor or one per output
+channel. Otherwise the quantized models would be silently wrong (a negative scale flips signs,
+an int16 offset wraps in an int8 zero point) or fail deep inside a pass; a RecordError names the
+record, the layer and the field instead.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from qdqforge.errors import RecordError
 from qdqforge.front.record import LayerRecord
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import LAYER_OPS, LayerSite, layer_site
+from qdqforge.passes.act_grid import ACT_TYPE_BITS, act_bits, act_range
 from qdqforge.passes.arq_weights import OUTPUT_AXIS
 
-INT8_OFFSETS = range(-128, 128)
 SAME_RUN = "give save_model the record quantize_model wrote together with this modified ONNX"
 
 
@@ -27,7 +29,7 @@ def check_record(graph: Graph, records: dict[str, LayerRecord], record_file, onn
     """Raise a RecordError for the first layer of ``records`` that ``graph`` cannot take.
 
     Raises:
-        RecordError: unknown or missing layer, or a scale/offset off the int8 grid.
+        RecordError: unknown or missing layer, or a scale/offset off the layer's grid.
     """
     where = f"{os.fspath(record_file)} (for {os.fspath(onnx_file)})"
     sites = {name: layer_site(graph, name) for name in records}
@@ -63,10 +65,14 @@ def _check_values(name: str, record: LayerRecord, site: LayerSite, where: str) -
     def bad(field: str, value, allowed: str) -> RecordError:
         return RecordError(f"{where}: layer '{name}': {field}={value!r}; allowed: {allowed}")
 
+    if record.act_type is not None and record.act_type not in ACT_TYPE_BITS:
+        raise bad("act_type", record.act_type, " | ".join(ACT_TYPE_BITS))
     if record.scale_d is not None and not _positive(record.scale_d):
         raise bad("scale_d", record.scale_d, "a finite number > 0")
-    if record.offset_d is not None and record.offset_d not in INT8_OFFSETS:
-        raise bad("offset_d", record.offset_d, "an integer in [-128, 127]")
+    qmin, qmax = act_range(act_bits(record))
+    if record.offset_d is not None and not qmin <= record.offset_d <= qmax:
+        grid = f"act_type {record.act_type}" if record.act_type else "act_type absent: INT8"
+        raise bad("offset_d", record.offset_d, f"an integer in [{qmin}, {qmax}] ({grid})")
     if not all(_positive(s) for s in record.scale_w):
         raise bad("scale_w", list(record.scale_w), "finite numbers > 0")
     channels = _output_channels(site)

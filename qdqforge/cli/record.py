@@ -1,7 +1,8 @@
 """``qdqforge record show FILE``: a scale/offset record as a table.
 
 Columns: layer, scale_d, offset_d, number of weight scales and their range, shift_bit values and
-the DMQ balance-factor range. ``-`` marks a field the record does not have.
+the DMQ balance-factor range. ``-`` marks a field the record does not have. An ``offset_d`` on
+a grid other than int8 carries its ``act_type`` (``-31853 (INT16)``).
 """
 
 from __future__ import annotations
@@ -53,12 +54,19 @@ def _row(name: str, rec: LayerRecord) -> tuple[str, ...]:
     return (
         name,
         _num(rec.scale_d),
-        "-" if rec.offset_d is None else str(rec.offset_d),
+        _offset(rec),
         str(len(rec.scale_w)) if rec.scale_w else "-",
         _span(rec.scale_w),
         _ints(rec.shift_bit),
         _span(rec.tensor_balance_factor),
     )
+
+
+def _offset(rec: LayerRecord) -> str:
+    if rec.offset_d is None:
+        return "-"
+    wide = rec.act_type not in (None, "INT8")
+    return f"{rec.offset_d} ({rec.act_type})" if wide else str(rec.offset_d)
 
 
 def _num(value: float | None) -> str:

@@ -2,8 +2,9 @@
 
 ``qdqforge::ActObserver(x)`` (``act_observe`` pass) becomes an :class:`ActObserverOp` that feeds
 the first ``batch_num`` forwards to the IFMR or HFMG kernel observer and then holds
-``scale_d``/``offset_d`` (``params``); later forwards return ``x`` fake-quantized on that int8
-grid (the fake-quant model's QuantizeLinear/DequantizeLinear, same rounding).
+``scale_d``/``offset_d`` (``params``); later forwards return ``x`` fake-quantized on that grid,
+int8 or int16 (the node's ``num_bits``; the fake-quant model's QuantizeLinear/DequantizeLinear,
+same rounding).
 
 ``qdqforge::DmqObserver(x, w_max)`` (inserted by the ``dmq_observe`` pass) becomes a
 :class:`DmqObserverOp`: it returns ``x`` unchanged and folds ``max |x|`` per input channel into a
@@ -82,17 +83,19 @@ class ActObserverOp(nn.Module):
         batch_num: forwards to observe (AMCT's ``batch_num``).
         batches: forwards observed so far.
         params: ``ActivationQuantParams`` (scale, offset, clips) once ``batch_num`` were seen.
+        num_bits: bit width of the grid (8, or 16 for AMCT's A16W8).
     """
 
     def __init__(self, layer: str, batch_num: int, observer) -> None:
         super().__init__()
         self.layer, self.batch_num, self.observer = layer, batch_num, observer
         self.batches, self.params = 0, None
+        self.num_bits = int(observer.num_bits)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.params is not None:
             scale = torch.tensor(self.params.scale, dtype=torch.float32).to(x)
-            return fake_quantize(x, scale, self.params.offset, *int_range(8))
+            return fake_quantize(x, scale, self.params.offset, *int_range(self.num_bits))
         with torch.no_grad():
             self.observer.update(x)
         self.batches += 1
