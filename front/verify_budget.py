@@ -25,14 +25,25 @@ activation ``<layer>.quant.out``, in topological order:
 
 A broken scale moves every integer after it by many steps, so the first violation, in
 topological order, names the tensor right after the fault.
+
+Steps are int8 steps. A tensor on a 16-bit grid (a layer with ``act_type`` INT16) is compared
+in its own integers and judged in int8-equivalent steps, ``round(d / 256)`` for ``d`` int16
+integers (``graph.quant_compare``). Its step is 256 times finer over the same range (257 times
+for an asymmetric grid), so the same float noise ``e`` that flips an int8 rounding with
+probability ``e / s8`` moves a 16-bit integer by about ``e / s16 = 256 e / s8``: counting raw
+int16 steps would call float round-off a fault 256 times as often, and a one-step int16
+difference is 1/256 of an int8 step, far below anything the budget above tolerates. So a 16-bit
+integer "differs" from half an int8 step (128 int16 steps) on and is "more than one step off"
+from 1.5 int8 steps (384) on, the same error in value as on int8. A wrong int16 scale still
+moves most of the tensor by hundreds of int16 steps; an int16 offset wrong by fewer than 128
+steps goes unseen, as an error below half an int8 step would on an int8 grid.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
+from qdqforge.front.verify_diffs import OutputError
 from qdqforge.graph.quant_compare import GridMismatch
 
 
@@ -54,15 +65,6 @@ class VerifyBudget:
         if comparison.startswith("torch"):
             return self.torch_flip_fraction
         return self.deploy_flip_fraction
-
-
-@dataclass(frozen=True)
-class OutputError:
-    """Largest absolute and relative (to ``max|reference|``) error of one model output."""
-
-    output: str
-    max_abs: float
-    max_rel: float
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class Comparison:
         for t in shallow:
             if t.beyond_one > budget.shallow_far_fraction * t.total:
                 why = (
-                    f"differs by up to {t.max_steps} steps, by more than {budget.max_steps} on "
+                    f"differs by up to {_steps(t)}, by more than {budget.max_steps} on "
                     f"{t.beyond_one} of {t.total} integers (budget "
                     f"{budget.shallow_far_fraction:g} of them)"
                 )
@@ -119,7 +121,7 @@ class Comparison:
             if t.beyond_one > budget.deep_far_fraction * t.total:
                 why = (
                     f"has {t.beyond_one} of {t.total} integers more than one step off (up to "
-                    f"{t.max_steps}; budget {budget.deep_far_fraction:g} of them this deep)"
+                    f"{_steps(t)}; budget {budget.deep_far_fraction:g} of them this deep)"
                 )
                 return Violation(self.name, t.tensor, why)
         rtol = budget.output_rtol if self.differ == 0 else budget.flipped_output_rtol
@@ -130,37 +132,8 @@ class Comparison:
         return None
 
 
-def grid_errors(
-    order: list[str], a: dict[str, np.ndarray], b: dict[str, np.ndarray]
-) -> list[GridMismatch]:
-    """Per tensor of ``order`` present in both, how ``b``'s integers differ from ``a``'s."""
-    result = []
-    for name in (n for n in order if n in a and n in b):
-        qa, qb = np.asarray(a[name], np.int64), np.asarray(b[name], np.int64)
-        if qa.shape != qb.shape:
-            size = max(qa.size, qb.size)
-            result.append(GridMismatch(name, 2**31, size, size, size))
-            continue
-        delta = np.abs(qa - qb)
-        steps, differ, far = (
-            int(delta.max(initial=0)),
-            int((delta > 0).sum()),
-            int((delta > 1).sum()),
-        )
-        result.append(GridMismatch(name, steps, differ, qa.size, far))
-    return result
-
-
-def output_errors(names: list[str], a: list[np.ndarray], b: list[np.ndarray]) -> list[OutputError]:
-    """Per output pair, max |a - b| absolute and relative to ``max|a|``."""
-    if len(a) != len(b):
-        return [OutputError(f"{len(a)} vs {len(b)} outputs", float("inf"), float("inf"))]
-    result = []
-    for name, ya, yb in zip(names, a, b):
-        ya, yb = np.asarray(ya, np.float64), np.asarray(yb, np.float64)
-        if ya.shape != yb.shape:
-            result.append(OutputError(name, float("inf"), float("inf")))
-            continue
-        err = float(np.abs(ya - yb).max(initial=0.0))
-        result.append(OutputError(name, err, err / max(float(np.abs(ya).max(initial=0.0)), 1e-12)))
-    return result
+def _steps(t: GridMismatch) -> str:
+    if t.bits == 8:
+        return f"{t.max_steps} steps"
+    int8_steps = t.max_steps / 2 ** (t.bits - 8)
+    return f"{t.max_steps} steps of its {t.bits}-bit grid ({int8_steps:.3g} int8 steps)"

@@ -19,8 +19,6 @@ written: they are valid ONNX, and with the JSON they are what one needs to debug
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import logging
 import os
 from pathlib import Path
@@ -30,16 +28,12 @@ from torch import nn
 
 from qdqforge.errors import VerificationError
 from qdqforge.front.example_inputs import as_arrays
-from qdqforge.front.verify_budget import (
-    Comparison,
-    VerifyBudget,
-    Violation,
-    grid_errors,
-    output_errors,
-)
+from qdqforge.front.verify_budget import Comparison, VerifyBudget
+from qdqforge.front.verify_diffs import grid_errors, output_errors
+from qdqforge.front.verify_report import message, summary, write_report
 from qdqforge.front.verify_taps import ort_run, torch_run
 from qdqforge.graph import io, numerics
-from qdqforge.graph.quant_compare import quantized_activations
+from qdqforge.graph.quant_compare import activation_bits, quantized_activations
 from qdqforge.runtime import reimport
 
 log = logging.getLogger(__name__)
@@ -61,6 +55,7 @@ def verify_saved_models(
     *,
     torch_module: nn.Module | None = None,
     budget: VerifyBudget | None = None,
+    notes: dict | None = None,
 ) -> list[Comparison]:
     """Compare torch, fake-quant and deploy on ``inputs``; write the JSON; raise beyond budget.
 
@@ -72,6 +67,7 @@ def verify_saved_models(
         torch_module: the torch side (default: ``reimport`` of the fake-quant ONNX); it is
             run in eval mode under ``no_grad`` and its mode is restored.
         budget: what is allowed (default :class:`VerifyBudget`).
+        notes: extra top-level entries for the JSON (the saver's ``deploy_float_layers``).
 
     Returns:
         The comparisons ``torch_vs_fake_quant`` and ``fake_quant_vs_deploy`` (empty when the
@@ -90,15 +86,15 @@ def verify_saved_models(
     comparisons = _compare(fake, dep, arrays, torch_module or reimport(fake))
     violation = next((v for c in comparisons if (v := c.violation(budget))), None)
     report = verify_path(save_path)
-    _write_report(report, comparisons, violation, budget, arrays)
-    log.info("%s", _summary(report, comparisons, violation))
+    write_report(report, comparisons, violation, budget, arrays, notes or {})
+    log.info("%s", summary(report, comparisons, violation))
     if violation is not None:
-        raise VerificationError(_message(violation, report))
+        raise VerificationError(message(violation, report))
     return comparisons
 
 
 def _compare(fake: onnx.ModelProto, dep: onnx.ModelProto, arrays, module) -> list[Comparison]:
-    order = quantized_activations(fake)
+    order, bits = quantized_activations(fake), activation_bits(fake)
     in_deploy = set(quantized_activations(dep))
     feeds = numerics.feeds_for(fake, arrays)
     names = [o.name for o in fake.graph.output]
@@ -114,55 +110,14 @@ def _compare(fake: onnx.ModelProto, dep: onnx.ModelProto, arrays, module) -> lis
     return [
         Comparison(
             "torch_vs_fake_quant",
-            grid_errors(order, torch_q, fake_q),
+            grid_errors(order, torch_q, fake_q, bits),
             output_errors(names, torch_out, fake_out),
             [n for n in order if n not in torch_q],
         ),
         Comparison(
             "fake_quant_vs_deploy",
-            grid_errors(order, fake_q, dep_q),
+            grid_errors(order, fake_q, dep_q, bits),
             output_errors(names, fake_out, dep_out),
             [n for n in order if n not in in_deploy],
         ),
     ]
-
-
-def _write_report(path: Path, comparisons, violation, budget, arrays) -> None:
-    tree = {
-        "passed": violation is None,
-        "first_diverging": dataclasses.asdict(violation) if violation else None,
-        "budget": dataclasses.asdict(budget),
-        "inputs": [{"shape": list(a.shape), "dtype": str(a.dtype)} for a in arrays],
-        "comparisons": {
-            c.name: {
-                "differ": c.differ,
-                "total": c.total,
-                "max_steps": c.max_steps,
-                "tensors": [dataclasses.asdict(t) for t in c.tensors],
-                "outputs": [dataclasses.asdict(o) for o in c.outputs],
-                "not_compared": c.not_compared,
-            }
-            for c in comparisons
-        },
-    }
-    io.atomic_write_text(path, json.dumps(tree, indent=1) + "\n")
-
-
-def _summary(report: Path, comparisons: list[Comparison], violation: Violation | None) -> str:
-    parts = [
-        f"{c.name}: {c.differ}/{c.total} integers differ (max {c.max_steps} steps), output "
-        f"rel err {max((o.max_rel for o in c.outputs), default=0.0):.2g}"
-        for c in comparisons
-    ]
-    verdict = "passed" if violation is None else f"FAILED at '{violation.tensor}'"
-    return f"verify {report.name}: " + "; ".join(parts) + f" -> {verdict}"
-
-
-def _message(violation: Violation, report: Path) -> str:
-    a, b = violation.comparison.split("_vs_")
-    return (
-        f"{a} and {b} disagree: tensor '{violation.tensor}' {violation.reason}; it is the first "
-        f"diverging tensor in topological order, so the fault lies between the quantized tensor "
-        f"before it and it. The models are written; per-tensor details are in {report}. "
-        "Pass verify=False to save without this check"
-    )

@@ -1,7 +1,7 @@
 """Read the integer activations of the three models the save-time check compares.
 
-onnxruntime: the int8 outputs of the activation QuantizeLinear nodes (``<layer>.quant.out``),
-exposed as extra graph outputs next to the real ones, in one session per model.
+onnxruntime: the integer outputs of the activation QuantizeLinear nodes (``<layer>.quant.out``,
+int8 or int16), exposed as extra graph outputs next to the real ones, in one session per model.
 
 torch: integers are taken where the module quantizes, so torch-vs-ORT compares integers, not
 only outputs. Two taps, used together:
@@ -27,6 +27,7 @@ import torch.fx
 from torch import nn
 
 from qdqforge.graph import numerics
+from qdqforge.graph.quant_compare import expose
 from qdqforge.runtime.kernels.fake_quant_ref import fake_quantize, quantize_linear
 
 _FAKE_QUANT_ARGS = inspect.signature(fake_quantize)
@@ -35,15 +36,10 @@ _FAKE_QUANT_ARGS = inspect.signature(fake_quantize)
 def ort_run(
     model: onnx.ModelProto, names: Sequence[str], feeds: Mapping[str, np.ndarray]
 ) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
-    """``(outputs, {tensor: int8 values})`` of ``model`` on ``feeds`` in one session."""
-    exposed = onnx.ModelProto()
-    exposed.CopyFrom(model)
+    """``(outputs, {tensor: integers})`` of ``model`` on ``feeds`` in one session."""
+    exposed = expose(model, names, keep_outputs=True)
+    values = dict(zip((o.name for o in exposed.graph.output), numerics.run(exposed, feeds)))
     outputs = [o.name for o in model.graph.output]
-    extra = [n for n in names if n not in outputs]
-    exposed.graph.output.extend(
-        onnx.helper.make_tensor_value_info(n, onnx.TensorProto.INT8, None) for n in extra
-    )
-    values = dict(zip(outputs + extra, numerics.run(exposed, feeds)))
     return [values[n] for n in outputs], {n: values[n] for n in names}
 
 

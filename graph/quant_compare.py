@@ -1,14 +1,21 @@
 """Compare two quantized ONNX models on their integer grids (fake-quant vs deploy).
 
 Both models name each activation's QuantizeLinear output alike (``<layer>.quant.out``), so
-running both in onnxruntime with those int8 tensors exposed as extra outputs gives, per tensor,
-the largest difference in quantization steps and how many integers differ. Float summation order
-legitimately flips a rounding now and then in deep nets; a flip is one step.
+running both in onnxruntime with those integer tensors exposed as extra outputs gives, per
+tensor, how the integers differ. Float summation order legitimately flips a rounding now and
+then in deep nets; on an int8 grid a flip is one step.
+
+Each tensor is read on its own grid: ``bits`` is its QuantizeLinear zero point's type (int8, or
+int16 for a layer calibrated with ``act_type`` INT16). Differences are counted in int8-equivalent
+steps, ``round(d / 2^(bits - 8))`` (half up) for ``d`` of the tensor's own integers: a 16-bit
+step is 256 times finer over the same range, so a one-step int16 difference (float round-off)
+counts as none and a difference counts as a flip from half an int8 step on.
+``max_steps`` stays in the tensor's own integers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,17 +23,21 @@ import onnx
 
 from qdqforge.graph import numerics
 
+T = onnx.TensorProto
+GRID_BITS = {T.INT8: 8, T.UINT8: 8, T.INT16: 16, T.UINT16: 16}
+
 
 @dataclass(frozen=True)
 class GridMismatch:
-    """How one int8 tensor differs between two models.
+    """How one quantized activation differs between two models.
 
     Attributes:
         tensor: the QuantizeLinear output name.
-        max_steps: largest |q_a - q_b|.
-        differ: integers that differ.
+        max_steps: largest |q_a - q_b| in the tensor's own integers.
+        differ: integers that differ by at least one int8-equivalent step (module docstring).
         total: integers compared.
-        beyond_one: integers that differ by more than one step.
+        beyond_one: integers that differ by more than one int8-equivalent step.
+        bits: the tensor's grid (8 or 16).
     """
 
     tensor: str
@@ -34,6 +45,22 @@ class GridMismatch:
     differ: int
     total: int
     beyond_one: int = 0
+    bits: int = 8
+
+
+def compare_grid(name: str, qa: np.ndarray, qb: np.ndarray, bits: int = 8) -> GridMismatch:
+    """:class:`GridMismatch` of two same-shaped integer tensors on a ``bits`` grid."""
+    delta = np.abs(np.asarray(qa, np.int64) - np.asarray(qb, np.int64))
+    unit = 2 ** (bits - 8)
+    steps = (delta + unit // 2) // unit
+    return GridMismatch(
+        name,
+        int(delta.max(initial=0)),
+        int((steps > 0).sum()),
+        delta.size,
+        int((steps > 1).sum()),
+        bits,
+    )
 
 
 def quantized_activations(model: onnx.ModelProto) -> list[str]:
@@ -46,17 +73,42 @@ def quantized_activations(model: onnx.ModelProto) -> list[str]:
     ]
 
 
+def activation_types(model: onnx.ModelProto) -> dict[str, int]:
+    """``{QuantizeLinear output: TensorProto type}``: the zero point's (uint8 without one)."""
+    zero_points = {i.name: i.data_type for i in model.graph.initializer}
+    return {
+        n.output[0]: zero_points.get(n.input[2], T.UINT8) if len(n.input) > 2 else T.UINT8
+        for n in model.graph.node
+        if n.op_type == "QuantizeLinear"
+    }
+
+
+def activation_bits(model: onnx.ModelProto) -> dict[str, int]:
+    """``{QuantizeLinear output: grid bits}`` (8 or 16)."""
+    return {name: GRID_BITS.get(kind, 8) for name, kind in activation_types(model).items()}
+
+
+def expose(model: onnx.ModelProto, names: Sequence[str], keep_outputs: bool) -> onnx.ModelProto:
+    """A copy of ``model`` with the integer tensors ``names`` as extra (or the only) outputs."""
+    exposed = onnx.ModelProto()
+    exposed.CopyFrom(model)
+    if not keep_outputs:
+        del exposed.graph.output[:]
+    present = {o.name for o in exposed.graph.output}
+    types = activation_types(model)
+    exposed.graph.output.extend(
+        onnx.helper.make_tensor_value_info(n, types.get(n, T.INT8), None)
+        for n in names
+        if n not in present
+    )
+    return exposed
+
+
 def run_with_tensors(
     model: onnx.ModelProto, names: list[str], feeds: Mapping[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    """Values of the intermediate tensors ``names`` (int8) on ``feeds``."""
-    exposed = onnx.ModelProto()
-    exposed.CopyFrom(model)
-    del exposed.graph.output[:]
-    exposed.graph.output.extend(
-        onnx.helper.make_tensor_value_info(n, onnx.TensorProto.INT8, None) for n in names
-    )
-    return dict(zip(names, numerics.run(exposed, feeds)))
+    """Values of the intermediate integer tensors ``names`` on ``feeds``."""
+    return dict(zip(names, numerics.run(expose(model, names, keep_outputs=False), feeds)))
 
 
 def grid_mismatch(
@@ -65,16 +117,5 @@ def grid_mismatch(
     """Per shared quantized activation (in ``a``'s order), how ``b``'s integers differ."""
     shared = [n for n in quantized_activations(a) if n in set(quantized_activations(b))]
     got_a, got_b = run_with_tensors(a, shared, feeds), run_with_tensors(b, shared, feeds)
-    result = []
-    for name in shared:
-        delta = np.abs(got_a[name].astype(np.int32) - got_b[name].astype(np.int32))
-        result.append(
-            GridMismatch(
-                name,
-                int(delta.max(initial=0)),
-                int((delta > 0).sum()),
-                delta.size,
-                int((delta > 1).sum()),
-            )
-        )
-    return result
+    bits = activation_bits(a)
+    return [compare_grid(name, got_a[name], got_b[name], bits[name]) for name in shared]

@@ -12,7 +12,8 @@ import onnx
 import torch
 from torch import nn
 
-from qdqforge.front.verify_budget import Comparison, VerifyBudget, grid_errors, output_errors
+from qdqforge.front.verify_budget import Comparison, VerifyBudget
+from qdqforge.front.verify_diffs import grid_errors, output_errors
 from qdqforge.front.verify_taps import torch_run
 
 

@@ -1,0 +1,60 @@
+"""How two runs of a quantized model differ: per activation on its integer grid, per output.
+
+Integer tensors are compared with :func:`qdqforge.graph.quant_compare.compare_grid` (int8 or
+int16 grid, differences in int8-equivalent steps); outputs by their largest absolute error and
+that error relative to the reference's ``max |y|``. :mod:`.verify_budget` judges both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from qdqforge.graph.quant_compare import GridMismatch, compare_grid
+
+
+@dataclass(frozen=True)
+class OutputError:
+    """Largest absolute and relative (to ``max|reference|``) error of one model output."""
+
+    output: str
+    max_abs: float
+    max_rel: float
+
+
+def grid_errors(
+    order: list[str],
+    a: dict[str, np.ndarray],
+    b: dict[str, np.ndarray],
+    bits: Mapping[str, int] | None = None,
+) -> list[GridMismatch]:
+    """Per tensor of ``order`` present in both, how ``b``'s integers differ from ``a``'s.
+
+    ``bits`` gives each tensor's grid (8 when absent; 16 is judged as :func:`compare_grid` says).
+    """
+    result = []
+    for name in (n for n in order if n in a and n in b):
+        qa, qb, grid = np.asarray(a[name]), np.asarray(b[name]), (bits or {}).get(name, 8)
+        if qa.shape != qb.shape:
+            size = max(qa.size, qb.size)
+            result.append(GridMismatch(name, 2**31, size, size, size, grid))
+            continue
+        result.append(compare_grid(name, qa, qb, grid))
+    return result
+
+
+def output_errors(names: list[str], a: list[np.ndarray], b: list[np.ndarray]) -> list[OutputError]:
+    """Per output pair, max |a - b| absolute and relative to ``max|a|``."""
+    if len(a) != len(b):
+        return [OutputError(f"{len(a)} vs {len(b)} outputs", float("inf"), float("inf"))]
+    result = []
+    for name, ya, yb in zip(names, a, b):
+        ya, yb = np.asarray(ya, np.float64), np.asarray(yb, np.float64)
+        if ya.shape != yb.shape:
+            result.append(OutputError(name, float("inf"), float("inf")))
+            continue
+        err = float(np.abs(ya - yb).max(initial=0.0))
+        result.append(OutputError(name, err, err / max(float(np.abs(ya).max(initial=0.0)), 1e-12)))
+    return result
