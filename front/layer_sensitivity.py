@@ -24,6 +24,7 @@ from qdqforge.front.ptq_model import modified_context, modified_passes
 from qdqforge.front.record import LayerRecord
 from qdqforge.graph import numerics
 from qdqforge.graph.ir import Graph
+from qdqforge.passes.act_grid import with_opset_upgrade
 from qdqforge.passes.base import PassContext
 from qdqforge.passes.pipeline import run_pipeline
 
@@ -44,7 +45,8 @@ def layer_cosines(graph: Graph, records: dict[str, LayerRecord], input_data) -> 
     cosines = {}
     for layer, rec in records.items():
         ctx = PassContext(options={"insert_qdq": {"records": {layer: rec}}})
-        quantized = run_pipeline(graph.copy(), ("insert_qdq",), ctx=ctx).graph
+        passes = with_opset_upgrade({layer: rec}, ("insert_qdq",))
+        quantized = run_pipeline(graph.copy(), passes, ctx=ctx).graph
         cosines[layer] = cosine(reference, _flat(numerics.run(quantized, feeds)))
     return cosines
 

@@ -8,7 +8,12 @@ and weight -> ``<save_path>_fake_quant_model.onnx``.
 The deploy model ``<save_path>_deploy_model.onnx`` runs Conv and Linear layers on integers
 (``integer_layers``: QuantizeLinear -> ConvInteger/MatMulInteger with int8 weights -> int32 bias
 Add -> Cast -> Mul(s_d * s_w)); other quantized layers (ConvTranspose, AveragePool) keep Q/DQ
-with their weights stored as int8 (``insert_qdq`` with ``int8_weights``).
+with their weights stored as int8 (``insert_qdq`` with ``int8_weights``), and so do layers with
+16-bit activations (record ``act_type`` INT16, AMCT's A16W8): ONNX has no ConvInteger/
+MatMulInteger for int16 inputs, so in the deploy model they run as
+``DequantizeLinear(int16 x) -> op(DequantizeLinear(int8 W), float bias)``, the fake-quant
+model's arithmetic; the log and ``_verify.json`` (``deploy_float_layers``) name them. Their
+int16 Q/DQ pairs need opset 21: both graphs are upgraded first (``opset_upgrade``).
 
 Given ``verify_inputs``, the written models are then checked against the torch model on their
 integer grids (:mod:`qdqforge.front.verify_save`, ``<save_path>_verify.json``).
@@ -30,6 +35,7 @@ from qdqforge.front.verify_save import verify_saved_models
 from qdqforge.graph import io
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import layer_site
+from qdqforge.passes.act_grid import wide_layers, with_opset_upgrade
 from qdqforge.passes.base import PassContext
 from qdqforge.passes.integer_layers import integer_capable
 from qdqforge.passes.pipeline import run_pipeline
@@ -89,18 +95,31 @@ def write_quant_models(
     check_save_path(save_path)
     deploy = _deploy_graph(graph.copy(), records)
     ctx = PassContext(options={"insert_qdq": {"records": records}})
-    fake = run_pipeline(graph, ("insert_qdq",), ctx=ctx).graph
+    fake = run_pipeline(graph, with_opset_upgrade(records, ("insert_qdq",)), ctx=ctx).graph
     paths = SavedModels(
         io.save(fake, output_path(save_path, "fake_quant")),
         io.save(deploy, output_path(save_path, "deploy")),
     )
     log.info("wrote %s and %s", *paths)
+    notes = _deploy_notes(records)
     if verify is not False and verify_inputs is not None:
         budget = verify if isinstance(verify, VerifyBudget) else None
         verify_saved_models(
-            *paths, verify_inputs, save_path, torch_module=torch_module, budget=budget
+            *paths, verify_inputs, save_path, torch_module=torch_module, budget=budget, notes=notes
         )
     return paths
+
+
+def _deploy_notes(records: dict[str, LayerRecord]) -> dict:
+    wide = wide_layers(records)
+    if wide:
+        log.info(
+            "deploy: %d layer(s) with int16 activations run as DequantizeLinear + float op "
+            "(no int16 ConvInteger/MatMulInteger in ONNX): %s",
+            len(wide),
+            ", ".join(wide),
+        )
+    return {"deploy_float_layers": wide}
 
 
 def _deploy_graph(graph: Graph, records: dict[str, LayerRecord]) -> Graph:
@@ -110,5 +129,5 @@ def _deploy_graph(graph: Graph, records: dict[str, LayerRecord]) -> Graph:
         "integer_layers": {"records": integer},
         "insert_qdq": {"records": rest, "int8_weights": True},
     }
-    ctx = PassContext(options=options)
-    return run_pipeline(graph, ("integer_layers", "insert_qdq"), ctx=ctx).graph
+    passes = with_opset_upgrade(records, ("integer_layers", "insert_qdq"))
+    return run_pipeline(graph, passes, ctx=PassContext(options=options)).graph

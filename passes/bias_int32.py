@@ -6,7 +6,8 @@ the int32 accumulator) hold the same bias value by construction (spec §5). A ``
 means the scales are too small for the bias: a QuantizationError suggesting ``skip_layers``.
 
 The bias is input 2 of Conv/ConvTranspose/Gemm, or the constant operand of the ``Add`` that is
-the only consumer of a MatMul's output (a Linear on a 3-D input).
+the only consumer of a MatMul's output (a Linear on a 3-D input). ``s_d`` is an int8 grid's
+scale: a layer with 16-bit activations keeps a float bias (``insert_qdq``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import onnx_graphsurgeon as gs
 from qdqforge.errors import QuantizationError
 from qdqforge.graph import query
 from qdqforge.graph.ir import Graph
+from qdqforge.graph.layers import LayerSite
+from qdqforge.graph.naming import unique_name
 
 INT32_MAX = 2**31 - 1
 
@@ -73,3 +76,23 @@ def int32_bias(layer: str, bias: np.ndarray, dequant_scale: np.ndarray) -> np.nd
             "in the quantization config"
         )
     return exact.astype(np.int32)
+
+
+def dequantize_int32_bias(
+    graph: Graph, site: LayerSite, bias: LayerBias, scale: np.ndarray, taken: set[str]
+) -> None:
+    """Make the layer read ``DequantizeLinear(B_q, s_d * s_w)`` (the fake-quant model's bias)."""
+    q = int32_bias(site.name, bias.value, scale)
+    axis = 0 if scale.size > 1 else None
+    stored = gs.Constant(unique_name(f"{site.name}.bias_int32", taken), q)
+    value = scale if axis is not None else scale.reshape(())
+    zp = np.zeros(value.shape, np.int32)
+    out = gs.Variable(unique_name(f"{site.name}.bias_dequant.out", taken), dtype=np.float32)
+    zero = gs.Constant(unique_name(f"{site.name}.bias_dequant.offset", taken), zp)
+    scale_c = gs.Constant(unique_name(f"{site.name}.bias_dequant.scale", taken), value)
+    attrs = {} if axis is None else {"axis": axis}
+    name = unique_name(f"{site.name}.bias_dequant", taken)
+    node = gs.Node("DequantizeLinear", name, attrs, [stored, scale_c, zero], [out])
+    graph.gs.nodes.append(node)
+    graph.stamp(node, "insert_qdq", "bias_int32", [site.node])
+    bias.holder.inputs[bias.index] = out

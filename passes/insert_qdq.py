@@ -5,13 +5,17 @@ Before / after (layer with ``scale_d``/``offset_d``/``scale_w`` in options ``rec
     x -> Conv(W, B) -> y
     x -> Q(s_d, o_d) -> DQ(s_d, o_d) -> Conv(DQ(Q(W, s_w, axis)), B) -> y
 
-Math (spec §4.0): ``q = clamp(round(x / s) + o, -128, 127)``, ``x^ = (q - o) * s`` with int8
-zero point ``o = offset_d`` and per-output-channel weight scales (``axis`` 0 for Conv/Linear
+Math (spec §4.0): ``q = clamp(round(x / s) + o, qmin, qmax)``, ``x^ = (q - o) * s`` with zero
+point ``o = offset_d`` on the layer's activation grid (``act_grid``: int8 ``[-128, 127]``, or
+int16 ``[-32768, 32767]`` for a record with ``act_type`` INT16, which needs opset 21: run
+``opset_upgrade`` first) and per-output-channel weight scales (``axis`` 0 for Conv/Linear
 weights, 1 for ConvTranspose and ``[Cin, Cout]`` MatMul weights) or one per tensor; weight
 offsets are 0. The bias becomes ``DequantizeLinear(round(B / (s_d * s_w)) as int32, s_d * s_w)``
 (``bias_int32``, the deploy model's value). The weight Q/DQ pair reads the weight constant
 directly (before the Transpose of a Linear on 3-D input). This is the fake-quant model of
-``save_model`` (spec §5), as QDQ.
+``save_model`` (spec §5), as QDQ. A 16-bit layer keeps its bias float: there is no integer
+accumulator to share it with, and on the 256 times finer ``s_d * s_w`` grid an int32 bias
+overflows 256 times sooner (the calibration module's bias is float too).
 With option ``int8_weights`` (the deploy model's layers without an integer op: ConvTranspose)
 the weight is stored as the int8 constant ``round(W / s_w)`` feeding only the DequantizeLinear.
 INT4 weights (record ``dst_type``) use the 4-bit grid (``weight_grid``).
@@ -22,14 +26,15 @@ from __future__ import annotations
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from qdqforge.errors import PassError
+from qdqforge.errors import PassError, PreconditionError
 from qdqforge.graph import query
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import LayerSite, layer_site
 from qdqforge.graph.naming import taken_names, unique_name
 from qdqforge.graph.toposort import toposort
+from qdqforge.passes.act_grid import act_bits, opset_needed, zero_point
 from qdqforge.passes.base import GraphPass, PassContext, PassResult
-from qdqforge.passes.bias_int32 import LayerBias, int32_bias, layer_bias
+from qdqforge.passes.bias_int32 import dequantize_int32_bias, layer_bias
 from qdqforge.passes.registry import register_pass
 from qdqforge.passes.weight_grid import clamp_to_grid, weight_integers
 
@@ -41,6 +46,14 @@ class InsertQdqPass(GraphPass):
     """Quantize each recorded layer's activation and weight with QuantizeLinear/DequantizeLinear."""
 
     name = "insert_qdq"
+
+    def requires(self, graph: Graph, ctx: PassContext) -> None:
+        needed = opset_needed(ctx.options_for(self.name).get("records", {}))
+        if graph.opset < needed:
+            raise PreconditionError(
+                f"insert_qdq: int16 QuantizeLinear needs opset {needed}, the graph has "
+                f"{graph.opset}; run opset_upgrade first"
+            )
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         options = ctx.options_for(self.name)
@@ -63,16 +76,17 @@ class InsertQdqPass(GraphPass):
 def _qdq(
     graph: Graph, site: LayerSite, x: gs.Tensor, scale, zp, axis, tag: str, taken, stored=False
 ) -> gs.Tensor:
-    """Q/DQ pair on ``x``; ``stored``: ``x`` is already the int8 constant, only DQ it."""
+    """Q/DQ pair on ``x`` (integer type of ``zp``); ``stored``: ``x`` is the integer constant."""
     s = gs.Constant(
         unique_name(f"{site.name}.{tag}quant.scale", taken), np.asarray(scale, np.float32)
     )
-    z = gs.Constant(unique_name(f"{site.name}.{tag}quant.offset", taken), np.asarray(zp, np.int8))
+    zp = zp if isinstance(zp, np.ndarray) else np.asarray(zp, np.int8)
+    z = gs.Constant(unique_name(f"{site.name}.{tag}quant.offset", taken), zp)
     out = gs.Variable(unique_name(f"{site.name}.{tag}dequant.out", taken), dtype=np.float32)
     attrs = {} if axis is None else {"axis": axis}
     nodes, q = [], x
     if not stored:
-        q = gs.Variable(unique_name(f"{site.name}.{tag}quant.out", taken), dtype=np.int8)
+        q = gs.Variable(unique_name(f"{site.name}.{tag}quant.out", taken), dtype=zp.dtype)
         name = unique_name(f"{site.name}.{tag}quant", taken)
         nodes.append(gs.Node("QuantizeLinear", name, attrs, [x, s, z], [q]))
     name = unique_name(f"{site.name}.{tag}dequant", taken)
@@ -87,7 +101,7 @@ def _quantize_input(graph: Graph, site: LayerSite, rec, taken) -> None:
     if rec.scale_d is None or rec.offset_d is None:
         raise PassError(f"insert_qdq: layer '{site.name}' has no scale_d/offset_d")
     site.node.inputs[0] = _qdq(
-        graph, site, site.activation, rec.scale_d, rec.offset_d, None, "", taken
+        graph, site, site.activation, rec.scale_d, zero_point(rec), None, "", taken
     )
 
 
@@ -109,26 +123,8 @@ def _quantize_weight(graph: Graph, site: LayerSite, rec, taken, int8_weights: bo
     )
     holder.inputs[holder.inputs.index(site.weight)] = w_dq
     bias = layer_bias(graph, site.node)
-    if bias and rec.scale_d is not None:
-        _quantize_bias(graph, site, bias, np.float32(rec.scale_d) * scale, taken)
-
-
-def _quantize_bias(graph: Graph, site: LayerSite, bias: LayerBias, scale: np.ndarray, taken):
-    """The bias on the int32 grid of ``s_d * s_w``, read through a DequantizeLinear."""
-    q = int32_bias(site.name, bias.value, scale)
-    axis = 0 if scale.size > 1 else None
-    stored = gs.Constant(unique_name(f"{site.name}.bias_int32", taken), q)
-    value = scale if axis is not None else scale.reshape(())
-    zp = np.zeros(value.shape, np.int32)
-    out = gs.Variable(unique_name(f"{site.name}.bias_dequant.out", taken), dtype=np.float32)
-    zero = gs.Constant(unique_name(f"{site.name}.bias_dequant.offset", taken), zp)
-    scale_c = gs.Constant(unique_name(f"{site.name}.bias_dequant.scale", taken), value)
-    attrs = {} if axis is None else {"axis": axis}
-    name = unique_name(f"{site.name}.bias_dequant", taken)
-    node = gs.Node("DequantizeLinear", name, attrs, [stored, scale_c, zero], [out])
-    graph.gs.nodes.append(node)
-    graph.stamp(node, "insert_qdq", "bias_int32", [site.node])
-    bias.holder.inputs[bias.index] = out
+    if bias and rec.scale_d is not None and act_bits(rec) == 8:
+        dequantize_int32_bias(graph, site, bias, np.float32(rec.scale_d) * scale, taken)
 
 
 def _stored_weight(site: LayerSite, scale, axis, rec, taken, int8_weights: bool) -> gs.Constant:

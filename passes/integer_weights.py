@@ -4,7 +4,8 @@
 output channel (Conv axis 0, Linear ``[Cout, Cin]`` axis 0, MatMul ``[Cin, Cout]`` axis 1) or
 one per tensor. Linear weights are stored transposed for
 MatMulInteger. The dequant scale ``s_d * s_w`` is shaped to broadcast over the layer output
-(``[Cout, 1, ...]`` for conv, ``[Cout]`` for MatMul).
+(``[Cout, 1, ...]`` for conv, ``[Cout]`` for MatMul). A layer with 16-bit activations has no
+integer form: ConvInteger/MatMulInteger take int8/uint8 inputs only.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import onnx_graphsurgeon as gs
 from qdqforge.errors import PassError
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import LayerSite
+from qdqforge.passes.act_grid import act_bits
 from qdqforge.passes.bias_int32 import layer_bias
 from qdqforge.passes.weight_grid import weight_integers
 
@@ -43,6 +45,8 @@ class IntegerLayer:
 def integer_layer(graph: Graph, site: LayerSite | None, rec) -> IntegerLayer | None:
     """The :class:`IntegerLayer` of ``site``, or None when it has no integer form."""
     if site is None or site.weight is None or not rec.scale_w or rec.scale_d is None:
+        return None
+    if act_bits(rec) != 8:
         return None
     node = site.node
     if node.op == "Gemm" and not _plain_gemm(node):

@@ -1,11 +1,12 @@
 """Fuzzing the save-time record check: any record gives a RecordError or a record that saves.
 
 Records for the base model (conv with 4 output channels, fc with 1 scale) with arbitrary values:
-NaN/inf/negative/zero scales, offsets far outside int8, any number of weight scales, unknown or
-missing layers. :func:`check_record` must either raise a RecordError or accept a record whose
-values are all valid; and a record it accepts must save (fake-quant and deploy) with nothing but
-a typed QuantizationError (int32 bias overflow) on the way. Example counts follow the hypothesis
-profile (``ci`` / ``long``, see ``tests/conftest.py``); the save property runs a tenth of them.
+NaN/inf/negative/zero scales, offsets far outside int8 and int16, ``act_type`` absent, INT8,
+INT16 or unknown, any number of weight scales, unknown or missing layers. :func:`check_record`
+must either raise a RecordError or accept a record whose values are all valid; and a record it
+accepts must save (fake-quant and deploy) with nothing but a typed QuantizationError (int32 bias
+overflow) on the way. Example counts follow the hypothesis profile (``ci`` / ``long``, see
+``tests/conftest.py``); the save property runs a tenth of them.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from qdqforge.graph import io
 FIXTURES = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 floats = st.floats(allow_nan=True, allow_infinity=True, width=32) | st.sampled_from([0.0, -0.0])
 scales = floats | st.floats(1e-6, 1.0)  # plenty of valid ones too
+act_types = st.none() | st.sampled_from(["INT8", "INT16", "INT4"])
 records = st.builds(
     LayerRecord,
     scale_d=st.none() | scales,
-    offset_d=st.none() | st.integers(-300, 300),
+    offset_d=st.none() | st.integers(-300, 300) | st.integers(-40000, 40000),
+    act_type=act_types,
     scale_w=st.lists(scales, max_size=6).map(tuple),
     offset_w=st.lists(st.just(0), max_size=6).map(tuple),
 )
@@ -44,8 +47,9 @@ def near_valid(channels: int):
     return st.builds(
         LayerRecord,
         scale_d=good | good | good | floats,
-        offset_d=st.integers(-128, 127) | st.integers(-128, 127) | st.integers(-300, 300),
+        offset_d=st.integers(-128, 127) | st.integers(-32768, 32767) | st.integers(-300, 300),
         scale_w=(scale_w | scale_w | scale_w | st.lists(scales)).map(tuple),
+        act_type=st.none() | st.just("INT16"),
     )
 
 
@@ -61,9 +65,11 @@ def _valid(record: LayerRecord, channels: int) -> bool:
     def positive(v):
         return math.isfinite(v) and v > 0
 
+    bound = {None: 128, "INT8": 128, "INT16": 32768}.get(record.act_type)
     return (
-        (record.scale_d is None or positive(record.scale_d))
-        and (record.offset_d is None or -128 <= record.offset_d <= 127)
+        bound is not None
+        and (record.scale_d is None or positive(record.scale_d))
+        and (record.offset_d is None or -bound <= record.offset_d < bound)
         and all(positive(s) for s in record.scale_w)
         and len(record.scale_w) in (0, 1, channels)
     )
@@ -87,7 +93,7 @@ def test_a_record_the_check_accepts_saves(graph, layers, tmp_path_factory):
         check_record(graph, layers, "fuzz.txt", "m.onnx")
     except RecordError:
         return
-    event("accepted: saved")
+    event("accepted: saved" + (" (int16)" if any(r.act_type for r in layers.values()) else ""))
     complete = {k: r for k, r in layers.items() if r.scale_d is not None and r.scale_w}
     out = tmp_path_factory.mktemp("fuzz_save") / "net"
     try:
