@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.qat_digits import QAT_SEEDS, digits_rows
+from bench.qat_digits import FP32_SEEDS, QAT_SEEDS, digits_rows
 from bench.qat_rows import Row, render
 from bench.qat_timing import MODELS, profile_top, timing_rows
 
@@ -58,12 +58,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     warmup, repeats = (2, 5) if args.quick else (3, 21)
     seeds = QAT_SEEDS[:1] if args.quick else QAT_SEEDS
+    fp32_seeds = FP32_SEEDS[:1] if args.quick else FP32_SEEDS
     start, before = time.perf_counter(), load()
     rows = timing_rows(warmup, repeats)
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
-        rows += digits_rows(out, 4 if args.quick else 12, qat_epochs=3, seeds=seeds)
+        rows += digits_rows(out, 4 if args.quick else 12, 3, seeds, fp32_seeds)
     rows.append(gpu_row())
     print(render(rows))
     steps = " / ".join(f"{repeats * factor} ({name})" for name, (_, _, factor) in MODELS.items())
@@ -73,7 +74,10 @@ def main() -> None:
         f"torch.set_num_threads({args.threads}), {os.cpu_count()} CPUs shared with other jobs: "
         f"{before} at start, {load()} at end; ratios move with that load."
     )
-    print(f"(b) QAT rows and the control: mean [min-max] over training seeds {seeds}.")
+    print(
+        f"(b) mean [min-max] over FP32 models (seeds {fp32_seeds}); QAT and the control also "
+        f"over fine-tuning seeds {seeds}."
+    )
     print(f"total {time.perf_counter() - start:.0f} s")
     if args.profile:
         for name in MODELS:
