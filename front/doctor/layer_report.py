@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from qdqforge.front.doctor.channels import ChannelRanges
 from qdqforge.front.doctor.fidelity import Fidelity, json_float
 
-RECORD_FIELDS = ("scale_d", "offset_d", "scale_w", "offset_w", "shift_bit")
+RECORD_FIELDS = ("scale_d", "offset_d", "act_type", "scale_w", "offset_w", "shift_bit")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,9 @@ class LayerReport:
         scale_w: ARQ weight scales the analysis used.
         params_source: ``"record"`` when scale_d/offset_d came from the record, else
             ``"input_data"`` (calibrated by the doctor).
-        record: the record's scale_d/offset_d/scale_w/offset_w/shift_bit, None without one.
+        record: the record's scale_d/offset_d/act_type/scale_w/offset_w/shift_bit, None
+            without one.
+        act_bits: bit width of the activation grid the analysis used (8, or 16 for INT16).
     """
 
     name: str
@@ -52,6 +54,7 @@ class LayerReport:
     scale_w: tuple[float, ...]
     params_source: str
     record: dict | None = None
+    act_bits: int = 8
 
     @property
     def cause(self) -> str:
@@ -75,6 +78,7 @@ class LayerReport:
         out |= {"dmq_alpha": self.dmq_alpha, "scale_d": self.scale_d, "offset_d": self.offset_d}
         out |= {"scale_w": list(self.scale_w), "params_source": self.params_source}
         out["record"] = self.record
+        out["act_bits"] = self.act_bits
         return out
 
     @classmethod

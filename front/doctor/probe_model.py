@@ -8,7 +8,8 @@ This is the graph ``quantize_model`` builds, minus the ARQ weights written into 
 of "this layer's activation quantized" / "this layer's weight quantized" is one forward away:
 the quantized everything-on run is the fake-quant model (its bias stays float: the saved
 model's int32 bias differs by at most half a step of ``s_d * s_w``). DMQ factors and
-``scale_d``/``offset_d`` come from the record where it has them, else from ``input_data``.
+``scale_d``/``offset_d`` come from the record where it has them (on its ``act_type`` grid, 8 or
+16 bits), else from ``input_data`` (on the config's ``num_bits``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from qdqforge.front.record import LayerRecord
 from qdqforge.graph import io
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import LayerSite, layer_site
+from qdqforge.passes.act_grid import act_bits
 from qdqforge.passes.arq_weights import OUTPUT_AXIS
 from qdqforge.passes.base import PassContext
 from qdqforge.passes.pipeline import run_pipeline
@@ -121,10 +123,9 @@ def _swap_observers(module, config: QuantConfig, records, sites) -> dict[str, Ac
     for path, op in list(module.named_modules()):
         if isinstance(op, ActObserverOp):
             rec = records.get(op.layer)
-            scale, offset = op.params.scale, op.params.offset
+            scale, offset, bits = op.params.scale, op.params.offset, op.num_bits
             if rec is not None and rec.scale_d is not None and rec.offset_d is not None:
-                scale, offset = rec.scale_d, rec.offset_d
-            bits = config.layer(op.layer).activation_quant_params.num_bits
+                scale, offset, bits = rec.scale_d, rec.offset_d, act_bits(rec)
             probe = ActivationProbe(op.layer, sites[op.layer].channel_axis, scale, offset, bits)
             owner, _, leaf = path.rpartition(".")
             module.get_submodule(owner).add_module(leaf, probe)

@@ -1,9 +1,10 @@
 """Switches the doctor puts on each layer of the reimported float model.
 
 :class:`ActivationProbe` replaces the layer's ``ActObserverOp`` once calibration is done: an
-identity, or (``quantize``) the int8 fake quantization of the fake-quant model
-``x^ = (clamp(round(x / s_d) + o_d, -128, 127) - o_d) * s_d`` (``kernels.fake_quant_ref``, the
-rounding onnxruntime uses). With ``observe`` it records the per-channel min and max of the
+identity, or (``quantize``) the fake quantization of the fake-quant model
+``x^ = (clamp(round(x / s_d) + o_d, qmin, qmax) - o_d) * s_d`` on the layer's grid (int8
+``[-128, 127]``, or int16 ``[-32768, 32767]`` for 16-bit activations; ``kernels.fake_quant_ref``,
+the rounding onnxruntime uses). With ``observe`` it records the per-channel min and max of the
 layer's input (the balanced ``X / s`` when DMQ is on).
 
 :class:`WeightSwitch` holds a layer's float weight and its ARQ fake-quantized value (the weight
@@ -27,6 +28,7 @@ class ActivationProbe(nn.Module):
         layer: torch name of the layer.
         channel_axis: input-channel axis (1 conv/pool, -1 Linear/MatMul).
         scale, offset: ``scale_d``/``offset_d`` of the layer.
+        num_bits: bit width of its activation grid (8 or 16).
         quantize: fake-quantize in the next forwards.
         observe: record per-channel ``lo``/``hi`` in the next forwards.
     """
@@ -34,7 +36,8 @@ class ActivationProbe(nn.Module):
     def __init__(self, layer: str, channel_axis: int, scale: float, offset: int, num_bits=8):
         super().__init__()
         self.layer, self.channel_axis = layer, channel_axis
-        self.scale, self.offset, self.grid = float(scale), int(offset), int_range(num_bits)
+        self.scale, self.offset, self.num_bits = float(scale), int(offset), int(num_bits)
+        self.grid = int_range(self.num_bits)
         self.quantize, self.observe = False, False
         self.lo: np.ndarray | None = None
         self.hi: np.ndarray | None = None

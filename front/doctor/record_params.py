@@ -1,7 +1,8 @@
 """A layer's quantization parameters and input ranges, as the doctor used and recorded them.
 
-``scale_d``/``offset_d`` are the record's when it has them (``params_source: "record"``), else
-the doctor's IFMR/HFMG calibration on ``input_data``; ``scale_w`` is ARQ on the (folded,
+``scale_d``/``offset_d`` are the record's when it has them (``params_source: "record"``, on the
+grid of its ``act_type``), else the doctor's IFMR/HFMG calibration on ``input_data`` (on the
+config's ``num_bits``); ``act_bits`` is that grid's width; ``scale_w`` is ARQ on the (folded,
 balanced) weight. The record's own fields are shown as they are. The input ranges were recorded
 on the balanced input ``X / s``; the unbalanced ones are those times ``s``.
 """
@@ -32,6 +33,7 @@ def layer_params(
         "dmq_alpha": config.layer(name).dmq_balancer_param if factors is not None else None,
         "scale_d": act.scale,
         "offset_d": act.offset,
+        "act_bits": act.num_bits,
         "scale_w": probe.scale_w.get(name, ()),
         "params_source": "record" if from_record else "input_data",
         "record": None if rec is None else _record_fields(rec),

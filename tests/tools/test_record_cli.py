@@ -31,6 +31,16 @@ def test_show_shift_bits_and_empty_fields(tmp_path, capsys):
     assert row == ["fc", "-", "-", "-", "-", "3,5", "-"]
 
 
+def test_show_marks_offsets_on_an_int16_grid(tmp_path, capsys):
+    path = tmp_path / "r.txt"
+    wide = LayerRecord(scale_d=1e-5, offset_d=-31853, act_type="INT16")
+    write_record(path, {"fc1": LayerRecord(scale_d=0.1, offset_d=-128), "fc2": wide})
+    assert main(["record", "show", str(path)]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()[2:]]
+    assert rows[0][:3] == ["fc1", "0.1", "-128"]
+    assert rows[1][:4] == ["fc2", "1e-05", "-31853", "(INT16)"]
+
+
 def test_empty_record_says_so(tmp_path, capsys):
     path = tmp_path / "r.txt"
     path.write_text("")
