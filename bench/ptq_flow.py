@@ -23,12 +23,14 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class PtqSettings:
     """What the generated ``.cfg`` says: DMQ strength (None = off) for every layer, per-layer
-    DMQ strengths overriding it (``(layer, alpha)``), skipped layers, activation algorithm."""
+    DMQ strengths overriding it (``(layer, alpha)``), skipped layers, activation algorithm, and
+    layers whose activations are 16-bit (``dst_type: INT16``, AMCT's A16W8)."""
 
     alpha: float | None = None
     layer_alphas: tuple[tuple[str, float], ...] = ()
     skip_layers: tuple[str, ...] = ()
     activation_algo: str = "ifmr_quantize"  # or "hfmg_quantize"
+    int16_layers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -48,16 +50,18 @@ def cfg_text(settings: PtqSettings, batch_num: int) -> str:
     lines = [f"batch_num: {batch_num}"]
     lines += [f'skip_layers: "{name}"' for name in settings.skip_layers]
     lines.append(f"common_config {{ {_calibration(settings, settings.alpha)} }}")
+    overrides = dict(settings.layer_alphas)  # an override replaces common_config as a whole
+    overrides |= {name: overrides.get(name, settings.alpha) for name in settings.int16_layers}
     lines += [
-        f'override_layer_configs {{ layer_name: "{name}" '
-        f"calibration_config {{ {_calibration(settings, alpha)} }} }}"
-        for name, alpha in settings.layer_alphas
+        f'override_layer_configs {{ layer_name: "{name}" calibration_config '
+        f"{{ {_calibration(settings, alpha, name in settings.int16_layers)} }} }}"
+        for name, alpha in overrides.items()
     ]
     return "\n".join(lines) + "\n"
 
 
-def _calibration(settings: PtqSettings, alpha: float | None) -> str:
-    text = f"{settings.activation_algo} {{ }}"
+def _calibration(settings: PtqSettings, alpha: float | None, int16: bool = False) -> str:
+    text = f"{settings.activation_algo} {{ {'dst_type: INT16 ' if int16 else ''}}}"
     return text if alpha is None else f"{text} dmq_balancer {{ migration_strength: {alpha} }}"
 
 

@@ -47,11 +47,15 @@ def load_inputs(tokenizer, calib: int, count: int) -> tuple[list, list]:
 
 def method_settings(alphas) -> list[tuple[str, PtqSettings]]:
     """No DMQ, the alpha sweep, then what it takes: the FFN down-projections (their GELU inputs
-    carry the outlier channels) left float. A per-layer alpha on them alone (0.2, 0.65, 0.8
-    with 0.5 elsewhere) scored like the global sweep at that alpha: they dominate the error."""
+    carry the outlier channels) left float, or their activations on 16 bits (AMCT's A16W8,
+    ``dst_type: INT16``; weights stay 8-bit and every other layer W8A8). A per-layer alpha on
+    them alone (0.2, 0.65, 0.8 with 0.5 elsewhere) scored like the global sweep at that alpha:
+    they dominate the error."""
     methods = [("qdqforge W8A8", PtqSettings())]
     methods += [(f"qdqforge DMQ a={a}", PtqSettings(alpha=a)) for a in alphas]
     methods.append(("qdqforge DMQ a=0.5, skip FFN-down", PtqSettings(0.5, skip_layers=FFN_DOWN)))
+    a16 = PtqSettings(0.5, int16_layers=FFN_DOWN)
+    methods.append(("qdqforge DMQ a=0.5, INT16 acts FFN-down", a16))
     return methods
 
 

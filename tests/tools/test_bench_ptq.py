@@ -15,6 +15,9 @@ from bench.ptq_digits import digits_task
 from bench.ptq_flow import PtqSettings, cfg_text
 from bench.ptq_rows import qdqforge_row
 from bench.qdq_ablation import activation_layers, without_activation_qdq
+from qdqforge.errors import ConfigError
+from qdqforge.front.config import QuantLayer, build_quant_config
+from qdqforge.front.proto.text import parse_text
 
 
 def test_cfg_text_has_dmq_overrides_and_skips():
@@ -23,6 +26,18 @@ def test_cfg_text_has_dmq_overrides_and_skips():
     assert text.splitlines()[:2] == ["batch_num: 4", 'skip_layers: "conv"']
     assert "common_config { ifmr_quantize { } dmq_balancer { migration_strength: 0.5 } }" in text
     assert 'layer_name: "fc" calibration_config' in text and "migration_strength: 0.3" in text
+
+
+def test_cfg_text_puts_int16_layers_in_overrides_that_parse():
+    settings = PtqSettings(alpha=0.5, layer_alphas=(("fc1", 0.3),), int16_layers=("fc1", "fc2"))
+    text = cfg_text(settings, 2)
+    assert text.count("override_layer_configs") == 2 and text.count("dst_type: INT16") == 2
+    layers = [QuantLayer(name, "Linear") for name in ("fc1", "fc2", "fc3")]
+    config = build_quant_config(parse_text(text, "AMCTConfig", ConfigError, "q.cfg"), layers, "q")
+    bits = {layer.name: layer.activation_quant_params.num_bits for layer in config.layers}
+    assert bits == {"fc1": 16, "fc2": 16, "fc3": 8}
+    alphas = {layer.name: layer.dmq_balancer_param for layer in config.layers}
+    assert alphas == {"fc1": 0.3, "fc2": 0.5, "fc3": 0.5}
 
 
 @pytest.mark.slow
