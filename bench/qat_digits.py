@@ -28,15 +28,14 @@ import statistics
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 import qdqforge as amct
 from bench.qat_rows import Row
 from qdqforge.demo_data import DigitsNet, digits_splits, evaluate, train
+from qdqforge.demo_data import fine_tune as demo_fine_tune
 from qdqforge.demo_stages import ort_accuracy
 from qdqforge.errors import QdqforgeError
-from qdqforge.front.qat_model import quant_parameters
 
 CALIBRATION = (4, 64)  # batch_num, images per batch
 PTQ_CFG = {  # AMCT .cfg text; batch_num must be in it (the argument is ignored with a .cfg)
@@ -46,7 +45,6 @@ PTQ_CFG = {  # AMCT .cfg text; batch_num must be in it (the argument is ignored 
 QAT_CFG = {8: None, 4: "retrain_weight_quant_config { arq_retrain { dst_type: INT4 } }\n"}
 TARGET_PT = {8: -0.1, 4: -0.5}  # QAT minus FP32, in points
 QAT_LR, QAT_SEEDS, FP32_SEEDS = 1e-4, (1, 2, 3), (0, 1, 2, 3)
-WEIGHT_DECAY, BATCH = 1e-4, 64
 
 
 def _cfg_file(path: Path, text: str | None) -> str | None:
@@ -87,35 +85,10 @@ def qat_accuracy(model, data, bits: int, epochs: int, seed: int, out: Path) -> t
 
 
 def fine_tune(module, data, epochs: int, seed: int) -> None:
-    """The QAT recipe (module docstring), also run on the FP32 model as the control."""
+    """The QAT recipe (``demo_data.fine_tune``), also run on the FP32 model as the control."""
     (x, y), _ = data
     torch.manual_seed(seed)
-    quant, weights = quant_parameters(module)
-    groups = [{"params": weights}, {"params": quant, "weight_decay": 0.0}]
-    opt = torch.optim.AdamW(groups, lr=QAT_LR, weight_decay=WEIGHT_DECAY)
-    steps = epochs * ((len(x) + BATCH - 1) // BATCH)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    _train_mode_frozen_bn(module)
-    for _ in range(epochs):
-        order = torch.randperm(len(x))
-        for i in range(0, len(x), BATCH):
-            idx = order[i : i + BATCH]
-            loss = F.cross_entropy(module(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            schedule.step()
-
-
-def _train_mode_frozen_bn(module) -> None:
-    """``train()`` with BatchNorm statistics frozen: torch BN layers (the float control) in
-    eval, a qdqforge module's BN ops by ``freeze_bn_stats``."""
-    module.train()
-    torch_bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for bn in torch_bns:
-        bn.eval()
-    if not torch_bns:
-        amct.freeze_bn_stats(module)
+    demo_fine_tune(module, x, y, epochs=epochs, lr=QAT_LR)
 
 
 def _pct(value: float) -> str:

@@ -50,14 +50,41 @@ def train(model: nn.Module, x, y, *, epochs: int, lr: float = 3e-3, batch: int =
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
     model.train()
     for _ in range(epochs):
-        order = torch.randperm(len(x))
-        for i in range(0, len(x), batch):
-            idx = order[i : i + batch]
-            loss = F.cross_entropy(model(x[idx]), y[idx])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
+        _epoch(model, opt, sched, x, y, batch)
+
+
+def fine_tune(module: nn.Module, x, y, *, epochs: int, lr: float = 1e-4, batch: int = 64,
+              wrap=iter) -> None:  # fmt: skip
+    """The QAT fine-tuning recipe: AdamW with cosine decay from ``lr``, weight decay on weights
+    only (none on clips/scales), BatchNorm statistics frozen (``freeze_bn_stats``; torch BN
+    layers in eval for a float control). ``wrap`` wraps the epoch range (a progress bar)."""
+    from qdqforge.front.qat_bn import freeze_bn_stats
+    from qdqforge.front.qat_model import quant_parameters
+
+    quant, weights = quant_parameters(module)
+    groups = [{"params": weights}, {"params": quant, "weight_decay": 0.0}]
+    opt = torch.optim.AdamW(groups, lr=lr, weight_decay=1e-4)
+    steps = epochs * ((len(x) + batch - 1) // batch)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    module.train()
+    torch_bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for bn in torch_bns:
+        bn.eval()
+    if not torch_bns:
+        freeze_bn_stats(module)
+    for _ in wrap(range(epochs)):
+        _epoch(module, opt, sched, x, y, batch)
+
+
+def _epoch(model, opt, sched, x, y, batch: int) -> None:
+    order = torch.randperm(len(x))
+    for i in range(0, len(x), batch):
+        idx = order[i : i + batch]
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
 
 
 @torch.no_grad()

@@ -6,6 +6,7 @@ config, record, modified ONNX, ``*_fake_quant_model.onnx`` and ``*_deploy_model.
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import onnx
 import torch
 from tqdm import tqdm
 
-from qdqforge.demo_data import evaluate, train
+from qdqforge.demo_data import evaluate, fine_tune
 from qdqforge.front.ptq_calibration import progress_disabled
 from qdqforge.graph import numerics
 from qdqforge.graph.io import atomic_write_text
@@ -73,8 +74,8 @@ def qat_stage(model, data, out: Path, epochs: int) -> list[tuple[str, str, str]]
     cfg, record = str(out / "qat_config.json"), str(out / "qat_record.txt")
     amct.create_quant_retrain_config(cfg, model, sample)
     qat = amct.create_quant_retrain_model(cfg, model, record, sample)
-    for _ in tqdm(range(epochs), desc="QAT", unit="epoch", disable=progress_disabled()):
-        train(qat, x_tr, y_tr, epochs=1, lr=1e-3)
+    bar = functools.partial(tqdm, desc="QAT", unit="epoch", disable=progress_disabled())
+    fine_tune(qat, x_tr, y_tr, epochs=epochs, wrap=bar)
     took = f"{epochs} epoch(s) in {time.perf_counter() - t0:.1f} s"
     accuracy = evaluate(qat, x_te, y_te)
     amct.save_quant_retrain_model(cfg, qat, record, str(out / "qat"), sample)
