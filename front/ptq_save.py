@@ -4,7 +4,8 @@ modified ONNX + record -> insert_qdq (activation Q/DQ with ``scale_d``/``offset_
 with ``scale_w``) -> ``<save_path>_fake_quant_model.onnx``. The balance Muls and folded BN of the
 modified ONNX stay. A layer of the record without ``scale_d`` means calibration saw fewer than
 ``batch_num`` batches: a CalibrationError says so (AMCT leaves an empty record silently).
-The deploy model runs Conv/Linear layers in int8 with int32 bias. The writing itself is
+The deploy model runs Conv/Linear layers in int8 with int32 bias (layers with 16-bit
+activations as DequantizeLinear + float op). The writing itself is
 :mod:`qdqforge.front.quant_save`, shared with QAT.
 
 Then the save is verified (:mod:`qdqforge.front.verify_save`) on the example inputs
@@ -59,7 +60,7 @@ def save_model(
     Raises:
         CalibrationError: some layer has no ``scale_d`` (too few calibration batches).
         RecordError: the record names layers the modified ONNX lacks (or the reverse), or holds
-            scales/offsets off the int8 grid.
+            scales/offsets off the layer's grid (int8, or int16 for ``act_type`` INT16).
         VerificationError: torch, fake-quant and deploy disagree beyond the budget; the models
             and ``<save_path>_verify.json`` are written all the same.
     """

@@ -16,8 +16,9 @@ directly (before the Transpose of a Linear on 3-D input). This is the fake-quant
 ``save_model`` (spec §5), as QDQ. A 16-bit layer keeps its bias float: there is no integer
 accumulator to share it with, and on the 256 times finer ``s_d * s_w`` grid an int32 bias
 overflows 256 times sooner (the calibration module's bias is float too).
-With option ``int8_weights`` (the deploy model's layers without an integer op: ConvTranspose)
-the weight is stored as the int8 constant ``round(W / s_w)`` feeding only the DequantizeLinear.
+With option ``int8_weights`` (the deploy model's layers without an integer op: ConvTranspose,
+AveragePool, and layers with 16-bit activations) the weight is stored as the int8 constant
+``round(W / s_w)`` feeding only the DequantizeLinear.
 INT4 weights (record ``dst_type``) use the 4-bit grid (``weight_grid``).
 """
 
