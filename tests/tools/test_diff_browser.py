@@ -14,19 +14,10 @@ import pytest
 from qdqforge.graph.diff import diff_graphs
 from qdqforge.graph.diff_html import write_diff_html
 from tests.graph import diff_cases as cases
+from tests.tools.browser_page import LoadedPage, chromium_or_skip, page_opener
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 EXPECTED = {  # rewrite -> tab counts and picture size
     "fold_bn": {"added": 0, "removed": 1, "changed": 1, "initializers": 8, "svg": 3},
     "qdq": {"added": 2, "removed": 0, "changed": 1, "initializers": 2, "svg": 4},
@@ -36,38 +27,11 @@ PAIRS = {"fold_bn": cases.fold_bn_pair, "qdq": cases.qdq_pair}
 
 @pytest.fixture(scope="module")
 def browser():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not installed (run `make browser`)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as e:
-        pytest.skip(f"playwright is not importable ({e}); it is in the dev extra")
-    with sync_playwright() as driver:
-        chromium = driver.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield chromium
-        chromium.close()
+    yield from chromium_or_skip()
 
 
-class Page:
-    """A loaded diff page plus every console error, page error and non-file request it made."""
-
-    def __init__(self, browser, path: Path) -> None:
-        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
-        self.errors: list[str] = []
-        self.requests: list[str] = []
-        self.page.on("console", self._console)
-        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-        self.page.on("request", self._request)
-        self.page.goto(path.as_uri())
-        self.page.wait_for_selector("body[data-ready=true]", timeout=30_000)
-
-    def _console(self, message) -> None:
-        if message.type in ("error", "warning"):
-            self.errors.append(f"{message.type}: {message.text}")
-
-    def _request(self, request) -> None:
-        if not request.url.startswith("file://"):
-            self.requests.append(request.url)
+class Page(LoadedPage):
+    """A loaded diff page (tabs, rows, filter)."""
 
     def count(self, tab: str) -> int:
         return int(self.page.inner_text(f"#tab-{tab} .count"))
@@ -78,21 +42,10 @@ class Page:
     def filter(self, text: str) -> None:
         self.page.fill("#filter", text)
 
-    def close(self) -> None:
-        self.page.close()
-
 
 @pytest.fixture
 def open_page(browser):
-    pages = []
-
-    def opener(path: Path) -> Page:
-        pages.append(Page(browser, path))
-        return pages[-1]
-
-    yield opener
-    for page in pages:
-        page.close()
+    yield from page_opener(browser, Page)
 
 
 def _write(tmp_path: Path, name: str, inputs: bool = False) -> Path:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,23 +15,14 @@ import qdqforge
 from qdqforge.front.doctor.channels import ChannelRanges
 from qdqforge.front.doctor.fidelity import Fidelity
 from tests.front.doctor_models import OUTLIER_CHANNEL, mlp_config, mlp_input, planted_mlp
-from tests.tools.test_diff_browser import CHROMIUM, FLAGS
+from tests.tools.browser_page import LoadedPage, chromium_or_skip, page_opener
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def chromium():
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} not installed (run `make browser`)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError as e:
-        pytest.skip(f"playwright is not importable ({e}); it is in the dev extra")
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS)
-        yield browser
-        browser.close()
+    yield from chromium_or_skip()
 
 
 @pytest.fixture(scope="module")
@@ -42,22 +32,8 @@ def report(tmp_path_factory):
     return qdqforge.analyze(str(mlp_config(tmp / "c.json", model, x)), model, x)
 
 
-class Page:
-    """A loaded doctor page plus every console/page error and non-file request it made."""
-
-    def __init__(self, browser, path: Path) -> None:
-        self.page = browser.new_page(viewport={"width": 1280, "height": 900})
-        self.errors: list[str] = []
-        self.requests: list[str] = []
-        self.page.on(
-            "console", lambda m: m.type in ("error", "warning") and self.errors.append(m.text)
-        )
-        self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
-        self.page.on(
-            "request", lambda r: r.url.startswith("file://") or self.requests.append(r.url)
-        )
-        self.page.goto(path.as_uri())
-        self.page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+class Page(LoadedPage):
+    """A loaded doctor page (layer table order and cells)."""
 
     def order(self) -> list[str]:
         return self.page.eval_on_selector_all(
@@ -70,15 +46,7 @@ class Page:
 
 @pytest.fixture
 def open_page(chromium):
-    pages = []
-
-    def opener(path: Path) -> Page:
-        pages.append(Page(chromium, path))
-        return pages[-1]
-
-    yield opener
-    for page in pages:
-        page.page.close()
+    yield from page_opener(chromium, Page)
 
 
 def test_page_shows_ranking_skip_list_and_summary(open_page, report, tmp_path):
