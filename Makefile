@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	# torch first and pinned: it is the CPU build on local disk; an unpinned torch pulls a CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[dev]"
+	# the compiled CPU QAT kernels (g++ + ninja, ~20 s once; without them QAT takes the Python path)
+	$(BIN)/python -c "from qdqforge.runtime.kernels import cpu_ext; cpu_ext.main()"
 	touch $(STAMP)
 
 lint: install

@@ -96,6 +96,15 @@ def sanitize_scalar_clips(
     return (prev_max, prev_min) if degenerate else (clip_max, clip_min)
 
 
+def clearly_valid_clips(clip_max: float, clip_min: float, num_bits: int = 8) -> bool:
+    """True when :func:`sanitize_scalar_clips` keeps the clips, decided without float32 math:
+    a range of ``2 FLT_EPSILON L`` in float64 stays above ``FLT_EPSILON L`` after float32's
+    rounding of the difference and the division. False means "ask sanitize_scalar_clips"."""
+    return clip_max >= 0.0 >= clip_min and clip_max - clip_min >= 2 * FLT_EPSILON * (
+        2**num_bits - 1
+    )
+
+
 def ulq_act_reference(x, clip_max, clip_min, num_bits: int = 8, _round: Round = torch.round):
     """ULQ activation fake-quant in plain torch ops (autograd gives AMCT's gradients)."""
     qmin, qmax = int_range(num_bits)

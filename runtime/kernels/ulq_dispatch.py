@@ -1,17 +1,18 @@
-"""Backend choice for QAT fake quantization: fused Triton kernels on CUDA, the references elsewhere.
+"""Backend choice for QAT fake quantization: fused Triton kernels on CUDA, compiled C++ kernels on
+CPU, the references elsewhere.
 
 The three entry points take the arguments of their :mod:`.ulq` namesakes and pick, per call::
 
-    fused (ulq_fused)  <=>  tensor.device.type in FUSED_DEVICES ("cuda")
-                            and tensor.dtype in (float32, float64)
-                            and _round is torch.round (the gradcheck hook stays on the reference)
-                            and QDQFORGE_FUSED != "0"
-                            and triton imports
-    reference (ulq)    otherwise: CPU, half/bfloat16 (AMP), no triton, QDQFORGE_FUSED=0
+    fused (ulq_fused)     <=>  tensor.device.type in FUSED_DEVICES ("cuda") and triton imports
+    compiled (cpu_ext)    <=>  not fused, tensor.device.type == "cpu" and the C++ kernels built
+        both also need: tensor.dtype in (float32, float64), _round is torch.round (the
+        gradcheck hook stays on the reference) and QDQFORGE_FUSED != "0"
+    reference (ulq)       otherwise: half/bfloat16 (AMP), no triton/compiler, QDQFORGE_FUSED=0
 
-Triton is optional: it is imported on the first fused call only, so the package and every CPU path
-work without it. Both backends give the same forward values and gradients (tests/runtime/
-test_ulq_triton.py, under ``TRITON_INTERPRET=1``).
+Triton and the C++ toolchain are optional: each is tried on the first call that would use it, so
+the package and every path work without them. All backends give the same forward values and
+gradients (tests/runtime/test_ulq_triton.py under ``TRITON_INTERPRET=1``, tests/runtime/
+test_cpu_ext.py).
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ import functools
 import logging
 import math
 import os
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import torch
 
-from qdqforge.runtime.kernels import ulq
+from qdqforge.runtime.kernels import cpu_ext, ulq
 from qdqforge.runtime.kernels.arq import from_channel_major, to_channel_major
 from qdqforge.runtime.kernels.quant_math import int_range
 
@@ -45,25 +46,43 @@ def _fused_module() -> ModuleType | None:
     return ulq_fused
 
 
+def _accelerated(t: torch.Tensor, _round: ulq.Round) -> bool:
+    return (
+        _round is torch.round and t.dtype in FUSED_DTYPES and os.environ.get(ENV_SWITCH, "1") != "0"
+    )
+
+
 def fused_backend(t: torch.Tensor, _round: ulq.Round = torch.round) -> ModuleType | None:
     """:mod:`.ulq_fused` when ``t`` takes the fused path (module docstring), else None."""
-    if _round is not torch.round or t.device.type not in FUSED_DEVICES:
-        return None
-    if t.dtype not in FUSED_DTYPES or os.environ.get(ENV_SWITCH, "1") == "0":
+    if t.device.type not in FUSED_DEVICES or not _accelerated(t, _round):
         return None
     return _fused_module()
+
+
+def cpu_backend(t: torch.Tensor, _round: ulq.Round = torch.round) -> SimpleNamespace | None:
+    """The compiled CPU ops when ``t`` takes that path (module docstring), else None."""
+    if t.device.type != "cpu" or not _accelerated(t, _round):
+        return None
+    return cpu_ext.cpu_ops()
 
 
 def ulq_act_fake_quant(
     x, clip_max, clip_min=None, num_bits: int = 8, fixed_min: bool = False, *, _round=torch.round
 ) -> torch.Tensor:
-    """:func:`.ulq.ulq_act_fake_quant`, fused on CUDA."""
+    """:func:`.ulq.ulq_act_fake_quant`, fused on CUDA, compiled on CPU."""
     fused = fused_backend(x, _round)
+    compiled = None if fused is not None else cpu_backend(x, _round)
+    if compiled is not None and _clip_dtypes_match(clip_max, None if fixed_min else clip_min):
+        return compiled.ulq_act(x, clip_max, None if fixed_min else clip_min, num_bits)
     if fused is None:
         return ulq.ulq_act_fake_quant(x, clip_max, clip_min, num_bits, fixed_min, _round=_round)
     if fixed_min or clip_min is None:
         clip_min = torch.zeros_like(clip_max).detach()
     return fused.FusedUlqActFakeQuant.apply(x, clip_max, clip_min, num_bits)
+
+
+def _clip_dtypes_match(clip_max: torch.Tensor, clip_min: torch.Tensor | None) -> bool:
+    return clip_max.dtype in FUSED_DTYPES and (clip_min is None or clip_min.dtype == clip_max.dtype)
 
 
 def _channel_major(w, per_channel: bool, channel_axis: int, groups: int) -> torch.Tensor:
@@ -73,29 +92,42 @@ def _channel_major(w, per_channel: bool, channel_axis: int, groups: int) -> torc
 def arq_retrain_fake_quant(
     w, num_bits=8, channel_wise=True, channel_axis=0, groups=1, *, _round=torch.round
 ) -> torch.Tensor:
-    """:func:`.ulq.arq_retrain_fake_quant`, fused on CUDA."""
+    """:func:`.ulq.arq_retrain_fake_quant`, fused on CUDA, compiled on CPU."""
     fused = fused_backend(w, _round)
-    if fused is None:
+    compiled = None if fused is not None else cpu_backend(w, _round)
+    if fused is None and compiled is None:
         return ulq.arq_retrain_fake_quant(
             w, num_bits, channel_wise, channel_axis, groups, _round=_round
         )
+    if compiled is not None and channel_axis == 0:  # rows are already the output channels
+        return compiled.arq_retrain(w, num_bits, channel_wise)
     m = _channel_major(w, channel_wise, channel_axis, groups)
-    out = fused.FusedArqRetrainFakeQuant.apply(m, num_bits, channel_wise)
+    if compiled is not None:
+        out = compiled.arq_retrain(m, num_bits, channel_wise)
+    else:
+        out = fused.FusedArqRetrainFakeQuant.apply(m, num_bits, channel_wise)
     return from_channel_major(out, w.shape, channel_axis if channel_wise else 0, groups)
 
 
 def ulq_weight_fake_quant(
     w, scale, num_bits=8, channel_axis=0, groups=1, *, _round=torch.round, grad_factor=None
 ) -> torch.Tensor:
-    """:func:`.ulq.ulq_weight_fake_quant`, fused on CUDA (LSQ factor ``1/sqrt(K qmax)``)."""
+    """:func:`.ulq.ulq_weight_fake_quant`, fused on CUDA, compiled on CPU (LSQ factor
+    ``1/sqrt(K qmax)``)."""
     fused = fused_backend(w, _round)
-    if fused is None:
+    compiled = None if fused is not None else cpu_backend(w, _round)
+    if compiled is None and fused is None:
         return ulq.ulq_weight_fake_quant(
             w, scale, num_bits, channel_axis, groups, _round=_round, grad_factor=grad_factor
         )
     per_channel = scale.numel() > 1
-    m = _channel_major(w, per_channel, channel_axis, groups)
-    factor = 1.0 / math.sqrt(m.shape[1] * int_range(num_bits)[1])
+    factor = 1.0 / math.sqrt(w.numel() // scale.numel() * int_range(num_bits)[1])
     factor = factor if grad_factor is None else grad_factor
-    out = fused.FusedUlqWeightFakeQuant.apply(m, scale.to(m.dtype), num_bits, factor)
+    if compiled is not None and channel_axis == 0:
+        return compiled.ulq_weight(w, scale, num_bits, factor)
+    m = _channel_major(w, per_channel, channel_axis, groups)
+    if compiled is not None:
+        out = compiled.ulq_weight(m, scale, num_bits, factor)
+    else:
+        out = fused.FusedUlqWeightFakeQuant.apply(m, scale.to(m.dtype), num_bits, factor)
     return from_channel_major(out, w.shape, channel_axis if per_channel else 0, groups)

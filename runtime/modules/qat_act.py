@@ -15,7 +15,8 @@ State (all in ``state_dict``, so a restored model resumes exactly):
   DataParallel replica: writing into its broadcast copies would break autograd, AMCT's
   "BroadcastBackward in-place" error; there the fallback only applies to the forward).
 
-``forward(x) -> (y, scale)``; ``scale`` (detached; None before initialization) feeds search-N.
+``forward(x) -> (y, scale)``; ``scale`` (detached; None before initialization and in training
+mode, where search-N gathers nothing) feeds search-N.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from qdqforge.errors import QdqforgeError
 from qdqforge.runtime import distributed
 from qdqforge.runtime.kernels.ifmr import IfmrObserver
 from qdqforge.runtime.kernels.ulq import (
+    clearly_valid_clips,
     sanitize_clips,
     sanitize_scalar_clips,
     ulq_clips_from_scale,
@@ -66,7 +68,7 @@ class UlqActQuantOp(nn.Module):
                 return x + 0.0 * self._clip_sum(), None
         clip_max, clip_min = self.valid_clips()
         y = ulq_act_fake_quant(x, clip_max, clip_min, self.num_bits, self.fixed_min)
-        return y, self.scale(clip_max, clip_min).detach()
+        return y, None if self.training else self.scale(clip_max, clip_min).detach()
 
     @property
     def ready(self) -> bool:
@@ -105,10 +107,28 @@ class UlqActQuantOp(nn.Module):
     def _valid_clips_cpu(self) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`valid_clips` on Python floats (on CPU ``.item()`` costs no sync, and a handful
         of scalar tensor ops would cost more than the quantization of a small activation)."""
-        prev = self.prev_clips.tolist()
-        current = self.clip_max.item(), (prev[1] if self.clip_min is None else self.clip_min.item())
-        valid = sanitize_scalar_clips(*current, *prev, self.num_bits)
+        current = self.clip_max.item(), (0.0 if self.clip_min is None else self.clip_min.item())
         params = self.clip_max, (self.prev_clips[1] if self.clip_min is None else self.clip_min)
+        if not clearly_valid_clips(*current, self.num_bits):
+            return self._sanitized_clips_cpu(current, params)
+        if self.training and not getattr(self, "_is_replica", False):
+            self._remember_cpu(current)
+        return params
+
+    def _remember_cpu(self, clips: tuple[float, float]) -> None:
+        """Store valid clips in ``prev_clips``; through numpy (the buffer's own memory, no tensor
+        op per training step) for the float dtypes numpy shares."""
+        if self.prev_clips.dtype in (torch.float32, torch.float64):
+            prev = self.prev_clips.numpy()
+            if prev[0] != clips[0] or prev[1] != clips[1]:
+                prev[:] = clips
+        elif self.prev_clips.tolist() != list(clips):
+            self.prev_clips.copy_(torch.tensor(clips, dtype=self.prev_clips.dtype))
+
+    def _sanitized_clips_cpu(self, current, params) -> tuple[torch.Tensor, torch.Tensor]:
+        prev = self.prev_clips.tolist()
+        current = current if self.clip_min is not None else (current[0], prev[1])
+        valid = sanitize_scalar_clips(*current, *prev, self.num_bits)
         if not self.training or getattr(self, "_is_replica", False):
             return tuple(p if v == c else torch.tensor(v, dtype=p.dtype)
                          for p, v, c in zip(params, valid, current))  # fmt: skip

@@ -8,9 +8,12 @@ import torch
 from qdqforge.errors import QdqforgeError
 from qdqforge.runtime import distributed
 from qdqforge.runtime.kernels.ifmr import IfmrObserver
+from qdqforge.runtime.kernels.quant_math import FLT_EPSILON
 from qdqforge.runtime.kernels.search_n import SearchNObserver
 from qdqforge.runtime.kernels.ulq import (
     arq_retrain_fake_quant,
+    clearly_valid_clips,
+    sanitize_scalar_clips,
     ulq_act_fake_quant,
     ulq_clips_from_scale,
     ulq_weight_init,
@@ -41,7 +44,9 @@ def test_ulq_init_is_ifmr_over_batch_num_forwards_then_quantizes():
     assert (float(op.clip_max), float(op.clip_min)) == pytest.approx((clip_max, clip_min))
     y2, s2 = op(xs[2])
     assert torch.equal(y2, ulq_act_fake_quant(xs[2], op.clip_max, op.clip_min))
-    assert float(s2) == pytest.approx((clip_max - clip_min) / 255)
+    assert s2 is None  # training: search-N gathers nothing, so no scale is computed
+    _, s3 = op.eval()(xs[2])
+    assert float(s3) == pytest.approx((clip_max - clip_min) / 255)
 
 
 def test_fixed_min_has_no_clip_min_parameter():
@@ -63,6 +68,38 @@ def test_invalid_clips_fall_back_and_are_written_back_in_training():
     op.train()
     assert torch.equal(op(x)[0], expected)
     assert (float(op.clip_max), float(op.clip_min)) == (3.0, -1.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_training_forwards_remember_the_latest_valid_clips(dtype):
+    op = UlqActQuantOp("conv", 8, fixed_min=False, batch_num=1, clips=(3.0, -1.0)).to(dtype)
+    x = torch.linspace(-4, 4, 64, dtype=dtype)
+    with torch.no_grad():
+        op.clip_max.fill_(2.5)
+    op.eval()(x)
+    assert op.prev_clips.tolist() == [3.0, -1.0]  # eval forwards leave the state alone
+    op.train()(x)
+    assert op.state_dict()["prev_clips"].tolist() == [2.5, -1.0]
+    expected, _ = op(x)
+    with torch.no_grad():
+        op.clip_max.fill_(-1.0)  # invalid: falls back to 2.5, not to the initial 3.0
+    assert torch.equal(op(x)[0], expected) and float(op.clip_max) == 2.5
+
+
+@pytest.mark.parametrize("bits", [4, 8, 16])
+def test_clearly_valid_clips_never_disagrees_with_the_float32_rule(bits):
+    eps_range = FLT_EPSILON * (2**bits - 1)
+    ranges = [eps_range * f for f in (0.5, 0.999999, 1.0, 1.000001, 1.5, 1.999999, 2.0, 2.5, 1e6)]
+    for width in ranges:
+        for clip_max, clip_min in ((width, 0.0), (width / 2, -width / 2), (-width, 0.0)):
+            clip_max, clip_min = (
+                float(torch.tensor(c, dtype=torch.float32)) for c in (clip_max, clip_min)
+            )
+            kept = sanitize_scalar_clips(clip_max, clip_min, 9.0, -9.0, bits) == (
+                clip_max,
+                clip_min,
+            )
+            assert kept or not clearly_valid_clips(clip_max, clip_min, bits), (width, clip_max)
 
 
 def test_state_dict_round_trip_marks_ready():

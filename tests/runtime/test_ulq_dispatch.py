@@ -1,6 +1,7 @@
 """Backend choice of the QAT fake quantization (runtime/kernels/ulq_dispatch.py), without triton:
-CPU tensors, half tensors, the gradcheck rounding hook, QDQFORGE_FUSED=0 and a missing triton all
-take the plain-torch reference, whose values and gradients the public functions then return."""
+CPU tensors without the compiled kernels, half tensors, the gradcheck rounding hook,
+QDQFORGE_FUSED=0 and a missing triton all take the plain-torch reference, whose values and
+gradients the public functions then return (the compiled CPU path: test_cpu_ext.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from qdqforge.runtime import kernels
-from qdqforge.runtime.kernels import ulq, ulq_dispatch
+from qdqforge.runtime.kernels import cpu_ext, ulq, ulq_dispatch
 
 
 @pytest.fixture
@@ -25,7 +26,8 @@ def identity(v: torch.Tensor) -> torch.Tensor:
     return v
 
 
-def test_cpu_tensors_take_the_reference():
+def test_cpu_tensors_without_compiled_kernels_take_the_reference(monkeypatch):
+    monkeypatch.setattr(cpu_ext, "_state", {"ops": None})  # as if the C++ build had failed
     x = torch.randn(2, 3, 4, 4, requires_grad=True)
     assert ulq_dispatch.fused_backend(x) is None
     clip_max = torch.tensor(2.0, requires_grad=True)

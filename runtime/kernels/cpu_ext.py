@@ -1,0 +1,94 @@
+"""Compiled CPU kernels for QAT fake quantization (``csrc/fake_quant_cpu.cpp``), built on first use.
+
+The first CPU QAT forward in a process calls :func:`cpu_ops`, which builds the C++ source with
+``torch.utils.cpp_extension`` (g++ and ninja; ~20 s, once per machine, torch version, CPU
+capability and source: the ``.so`` is cached under ``TORCH_EXTENSIONS_DIR``, by default
+``~/.cache/torch_extensions``) and loads it; later processes only load the cached library. The
+ops are ``torch.ops.qdqforge_cpu.{ulq_act, arq_retrain, ulq_weight}``: each one C++ autograd
+Function, so a quantizer costs one dispatcher call per direction and one pass over its tensor.
+
+Build flags: ``-O3 -ffp-contract=off`` (no FMA: the Python paths' rounding), ``-fno-trapping-math``
+(lets comparisons vectorize; values are unchanged), and ``-mavx2`` where torch reports an AVX2 or
+AVX512 CPU (the capability is part of the library's name, so a cache shared between machines
+never loads an AVX2 build on a CPU without it).
+
+Without a compiler, or when the build fails, one warning is logged and :func:`cpu_ops` returns None:
+the Python paths of :mod:`.ulq` run instead, with the same forward values. ``QDQFORGE_FUSED=0``
+turns the compiled kernels off (:mod:`.ulq_dispatch`). :func:`main` builds them ahead of time
+(``make install`` calls it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("csrc") / "fake_quant_cpu.cpp"
+BASE_FLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math"]
+AVX2_CAPABILITIES = {"AVX2", "AVX512"}
+
+_lock = threading.Lock()
+_state: dict[str, SimpleNamespace | None] = {}
+
+
+def build_flags() -> tuple[str, list[str]]:
+    """``(library name, g++ flags)`` for this CPU and source (module docstring)."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    flags = BASE_FLAGS + (["-mavx2"] if capability in AVX2_CAPABILITIES else [])
+    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:12]
+    return f"qdqforge_fq_cpu_{capability.lower()}_{digest}", flags
+
+
+def _build() -> SimpleNamespace:
+    from torch.utils import cpp_extension
+
+    name, flags = build_flags()
+    start = time.perf_counter()
+    logger.info("loading qdqforge's CPU QAT kernels (built once, ~20 s): %s", name)
+    cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=flags, is_python_module=False)
+    logger.info("CPU QAT kernels ready in %.1f s", time.perf_counter() - start)
+    ops = torch.ops.qdqforge_cpu
+    return SimpleNamespace(
+        ulq_act=ops.ulq_act, arq_retrain=ops.arq_retrain, ulq_weight=ops.ulq_weight
+    )
+
+
+def cpu_ops() -> SimpleNamespace | None:
+    """The compiled ops (``ulq_act``, ``arq_retrain``, ``ulq_weight``), or None when they cannot be
+    built here; tried once per process."""
+    if "ops" in _state:
+        return _state["ops"]
+    with _lock:
+        if "ops" not in _state:
+            try:
+                _state["ops"] = _build()
+            except Exception as e:  # no compiler, no ninja, a failed build: all mean "fall back"
+                reason = str(e).strip().splitlines()[-1][:200] if str(e).strip() else repr(e)
+                logger.warning(
+                    "compiled CPU QAT kernels unavailable (%s: %s); using the slower Python "
+                    "path (same values)",
+                    type(e).__name__,
+                    reason,
+                )
+                _state["ops"] = None
+    return _state["ops"]
+
+
+def reset() -> None:
+    """Forget the outcome of the last attempt (tests; the loaded library stays loaded)."""
+    _state.clear()
+
+
+def main() -> None:
+    """Build (or load) the kernels now and log whether they are available; never fails."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    ok = cpu_ops() is not None
+    logger.info("compiled CPU QAT kernels: %s", "available" if ok else "not available")
