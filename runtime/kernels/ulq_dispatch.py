@@ -54,6 +54,8 @@ def _accelerated(t: torch.Tensor, _round: ulq.Round) -> bool:
 
 def fused_backend(t: torch.Tensor, _round: ulq.Round = torch.round) -> ModuleType | None:
     """:mod:`.ulq_fused` when ``t`` takes the fused path (module docstring), else None."""
+    if t.is_cpu and "cpu" not in FUSED_DEVICES:  # the common CPU case without a device object
+        return None
     if t.device.type not in FUSED_DEVICES or not _accelerated(t, _round):
         return None
     return _fused_module()
@@ -61,7 +63,7 @@ def fused_backend(t: torch.Tensor, _round: ulq.Round = torch.round) -> ModuleTyp
 
 def cpu_backend(t: torch.Tensor, _round: ulq.Round = torch.round) -> SimpleNamespace | None:
     """The compiled CPU ops when ``t`` takes that path (module docstring), else None."""
-    if t.device.type != "cpu" or not _accelerated(t, _round):
+    if not t.is_cpu or not _accelerated(t, _round):
         return None
     return cpu_ext.cpu_ops()
 

@@ -45,6 +45,8 @@ REPLICA_ERROR = (
 class UlqActQuantOp(nn.Module):
     """ULQ fake quantization of one layer's input (module docstring)."""
 
+    _is_replica = False  # DataParallel's replicate() sets it on its copies
+
     def __init__(self, layer: str, num_bits: int, fixed_min: bool, batch_num: int,
                  clips: tuple[float, float] | None = None) -> None:  # fmt: skip
         super().__init__()
@@ -92,10 +94,10 @@ class UlqActQuantOp(nn.Module):
 
     def valid_clips(self) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`clips`; in training mode they are also written back (params, prev_clips)."""
-        if self.clip_max.device.type == "cpu":
+        if self.clip_max.is_cpu:
             return self._valid_clips_cpu()
         clip_max, clip_min = self.clips()
-        if not self.training or getattr(self, "_is_replica", False):
+        if not self.training or self._is_replica:
             return clip_max, clip_min  # a DataParallel replica's tensors are broadcast copies
         with torch.no_grad():
             self.clip_max.copy_(clip_max)
@@ -111,25 +113,30 @@ class UlqActQuantOp(nn.Module):
         params = self.clip_max, (self.prev_clips[1] if self.clip_min is None else self.clip_min)
         if not clearly_valid_clips(*current, self.num_bits):
             return self._sanitized_clips_cpu(current, params)
-        if self.training and not getattr(self, "_is_replica", False):
+        if self.training and not self._is_replica:
             self._remember_cpu(current)
         return params
 
     def _remember_cpu(self, clips: tuple[float, float]) -> None:
         """Store valid clips in ``prev_clips``; through numpy (the buffer's own memory, no tensor
-        op per training step) for the float dtypes numpy shares."""
-        if self.prev_clips.dtype in (torch.float32, torch.float64):
-            prev = self.prev_clips.numpy()
-            if prev[0] != clips[0] or prev[1] != clips[1]:
-                prev[:] = clips
-        elif self.prev_clips.tolist() != list(clips):
-            self.prev_clips.copy_(torch.tensor(clips, dtype=self.prev_clips.dtype))
+        op per training step; the view is kept while the buffer is the same tensor) for the float
+        dtypes numpy shares."""
+        buffer = self.prev_clips
+        if buffer.dtype not in (torch.float32, torch.float64):
+            if buffer.tolist() != list(clips):
+                buffer.copy_(torch.tensor(clips, dtype=buffer.dtype))
+            return
+        if self.__dict__.get("_prev_view_of") is not buffer:
+            self.__dict__.update(_prev_view=buffer.numpy(), _prev_view_of=buffer)
+        prev = self._prev_view
+        if prev[0] != clips[0] or prev[1] != clips[1]:
+            prev[:] = clips
 
     def _sanitized_clips_cpu(self, current, params) -> tuple[torch.Tensor, torch.Tensor]:
         prev = self.prev_clips.tolist()
         current = current if self.clip_min is not None else (current[0], prev[1])
         valid = sanitize_scalar_clips(*current, *prev, self.num_bits)
-        if not self.training or getattr(self, "_is_replica", False):
+        if not self.training or self._is_replica:
             return tuple(p if v == c else torch.tensor(v, dtype=p.dtype)
                          for p, v, c in zip(params, valid, current))  # fmt: skip
         with torch.no_grad():
@@ -151,7 +158,7 @@ class UlqActQuantOp(nn.Module):
         return self.clip_max if self.clip_min is None else self.clip_max + self.clip_min
 
     def _observe(self, x: torch.Tensor) -> None:
-        if getattr(self, "_is_replica", False):
+        if self._is_replica:
             raise QdqforgeError(REPLICA_ERROR.format(layer=self.layer, what="ULQ clip init"))
         if self._observer is None:
             self._observer = IfmrObserver(
