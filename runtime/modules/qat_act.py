@@ -27,14 +27,9 @@ from torch import nn
 from qdqforge.errors import QdqforgeError
 from qdqforge.runtime import distributed
 from qdqforge.runtime.kernels.ifmr import IfmrObserver
-from qdqforge.runtime.kernels.ulq import (
-    clearly_valid_clips,
-    sanitize_clips,
-    sanitize_scalar_clips,
-    ulq_clips_from_scale,
-    ulq_scale_offset,
-)
+from qdqforge.runtime.kernels.ulq import sanitize_clips, ulq_clips_from_scale, ulq_scale_offset
 from qdqforge.runtime.kernels.ulq_dispatch import ulq_act_fake_quant
+from qdqforge.runtime.modules.qat_act_cpu import valid_clips_cpu
 
 REPLICA_ERROR = (
     "layer '{layer}': a DataParallel replica cannot keep {what} (replicas are thrown away after "
@@ -95,7 +90,7 @@ class UlqActQuantOp(nn.Module):
     def valid_clips(self) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`clips`; in training mode they are also written back (params, prev_clips)."""
         if self.clip_max.is_cpu:
-            return self._valid_clips_cpu()
+            return valid_clips_cpu(self)
         clip_max, clip_min = self.clips()
         if not self.training or self._is_replica:
             return clip_max, clip_min  # a DataParallel replica's tensors are broadcast copies
@@ -105,47 +100,6 @@ class UlqActQuantOp(nn.Module):
                 self.clip_min.copy_(clip_min)
             self.prev_clips.copy_(torch.stack([clip_max, clip_min]))
         return self.clip_max, self.clip_min if self.clip_min is not None else self.prev_clips[1]
-
-    def _valid_clips_cpu(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """:meth:`valid_clips` on Python floats (on CPU ``.item()`` costs no sync, and a handful
-        of scalar tensor ops would cost more than the quantization of a small activation)."""
-        current = self.clip_max.item(), (0.0 if self.clip_min is None else self.clip_min.item())
-        params = self.clip_max, (self.prev_clips[1] if self.clip_min is None else self.clip_min)
-        if not clearly_valid_clips(*current, self.num_bits):
-            return self._sanitized_clips_cpu(current, params)
-        if self.training and not self._is_replica:
-            self._remember_cpu(current)
-        return params
-
-    def _remember_cpu(self, clips: tuple[float, float]) -> None:
-        """Store valid clips in ``prev_clips``; through numpy (the buffer's own memory, no tensor
-        op per training step; the view is kept while the buffer is the same tensor) for the float
-        dtypes numpy shares."""
-        buffer = self.prev_clips
-        if buffer.dtype not in (torch.float32, torch.float64):
-            if buffer.tolist() != list(clips):
-                buffer.copy_(torch.tensor(clips, dtype=buffer.dtype))
-            return
-        if self.__dict__.get("_prev_view_of") is not buffer:
-            self.__dict__.update(_prev_view=buffer.numpy(), _prev_view_of=buffer)
-        prev = self._prev_view
-        if prev[0] != clips[0] or prev[1] != clips[1]:
-            prev[:] = clips
-
-    def _sanitized_clips_cpu(self, current, params) -> tuple[torch.Tensor, torch.Tensor]:
-        prev = self.prev_clips.tolist()
-        current = current if self.clip_min is not None else (current[0], prev[1])
-        valid = sanitize_scalar_clips(*current, *prev, self.num_bits)
-        if not self.training or self._is_replica:
-            return tuple(p if v == c else torch.tensor(v, dtype=p.dtype)
-                         for p, v, c in zip(params, valid, current))  # fmt: skip
-        with torch.no_grad():
-            for param, value, old in zip((self.clip_max, self.clip_min), valid, current):
-                if param is not None and value != old:
-                    param.fill_(value)
-            if list(valid) != prev:
-                self.prev_clips.copy_(torch.tensor(valid, dtype=self.prev_clips.dtype))
-        return params
 
     def scale(self, clip_max=None, clip_min=None) -> torch.Tensor:
         """``s = (clip_max - clip_min) / (2^b - 1)`` (the current clips by default)."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -84,6 +86,11 @@ def test_training_forwards_remember_the_latest_valid_clips(dtype):
     with torch.no_grad():
         op.clip_max.fill_(-1.0)  # invalid: falls back to 2.5, not to the initial 3.0
     assert torch.equal(op(x)[0], expected) and float(op.clip_max) == 2.5
+    copied = copy.deepcopy(op)  # its own prev_clips memory, not a stale view of the original's
+    with torch.no_grad():
+        copied.clip_max.fill_(1.5)
+    copied(x)
+    assert copied.prev_clips.tolist() == [1.5, -1.0] and op.prev_clips.tolist() == [2.5, -1.0]
 
 
 @pytest.mark.parametrize("bits", [4, 8, 16])
