@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from qdqforge.passes import (
     act_observe,
+    ada_weights,
     apply_balance,
     arq_weights,
     canonicalize,
@@ -27,6 +28,7 @@ BUILTIN_PASSES = (
     dmq_observe.DmqObservePass,
     apply_balance.ApplyBalancePass,
     arq_weights.ArqWeightsPass,
+    ada_weights.AdaWeightsPass,
     act_observe.ActObservePass,
     insert_qdq.InsertQdqPass,
     integer_layers.IntegerLayersPass,

@@ -10,6 +10,11 @@ for the tensor (``/ 2^(b-1)`` when ``|min| > |max|``), offset 0 (``kernels.arq``
 channel sits on axis 0 (Conv, Linear), 1 (ConvTranspose, grouped) or 1 of a ``[Cin, Cout]``
 MatMul weight. AMCT writes the fake-quantized weight into the modified ONNX so calibration sees
 it. ``ctx.state["scale_w"][layer]`` receives the scales (for the record's ``scale_w``).
+
+A layer whose ``wts_algo`` is ``ada_quantize`` is quantized the same way here (AdaRound keeps
+ARQ's scale, and calibration runs on these weights, as AMCT's does), and its float weight goes to
+``ctx.state["ada_float_weights"][layer]``: AdaRound learns its rounding from the calibration
+inputs later (``front.ptq_adaround``), and ``ada_weights`` writes the result.
 """
 
 from __future__ import annotations
@@ -36,8 +41,9 @@ class ArqWeightsPass(GraphPass):
     name = "arq_weights"
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
-        stats = {"weights_quantized": 0, "disabled": 0, "no_weight": 0}
+        stats = {"weights_quantized": 0, "disabled": 0, "no_weight": 0, "ada_pending": 0}
         scales = ctx.state.setdefault("scale_w", {})
+        floats = ctx.state.setdefault("ada_float_weights", {})
         taken = taken_names(graph)
         for layer in ctx.config.layers if ctx.config is not None else ():
             site = layer_site(graph, layer.name) if layer.quant_enable else None
@@ -47,6 +53,9 @@ class ArqWeightsPass(GraphPass):
                 stats["no_weight"] += 1
             else:
                 params = layer.weight_quant_params
+                if params.wts_algo == "ada_quantize":
+                    floats[layer.name] = np.asarray(site.weight.values).copy()
+                    stats["ada_pending"] += 1
                 scales[layer.name] = _quantize(graph, site, params, taken)
                 stats["weights_quantized"] += 1
         return PassResult(graph, stats["weights_quantized"] > 0, stats)
