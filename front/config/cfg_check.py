@@ -66,6 +66,8 @@ def _check_ada(ada, path: str, layer_type: str | None, issues: Issues) -> None:
         issues.add(join(path, "beta_range_start/end"), [start, end], "start > end > 0")
     if not 0 < proto_float(ada.warm_start) < 1:
         issues.add(join(path, "warm_start"), proto_float(ada.warm_start), "(0, 1)")
+    if has_weights(layer_type) is False:
+        issues.note(path, f"AdaRound needs a layer with weights, not {layer_type}")
     _check_channel_wise(ada, path, layer_type, issues)
 
 

@@ -4,11 +4,11 @@ Priority (AMCT ptq_config.md): ``override_layer_configs`` > ``override_layer_typ
 ``common_config`` > built-in defaults. The winning ``calibration_config`` applies as a whole:
 an algorithm group it leaves out (weights, activations, DMQ) takes the built-in default, not the
 lower-priority config. From ``common_config`` (which spans types) ``channel_wise: true`` reaches
-only convolutions, 6/7-bit weights only Conv2d and DMQ only layers with weights; in an override
-the same settings on the wrong type are errors. ``asymmetric`` left out falls back to the global
-``activation_offset``. MatMul layers (our extension) are enabled only by an override naming them
-or the ``"MatMul"`` type. ``skip_layers``/``skip_layer_types`` and weight-shared layers are
-written with ``quant_enable: false``.
+only convolutions, 6/7-bit weights only Conv2d, DMQ and ``ada_quantize`` only layers with
+weights; in an override the same settings on the wrong type are errors. ``asymmetric`` left out
+falls back to the global ``activation_offset``. MatMul layers (our extension) are enabled only by
+an override naming them or the ``"MatMul"`` type. ``skip_layers``/``skip_layer_types`` and
+weight-shared layers are written with ``quant_enable: false``.
 """
 
 from __future__ import annotations
@@ -136,7 +136,8 @@ def _activation(calib) -> ActivationQuantParams:
 
 def _weights(calib, layer_type: str) -> WeightQuantParams:
     default_cw = default_channel_wise(layer_type)
-    if calib is not None and calib.HasField("ada_quantize"):
+    # common_config's ada_quantize spans types: a weightless AvgPool2d keeps ARQ's (unused) default
+    if calib is not None and calib.HasField("ada_quantize") and has_weights(layer_type):
         ada = calib.ada_quantize
         return WeightQuantParams(
             wts_algo="ada_quantize",

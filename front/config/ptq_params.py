@@ -10,6 +10,7 @@ from qdqforge.front.config.issues import MISSING, Issues, join
 from qdqforge.front.config.layer_types import (
     CHANNEL_WISE_TYPES,
     default_channel_wise,
+    has_weights,
     weight_bits_allowed,
 )
 from qdqforge.front.config.ptq import (
@@ -103,6 +104,10 @@ def weight_params(
     algo = f.get_choice(
         obj, "wts_algo", path, issues, "arq_quantize", ("arq_quantize", "ada_quantize")
     )
+    if algo == "ada_quantize" and has_weights(layer_type) is False:
+        issues.add(
+            join(path, "wts_algo"), algo, f"arq_quantize ({layer_type} has no weight to round)"
+        )
     bits = f.get_choice(obj, "num_bits", path, issues, 8, weight_bits_allowed(layer_type))
     default_cw = MISSING if layer_type is None else default_channel_wise(layer_type)
     channel_wise = f.get_bool(obj, "channel_wise", path, issues, default_cw)
