@@ -109,6 +109,18 @@ def test_nan_and_inf_follow_the_reference(ops):
     assert torch.equal(got[2], ref[2])
 
 
+def test_empty_tensors(ops):
+    x, clip_max = torch.empty(0, 3, requires_grad=True), torch.tensor(2.0, requires_grad=True)
+    y = ops.ulq_act(x, clip_max, None, 8)
+    y.sum().backward()
+    assert y.shape == (0, 3) and float(clip_max.grad) == 0.0
+    w = torch.empty(0, 4, requires_grad=True)
+    assert ops.arq_retrain(w, 8, True).shape == (0, 4)
+    scale = torch.empty(0, requires_grad=True)
+    ops.ulq_weight(w, scale, 8, 1.0).sum().backward()
+    assert w.grad.shape == (0, 4) and scale.grad.shape == (0,)
+
+
 def test_sums_do_not_depend_on_the_thread_count(ops):
     gen = torch.Generator().manual_seed(3)
     x, grad = torch.randn(40_000, generator=gen) * 3, torch.randn(40_000, generator=gen)

@@ -309,7 +309,7 @@ struct UlqWeight : public torch::autograd::Function<UlqWeight> {
     TORCH_CHECK(bits >= 2 && bits <= 16, "ulq_weight: num_bits ", bits, " not in 2..16");
     const Tensor m = m_in.contiguous(), scale = scale_in.to(m_in.scalar_type()).contiguous();
     Tensor out = at::empty_like(m);
-    const int64_t rows = scale.numel(), k = m.numel() / rows;
+    const int64_t rows = scale.numel(), k = rows ? m.numel() / rows : 0;
     AT_DISPATCH_FLOATING_TYPES(m.scalar_type(), "ulq_weight_forward", [&] {
       const scalar_t *src = m.data_ptr<scalar_t>(), *s = scale.data_ptr<scalar_t>();
       scalar_t* dst = out.data_ptr<scalar_t>();
@@ -332,7 +332,7 @@ struct UlqWeight : public torch::autograd::Function<UlqWeight> {
     const Tensor grad = grads[0].contiguous();
     const int64_t bits = ctx->saved_data["bits"].toInt();
     const double factor = ctx->saved_data["factor"].toDouble();
-    const int64_t rows = scale.numel(), k = m.numel() / rows;
+    const int64_t rows = scale.numel(), k = rows ? m.numel() / rows : 0;
     Tensor grad_m = at::empty_like(m), grad_s = at::empty_like(scale);
     AT_DISPATCH_FLOATING_TYPES(m.scalar_type(), "ulq_weight_backward", [&] {
       const scalar_t *src = m.data_ptr<scalar_t>(), *s = scale.data_ptr<scalar_t>();
