@@ -8,13 +8,16 @@ layer's ``scale_d``/``offset_d`` to the record in one atomic rewrite, with ``act
 for a 16-bit layer (``offset_d`` is then an int16 zero point; INT8 layers leave the field out,
 AMCT's default). A layer whose calibration
 data were all zero has no range to quantize: a CalibrationError names it (AMCT silently uses
-scale 1).
+scale 1). ``before_scales`` (AdaRound, :mod:`qdqforge.front.ptq_adaround`) runs on the module
+after that check and before the scales are written, so a record with ``scale_d`` always has
+its weights final.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from torch import nn
@@ -48,8 +51,14 @@ def progress_disabled() -> bool | None:
 class CalibrationRecorder:
     """Forward hook of the calibration module (see the module docstring)."""
 
-    def __init__(self, record_file: str | os.PathLike, batch_num: int) -> None:
+    def __init__(
+        self,
+        record_file: str | os.PathLike,
+        batch_num: int,
+        before_scales: Callable[[nn.Module], None] | None = None,
+    ) -> None:
         self.record_file, self.batch_num = record_file, batch_num
+        self.before_scales = before_scales
         self.done, self.bar = False, None
         self._write_progress(0)
 
@@ -61,6 +70,9 @@ class CalibrationRecorder:
         self._advance(seen)
         self._write_progress(seen)
         if all(op.params is not None for op in observers):
+            _check_ranges(observers)
+            if self.before_scales is not None:
+                self.before_scales(module)
             self._write_scales(observers)
             self.done = True
 
@@ -77,13 +89,6 @@ class CalibrationRecorder:
         atomic_write_text(progress_path(self.record_file), text + "\n")
 
     def _write_scales(self, observers: list[ActObserverOp]) -> None:
-        for op in observers:
-            if op.params.clip_max == op.params.clip_min:
-                raise CalibrationError(
-                    f"layer '{op.layer}': every calibration activation was "
-                    f"{op.params.clip_max:g} (zero range), so it has no integer grid; calibrate "
-                    f"with data that reach this layer or add '{op.layer}' to skip_layers"
-                )
         updates = {
             op.layer: {
                 "scale_d": op.params.scale,
@@ -93,3 +98,13 @@ class CalibrationRecorder:
             for op in observers
         }
         update_records(self.record_file, updates)
+
+
+def _check_ranges(observers: list[ActObserverOp]) -> None:
+    for op in observers:
+        if op.params.clip_max == op.params.clip_min:
+            raise CalibrationError(
+                f"layer '{op.layer}': every calibration activation was "
+                f"{op.params.clip_max:g} (zero range), so it has no integer grid; calibrate "
+                f"with data that reach this layer or add '{op.layer}' to skip_layers"
+            )

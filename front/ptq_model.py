@@ -6,6 +6,9 @@ arq_weights; that graph is the modified ONNX file (BN folded, balance Muls, ARQ 
 module runs the modified model with float activations; after ``batch_num`` forwards each
 layer's ``scale_d``/``offset_d`` (IFMR or HFMG on the balanced input) are in the record
 (:mod:`qdqforge.front.ptq_calibration`) and later forwards are fake-quantized on that grid.
+Layers with ``wts_algo: "ada_quantize"`` start on ARQ's weights; their inputs are gathered during
+those forwards and AdaRound rewrites their weights (module and modified ONNX) before the scales
+are written (:mod:`qdqforge.front.ptq_adaround`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import os
 from torch import nn
 
 from qdqforge.errors import ConfigError
+from qdqforge.front.ada_sites import ada_layers
 from qdqforge.front.config.layers import quant_layers_from_graph
 from qdqforge.front.config.ptq import QuantConfig
 from qdqforge.front.config.ptq_load import load_quant_config
@@ -24,6 +28,7 @@ from qdqforge.front.example_inputs import save_example_inputs
 from qdqforge.front.export import export
 from qdqforge.front.input_guard import guard_inputs
 from qdqforge.front.inputs import normalize_input_data
+from qdqforge.front.ptq_adaround import AdaRoundStep
 from qdqforge.front.ptq_calibration import CalibrationRecorder
 from qdqforge.front.record import update_records
 from qdqforge.graph import io
@@ -76,13 +81,17 @@ def quantize_model(
     config = load_quant_config(config_file, quant_layers_from_graph(model, proto))
     ctx = modified_context(config, record_file)
     graph = run_pipeline(proto, modified_passes(config), ctx=ctx).graph
+    ada = ada_layers(graph, config, ctx.state)  # a layer AdaRound cannot take fails here
     _rename(graph, input_names, output_names)
     io.save(graph, onnx_file)
     save_example_inputs(onnx_file, inputs)  # for save_model's sim = deploy check
     _record_weight_scales(record_file, ctx.state["scale_w"], config)
     observed = run_pipeline(graph, ("act_observe",), ctx=PassContext(config=config)).graph
     module = guard_inputs(reimport(io.to_proto(observed)).train(model.training), inputs)
-    module.register_forward_hook(CalibrationRecorder(record_file, config.batch_num))
+    step = AdaRoundStep(ada, onnx_file) if ada else None
+    if step is not None:
+        step.attach(module)
+    module.register_forward_hook(CalibrationRecorder(record_file, config.batch_num, step))
     return module
 
 
