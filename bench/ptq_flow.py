@@ -23,14 +23,18 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class PtqSettings:
     """What the generated ``.cfg`` says: DMQ strength (None = off) for every layer, per-layer
-    DMQ strengths overriding it (``(layer, alpha)``), skipped layers, activation algorithm, and
-    layers whose activations are 16-bit (``dst_type: INT16``, AMCT's A16W8)."""
+    DMQ strengths overriding it (``(layer, alpha)``), skipped layers, activation algorithm,
+    layers whose activations are 16-bit (``dst_type: INT16``, AMCT's A16W8), and AdaRound
+    weights (``ada_quantize { num_iteration: N }``) when ``ada_iterations`` is set, on every
+    layer but ``arq_layers`` (those keep ARQ's round-to-nearest)."""
 
     alpha: float | None = None
     layer_alphas: tuple[tuple[str, float], ...] = ()
     skip_layers: tuple[str, ...] = ()
     activation_algo: str = "ifmr_quantize"  # or "hfmg_quantize"
     int16_layers: tuple[str, ...] = ()
+    ada_iterations: int | None = None
+    arq_layers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,17 +55,21 @@ def cfg_text(settings: PtqSettings, batch_num: int) -> str:
     lines += [f'skip_layers: "{name}"' for name in settings.skip_layers]
     lines.append(f"common_config {{ {_calibration(settings, settings.alpha)} }}")
     overrides = dict(settings.layer_alphas)  # an override replaces common_config as a whole
-    overrides |= {name: overrides.get(name, settings.alpha) for name in settings.int16_layers}
+    special = (*settings.int16_layers, *settings.arq_layers)
+    overrides |= {name: overrides.get(name, settings.alpha) for name in special}
     lines += [
         f'override_layer_configs {{ layer_name: "{name}" calibration_config '
-        f"{{ {_calibration(settings, alpha, name in settings.int16_layers)} }} }}"
+        f"{{ {_calibration(settings, alpha, name)} }} }}"
         for name, alpha in overrides.items()
     ]
     return "\n".join(lines) + "\n"
 
 
-def _calibration(settings: PtqSettings, alpha: float | None, int16: bool = False) -> str:
+def _calibration(settings: PtqSettings, alpha: float | None, layer: str | None = None) -> str:
+    int16 = layer in settings.int16_layers
     text = f"{settings.activation_algo} {{ {'dst_type: INT16 ' if int16 else ''}}}"
+    if settings.ada_iterations is not None and layer not in settings.arq_layers:
+        text += f" ada_quantize {{ num_iteration: {settings.ada_iterations} }}"
     return text if alpha is None else f"{text} dmq_balancer {{ migration_strength: {alpha} }}"
 
 

@@ -40,6 +40,21 @@ def test_cfg_text_puts_int16_layers_in_overrides_that_parse():
     assert alphas == {"fc1": 0.3, "fc2": 0.5, "fc3": 0.5}
 
 
+def test_cfg_text_puts_ada_everywhere_but_arq_layers():
+    settings = PtqSettings(ada_iterations=300, int16_layers=("fc1",), arq_layers=("fc3",))
+    text = cfg_text(settings, 2)
+    layers = [QuantLayer(name, "Linear") for name in ("fc1", "fc2", "fc3")]
+    config = build_quant_config(parse_text(text, "AMCTConfig", ConfigError, "q.cfg"), layers, "q")
+    weights = {layer.name: layer.weight_quant_params for layer in config.layers}
+    assert {k: w.wts_algo for k, w in weights.items()} == {
+        "fc1": "ada_quantize",
+        "fc2": "ada_quantize",
+        "fc3": "arq_quantize",
+    }
+    assert weights["fc1"].num_iteration == weights["fc2"].num_iteration == 300
+    assert config.layer("fc1").activation_quant_params.num_bits == 16
+
+
 @pytest.mark.slow
 def test_digits_w8a8_row_and_ablation(tmp_path):
     pytest.importorskip("sklearn")
