@@ -18,8 +18,9 @@ from qdqforge.runtime.kernels.ulq import clearly_valid_clips, sanitize_scalar_cl
 
 def valid_clips_cpu(op) -> tuple[torch.Tensor, torch.Tensor]:
     """``(clip_max, clip_min)`` tensors of a CPU ``UlqActQuantOp`` after AMCT's fallbacks."""
-    current = op.clip_max.item(), (0.0 if op.clip_min is None else op.clip_min.item())
-    params = op.clip_max, (op.prev_clips[1] if op.clip_min is None else op.clip_min)
+    clip_max, clip_min = op.clip_max, op.clip_min
+    current = clip_max.item(), (0.0 if clip_min is None else clip_min.item())
+    params = clip_max, (op.prev_clips[1] if clip_min is None else clip_min)
     if not clearly_valid_clips(*current, op.num_bits):
         return _sanitized(op, current, params)
     if op.training and not op._is_replica:
@@ -29,15 +30,18 @@ def valid_clips_cpu(op) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _remember(op, clips: tuple[float, float]) -> None:
     """Store valid clips in ``prev_clips``; for float32/64 through a numpy view of the buffer's
-    memory kept on the op (a copied or replaced buffer has other memory, so it gets a new view)."""
+    memory kept on the op with that memory's address (a copied or replaced buffer lives
+    elsewhere, so it gets a new view; the view keeps its memory alive, so no other buffer can
+    reuse the address meanwhile)."""
     buffer = op.prev_clips
-    if buffer.dtype not in (torch.float32, torch.float64):
-        if buffer.tolist() != list(clips):
-            buffer.copy_(torch.tensor(clips, dtype=buffer.dtype))
-        return
-    view = op.__dict__.get("_prev_view")
-    if view is None or view.ctypes.data != buffer.data_ptr():
-        view = op.__dict__["_prev_view"] = buffer.numpy()
+    cached = op.__dict__.get("_prev_view")
+    if cached is None or cached[0] != buffer.data_ptr():
+        if buffer.dtype not in (torch.float32, torch.float64):
+            if buffer.tolist() != list(clips):
+                buffer.copy_(torch.tensor(clips, dtype=buffer.dtype))
+            return
+        cached = op.__dict__["_prev_view"] = (buffer.data_ptr(), buffer.numpy())
+    view = cached[1]
     if view[0] != clips[0] or view[1] != clips[1]:
         view[:] = clips
 

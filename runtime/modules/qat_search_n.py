@@ -40,7 +40,8 @@ class SearchNOp(nn.Module):
 
     def forward(self, y, act_scale, weight_scale, bn_weight=None, bn_var=None) -> torch.Tensor:
         if self.training:
-            self._stale = True
+            if not self._stale:  # nn.Module.__setattr__ costs ~1 us per training step otherwise
+                self._stale = True
         elif act_scale is not None and weight_scale is not None:
             self._accumulate(y, self.deq_scale(act_scale, weight_scale, bn_weight, bn_var))
         return y
