@@ -12,7 +12,8 @@ before ``scale_d``/``offset_d`` are written, :class:`AdaRoundStep`
    line per layer with the integers moved and the reconstruction error before/after);
 2. writes ``s * q`` into the calibration module's weight, so later (fake-quantized) forwards
    run what ``save_model`` writes;
-3. rewrites the modified ONNX file with the ``ada_weights`` pass (atomically).
+3. rewrites the modified ONNX file with the ``ada_weights`` pass (atomically), then drops the
+   Grams and float weights.
 
 The record's ``scale_w``/``offset_w`` are ARQ's and stay; ``save_model`` reads the integers as
 ``rint(W / s)`` from the modified ONNX, so both saved models carry the AdaRound integers. A
@@ -61,8 +62,8 @@ class AdaRoundStep:
                 op.register_forward_hook(self._collect)
 
     def _collect(self, op: ActObserverOp, args: tuple, output) -> None:
-        layer = self.layers[op.layer]
-        if op.batches > layer.batches:  # a forward the observer calibrated on
+        layer = self.layers.get(op.layer)  # None once rounded
+        if layer is not None and op.batches > layer.batches:  # a forward the observer used
             layer.gram.update(args[0])
             layer.batches = op.batches
 
@@ -78,6 +79,7 @@ class AdaRoundStep:
         options = {"ada_weights": {"weights": {k: w.cpu().numpy() for k, w in weights.items()}}}
         graph = run_pipeline(self.onnx_file, ("ada_weights",), ctx=PassContext(options=options))
         io.save(graph.graph, self.onnx_file)
+        self.layers.clear()  # the Grams and float weights are no longer needed
 
 
 def _round_layer(layer: AdaLayer, on_steps) -> torch.Tensor:
