@@ -20,6 +20,7 @@ from qdqforge.passes.base import PassContext
 from qdqforge.passes.pipeline import run_pipeline
 from tests.front.doctor_models import OUTLIER_CHANNEL, mlp_config, mlp_input, planted_mlp
 from tests.front.test_doctor import numpy_sqnr
+from tests.helpers.ptq_flow import run_seed_flow
 
 ALPHA = 0.5
 
@@ -30,9 +31,7 @@ def seed_flow(tmp_path_factory):
     model, x = planted_mlp(weight_outlier=False), mlp_input()
     cfg = mlp_config(tmp / "c.json", model, x, ALPHA)
     record, onnx_file = tmp / "r.txt", tmp / "m.onnx"
-    with torch.no_grad():
-        qdqforge.quantize_preprocess(str(cfg), str(record), model, x)(x)
-        qdqforge.quantize_model(str(cfg), str(onnx_file), str(record), model, x)(x)
+    run_seed_flow(cfg, record, onnx_file, model, [x])
     report = qdqforge.analyze(str(cfg), model, x, str(record))
     return model, x, read_record(record), onnx_file, report
 

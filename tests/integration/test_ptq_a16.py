@@ -46,6 +46,7 @@ from qdqforge.graph.quant_compare import (
     run_with_tensors,
 )
 from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
+from tests.helpers.ptq_flow import run_seed_flow
 from tests.helpers.torch_models import build as build_test_model
 from tests.integration.test_ptq_deploy import INTEGER_OPS, optimized_ops
 from tests.integration.test_ptq_preprocess import build as build_small
@@ -96,11 +97,7 @@ def run_flow(tmp_path: Path, name: str, a16: bool) -> Flow:
     )
     qdqforge.create_quant_config(str(cfg), model, batches[0], config_defination=str(definition))
     record, onnx_file = tmp_path / "r.txt", tmp_path / "m.onnx"
-    with torch.no_grad():
-        qdqforge.quantize_preprocess(str(cfg), str(record), model, batches[0])(batches[0])
-        calib = qdqforge.quantize_model(str(cfg), str(onnx_file), str(record), model, batches[0])
-        for x in batches[:2]:
-            calib(x)
+    calib = run_seed_flow(cfg, record, onnx_file, model, batches, forwards=2)
     return Flow(model, batches, onnx_file, record, calib)
 
 

@@ -23,6 +23,7 @@ from qdqforge.front.record import read_record
 from qdqforge.graph import numerics
 from qdqforge.graph.quant_compare import run_with_tensors
 from qdqforge.runtime.kernels.arq import to_channel_major
+from tests.helpers.ptq_flow import run_seed_flow
 from tests.helpers.state import assert_untouched, snapshot
 from tests.integration.test_ptq_preprocess import build
 from tests.integration.test_ptq_save import calibration_grids, output_lsb
@@ -41,10 +42,7 @@ def run_flow(tmp_path, cfg_text: str):
         str(cfg), model, batches[0], config_defination=str(tmp_path / "q.cfg")
     )
     before = snapshot(model)
-    with torch.no_grad():
-        calib = qdqforge.quantize_model(str(cfg), str(onnx_file), str(record), model, batches[0])
-        for x in batches[:2]:
-            calib(x)
+    calib = run_seed_flow(cfg, record, onnx_file, model, batches, forwards=2, with_dmq=False)
     paths = qdqforge.save_model(str(onnx_file), str(record), str(tmp_path / "net"))
     assert_untouched(model, before)
     return batches, calib, record, onnx_file, paths

@@ -18,6 +18,7 @@ import qdqforge
 from qdqforge.front.record import read_record
 from qdqforge.graph import numerics
 from qdqforge.graph.quant_compare import grid_mismatch
+from tests.helpers.ptq_flow import run_seed_flow
 from tests.helpers.torch_models import MODEL_NAMES
 from tests.helpers.torch_models import build as build_test_model
 from tests.integration.test_ptq_preprocess import build as build_small
@@ -32,11 +33,7 @@ def seed_flow(tmp_path, model, batches):
         tmp_path / "r.txt",
         tmp_path / "m.onnx",
     )
-    with torch.no_grad():
-        qdqforge.quantize_preprocess(str(cfg), str(record), model, batches[0])(*batches[0])
-        calib = qdqforge.quantize_model(str(cfg), str(onnx_file), str(record), model, batches[0])
-        for x in batches:
-            calib(*x)
+    run_seed_flow(cfg, record, onnx_file, model, batches)
     return qdqforge.save_model(str(onnx_file), str(record), str(tmp_path / "net"))
 
 

@@ -25,6 +25,7 @@ from qdqforge.graph import numerics
 from qdqforge.graph.quant_compare import run_with_tensors
 from qdqforge.runtime import reimport
 from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
+from tests.helpers.ptq_flow import run_seed_flow
 from tests.integration.test_ptq_model import write_config
 from tests.integration.test_ptq_preprocess import MODELS, build
 
@@ -36,11 +37,7 @@ def calibrate(tmp_path, name, forwards=2, model_and_batches=None):
         tmp_path / "r.txt",
         tmp_path / "m.onnx",
     )
-    with torch.no_grad():
-        qdqforge.quantize_preprocess(str(cfg), str(record), model, batches[0])(batches[0])
-        calib = qdqforge.quantize_model(str(cfg), str(onnx_file), str(record), model, batches[0])
-        for x in batches[:forwards]:
-            calib(x)
+    calib = run_seed_flow(cfg, record, onnx_file, model, batches, forwards)
     return model, batches, onnx_file, record, calib
 
 
