@@ -10,6 +10,7 @@ rows depend on the input size at run time: refused, naming the layer.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,8 @@ from qdqforge.graph.layers import LayerSite, layer_site
 from qdqforge.passes.arq_weights import OUTPUT_AXIS
 from qdqforge.runtime.kernels.adaround import AdaRoundParams
 from qdqforge.runtime.kernels.layer_gram import GramAccumulator, RowGeometry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -105,3 +108,25 @@ def row_geometry(site: LayerSite) -> RowGeometry:
         tuple(node.attrs.get("dilations") or (1,) * n),
         tuple(node.attrs.get("output_padding") or (0,) * n),
     )
+
+
+def warn_rounded_like_arq(config: QuantConfig, tool: str) -> list[str]:
+    """Log that ``tool`` (the doctor, auto-calibration's ranking) rounds ``ada_quantize`` layers'
+    weights to nearest on ARQ's grid: AdaRound's rounding needs ``quantize_model``'s
+    calibration, so their weight error there is an upper bound. Returns those layers."""
+    names = [
+        c.name
+        for c in config.layers
+        if c.quant_enable
+        and c.weight_quant_params is not None
+        and c.weight_quant_params.wts_algo == "ada_quantize"
+    ]
+    if names:
+        shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        log.warning(
+            "%s: %d ada_quantize layer(s) (%s) are measured with ARQ's round-to-nearest weights, "
+            "not AdaRound's (learnt in quantize_model's calibration): their weight error here "
+            "is an upper bound",
+            tool, len(names), shown,
+        )  # fmt: skip
+    return names

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from torch import nn
 
+from qdqforge.front.ada_sites import warn_rounded_like_arq
 from qdqforge.front.config.layers import quant_layers_from_graph
 from qdqforge.front.config.ptq_load import load_quant_config
 from qdqforge.front.export import export
@@ -33,6 +34,7 @@ def float_graph(config_file, record_file, model: nn.Module, input_data) -> Graph
     """The modified ONNX before ARQ: BN folded and DMQ balanced, weights still float."""
     proto = export(model, normalize_input_data(input_data))
     config = load_quant_config(config_file, quant_layers_from_graph(model, proto))
+    warn_rounded_like_arq(config, "layer sensitivity")
     passes = tuple(p for p in modified_passes(config) if p != "arq_weights")
     return run_pipeline(proto, passes, ctx=modified_context(config, record_file)).graph
 

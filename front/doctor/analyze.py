@@ -14,6 +14,7 @@ a switch on every layer's input activation and weight), then forwards of ``input
 
 Each is compared with r by SQNR / cosine / relative L2 (:mod:`.fidelity`); the skip rule is in
 :mod:`.skip`. The model runs in eval mode (dropout off) so differences are quantization only.
+Weights are rounded by ARQ (to nearest), ``ada_quantize`` layers too (a warning says so).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 from torch import nn
 from tqdm import tqdm
 
+from qdqforge.front.ada_sites import warn_rounded_like_arq
 from qdqforge.front.config.layers import quant_layers_from_graph
 from qdqforge.front.config.ptq_load import load_quant_config
 from qdqforge.front.doctor.fidelity import fidelity
@@ -74,6 +76,7 @@ def analyze(
     proto = export(model, inputs)
     found = quant_layers_from_graph(model, proto)
     config = load_quant_config(config_file, found)
+    warn_rounded_like_arq(config, "doctor")
     records = read_record(record_file) if record_file is not None else {}
     probe = build_probe_model(proto, inputs, config, records)
     reference = probe.run(observe=True)
