@@ -20,6 +20,7 @@ from torch import nn
 
 from qdqforge.errors import ConfigError
 from qdqforge.front.ada_sites import ada_layers
+from qdqforge.front.config.grouped_transpose import refuse_channel_wise
 from qdqforge.front.config.layers import quant_layers_from_graph
 from qdqforge.front.config.ptq import QuantConfig
 from qdqforge.front.config.ptq_load import load_quant_config
@@ -79,6 +80,7 @@ def quantize_model(
     inputs = normalize_input_data(input_data)  # None too: an InputDataError
     proto = export(model, inputs)
     config = load_quant_config(config_file, quant_layers_from_graph(model, proto))
+    refuse_channel_wise(config, model)
     ctx = modified_context(config, record_file)
     graph = run_pipeline(proto, modified_passes(config), ctx=ctx).graph
     ada = ada_layers(graph, config, ctx.state)  # a layer AdaRound cannot take fails here

@@ -3,7 +3,8 @@
 Both export the model once to find its quantizable layers (:mod:`.layers`), turn either the
 function arguments or the ``.cfg`` (``config_defination``) into a config, validate it and write
 the JSON atomically. As in AMCT, a ``.cfg`` makes ``skip_layers``, ``batch_num`` and
-``activation_offset`` arguments irrelevant (logged when they were set).
+``activation_offset`` arguments irrelevant (logged when they were set). Without a ``.cfg``,
+grouped ConvTranspose weights default to per tensor (:mod:`.grouped_transpose`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import os
 from qdqforge.errors import ConfigError
 from qdqforge.front.config.cfg_ptq import build_quant_config
 from qdqforge.front.config.cfg_qat import build_retrain_config
+from qdqforge.front.config.grouped_transpose import per_tensor_defaults
 from qdqforge.front.config.issues import Issues
 from qdqforge.front.config.jsonio import write_json
 from qdqforge.front.proto.schema import message_class
@@ -55,7 +57,10 @@ def create_quant_config(
         cfg = _args_cfg(skip_layers, batch_num, activation_offset)
         source = "create_quant_config arguments"
     layers = _layers(model, input_data)  # after the cheap checks: exporting takes seconds
-    write_json(config_file, build_quant_config(cfg, layers, source).to_dict())
+    config = build_quant_config(cfg, layers, source)
+    if config_defination is None:
+        config = per_tensor_defaults(config, model)
+    write_json(config_file, config.to_dict())
     log.info("wrote PTQ config %s (%d layers)", config_file, len(layers))
 
 
@@ -78,7 +83,10 @@ def create_quant_retrain_config(config_file, model, input_data, config_definatio
     else:
         cfg, source = message_class("AMCTRetrainConfig")(), "defaults"
     layers = _layers(model, input_data)
-    write_json(config_file, build_retrain_config(cfg, layers, source).to_dict())
+    config = build_retrain_config(cfg, layers, source)
+    if config_defination is None:
+        config = per_tensor_defaults(config, model)
+    write_json(config_file, config.to_dict())
     log.info("wrote QAT config %s", config_file)
 
 
