@@ -29,6 +29,7 @@ from qdqforge.front.example_inputs import save_example_inputs
 from qdqforge.front.export import export
 from qdqforge.front.input_guard import guard_inputs
 from qdqforge.front.inputs import normalize_input_data
+from qdqforge.front.model_dtype import refuse_float64
 from qdqforge.front.ptq_adaround import AdaRoundStep
 from qdqforge.front.ptq_calibration import CalibrationRecorder
 from qdqforge.front.record import update_records
@@ -71,6 +72,7 @@ def quantize_model(
         The calibration module (outputs as the modified ONNX's).
 
     Raises:
+        ModelError: a float64 parameter, buffer or input (ONNX QDQ has no float64).
         ConfigError: invalid config or arguments.
         RecordError: DMQ layers without recorded factors.
     """
@@ -78,6 +80,7 @@ def quantize_model(
     if record_file is None or model is None:
         raise ConfigError("quantize_model needs record_file, model and input_data")
     inputs = normalize_input_data(input_data)  # None too: an InputDataError
+    refuse_float64(model, inputs, "quantize_model")
     proto = export(model, inputs)
     config = load_quant_config(config_file, quant_layers_from_graph(model, proto))
     refuse_channel_wise(config, model)

@@ -26,6 +26,7 @@ from qdqforge.front.config.qat_load import load_retrain_config
 from qdqforge.front.export import export
 from qdqforge.front.input_guard import guard_inputs
 from qdqforge.front.inputs import normalize_input_data
+from qdqforge.front.model_dtype import refuse_float64
 from qdqforge.front.qat_graph import attach_graph
 from qdqforge.front.record import write_record
 from qdqforge.graph import io
@@ -60,6 +61,7 @@ def create_quant_retrain_model(
         ``batch_num`` forwards.
 
     Raises:
+        ModelError: a float64 parameter, buffer or input (ONNX QDQ has no float64).
         ConfigError: invalid config, or no layer has ``retrain_enable``.
         InputDataError: ``input_data`` is not a tensor or a tuple of tensors.
         ExportError: the model cannot be exported.
@@ -68,6 +70,7 @@ def create_quant_retrain_model(
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     inputs = normalize_input_data(input_data)
+    refuse_float64(model, inputs, "create_quant_retrain_model")
     proto = export(model, inputs)
     config = load_retrain_config(config_file, quant_layers_from_graph(model, proto))
     refuse_channel_wise(config, model)
