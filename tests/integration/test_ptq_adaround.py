@@ -21,12 +21,11 @@ import qdqforge
 import qdqforge.front.ptq_adaround as ptq_adaround
 from qdqforge.front.record import read_record
 from qdqforge.graph import numerics
-from qdqforge.graph.quant_compare import run_with_tensors
 from qdqforge.runtime.kernels.arq import to_channel_major
 from tests.helpers.ptq_flow import run_seed_flow
 from tests.helpers.state import assert_untouched, snapshot
 from tests.integration.test_ptq_preprocess import build
-from tests.integration.test_ptq_save import calibration_grids, output_lsb
+from tests.integration.test_ptq_save import assert_grids_match, output_lsb
 
 LAYERS = ("conv1", "dw", "grouped", "up", "fc")
 LAYOUT = {"up": (1, 1)}  # ConvTranspose: output channel on axis 1 (groups 1); others axis 0
@@ -105,13 +104,7 @@ def test_fake_quant_model_matches_the_calibration_module(ada_run):
     for x in batches:
         feeds = numerics.feeds_for(proto, [x.numpy()])
         got = numerics.run(proto, feeds)[0]
-        grids, calib_out = calibration_grids(calib, x)
-        onnx_grids = run_with_tensors(proto, [f"{k}.quant.out" for k in grids], feeds)
-        flips = [np.abs(grids[k] - onnx_grids[f"{k}.quant.out"]) for k in grids]
-        assert max(f.max() for f in flips) <= 1
-        assert sum(int((f > 0).sum()) for f in flips) <= 0.01 * sum(f.size for f in flips)
-        if not any(f.any() for f in flips):
-            assert np.abs(calib_out - got).max() <= 1.0 * lsb
+        assert_grids_match(calib, proto, x, feeds, got, lsb)
 
 
 @pytest.mark.parametrize("setting,shown", (("0", False), ("1", True)))

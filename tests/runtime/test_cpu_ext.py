@@ -16,9 +16,14 @@ import pytest
 import torch
 
 from qdqforge.runtime.kernels import cpu_ext, ulq, ulq_dispatch
-from tests.runtime.ulq_cases import act_cases, arq_cases, ulq_weight_cases
+from tests.runtime.ulq_cases import (
+    act_cases,
+    arq_cases,
+    close_sums,
+    leaves,
+    ulq_weight_cases,
+)
 
-REL = {torch.float32: 1e-5, torch.float64: 1e-12}
 HAS_TOOLCHAIN = shutil.which("g++") is not None and shutil.which("ninja") is not None
 
 
@@ -31,10 +36,6 @@ def ops():
     return built
 
 
-def leaves(*tensors):
-    return [t.detach().clone().requires_grad_() for t in tensors]
-
-
 def backward_names(t: torch.Tensor) -> list[str]:
     """Names of every node of ``t``'s autograd graph."""
     names, todo = [], [t.grad_fn]
@@ -44,10 +45,6 @@ def backward_names(t: torch.Tensor) -> list[str]:
             names.append(node.name())
             todo += [edge[0] for edge in node.next_functions]
     return names
-
-
-def close_sums(got, ref, terms_abs_sum, dtype):
-    assert torch.all((got - ref).abs() <= REL[dtype] * terms_abs_sum + 1e-30), (got, ref)
 
 
 @pytest.mark.parametrize("case", act_cases(), ids=lambda c: c.name)

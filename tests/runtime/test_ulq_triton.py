@@ -21,21 +21,16 @@ from triton.runtime.interpreter import InterpretedFunction
 from qdqforge.runtime.kernels import ulq, ulq_dispatch, ulq_fused, ulq_triton
 from qdqforge.runtime.modules.qat_act import UlqActQuantOp
 from qdqforge.runtime.modules.qat_weight import ArqRetrainWeightOp, UlqRetrainWeightOp
-from tests.runtime.ulq_cases import act_cases, arq_cases, ulq_weight_cases
+from tests.runtime.ulq_cases import (
+    act_cases,
+    arq_cases,
+    close_sums,
+    leaves,
+    ulq_weight_cases,
+)
 
 if not isinstance(ulq_triton.rint, InterpretedFunction):
     pytest.skip("ulq_triton was imported before TRITON_INTERPRET=1", allow_module_level=True)
-
-REL = {torch.float32: 1e-5, torch.float64: 1e-12}
-
-
-def leaves(*tensors):
-    return [t.detach().clone().requires_grad_() for t in tensors]
-
-
-def close_sums(got, ref, terms_abs_sum, dtype):
-    """Sums of the same terms in another order: error bound in units of ``sum |terms|``."""
-    assert torch.all((got - ref).abs() <= REL[dtype] * terms_abs_sum + 1e-30), (got, ref)
 
 
 @pytest.mark.parametrize("case", act_cases(), ids=lambda c: c.name)

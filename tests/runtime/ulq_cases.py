@@ -34,6 +34,19 @@ class WeightCase:
     factor: float = 1.0
 
 
+REL = {torch.float32: 1e-5, torch.float64: 1e-12}
+
+
+def leaves(*tensors):
+    """Detached copies that require grad, one per tensor."""
+    return [t.detach().clone().requires_grad_() for t in tensors]
+
+
+def close_sums(got, ref, terms_abs_sum, dtype):
+    """Sums of the same terms in another order: error bound in units of ``sum |terms|``."""
+    assert torch.all((got - ref).abs() <= REL[dtype] * terms_abs_sum + 1e-30), (got, ref)
+
+
 def neighbours(v: torch.Tensor) -> torch.Tensor:
     """``v`` and the floats just below and above it."""
     inf = torch.full_like(v, math.inf)
