@@ -24,7 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.ptq_rows import Row
 
 PARTS = ("digits", "minilm", "lite0", "memory")
-HEADER = ("task", "method", "sim", "ORT all", "deploy", "target", "time s", "+RSS MB", "note")
+HEADER = (
+    "task", "method", "fake-quant ORT default", "QDQ ORT basic", "QDQ ORT default",
+    "deploy ORT default", "target", "time s", "+RSS MB", "note",
+)  # fmt: skip
 NOTE_WIDTH = 48
 
 
@@ -55,8 +58,8 @@ def cells(rows: list[Row]) -> tuple[list[list[str]], list[str]]:
         if len(note) > NOTE_WIDTH:
             notes.append(note)
             note = f"[{len(notes)}]"
-        table.append([r.task, r.method, r.sim, r.ort_all, r.deploy, r.target, r.seconds,
-                      r.rss_mb, note])  # fmt: skip
+        table.append([r.task, r.method, r.fake, r.sim, r.ort_all, r.deploy, r.target,
+                      r.seconds, r.rss_mb, note])  # fmt: skip
     return table, notes
 
 

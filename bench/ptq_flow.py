@@ -44,6 +44,7 @@ class PtqRun:
 
     fake_quant: Path
     deploy: Path | None
+    qdq: Path | None
     seconds: float
     extra_rss_mb: float
     note: str = ""
@@ -106,12 +107,12 @@ def run_ptq(model, batches: list, workdir: Path, settings: PtqSettings) -> PtqRu
         settings: DMQ / skip / algorithm choice.
 
     Returns:
-        :class:`PtqRun`; ``deploy`` is set when qdqforge wrote ``net_deploy_model.onnx``.
+        :class:`PtqRun`; ``deploy`` and ``qdq`` are set when qdqforge wrote them.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     with Stopwatch() as clock, PeakRss() as memory:
         note = _flow(model, batches, workdir, settings)
-    fake, deploy = workdir / "net_fake_quant_model.onnx", workdir / "net_deploy_model.onnx"
+    fake, deploy, qdq = (workdir / f"net_{k}_model.onnx" for k in ("fake_quant", "deploy", "qdq"))
     log.info("%s: %.1f s, +%.0f MB", workdir.name, clock.seconds, memory.extra_mb)
-    deploy = deploy if deploy.exists() else None
-    return PtqRun(fake, deploy, clock.seconds, memory.extra_mb, note)
+    deploy, qdq = (p if p.exists() else None for p in (deploy, qdq))
+    return PtqRun(fake, deploy, qdq, clock.seconds, memory.extra_mb, note)

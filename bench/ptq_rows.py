@@ -2,11 +2,15 @@
 
 A :class:`Task` knows its evaluation batches, the FP32 reference and how to score outputs; the
 row functions run qdqforge's flow (:mod:`bench.ptq_flow`) or ORT's ``quantize_static``
-(:mod:`bench.ort_tools`) and fill the three result columns:
+(:mod:`bench.ort_tools`) and fill the result columns, each naming its model and session:
 
-* ``sim``: the QDQ model (qdqforge's fake-quant, or ORT's output) at ORT "basic" optimisation:
-  Q/DQ run as float ops, the quantization simulation;
-* ``ort_all``: the same model at ORT's default "all", where ORT fuses QDQ into int8 kernels;
+* ``fake``: qdqforge's ``<save>_fake_quant_model.onnx`` in ORT's default session ("all"): the
+  torch module's arithmetic in float ops, nothing fused into int8 kernels (the target is judged
+  on it);
+* ``sim``: the QDQ model (qdqforge's ``<save>_qdq_model.onnx``, or ORT's output) at ORT "basic":
+  Q/DQ run as float ops, the quantization simulation with the int32 bias;
+* ``ort_all``: the same QDQ model at ORT's default "all", where ORT fuses QDQ into int8 kernels
+  (u8 x s8 pairs summed into int16 with saturation on this CPU without VNNI);
 * ``deploy``: qdqforge's ``<save>_deploy_model.onnx`` at ORT's default, when it was written.
 
 A product error becomes the row's note (the table shows every method, failed or not).
@@ -21,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.ort_tools import ort_quantize_static, run_onnx
+from bench.ort_tools import LEVELS, ort_quantize_static, run_onnx
 from bench.ptq_flow import PtqSettings, run_ptq
 from bench.rss import PeakRss, Stopwatch
 from qdqforge.errors import QdqforgeError
@@ -53,6 +57,7 @@ class Row:
 
     task: str
     method: str
+    fake: str = "-"
     sim: str = "-"
     ort_all: str = "-"
     deploy: str = "-"
@@ -77,11 +82,12 @@ def qdqforge_row(task: Task, method: str, model, calib: list, workdir: Path, set
         run = run_ptq(model, calib, workdir, settings)
     except QdqforgeError as e:
         return _error_row(task, method, e)
-    sim = _evaluate(task, run.fake_quant, "basic")
+    fake = _evaluate(task, run.fake_quant, "all")
+    qdq = {level: _evaluate(task, run.qdq, level).text if run.qdq else "-" for level in LEVELS}
     deploy = _evaluate(task, run.deploy, "all").text if run.deploy else "-"
     return Row(
-        task.name, method, sim.text, _evaluate(task, run.fake_quant, "all").text, deploy,
-        "met" if task.meets(sim.value) else "missed",
+        task.name, method, fake.text, qdq["basic"], qdq["all"], deploy,
+        "met" if task.meets(fake.value) else "missed",
         f"{run.seconds:.1f}", f"{run.extra_rss_mb:.0f}", run.note,
     )  # fmt: skip
 
@@ -95,7 +101,7 @@ def ort_row(task: Task, method: str, model, calib: list, workdir: Path, op_types
         return _error_row(task, method, e)
     sim = _evaluate(task, path, "basic")
     return Row(
-        task.name, method, sim.text, _evaluate(task, path, "all").text, "-",
+        task.name, method, "-", sim.text, _evaluate(task, path, "all").text, "-",
         "met" if task.meets(sim.value) else "missed",
         f"{clock.seconds:.1f}", f"{memory.extra_mb:.0f}",
     )  # fmt: skip

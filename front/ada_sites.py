@@ -19,8 +19,7 @@ import torch
 from qdqforge.errors import ConfigError
 from qdqforge.front.config.ptq import QuantConfig
 from qdqforge.graph.ir import Graph
-from qdqforge.graph.layers import LayerSite, layer_site
-from qdqforge.passes.arq_weights import OUTPUT_AXIS
+from qdqforge.graph.layers import WEIGHT_AXIS, LayerSite, layer_site
 from qdqforge.runtime.kernels.adaround import AdaRoundParams
 from qdqforge.runtime.kernels.layer_gram import GramAccumulator, RowGeometry
 
@@ -66,14 +65,18 @@ def ada_layers(graph: Graph, config: QuantConfig, state: dict) -> list[AdaLayer]
         site = layer_site(graph, layer.name)
         w = layer.weight_quant_params
         params = AdaRoundParams(
-            w.num_iteration, w.reg_param, tuple(w.beta_range), w.warm_start, w.num_bits
+            w.num_iteration,
+            w.reg_param,
+            tuple(w.beta_range),
+            w.warm_start,
+            config.weight_bits(layer),
         )
         groups = site.groups if site.weight_layout == "ConvTranspose" else 1
         out.append(
             AdaLayer(
                 layer.name, params, torch.from_numpy(np.asarray(floats[layer.name])),
                 torch.tensor(scales[layer.name], dtype=torch.float32),
-                OUTPUT_AXIS[site.weight_layout], groups, site.weight.name,
+                WEIGHT_AXIS[site.weight_layout], groups, site.weight.name,
                 GramAccumulator(row_geometry(site)),
             )
         )  # fmt: skip

@@ -37,6 +37,7 @@ from qdqforge.graph import io
 from qdqforge.graph.ir import Graph
 from qdqforge.passes.base import PassContext
 from qdqforge.passes.pipeline import run_pipeline
+from qdqforge.passes.weight_grid import weight_type_field
 from qdqforge.runtime import reimport
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,7 @@ def _record_weight_scales(record_file, scales: dict, config: QuantConfig) -> Non
     updates = {  # an earlier calibration's activation grid must not outlive the new weights
         layer: {"scale_w": s, "offset_w": [0] * len(s), **stale} for layer, s in scales.items()
     }
-    for layer in config.layers:  # 4-bit weights: the savers clamp to the 4-bit grid
-        params = layer.weight_quant_params
-        if layer.name in updates and params is not None and params.num_bits == 4:
-            updates[layer.name]["dst_type"] = "INT4"
+    for layer in config.layers:  # the savers put the weights on the recorded grid (weight_grid)
+        if layer.name in updates and layer.weight_quant_params is not None:
+            updates[layer.name]["dst_type"] = weight_type_field(config.weight_bits(layer))
     update_records(record_file, updates)

@@ -21,6 +21,7 @@ from torch import nn
 from qdqforge.errors import CalibrationError
 from qdqforge.front.qat_graph import tensor_at
 from qdqforge.front.record import LayerRecord
+from qdqforge.passes.weight_grid import weight_type_field
 from qdqforge.runtime import distributed
 from qdqforge.runtime.kernels.ulq import ulq_scale_offset
 from qdqforge.runtime.modules.qat_act import UlqActQuantOp
@@ -76,8 +77,7 @@ def learned_records(module: nn.Module) -> dict[str, LayerRecord]:
         if layer in weights:
             scale_w = _weight_scale(module, weights[layer]).tolist()
             fields.update(scale_w=tuple(scale_w), offset_w=(0,) * len(scale_w))
-            if weights[layer].num_bits == 4:  # the savers clamp to the 4-bit grid (weight_grid)
-                fields["dst_type"] = "INT4"
+            fields["dst_type"] = weight_type_field(weights[layer].num_bits)  # the savers' grid
         if layer in searches:
             fields["shift_bit"] = tuple(searches[layer].shifts().tolist())
         records[layer] = LayerRecord(**fields)

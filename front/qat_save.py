@@ -6,7 +6,9 @@
 2. Record (:mod:`.qat_record`): ``scale_d``/``offset_d`` from the learned clips, ``scale_w``,
    ``offset_w``, ``shift_bit`` from search-N.
 3. Float graph: the module's QAT graph with its trained weights and BN statistics, the QAT nodes
-   removed (``qat_strip``), BN folded (``fold_bn``).
+   removed (``qat_strip``), each retrained weight replaced by the value the module's own weight
+   quantizer gives it (so the fake-quant model computes with the module's weights, including a
+   clamped 127), BN folded (``fold_bn``).
 4. BN folding keeps the integer grid (spec §4.6): with ``g_c = gamma_c / sqrt(var_c + eps)``,
    ``W'_c = W_c g_c`` is quantized with ``scale_w'_c = scale_w_c |g_c|`` (per-tensor scales become
    per channel), so ``W'_c / scale_w'_c = sign(g_c) W_c / scale_w_c``.
@@ -24,13 +26,14 @@ import logging
 import os
 
 import numpy as np
+import torch
 from torch import nn
 
 from qdqforge.errors import ConfigError
 from qdqforge.front.config.qat_load import load_retrain_config
 from qdqforge.front.inputs import normalize_input_data
-from qdqforge.front.qat_graph import qat_module, trained_graph
-from qdqforge.front.qat_record import ensure_statistics, learned_records, ops_by_layer
+from qdqforge.front.qat_graph import qat_module, tensor_at, trained_graph
+from qdqforge.front.qat_record import WEIGHT_OPS, ensure_statistics, learned_records, ops_by_layer
 from qdqforge.front.quant_save import SavedModels, write_quant_models
 from qdqforge.front.record import LayerRecord, write_record
 from qdqforge.graph import meta
@@ -85,6 +88,7 @@ def save_quant_retrain_model(
     ensure_statistics(module, inputs)
     records = learned_records(module)
     graph = run_pipeline(trained_graph(module), ("qat_strip",)).graph
+    _fake_quantized_weights(graph, module)
     factors = bn_factors(graph, records)
     graph = run_pipeline(graph, ("fold_bn",)).graph
     records = {k: fold_scale(graph, k, r, factors.get(k)) for k, r in records.items()}
@@ -100,6 +104,15 @@ def save_quant_retrain_model(
     finally:
         for op, state in frozen.items():
             op.load_state_dict(state)
+
+
+@torch.no_grad()
+def _fake_quantized_weights(graph: Graph, module: nn.Module) -> None:
+    """Each retrained weight of ``graph`` as the module's weight quantizer outputs it."""
+    tensors = graph.gs.tensors()
+    for op in ops_by_layer(module, WEIGHT_OPS).values():
+        weight = tensor_at(module, module.onnx_mapping[op.weight_name])
+        tensors[op.weight_name].values = op(weight)[0].detach().cpu().numpy()
 
 
 def _search_n_state(module: nn.Module) -> dict[nn.Module, dict]:

@@ -44,7 +44,8 @@ class LayerRecord:
         shift_bit: per-channel right shift N of the int32 accumulator (reserved by AMCT).
         tensor_balance_factor: DMQ per-input-channel factors.
         skip_fusion: the layer was not fused with its BatchNorm.
-        dst_type: ``"INT8"`` (AMCT default) or ``"INT4"``/``"INT16"``.
+        dst_type: the weight grid: ``"INT8"`` (AMCT default, also when absent) or
+            ``"INT7"``/``"INT6"``/``"INT4"`` (stored in int8; ``passes.weight_grid``).
         act_type: activation data type: absent or ``"INT8"``, or ``"INT16"`` (AMCT's A16W8;
             :mod:`qdqforge.passes.act_grid` reads the grid from it).
         wts_type: weight data type.

@@ -5,9 +5,17 @@ ONNX, and every layer whose weight ``quantize_model`` fake-quantized (its ``<wei
 initializer) must be in it. Its values must make an integer grid: ``act_type`` absent, INT8 or
 INT16; ``scale_d`` and every ``scale_w`` finite and > 0; ``offset_d`` in [-128, 127], or in
 [-32768, 32767] when ``act_type`` is INT16; one ``scale_w`` for the tensor or one per output
-channel. Otherwise the quantized models would be silently wrong (a negative scale flips signs,
-an int16 offset wraps in an int8 zero point) or fail deep inside a pass; a RecordError names the
-record, the layer and the field instead.
+channel; ``dst_type`` (the weight grid) absent or INT4/INT6/INT7/INT8.
+
+And the record must be the one ``quantize_model`` wrote for these weights: each fake-quantized
+weight of the modified ONNX must lie on the record's ``scale_w`` grid, ``W == rint(W / s_w) * s_w``
+exactly (``weight_grid``; ARQ and AdaRound write ``q * s_w`` in float32, so this holds bit for
+bit), with ``offset_w`` 0. Two flows sharing one record path break this: the second
+``quantize_model`` rewrites ``scale_w`` for its own weights, and the first model's weights read
+on that grid come out as zeros or saturated (seen: a 1000x larger model's scales left 0 of 108
+weights non-zero). Otherwise the quantized models would be silently wrong (a negative scale flips
+signs, an int16 offset wraps in an int8 zero point) or fail deep inside a pass; a RecordError
+names the record, the layer and the field instead.
 """
 
 from __future__ import annotations
@@ -15,12 +23,14 @@ from __future__ import annotations
 import math
 import os
 
+import numpy as np
+
 from qdqforge.errors import RecordError
 from qdqforge.front.record import LayerRecord
 from qdqforge.graph.ir import Graph
-from qdqforge.graph.layers import LAYER_OPS, LayerSite, layer_site
+from qdqforge.graph.layers import LAYER_OPS, WEIGHT_AXIS, LayerSite, layer_site
 from qdqforge.passes.act_grid import ACT_TYPE_BITS, act_bits, act_range
-from qdqforge.passes.arq_weights import OUTPUT_AXIS
+from qdqforge.passes.weight_grid import WEIGHT_TYPE_BITS, dequantized_weight
 
 SAME_RUN = "give save_model the record quantize_model wrote together with this modified ONNX"
 
@@ -48,6 +58,8 @@ def check_record(graph: Graph, records: dict[str, LayerRecord], record_file, onn
         )
     for name, record in records.items():
         _check_values(name, record, sites[name], where)
+        if ".arq" in getattr(sites[name].weight, "name", ""):
+            _check_weight_grid(name, record, sites[name], where)
 
 
 def quantized_layers(graph: Graph) -> set[str]:
@@ -73,6 +85,8 @@ def _check_values(name: str, record: LayerRecord, site: LayerSite, where: str) -
     if record.offset_d is not None and not qmin <= record.offset_d <= qmax:
         grid = f"act_type {record.act_type}" if record.act_type else "act_type absent: INT8"
         raise bad("offset_d", record.offset_d, f"an integer in [{qmin}, {qmax}] ({grid})")
+    if record.dst_type is not None and record.dst_type not in WEIGHT_TYPE_BITS:
+        raise bad("dst_type", record.dst_type, " | ".join(WEIGHT_TYPE_BITS))
     if not all(_positive(s) for s in record.scale_w):
         raise bad("scale_w", list(record.scale_w), "finite numbers > 0")
     channels = _output_channels(site)
@@ -80,6 +94,33 @@ def _check_values(name: str, record: LayerRecord, site: LayerSite, where: str) -
         raise RecordError(
             f"{where}: layer '{name}' has {len(record.scale_w)} scale_w values; allowed: 1 "
             f"(per tensor) or {channels} (one per output channel)"
+        )
+
+
+def _check_weight_grid(name: str, record: LayerRecord, site: LayerSite, where: str) -> None:
+    if any(record.offset_w):
+        raise RecordError(
+            f"{where}: layer '{name}': offset_w={list(record.offset_w)}; weights are symmetric, "
+            "offset_w must be 0"
+        )
+    if not record.scale_w:
+        raise RecordError(f"{where}: layer '{name}' has a quantized weight but no scale_w")
+    w = np.asarray(site.weight.values, np.float32)
+    scale = np.asarray(record.scale_w, np.float32)
+    axis = WEIGHT_AXIS[site.weight_layout] if scale.size > 1 else None
+    if axis is not None and scale.size != w.shape[axis]:
+        raise RecordError(
+            f"{where}: layer '{name}': {scale.size} scale_w values for a weight with "
+            f"{w.shape[axis]} channels on its axis {axis} (per-channel scales of a grouped "
+            "ConvTranspose cannot be written); give one scale_w"
+        )
+    off = int(np.count_nonzero(dequantized_weight(w, scale, axis, record, name) != w))
+    if off:
+        raise RecordError(
+            f"{where}: layer '{name}': {off} of {w.size} weights of the modified ONNX are not "
+            f"on the record's scale_w grid (W != rint(W / scale_w) * scale_w): the record was "
+            "written for other weights, e.g. by another quantize_model sharing this record path; "
+            f"{SAME_RUN}"
         )
 
 
@@ -91,6 +132,6 @@ def _output_channels(site: LayerSite) -> int | None:
     if site.weight is None or site.weight_layout is None:
         return None
     shape = site.weight.shape
-    axis = OUTPUT_AXIS[site.weight_layout]
+    axis = WEIGHT_AXIS[site.weight_layout]
     groups = site.groups if site.weight_layout == "ConvTranspose" else 1
     return int(shape[axis]) * groups

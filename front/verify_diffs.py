@@ -16,6 +16,16 @@ from qdqforge.graph.quant_compare import GridMismatch, compare_grid
 
 
 @dataclass(frozen=True)
+class FreeRunning:
+    """Two runs compared without forcing: how far apart the user sees them end to end."""
+
+    differ: int
+    total: int
+    max_steps: int
+    output_rel: float
+
+
+@dataclass(frozen=True)
 class OutputError:
     """Largest absolute and relative (to ``max|reference|``) error of one model output."""
 
@@ -58,3 +68,17 @@ def output_errors(names: list[str], a: list[np.ndarray], b: list[np.ndarray]) ->
         err = float(np.abs(ya - yb).max(initial=0.0))
         result.append(OutputError(name, err, err / max(float(np.abs(ya).max(initial=0.0)), 1e-12)))
     return result
+
+
+def free_running(
+    names: list[str], a: tuple[list, dict], b: tuple[list, dict], bits: Mapping[str, int]
+) -> FreeRunning:
+    """``(outputs, integers)`` runs ``a`` and ``b`` compared end to end (no forcing)."""
+    grids = grid_errors(names, a[1], b[1], bits)
+    errors = output_errors([""] * len(a[0]), a[0], b[0])
+    return FreeRunning(
+        sum(g.differ for g in grids),
+        sum(g.total for g in grids),
+        max((g.max_steps for g in grids), default=0),
+        max((e.max_rel for e in errors), default=0.0),
+    )

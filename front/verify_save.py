@@ -1,20 +1,22 @@
-"""Sim = deploy, checked on every save (issue 8).
+"""Sim = deploy, checked on every save, as written and as a default runtime runs it.
 
-After ``write_quant_models`` has written the two models, the example inputs run through
+After ``write_quant_models`` has written the fake-quant, QDQ and deploy models, the example
+inputs run through the torch model (PTQ: the calibration module rebuilt from the modified ONNX
+and the record; QAT: the QAT module) and the three models, and every quantized activation
+``<layer>.quant.out`` is compared on its integer grid, forced (:mod:`.verify_budget`):
 
-    (a) the torch model (PTQ: ``reimport`` of the fake-quant ONNX; QAT: the QAT module),
-    (b) the fake-quant ONNX in onnxruntime,
-    (c) the deploy ONNX in onnxruntime,
+reference stage, every model as written, onnxruntime optimizations off:
+    ``torch_vs_fake_quant``, ``fake_quant_vs_qdq`` (with optimizations off the QDQ model is the
+    fake-quant model's arithmetic with the deploy format's int32 bias), ``qdq_vs_deploy``;
+runtime stage, as ``ort.InferenceSession(path)`` runs it (:mod:`.verify_runtime`):
+    ``torch_vs_fake_quant_session``, ``deploy_vs_deploy_session``, ``qdq_vs_qdq_session``.
 
-and every quantized activation ``<layer>.quant.out`` is compared on its integer grid for (a, b)
-and (b, c), in topological order, plus the outputs (:mod:`.verify_budget` says what is allowed).
-The result goes to ``<save_path>_verify.json`` and one summary line is logged.
-
-Models saved with external data (> 2 GB) are not verified yet (onnxruntime sessions are built
-from the serialized proto here): a warning says so. Beyond the budget a VerificationError
-names the first diverging tensor. The model files stay
-written: they are valid ONNX, and with the JSON they are what one needs to debug the mismatch
-(deleting them would destroy the evidence); the error stops the pipeline all the same.
+A reference-stage violation, or the fake-quant model's in the runtime stage, is the tool's fault:
+a VerificationError names the first diverging tensor (the fault lies between the quantized tensor
+before it and it). A QDQ or deploy model that the runtime computes differently is logged as one
+warning with its cause and fix and listed under ``runtime_warnings``. ``<save_path>_verify.json``
+holds it all (:mod:`.verify_report`); the files stay written (they are what one debugs with).
+Models with external data (> 2 GB) are not verified yet: the JSON says so.
 """
 
 from __future__ import annotations
@@ -23,18 +25,17 @@ import logging
 import os
 from pathlib import Path
 
-import onnx
 from torch import nn
 
 from qdqforge.errors import VerificationError
 from qdqforge.front.example_inputs import as_arrays
-from qdqforge.front.verify_budget import Comparison, VerifyBudget
-from qdqforge.front.verify_diffs import grid_errors, output_errors
-from qdqforge.front.verify_report import message, summary, write_report
-from qdqforge.front.verify_taps import ort_run, torch_run
+from qdqforge.front.verify_budget import BIAS, Comparison, VerifyBudget
+from qdqforge.front.verify_diffs import free_running, grid_errors, output_errors
+from qdqforge.front.verify_report import Verdict, message, summary, write_report
+from qdqforge.front.verify_runtime import runtime_comparison, runtime_issue
+from qdqforge.front.verify_taps import Run, ort_forced, ort_run, torch_run
 from qdqforge.graph import io, numerics
 from qdqforge.graph.quant_compare import activation_bits, quantized_activations
-from qdqforge.runtime import reimport
 
 log = logging.getLogger(__name__)
 
@@ -48,76 +49,101 @@ def verify_path(save_path: str | os.PathLike) -> Path:
 
 
 def verify_saved_models(
-    fake_quant: str | os.PathLike,
-    deploy: str | os.PathLike,
+    paths,
     inputs,
     save_path: str | os.PathLike,
     *,
-    torch_module: nn.Module | None = None,
+    torch_module: nn.Module,
     budget: VerifyBudget | None = None,
     notes: dict | None = None,
-) -> list[Comparison]:
-    """Compare torch, fake-quant and deploy on ``inputs``; write the JSON; raise beyond budget.
+) -> Verdict:
+    """Compare the torch model and the saved models on ``inputs``; write the JSON; raise.
 
     Args:
-        fake_quant: the fake-quant ONNX file.
-        deploy: the deploy ONNX file.
+        paths: the written ``SavedModels`` (fake_quant, deploy, qdq).
         inputs: a tensor or tuple of tensors/arrays (positional model inputs).
         save_path: the save prefix; the report is ``<save_path>_verify.json``.
-        torch_module: the torch side (default: ``reimport`` of the fake-quant ONNX); it is
-            run in eval mode under ``no_grad`` and its mode is restored.
+        torch_module: the torch side, run in eval mode under ``no_grad`` (mode restored); its
+            activation quantizers expose ``layer`` and ``quant_grid()``.
         budget: what is allowed (default :class:`VerifyBudget`).
         notes: extra top-level entries for the JSON (the saver's ``deploy_float_layers``).
 
     Returns:
-        The comparisons ``torch_vs_fake_quant`` and ``fake_quant_vs_deploy`` (empty when the
-        models have external data and were not checked).
+        The verdict (comparisons, first violation, runtime warnings).
 
     Raises:
-        VerificationError: the first tensor or output beyond the budget, by name.
+        VerificationError: the first tensor, kernel or output beyond the budget that the tool
+            is responsible for, by name.
     """
-    budget = budget or VerifyBudget()
-    external = [p for p in (fake_quant, deploy) if Path(f"{os.fspath(p)}.data").exists()]
+    budget, report = budget or VerifyBudget(), verify_path(save_path)
+    external = [p for p in paths if Path(f"{os.fspath(p)}.data").exists()]
     if external:
         log.warning("%s has external data (> 2 GB): not verified", external[0])
-        return []
-    fake, dep = io.load_proto(fake_quant), io.load_proto(deploy)
+        write_report(report, Verdict.unverified(f"{external[0]} has external data"), budget)
+        return Verdict.unverified("external data")
     arrays = as_arrays(inputs)
-    comparisons = _compare(fake, dep, arrays, torch_module or reimport(fake))
-    violation = next((v for c in comparisons if (v := c.violation(budget))), None)
-    report = verify_path(save_path)
-    write_report(report, comparisons, violation, budget, arrays, notes or {})
-    log.info("%s", summary(report, comparisons, violation))
-    if violation is not None:
-        raise VerificationError(message(violation, report))
-    return comparisons
+    models = {k: io.load_proto(p) for k, p in paths._asdict().items()}
+    verdict = _judge(_compare(models, arrays, torch_module), budget)
+    write_report(report, verdict, budget, arrays, notes or {})
+    log.info("%s", summary(report, verdict))
+    for issue in verdict.runtime_warnings:
+        log.warning("%s: %s", report.name, issue.text())
+    if verdict.violation is not None:
+        raise VerificationError(message(verdict.violation, report))
+    return verdict
 
 
-def _compare(fake: onnx.ModelProto, dep: onnx.ModelProto, arrays, module) -> list[Comparison]:
-    order, bits = quantized_activations(fake), activation_bits(fake)
-    in_deploy = set(quantized_activations(dep))
+def _compare(models: dict, arrays, module) -> list[Comparison]:
+    fake = models["fake_quant"]
+    names, bits = quantized_activations(fake), activation_bits(fake)
     feeds = numerics.feeds_for(fake, arrays)
-    names = [o.name for o in fake.graph.output]
-    torch_out, torch_q = torch_run(module, fake, arrays)
-    if not torch_q:
+    torch_side = torch_run(module, arrays)
+    if not torch_side[1]:
         raise VerificationError(
-            "the torch model exposes no quantized activation to compare: pass the module from "
-            "qdqforge.reimport of the fake-quant ONNX, or one whose activation quantizers have "
-            "'layer' and 'quant_grid() -> (scale, offset)'"
+            "the torch model exposes no quantized activation to compare: its activation "
+            "quantizers need 'layer' and 'quant_grid() -> (scale, offset)'"
         )
-    fake_out, fake_q = ort_run(fake, order, feeds)
-    dep_out, dep_q = ort_run(dep, [n for n in order if n in in_deploy], feeds)
-    return [
-        Comparison(
-            "torch_vs_fake_quant",
-            grid_errors(order, torch_q, fake_q, bits),
-            output_errors(names, torch_out, fake_out),
-            [n for n in order if n not in torch_q],
-        ),
-        Comparison(
-            "fake_quant_vs_deploy",
-            grid_errors(order, fake_q, dep_q, bits),
-            output_errors(names, fake_out, dep_out),
-            [n for n in order if n not in in_deploy],
-        ),
+    free = {k: ort_run(m, names, feeds) for k, m in models.items()}
+    pairs = [
+        ("torch_vs_fake_quant", torch_side, fake, "fake_quant", "round_off"),
+        ("fake_quant_vs_qdq", free["fake_quant"], models["qdq"], "qdq", BIAS),
+        ("qdq_vs_deploy", free["qdq"], models["deploy"], "deploy", "round_off"),
     ]
+    result = [_forced(n, a, b, free[k], names, feeds, bits, kind) for n, a, b, k, kind in pairs]
+    sessions = [
+        ("torch_vs_fake_quant_session", fake, torch_side),
+        ("deploy_vs_deploy_session", models["deploy"], free["deploy"]),
+        ("qdq_vs_qdq_session", models["qdq"], free["qdq"]),
+    ]
+    result += [runtime_comparison(n, m, ref, names, feeds, bits) for n, m, ref in sessions]
+    return result
+
+
+def _forced(name, a: Run, model, b_free: Run, names, feeds, bits, kind) -> Comparison:
+    outputs = [o.name for o in model.graph.output]
+    b_out, b_q = ort_forced(model, model, feeds, a[1])
+    comparison = Comparison(
+        name,
+        "reference",
+        grid_errors(names, a[1], b_q, bits),
+        output_errors(outputs, a[0], b_out),
+        kind=kind,
+        not_compared=[n for n in names if n in a[1] and n not in b_q],
+    )
+    comparison.free_running = free_running(names, a, b_free, bits)
+    return comparison
+
+
+def _judge(comparisons: list[Comparison], budget: VerifyBudget) -> Verdict:
+    violation, warnings = None, []
+    layers = sorted({t.tensor.removesuffix(".quant.out") for c in comparisons for t in c.tensors})
+    for c in comparisons:
+        found = c.violation(budget)
+        if found is None:
+            continue
+        if c.stage == "reference" or c.name == "torch_vs_fake_quant_session":
+            violation = violation or found
+        else:
+            model = c.name.split("_vs_")[0]
+            warnings.append(runtime_issue(model, c, found, layers))
+    return Verdict(comparisons, violation, warnings)

@@ -87,11 +87,15 @@ def save(model: onnx.ModelProto | Graph, path: str | os.PathLike) -> Path:
     """
     proto = to_proto(model) if isinstance(model, Graph) else model
     target = Path(path)
-    external = proto.ByteSize() > EXTERNAL_THRESHOLD if _size_known(proto) else True
-    if external:
+    if needs_external_data(proto):
         return _save_external(proto, target)
     atomic_write_bytes(target, proto.SerializeToString())
     return target
+
+
+def needs_external_data(proto: onnx.ModelProto) -> bool:
+    """True when ``proto`` serialized would pass protobuf's 2 GB limit (with headroom)."""
+    return proto.ByteSize() > EXTERNAL_THRESHOLD if _size_known(proto) else True
 
 
 def _size_known(proto: onnx.ModelProto) -> bool:
@@ -110,28 +114,42 @@ def _save_external(proto: onnx.ModelProto, target: Path) -> Path:
     new pair, never a graph with another model's data.
     """
     data_name = target.name + ".data"
-    staged_proto = onnx.ModelProto()
-    staged_proto.CopyFrom(proto)  # onnx.save_model rewrites tensors in place; keep the caller's
     prepare_target(target)
     try:
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".qdqforge-") as tmp:
             staged = Path(tmp) / target.name
-            onnx.save_model(
-                staged_proto,
-                staged,
-                save_as_external_data=True,
-                all_tensors_to_one_file=True,
-                location=data_name,
-                size_threshold=1024,
-            )
-            _fsync(Path(tmp) / data_name, staged)
+            save_external_to(proto, staged)
             target.unlink(missing_ok=True)
             os.replace(Path(tmp) / data_name, target.parent / data_name)
             os.replace(staged, target)
     except OSError as e:
-        raise _output_error(target, e) from e
+        raise output_error(target, e) from e
     log.info("saved %s with external data %s", target, data_name)
     return target
+
+
+def save_external_to(proto: onnx.ModelProto, staged: Path) -> Path:
+    """Write ``proto`` to ``staged`` with its tensors in ``<name>.data`` beside it (fsync'd).
+
+    Returns:
+        The data file's path.
+    """
+    copy = onnx.ModelProto()
+    copy.CopyFrom(proto)  # onnx.save_model rewrites tensors in place; keep the caller's
+    data = staged.parent / (staged.name + ".data")
+    try:
+        onnx.save_model(
+            copy,
+            staged,
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=data.name,
+            size_threshold=1024,
+        )
+        _fsync(data, staged)
+    except OSError as e:
+        raise output_error(staged, e) from e
+    return data
 
 
 def _fsync(*paths: Path) -> None:
@@ -154,11 +172,12 @@ def prepare_target(target: str | os.PathLike) -> Path:
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise _output_error(target, e) from e
+        raise output_error(target, e) from e
     return target
 
 
-def _output_error(target: Path, e: OSError) -> OutputError:
+def output_error(target: Path, e: OSError) -> OutputError:
+    """An OutputError naming ``target`` and the system's reason."""
     reason = e.strerror or str(e)
     return OutputError(
         f"cannot write {os.fspath(target)!r}: {reason}"
@@ -176,22 +195,38 @@ def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
         OutputError: ``target`` is a directory or its folder cannot be created or written.
     """
     target = prepare_target(target)
+    tmp = write_temp(target, data)
+    try:
+        os.replace(tmp, target)
+    except BaseException as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise output_error(target, e) from e
+        raise
+
+
+def write_temp(target: Path, data: bytes) -> Path:
+    """``data`` in a fsync'd temp file beside ``target``, with the mode ``target`` will get.
+
+    Raises:
+        OutputError: the folder cannot be written (the temp file is removed).
+    """
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as e:
-        raise _output_error(target, e) from e
+        raise output_error(target, e) from e
     try:
         os.chmod(tmp, _new_file_mode(target))  # mkstemp makes 0600; a plain open() would not
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, target)
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(e, OSError):
-            raise _output_error(target, e) from e
+            raise output_error(target, e) from e
         raise
+    return Path(tmp)
 
 
 def _new_file_mode(target: Path) -> int:

@@ -21,6 +21,8 @@ from qdqforge.graph import query
 from qdqforge.graph.ir import Graph
 
 LAYER_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "AveragePool")
+# The stored weight's output-channel axis, per ``weight_layout`` (module docstring).
+WEIGHT_AXIS = {"Conv": 0, "Linear": 0, "ConvTranspose": 1, "MatMul": 1}
 _CALL_SUFFIX = re.compile(r"@\d+$")
 
 

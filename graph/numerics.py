@@ -47,3 +47,24 @@ def max_abs_error(a: list[np.ndarray], b: list[np.ndarray]) -> float:
 def error_in_lsb(a: np.ndarray, b: np.ndarray, scale: float) -> float:
     """max |a - b| in units of the quantization step ``scale``."""
     return float(np.max(np.abs(a.astype(np.float64) - b)) / scale)
+
+
+def default_session(model: onnx.ModelProto) -> ort.InferenceSession:
+    """A session as ``ort.InferenceSession(path)`` makes it: CPU, every default optimization."""
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def optimized_graph(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The graph onnxruntime's default session runs for ``model`` on this machine (its fusions,
+    layout changes and integer kernels), as onnxruntime writes it out."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="qdqforge-ort-") as tmp:
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        opts.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        return onnx.load(opts.optimized_model_filepath)

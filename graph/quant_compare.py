@@ -1,16 +1,17 @@
-"""Compare two quantized ONNX models on their integer grids (fake-quant vs deploy).
+"""Compare two quantized ONNX models on their integer grids (fake-quant, QDQ, deploy).
 
-Both models name each activation's QuantizeLinear output alike (``<layer>.quant.out``), so
-running both in onnxruntime with those integer tensors exposed as extra outputs gives, per
-tensor, how the integers differ. Float summation order legitimately flips a rounding now and
-then in deep nets; on an int8 grid a flip is one step.
+Every model ``save_model`` writes names each quantized activation alike, ``<layer>.quant.out``:
+a QuantizeLinear output (QDQ, deploy) or, in the fake-quant model, the output of the ``Clip``
+that bounds ``round(x / s) + o`` (integers held in float32). Running two models in onnxruntime
+with those tensors exposed as extra outputs gives, per tensor, how the integers differ. Float
+summation order flips a rounding now and then; on an int8 grid a flip is one step.
 
-Each tensor is read on its own grid: ``bits`` is its QuantizeLinear zero point's type (int8, or
-int16 for a layer calibrated with ``act_type`` INT16). Differences are counted in int8-equivalent
-steps, ``round(d / 2^(bits - 8))`` (half up) for ``d`` of the tensor's own integers: a 16-bit
-step is 256 times finer over the same range, so a one-step int16 difference (float round-off)
-counts as none and a difference counts as a flip from half an int8 step on.
-``max_steps`` stays in the tensor's own integers.
+Each tensor is read on its own grid: ``bits`` is its QuantizeLinear zero point's type, or the
+fake-quant Clip's lower bound (int8, or int16 for a layer calibrated with ``act_type`` INT16).
+Differences are counted in int8-equivalent steps, ``round(d / 2^(bits - 8))`` (half up) for
+``d`` of the tensor's own integers: a 16-bit step is 256 times finer over the same range, so a
+one-step int16 difference (float round-off) counts as none and a difference counts as a flip
+from half an int8 step on. ``max_steps`` stays in the tensor's own integers.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from qdqforge.graph import numerics
 
 T = onnx.TensorProto
 GRID_BITS = {T.INT8: 8, T.UINT8: 8, T.INT16: 16, T.UINT16: 16}
+QUANT_OUT = ".quant.out"
+CLIP_BITS = {-128.0: 8, -32768.0: 16}
 
 
 @dataclass(frozen=True)
@@ -64,28 +67,41 @@ def compare_grid(name: str, qa: np.ndarray, qb: np.ndarray, bits: int = 8) -> Gr
 
 
 def quantized_activations(model: onnx.ModelProto) -> list[str]:
-    """Outputs of QuantizeLinear nodes whose input is not a constant, in graph order."""
+    """Integer activation tensors, in graph order: outputs of QuantizeLinear nodes whose input
+    is not a constant, and fake-quant ``Clip`` outputs named ``<layer>.quant.out``."""
     constants = {i.name for i in model.graph.initializer}
     return [
         n.output[0]
         for n in model.graph.node
-        if n.op_type == "QuantizeLinear" and n.input[0] not in constants
+        if (n.op_type == "QuantizeLinear" and n.input[0] not in constants)
+        or (n.op_type == "Clip" and n.output[0].endswith(QUANT_OUT))
     ]
 
 
 def activation_types(model: onnx.ModelProto) -> dict[str, int]:
-    """``{QuantizeLinear output: TensorProto type}``: the zero point's (uint8 without one)."""
+    """``{integer tensor: TensorProto type}``: a QuantizeLinear zero point's (uint8 without
+    one); float for a fake-quant Clip's output."""
     zero_points = {i.name: i.data_type for i in model.graph.initializer}
-    return {
-        n.output[0]: zero_points.get(n.input[2], T.UINT8) if len(n.input) > 2 else T.UINT8
-        for n in model.graph.node
-        if n.op_type == "QuantizeLinear"
-    }
+    types = {}
+    for n in model.graph.node:
+        if n.op_type == "QuantizeLinear":
+            types[n.output[0]] = (
+                zero_points.get(n.input[2], T.UINT8) if len(n.input) > 2 else T.UINT8
+            )
+        elif n.op_type == "Clip" and n.output[0].endswith(QUANT_OUT):
+            types[n.output[0]] = T.FLOAT
+    return types
 
 
 def activation_bits(model: onnx.ModelProto) -> dict[str, int]:
-    """``{QuantizeLinear output: grid bits}`` (8 or 16)."""
-    return {name: GRID_BITS.get(kind, 8) for name, kind in activation_types(model).items()}
+    """``{integer tensor: grid bits}`` (8 or 16)."""
+    bits = {name: GRID_BITS.get(kind, 8) for name, kind in activation_types(model).items()}
+    lows = {i.name: i for i in model.graph.initializer}
+    for n in model.graph.node:
+        if n.op_type == "Clip" and n.output[0].endswith(QUANT_OUT) and n.input[1] in lows:
+            low = float(onnx.numpy_helper.to_array(lows[n.input[1]]))
+            bits[n.output[0]] = CLIP_BITS.get(low, 8)
+    return bits
 
 
 def expose(model: onnx.ModelProto, names: Sequence[str], keep_outputs: bool) -> onnx.ModelProto:
@@ -95,12 +111,8 @@ def expose(model: onnx.ModelProto, names: Sequence[str], keep_outputs: bool) -> 
     if not keep_outputs:
         del exposed.graph.output[:]
     present = {o.name for o in exposed.graph.output}
-    types = activation_types(model)
-    exposed.graph.output.extend(
-        onnx.helper.make_tensor_value_info(n, types.get(n, T.INT8), None)
-        for n in names
-        if n not in present
-    )
+    # Name-only outputs: onnxruntime takes each one's type and shape from its producer.
+    exposed.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in present)
     return exposed
 
 

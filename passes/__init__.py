@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from qdqforge.passes import (
     act_observe,
+    act_quant,
     ada_weights,
     apply_balance,
     arq_weights,
     canonicalize,
     dmq_observe,
+    fake_quant,
     fold_bn,
     insert_qdq,
     integer_layers,
@@ -30,6 +32,8 @@ BUILTIN_PASSES = (
     arq_weights.ArqWeightsPass,
     ada_weights.AdaWeightsPass,
     act_observe.ActObservePass,
+    act_quant.ActQuantPass,
+    fake_quant.FakeQuantPass,
     insert_qdq.InsertQdqPass,
     integer_layers.IntegerLayersPass,
     opset_upgrade.OpsetUpgradePass,

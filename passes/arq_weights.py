@@ -8,8 +8,10 @@ Before / after::
 ``s_c = max(|max_c|, |min_c|) / (2^(b-1) - 1)`` per output channel c (``channel_wise``) or one
 for the tensor (``/ 2^(b-1)`` when ``|min| > |max|``), offset 0 (``kernels.arq``). The output
 channel sits on axis 0 (Conv, Linear), 1 (ConvTranspose, grouped) or 1 of a ``[Cin, Cout]``
-MatMul weight. AMCT writes the fake-quantized weight into the modified ONNX so calibration sees
-it. ``ctx.state["scale_w"][layer]`` receives the scales (for the record's ``scale_w``).
+MatMul weight. ``b`` is the layer's weight ``num_bits`` (7 for 8-bit weights under the config's
+``weight_reduce_range``). AMCT writes the fake-quantized weight into the modified ONNX so
+calibration sees it. ``ctx.state["scale_w"][layer]`` receives the scales (for the record's
+``scale_w``).
 
 A layer whose ``wts_algo`` is ``ada_quantize`` is quantized the same way here (AdaRound keeps
 ARQ's scale, and calibration runs on these weights, as AMCT's does), and its float weight goes to
@@ -25,13 +27,11 @@ import torch
 
 from qdqforge.graph import query
 from qdqforge.graph.ir import Graph
-from qdqforge.graph.layers import LayerSite, layer_site
+from qdqforge.graph.layers import WEIGHT_AXIS, LayerSite, layer_site
 from qdqforge.graph.naming import taken_names, unique_name
 from qdqforge.passes.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.registry import register_pass
 from qdqforge.runtime.kernels.arq import arq_quantize
-
-OUTPUT_AXIS = {"Conv": 0, "Linear": 0, "ConvTranspose": 1, "MatMul": 1}
 
 
 @register_pass
@@ -56,16 +56,19 @@ class ArqWeightsPass(GraphPass):
                 if params.wts_algo == "ada_quantize":
                     floats[layer.name] = np.asarray(site.weight.values).copy()
                     stats["ada_pending"] += 1
-                scales[layer.name] = _quantize(graph, site, params, taken)
+                bits = ctx.config.weight_bits(layer)
+                scales[layer.name] = _quantize(graph, site, bits, params.channel_wise, taken)
                 stats["weights_quantized"] += 1
         return PassResult(graph, stats["weights_quantized"] > 0, stats)
 
 
-def _quantize(graph: Graph, site: LayerSite, params, taken: set[str]) -> tuple[float, ...]:
+def _quantize(
+    graph: Graph, site: LayerSite, bits: int, channel_wise: bool, taken: set[str]
+) -> tuple[float, ...]:
     w = torch.from_numpy(np.asarray(site.weight.values).copy())
-    axis = OUTPUT_AXIS[site.weight_layout]
+    axis = WEIGHT_AXIS[site.weight_layout]
     groups = site.groups if site.weight_layout == "ConvTranspose" else 1
-    result = arq_quantize(w, params.num_bits, params.channel_wise, axis, groups, site.name)
+    result = arq_quantize(w, bits, channel_wise, axis, groups, site.name)
     new = gs.Constant(unique_name(f"{site.weight.name}.arq", taken), result.weight.numpy())
     holder = (
         site.node if site.node.inputs[1] is site.weight else query.producer(site.node.inputs[1])

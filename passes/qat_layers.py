@@ -25,8 +25,6 @@ ACT_OP = "UlqActQuant"
 WEIGHT_OPS = {"arq_retrain": "ArqRetrainWeight", "ulq_retrain": "UlqRetrainWeight"}
 SEARCH_N_OP = "SearchN"
 QAT_OPS = frozenset({ACT_OP, SEARCH_N_OP, *WEIGHT_OPS.values()})
-# Output-channel axis of the stored weight, by LayerSite.weight_layout.
-WEIGHT_AXIS = {"Conv": 0, "Linear": 0, "ConvTranspose": 1, "MatMul": 1}
 
 
 def dst_bits(dst_type: str) -> int:

@@ -25,11 +25,11 @@ import onnx_graphsurgeon as gs
 from qdqforge.front.config.qat import RetrainLayerConfig
 from qdqforge.graph import query
 from qdqforge.graph.ir import Graph
-from qdqforge.graph.layers import LayerSite
+from qdqforge.graph.layers import WEIGHT_AXIS, LayerSite
 from qdqforge.graph.naming import taken_names, unique_name
 from qdqforge.graph.toposort import toposort
 from qdqforge.passes.base import GraphPass, PassContext, PassResult
-from qdqforge.passes.qat_layers import DOMAIN, WEIGHT_AXIS, WEIGHT_OPS, dst_bits, retrain_sites
+from qdqforge.passes.qat_layers import DOMAIN, WEIGHT_OPS, retrain_sites
 from qdqforge.passes.registry import register_pass
 
 
@@ -46,7 +46,9 @@ class QatWeightQuantPass(GraphPass):
             if site.weight is None or layer.retrain_weight_config is None:
                 stats["no_weight"] += 1
                 continue
-            _insert(graph, site, weight_quant_attrs(layer, site), taken)
+            _insert(
+                graph, site, weight_quant_attrs(layer, site, ctx.config.weight_bits(layer)), taken
+            )
             stats[layer.retrain_weight_config.algo] += 1
         toposort(graph)
         return PassResult(graph, stats["arq_retrain"] + stats["ulq_retrain"] > 0, stats)
@@ -60,12 +62,12 @@ def output_channels(site: LayerSite) -> int:
     return shape[WEIGHT_AXIS[site.weight_layout]]
 
 
-def weight_quant_attrs(layer: RetrainLayerConfig, site: LayerSite) -> dict:
-    """ONNX attributes of ``layer``'s weight node (module docstring)."""
+def weight_quant_attrs(layer: RetrainLayerConfig, site: LayerSite, bits: int) -> dict:
+    """ONNX attributes of ``layer``'s weight node (module docstring); ``bits`` of its grid."""
     weights = layer.retrain_weight_config
     return {
         "layer": layer.name,
-        "num_bits": dst_bits(weights.dst_type),
+        "num_bits": bits,
         "channel_wise": int(weights.channel_wise),
         "channel_axis": WEIGHT_AXIS[site.weight_layout],
         "groups": site.groups if site.weight_layout == "ConvTranspose" else 1,

@@ -1,22 +1,41 @@
-"""A quantized layer's weight on its integer grid, shared by the fake-quant and deploy writers.
+"""A quantized layer's weight on its integer grid, shared by the fake-quant, QDQ and deploy writers.
 
 ``W_q = clamp(rint(W / s_w), qmin, qmax)`` with ``s_w`` per output channel along ``axis`` (or one
-scale); rint rounds half to even like QuantizeLinear and the torch fake-quant. The grid is
-``[-128, 127]``, or ``[-8, 7]`` for a record whose ``dst_type`` is ``INT4`` (stored in int8; the
-fake-quant model clamps the float weight to ``[-8 s_w, 7 s_w]`` first so its int8 Q/DQ pair
-reproduces the 4-bit grid exactly).
+scale); rint rounds half to even like QuantizeLinear and the torch fake-quant. The grid is the
+record's ``dst_type``: ``[-128, 127]`` (INT8, or no ``dst_type``), ``[-64, 63]`` (INT7: AMCT's
+7-bit weights and ``weight_reduce_range``), ``[-32, 31]`` (INT6), ``[-8, 7]`` (INT4); all are
+stored in int8. ``W^ = W_q * s_w`` (float32) is the weight the fake-quant model computes with.
+
+One value needs care: a weight at ``qmin`` (-128, where ``|min| > |max|`` made ARQ divide by 128)
+in a channel whose folded BatchNorm gamma is negative becomes ``-qmin`` (+128) after folding
+(``W' = W g``, ``s_w' = s_w |g|``). int8 cannot hold it: the QDQ and deploy models clamp it to
+``qmax`` (AMCT's re-quantization does the same); the fake-quant model keeps the QAT module's
+weight in float. :func:`clamped_weights` counts what the int8 models lose there.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-INT4_RANGE, INT8_RANGE = (-8, 7), (-128, 127)
+from qdqforge.errors import PassError
+
+WEIGHT_TYPE_BITS = {"INT4": 4, "INT6": 6, "INT7": 7, "INT8": 8}
+
+
+def weight_bits(rec) -> int:
+    """Bit width of the layer's weight grid, from the record's ``dst_type`` (8 when absent)."""
+    return WEIGHT_TYPE_BITS.get(getattr(rec, "dst_type", None) or "INT8", 8)
+
+
+def weight_type_field(bits: int) -> str | None:
+    """The ``dst_type`` to record for ``bits``-bit weights: None (AMCT's default INT8) or INTn."""
+    return None if bits == 8 else f"INT{bits}"
 
 
 def weight_range(rec) -> tuple[int, int]:
     """``(qmin, qmax)`` of the layer's weight integers."""
-    return INT4_RANGE if getattr(rec, "dst_type", None) == "INT4" else INT8_RANGE
+    bits = weight_bits(rec)
+    return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
 
 def channel_shape(ndim: int, axis: int | None, size: int) -> list[int]:
@@ -26,19 +45,39 @@ def channel_shape(ndim: int, axis: int | None, size: int) -> list[int]:
     return [-1 if d == axis else 1 for d in range(ndim)]
 
 
+def check_channels(w: np.ndarray, scale: np.ndarray, axis: int | None, layer: str) -> None:
+    """PassError unless ``scale`` has one value, or one per channel of ``w`` along ``axis``."""
+    channels = 1 if axis is None else w.shape[axis]
+    if scale.size not in (1, channels):
+        raise PassError(
+            f"layer '{layer}' has {scale.size} scale_w values for {channels} weight channels "
+            "(grouped ConvTranspose per-channel weights are not supported yet)"
+        )
+
+
 def weight_integers(w: np.ndarray, scale: np.ndarray, axis: int | None, rec) -> np.ndarray:
     """``W_q`` as int8 (module docstring)."""
-    scale = np.asarray(scale, np.float32)
     qmin, qmax = weight_range(rec)
-    q = np.rint(np.asarray(w, np.float32) / scale.reshape(channel_shape(w.ndim, axis, scale.size)))
-    return np.clip(q, qmin, qmax).astype(np.int8)
+    return np.clip(_rounded(w, scale, axis), qmin, qmax).astype(np.int8)
 
 
-def clamp_to_grid(w: np.ndarray, scale: np.ndarray, axis: int | None, rec) -> np.ndarray | None:
-    """``W`` clamped to ``[qmin s_w, qmax s_w]``, or None when the int8 Q/DQ clamp suffices."""
-    qmin, qmax = weight_range(rec)
-    if (qmin, qmax) == INT8_RANGE:
-        return None
+def _rounded(w: np.ndarray, scale: np.ndarray, axis: int | None) -> np.ndarray:
     scale = np.asarray(scale, np.float32)
-    s = scale.reshape(channel_shape(w.ndim, axis, scale.size))
-    return np.clip(np.asarray(w, np.float32), qmin * s, qmax * s).astype(np.float32)
+    return np.rint(
+        np.asarray(w, np.float32) / scale.reshape(channel_shape(w.ndim, axis, scale.size))
+    )
+
+
+def dequantized_weight(
+    w: np.ndarray, scale: np.ndarray, axis: int | None, rec, layer: str
+) -> np.ndarray:
+    """``W^ = W_q * s_w`` in float32, the value a DequantizeLinear of ``W_q`` gives."""
+    scale = np.asarray(scale, np.float32)
+    check_channels(w, scale, axis, layer)
+    q = weight_integers(w, scale, axis, rec).astype(np.float32)
+    return q * scale.reshape(channel_shape(w.ndim, axis, scale.size))
+
+
+def clamped_weights(w: np.ndarray, scale: np.ndarray, axis: int | None, rec) -> int:
+    """How many weights of a grid-valued ``w`` round beyond ``qmax`` (module docstring)."""
+    return int((_rounded(w, scale, axis) > weight_range(rec)[1]).sum())

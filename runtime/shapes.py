@@ -10,9 +10,9 @@ import onnx
 logger = logging.getLogger(__name__)
 
 SMALL = 4096  # initializers up to this many elements keep their data during inference
-# qdqforge's calibration observers return input 0 unchanged; ONNX inference cannot see through
+# qdqforge's observers and ActQuant keep input 0's type and shape; ONNX inference cannot see through
 # an unknown op, so every shape after one (e.g. a Pad's rank) would be lost.
-IDENTITY_OPS = {("qdqforge", "ActObserver"), ("qdqforge", "DmqObserver")}
+IDENTITY_OPS = {("qdqforge", op) for op in ("ActObserver", "DmqObserver", "ActQuant")}
 
 
 def infer_types(model: onnx.ModelProto) -> tuple[dict[str, tuple | None], dict[str, int]]:

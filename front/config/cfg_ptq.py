@@ -68,6 +68,7 @@ def build_quant_config(cfg, layers: Sequence[QuantLayer], source: str) -> QuantC
         fakequant_precision_mode="FORCE_FP16_QUANT"
         if cfg.HasField("fakequant_precision_mode")
         else None,
+        weight_reduce_range=cfg.weight_reduce_range,
         layers=tuple(entries),
     )
     return quant_config_from_dict(config.to_dict(), source, layers)  # one validator for both

@@ -60,7 +60,10 @@ def build_retrain_config(cfg, layers: Sequence[QuantLayer], source: str) -> Retr
         entries.append(_layer_config(layer, chain, wanted and not skipped and not layer.sharing))
     mode = "FORCE_FP16_QUANT" if cfg.HasField("fakequant_precision_mode") else None
     config = RetrainConfig(
-        batch_num=cfg.batch_num, fakequant_precision_mode=mode, layers=tuple(entries)
+        batch_num=cfg.batch_num,
+        fakequant_precision_mode=mode,
+        weight_reduce_range=cfg.weight_reduce_range,
+        layers=tuple(entries),
     )
     return retrain_config_from_dict(config.to_dict(), source, layers)
 

@@ -104,6 +104,7 @@ class QuantConfig:
     do_fusion: bool = True
     skip_fusion_layers: tuple[str, ...] = ()
     fakequant_precision_mode: str | None = None
+    weight_reduce_range: bool = False
     layers: tuple[LayerConfig, ...] = ()
 
     def layer(self, name: str) -> LayerConfig:
@@ -123,6 +124,12 @@ class QuantConfig:
         asym = layer.activation_quant_params.asymmetric
         return self.activation_offset if asym is None else asym
 
+    def weight_bits(self, layer: LayerConfig) -> int:
+        """Bit width of ``layer``'s weight grid: its ``num_bits``; 8 becomes 7 (in an int8
+        container) under ``weight_reduce_range`` (saturation-safe u8 x s8 kernels)."""
+        bits = layer.weight_quant_params.num_bits
+        return 7 if self.weight_reduce_range and bits == 8 else bits
+
     def to_dict(self) -> dict:
         """JSON object in AMCT key order (globals first, then layers)."""
         out: dict = {
@@ -134,6 +141,8 @@ class QuantConfig:
         }
         if self.fakequant_precision_mode is not None:
             out["fakequant_precision_mode"] = self.fakequant_precision_mode
+        if self.weight_reduce_range:
+            out["weight_reduce_range"] = True
         for item in self.layers:
             out[item.name] = item.to_dict()
         return out
@@ -146,6 +155,7 @@ GLOBAL_KEYS = (
     "do_fusion",
     "skip_fusion_layers",
     "fakequant_precision_mode",
+    "weight_reduce_range",
 )
 LAYER_KEYS = (
     "quant_enable",

@@ -75,6 +75,7 @@ def quant_config_from_dict(
             None,
             ("DEFAULT", "FORCE_FP16_QUANT", None),
         ),
+        weight_reduce_range=f.get_bool(tree, "weight_reduce_range", "", issues, False),
         layers=tuple(entries),
     )
     check_layers(config, issues)  # 16-bit activations: A16W8 only, not under FORCE_FP16_QUANT

@@ -75,6 +75,7 @@ class RetrainConfig:
     version: int = 1
     batch_num: int = 1
     fakequant_precision_mode: str | None = None
+    weight_reduce_range: bool = False
     layers: tuple[RetrainLayerConfig, ...] = ()
 
     def layer(self, name: str) -> RetrainLayerConfig:
@@ -89,17 +90,25 @@ class RetrainConfig:
         """Names of all layers, in order."""
         return tuple(item.name for item in self.layers)
 
+    def weight_bits(self, layer: RetrainLayerConfig) -> int:
+        """Bit width of ``layer``'s weight grid: its ``dst_type``; INT8 becomes 7 bits (in an
+        int8 container) under ``weight_reduce_range`` (saturation-safe u8 x s8 kernels)."""
+        bits = int(layer.retrain_weight_config.dst_type.removeprefix("INT"))
+        return 7 if self.weight_reduce_range and bits == 8 else bits
+
     def to_dict(self) -> dict:
         """JSON object in AMCT key order (globals first, then layers)."""
         out: dict = {"version": self.version, "batch_num": self.batch_num}
         if self.fakequant_precision_mode is not None:
             out["fakequant_precision_mode"] = self.fakequant_precision_mode
+        if self.weight_reduce_range:
+            out["weight_reduce_range"] = True
         for item in self.layers:
             out[item.name] = item.to_dict()
         return out
 
 
-GLOBAL_KEYS = ("version", "batch_num", "fakequant_precision_mode")
+GLOBAL_KEYS = ("version", "batch_num", "fakequant_precision_mode", "weight_reduce_range")
 LAYER_KEYS = ("retrain_enable", "retrain_data_config", "retrain_weight_config")
 DATA_KEYS = ("algo", "clip_max", "clip_min", "fixed_min", "dst_type")
 WEIGHT_KEYS = ("algo", "channel_wise", "dst_type")

@@ -87,6 +87,7 @@ def retrain_config_from_dict(
             None,
             ("DEFAULT", "FORCE_FP16_QUANT", None),
         ),
+        weight_reduce_range=f.get_bool(tree, "weight_reduce_range", "", issues, False),
         layers=tuple(entries),
     )
     issues.raise_if_any()

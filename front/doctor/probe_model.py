@@ -29,9 +29,8 @@ from qdqforge.front.doctor.probes import ActivationProbe, WeightSwitch
 from qdqforge.front.record import LayerRecord
 from qdqforge.graph import io
 from qdqforge.graph.ir import Graph
-from qdqforge.graph.layers import LayerSite, layer_site
+from qdqforge.graph.layers import WEIGHT_AXIS, LayerSite, layer_site
 from qdqforge.passes.act_grid import act_bits
-from qdqforge.passes.arq_weights import OUTPUT_AXIS
 from qdqforge.passes.base import PassContext
 from qdqforge.passes.pipeline import run_pipeline
 from qdqforge.runtime import ReimportedModule, reimport
@@ -144,9 +143,9 @@ def _weight_switches(module: ReimportedModule, sites: dict[str, LayerSite], conf
             continue
         owner, _, leaf = path.rpartition(".")
         tensor = getattr(module.get_submodule(owner), leaf)
-        axis = OUTPUT_AXIS[site.weight_layout]
+        axis = WEIGHT_AXIS[site.weight_layout]
         groups = site.groups if site.weight_layout == "ConvTranspose" else 1
-        bits, per_channel = params.num_bits, params.channel_wise
+        bits, per_channel = config.weight_bits(config.layer(name)), params.channel_wise
         arq = arq_quantize(tensor.detach(), bits, per_channel, axis, groups, name)
         switches[name] = WeightSwitch(tensor, arq.weight)
         scales[name] = tuple(float(s) for s in arq.scale.tolist())

@@ -17,6 +17,7 @@ from qdqforge.runtime.converters import (  # noqa: F401  (imported to register)
     norm,
     pad,
     pool,
+    qdqforge_act_quant,
     qdqforge_observers,
     qdqforge_qat,
     quant,

@@ -103,6 +103,12 @@ class ActObserverOp(nn.Module):
             self.params = self.observer.compute()
         return x
 
+    def quant_grid(self) -> tuple[float, int] | None:
+        """``(scale, offset)`` of the grid the output lies on once calibrated, else None."""
+        if self.params is None:
+            return None
+        return float(torch.tensor(self.params.scale, dtype=torch.float32)), int(self.params.offset)
+
 
 def make_act_observer(node: OnnxNode):
     """The IFMR or HFMG kernel observer an ``ActObserver`` node asks for."""

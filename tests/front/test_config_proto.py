@@ -23,7 +23,8 @@ def _fields(name: str) -> set[str]:
     [
         ("AMCTConfig", {"batch_num", "activation_offset", "skip_layers", "skip_layer_types",
                         "common_config", "override_layer_types", "override_layer_configs",
-                        "do_fusion", "skip_fusion_layers", "fakequant_precision_mode"}),
+                        "do_fusion", "skip_fusion_layers", "fakequant_precision_mode",
+                        "weight_reduce_range"}),  # the last one is our extension
         ("CalibrationConfig", {"arq_quantize", "ada_quantize", "ifmr_quantize", "hfmg_quantize",
                                "dmq_balancer"}),
         ("FMRQuantize", {"search_range_start", "search_range_end", "search_step",
@@ -33,7 +34,7 @@ def _fields(name: str) -> set[str]:
                                "override_layer_configs", "override_layer_types",
                                "quant_skip_layers", "quant_skip_types", "prune_config",
                                "regular_prune_skip_layers", "regular_prune_skip_types",
-                               "fakequant_precision_mode"}),
+                               "fakequant_precision_mode", "weight_reduce_range"}),
         ("ActULQquantize", {"clip_max_min", "fixed_min", "dst_type"}),
         ("SingleLayerRecord", {"scale_d", "offset_d", "scale_w", "offset_w", "shift_bit",
                                "tensor_balance_factor", "skip_fusion", "dst_type", "act_type",

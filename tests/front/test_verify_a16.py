@@ -38,10 +38,11 @@ def test_steps_are_int8_equivalent(delta, bits, differ, beyond_one):
     assert (got.differ, got.beyond_one) == (differ, beyond_one)
 
 
-def judge(a: np.ndarray, b: np.ndarray, bits: int, name: str = "fake_quant_vs_deploy"):
+def judge(a: np.ndarray, b: np.ndarray, bits: int, name: str = "qdq_vs_deploy"):
     y = [np.ones(3)]
     tensors = grid_errors([T], {T: a}, {T: b}, {T: bits})
-    return Comparison(name, tensors, output_errors(["y"], y, y)).violation(VerifyBudget())
+    comparison = Comparison(name, "reference", tensors, output_errors(["y"], y, y))
+    return comparison.violation(VerifyBudget())
 
 
 def test_float_round_off_on_int16_is_no_fault_but_a_wrong_scale_is():

@@ -149,6 +149,69 @@ class HandTransformer(nn.Module):
         return self.head(self.blocks(x).mean(dim=1))
 
 
+class Bottleneck(nn.Module):
+    """ResNet-50's block: 1x1 reduce, 3x3, 1x1 expand (x4), BN after each, projection shortcut."""
+
+    def __init__(self, cin: int, width: int, stride: int = 1) -> None:
+        super().__init__()
+        cout = 4 * width
+        self.conv1, self.bn1 = nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3, self.bn3 = nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)
+            )
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = F.relu(self.bn2(self.conv2(y)))
+        return F.relu(self.bn3(self.conv3(y)) + identity)
+
+
+class BottleneckResNet(nn.Module):
+    """A ResNet-50-shaped net at CI size: stem with max pool, 4 stages of bottlenecks."""
+
+    def __init__(self, num_classes: int = 10, width: int = 8) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.pool = nn.MaxPool2d(3, 2, 1)
+        stages, cin = [], width
+        for i, blocks in enumerate((2, 1, 1, 1)):
+            w = width * 2**i
+            stages += [Bottleneck(cin if j == 0 else 4 * w, w, 2 if i and not j else 1)
+                       for j in range(blocks)]  # fmt: skip
+            cin = 4 * w
+        self.layers = nn.Sequential(*stages)
+        self.fc = nn.Linear(cin, num_classes)
+
+    def forward(self, x):
+        x = self.pool(F.relu(self.bn1(self.conv1(x))))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(self.layers(x), 1), 1))
+
+
+class TinyViT(nn.Module):
+    """A ViT at CI size: conv patch embedding, class token, pre-LN attention blocks, head."""
+
+    def __init__(self, dim: int = 32, depth: int = 2, patch: int = 4, num_classes: int = 5):
+        super().__init__()
+        self.patch_embed = nn.Conv2d(3, dim, patch, patch)
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
+        self.pos = nn.Parameter(torch.randn(1, 17, dim) * 0.02)
+        self.blocks = nn.Sequential(*[HandAttentionBlock(dim) for _ in range(depth)])
+        self.norm, self.head = nn.LayerNorm(dim), nn.Linear(dim, num_classes)
+
+    def forward(self, x):
+        tokens = self.patch_embed(x).flatten(2).transpose(1, 2)
+        cls = self.cls_token.expand(tokens.shape[0], -1, -1)
+        x = torch.cat([cls, tokens], 1) + self.pos[:, : tokens.shape[1] + 1]
+        return self.head(self.norm(self.blocks(x))[:, 0])
+
+
 def build(name: str) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
     """A seeded model and an example input batch, by name."""
     torch.manual_seed(0)
@@ -157,6 +220,8 @@ def build(name: str) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
         "mobilenet": (SmallMobileNet, (4, 3, 32, 32)),
         "transformer": (SmallTransformer, (4, 10, 12)),
         "hand_attention": (HandTransformer, (4, 10, 12)),
+        "bottleneck_resnet": (BottleneckResNet, (2, 3, 32, 32)),
+        "vit": (TinyViT, (2, 3, 16, 16)),
     }
     cls, shape = makers[name]
     model = cls()

@@ -51,8 +51,8 @@ def set_channel_wise(cfg, key) -> None:
 
 
 def assert_saved(paths, record) -> None:
-    """Both models written; the record holds one weight scale for 'up', several for 'c1'."""
-    assert len(paths) == 2 and all(Path(p).is_file() for p in paths)
+    """The three models written; the record holds one weight scale for 'up', several for 'c1'."""
+    assert len(paths) == 3 and all(Path(p).is_file() for p in paths)
     records = read_record(record)
     assert len(records["up"].scale_w) == 1 and len(records["c1"].scale_w) == 8
 

@@ -1,11 +1,13 @@
-"""save_model: fake-quant QDQ model == calibration module's quantized forward; errors say why.
+"""save_model: fake-quant model == calibration module's quantized forward; errors say why.
 
 Seed flow: quantize_preprocess -> forward -> quantize_model -> batch_num forwards -> save_model.
-Fake-quant in onnxruntime vs the reimported fake-quant module: 1e-6 (float summation order).
-Vs the calibration module's quantized forward, on every activation's int8 grid: at most 1 step,
-on at most 1% of the integers (the module keeps the float bias, the ONNX the int32-grid bias:
-a rounding flips now and then); where no integer differs, outputs agree within 1 LSB of the last
-layer's output grid (``s_d * s_w``). Vs FP32: <= 2% of the output range (W8A8).
+The fake-quant model holds no QuantizeLinear/DequantizeLinear: each layer's input goes through
+Div -> Round -> Add -> Clip (``<layer>.quant.out``) -> Sub -> Mul, its weight is stored already
+dequantized and its bias stays float, the calibration module's arithmetic. Fake-quant in
+onnxruntime vs the reimported fake-quant module: 1e-6 (float summation order). Vs the
+calibration module's quantized forward, on every activation's int8 grid: at most 1 step, on at
+most 1e-3 of the integers (float summation order only: measured none on these models); where no
+integer differs, outputs agree within 1e-5 of their range. Vs FP32: <= 2% of the output range.
 """
 
 from __future__ import annotations
@@ -61,35 +63,34 @@ def calibration_grids(calib, x) -> dict[str, np.ndarray]:
     return grids, y
 
 
-def assert_grids_match(calib, proto, x, feeds, onnx_out, lsb: float) -> None:
+def assert_grids_match(calib, proto, x, feeds, onnx_out) -> None:
     """The calibration module's int8 activations on ``x`` vs the fake-quant ONNX's: at most one
-    step apart, on at most 1% of the integers; with no integer apart, the outputs within 1 LSB."""
+    step apart, on at most 1e-3 of the integers; with no integer apart, the outputs within
+    1e-5 of their range."""
     grids, calib_out = calibration_grids(calib, x)
     onnx_grids = run_with_tensors(proto, [f"{k}.quant.out" for k in grids], feeds)
     flips = [np.abs(grids[k] - onnx_grids[f"{k}.quant.out"]) for k in grids]
     assert max(f.max() for f in flips) <= 1
-    assert sum(int((f > 0).sum()) for f in flips) <= 0.01 * sum(f.size for f in flips)
+    assert sum(int((f > 0).sum()) for f in flips) <= 1e-3 * sum(f.size for f in flips)
     if not any(f.any() for f in flips):
-        assert np.abs(calib_out - onnx_out).max() <= 1.0 * lsb
+        assert np.abs(calib_out - onnx_out).max() <= 1e-5 * np.abs(calib_out).max()
 
 
-def output_lsb(record, layer: str) -> float:
-    rec = read_record(record)[layer]
-    return rec.scale_d * max(rec.scale_w)
-
-
-@pytest.mark.parametrize("name,last", [("cnn", "fc"), ("transformer", "fc2")], ids=list(MODELS))
-def test_fake_quant_model(tmp_path, name, last):
+@pytest.mark.parametrize("name", list(MODELS))
+def test_fake_quant_model(tmp_path, name):
     model, batches, onnx_file, record, calib = calibrate(tmp_path, name)
     paths = qdqforge.save_model(str(onnx_file), str(record), str(tmp_path / "out" / "net"))
 
     assert paths.fake_quant == tmp_path / "out" / "net_fake_quant_model.onnx"
     assert paths.deploy == tmp_path / "out" / "net_deploy_model.onnx"
+    assert paths.qdq == tmp_path / "out" / "net_qdq_model.onnx"
     proto = onnx.load(str(paths.fake_quant))
     onnx.checker.check_model(proto)
-    layers = len(read_record(record))
-    assert sum(n.op_type == "QuantizeLinear" for n in proto.graph.node) == 2 * layers
-    module, lsb = reimport(proto).eval(), output_lsb(record, last)
+    layers = read_record(record)
+    assert not {"QuantizeLinear", "DequantizeLinear"} & {n.op_type for n in proto.graph.node}
+    clips = [n.output[0] for n in proto.graph.node if n.op_type == "Clip"]
+    assert {c for c in clips if c.endswith(".quant.out")} == {f"{k}.quant.out" for k in layers}
+    module = reimport(proto).eval()
     for x in batches:
         feeds = numerics.feeds_for(proto, [x.numpy()])
         got = numerics.run(proto, feeds)[0]
@@ -97,7 +98,7 @@ def test_fake_quant_model(tmp_path, name, last):
             torch_out, fp32 = module(x).numpy(), model(x).numpy()
         np.testing.assert_allclose(torch_out, got, rtol=0, atol=1e-6)
         assert np.abs(got - fp32).max() <= 0.02 * np.abs(fp32).max()
-        assert_grids_match(calib, proto, x, feeds, got, lsb)
+        assert_grids_match(calib, proto, x, feeds, got)
 
 
 def test_too_few_forwards_is_a_calibration_error(tmp_path):

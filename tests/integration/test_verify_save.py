@@ -1,11 +1,13 @@
-"""Sim = deploy on every save: torch vs fake-quant vs deploy on the integer grids.
+"""Sim = deploy on every save: torch vs fake-quant vs QDQ vs deploy on the integer grids.
 
 The seed flow on the small CNN (conv1 -> dw -> grouped -> up (ConvTranspose) -> fc) passes with
-no integer differing and writes ``<save_path>_verify.json``. A deploy model broken afterwards
-(one scale multiplied by 1.5) is caught by :func:`verify_saved_models`, naming the first tensor
-after the fault: a layer's dequant scale breaks the next layer's quantized input; the last
-layer's breaks the output. A torch module with one wrong activation scale is caught on that
-layer's own integers (torch and ORT integers are compared, not only outputs).
+no integer differing between the torch module and the fake-quant model and between the QDQ and
+deploy models, and writes ``<save_path>_verify.json``. A deploy model broken afterwards (one
+scale multiplied by 1.5) is caught by :func:`verify_saved_models`, naming the first tensor after
+the fault: a layer's dequant scale breaks the next layer's quantized input; the last layer's
+breaks the output. A torch module with one wrong activation scale is caught on that layer's own
+integers (torch and ORT integers are compared, not only outputs). Without verification the JSON
+says ``unverified``, never an older ``passed``.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ import torch
 import qdqforge
 from qdqforge.errors import VerificationError
 from qdqforge.front.example_inputs import inputs_path, load_example_inputs
+from qdqforge.front.quant_save import SavedModels, calibration_reference
+from qdqforge.front.record import read_record
 from qdqforge.front.verify_save import verify_saved_models
-from qdqforge.runtime import reimport
+from qdqforge.graph import io
 from tests.integration.test_ptq_deploy import model_and_batches, seed_flow
+
+LAYERS = ("conv1", "dw", "grouped", "up", "fc")
 
 
 @pytest.fixture(scope="module")
@@ -35,31 +41,41 @@ def saved(tmp_path_factory):
     return tmp, paths
 
 
+def reference(tmp):
+    return calibration_reference(io.load(tmp / "m.onnx"), read_record(tmp / "r.txt"))
+
+
 def test_seed_flow_passes_and_writes_the_report(saved):
     tmp, _ = saved
     report = json.loads((tmp / "net_verify.json").read_text())
-    assert report["passed"] and report["first_diverging"] is None
+    assert report["status"] in ("passed", "passed_with_runtime_warnings") and report["passed"]
+    assert report["first_diverging"] is None
     assert report["inputs"] == [{"shape": [2, 3, 8, 8], "dtype": "float32"}]
-    for name in ("torch_vs_fake_quant", "fake_quant_vs_deploy"):
-        got = report["comparisons"][name]
-        tensors = [t["tensor"] for t in got["tensors"]]
-        assert tensors == [f"{k}.quant.out" for k in ("conv1", "dw", "grouped", "up", "fc")]
+    comparisons = report["comparisons"]
+    assert set(comparisons) == {
+        "torch_vs_fake_quant", "fake_quant_vs_qdq", "qdq_vs_deploy",
+        "torch_vs_fake_quant_session", "deploy_vs_deploy_session", "qdq_vs_qdq_session",
+    }  # fmt: skip
+    for name in ("torch_vs_fake_quant", "qdq_vs_deploy", "torch_vs_fake_quant_session"):
+        got = comparisons[name]
+        assert [t["tensor"] for t in got["tensors"]] == [f"{k}.quant.out" for k in LAYERS]
         assert got["max_steps"] == 0 and got["differ"] == 0 and got["total"] > 3000
         assert got["outputs"][0]["max_rel"] < 1e-6 and got["not_compared"] == []
+    assert comparisons["torch_vs_fake_quant_session"]["kernels"] == []
+    assert comparisons["fake_quant_vs_qdq"]["kind"] == "bias"
 
 
-def broken_copy(tmp, paths, tensor: str, factor: float, where: str = "deploy"):
+def broken_copy(tmp, paths, tensor: str, factor: float, where: str = "deploy") -> SavedModels:
     out = tmp / f"broken_{tensor}"
     out.mkdir(exist_ok=True)
-    fake, deploy = out / "fake.onnx", out / "deploy.onnx"
-    shutil.copy(paths.fake_quant, fake)
-    shutil.copy(paths.deploy, deploy)
-    target = deploy if where == "deploy" else fake
-    proto = onnx.load(str(target))
+    copies = {k: out / p.name for k, p in paths._asdict().items()}
+    for key, path in paths._asdict().items():
+        shutil.copy(path, copies[key])
+    proto = onnx.load(str(copies[where]))
     init = next(i for i in proto.graph.initializer if i.name == tensor)
     init.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(init) * factor, tensor))
-    onnx.save(proto, str(target))
-    return fake, deploy, out
+    onnx.save(proto, str(copies[where]))
+    return SavedModels(**copies)
 
 
 @pytest.mark.parametrize(
@@ -74,34 +90,38 @@ def broken_copy(tmp, paths, tensor: str, factor: float, where: str = "deploy"):
 )
 def test_broken_deploy_names_the_first_diverging_tensor(saved, perturbed, named):
     tmp, paths = saved
-    fake, deploy, out = broken_copy(tmp, paths, perturbed, 1.5)
+    broken = broken_copy(tmp, paths, perturbed, 1.5)
     x = load_example_inputs(tmp / "m.onnx")
-    output = onnx.load(str(fake)).graph.output[0].name
+    output = onnx.load(str(broken.fake_quant)).graph.output[0].name
     named = output if named == "output" else named
-    with pytest.raises(VerificationError, match=rf"fake_quant and deploy .*tensor '{named}'"):
-        verify_saved_models(fake, deploy, x, out / "net")
+    out = broken.deploy.parent
+    with pytest.raises(VerificationError, match=rf"qdq and deploy disagree: '{named}'"):
+        verify_saved_models(broken, x, out / "net", torch_module=reference(tmp))
     report = json.loads((out / "net_verify.json").read_text())
-    assert not report["passed"]
+    assert report["status"] == "failed" and report["passed"] is False
     assert report["first_diverging"]["tensor"] == named
     assert report["comparisons"]["torch_vs_fake_quant"]["differ"] == 0
 
 
 def test_torch_integers_are_compared_not_only_outputs(saved):
     tmp, paths = saved
-    module = reimport(onnx.load(str(paths.fake_quant)))
-    scale = dict(module.named_buffers())["onnx_initializers.grouped_quant_scale"]
-    scale.mul_(1.02)  # moves grouped's integers, hardly its output
+    module = reference(tmp)
+    op = next(m for m in module.modules() if getattr(m, "layer", None) == "grouped")
+    op.scale.mul_(1.02)  # moves grouped's integers, hardly its output
     x = load_example_inputs(tmp / "m.onnx")
     with pytest.raises(VerificationError, match=r"torch and fake_quant .*'grouped.quant.out'"):
-        verify_saved_models(paths.fake_quant, paths.deploy, x, tmp / "t", torch_module=module)
+        verify_saved_models(paths, x, tmp / "t", torch_module=module)
 
 
-def test_verify_false_skips_and_input_data_overrides(saved, tmp_path):
+def test_verify_false_says_unverified_and_input_data_overrides(saved, tmp_path):
     tmp, _ = saved
     broken = tmp_path / "m.onnx"
     shutil.copy(tmp / "m.onnx", broken)
+    (tmp_path / "a_verify.json").write_text(json.dumps({"status": "passed", "passed": True}))
     qdqforge.save_model(str(broken), str(tmp / "r.txt"), str(tmp_path / "a"), verify=False)
-    assert not (tmp_path / "a_verify.json").exists()
+    report = json.loads((tmp_path / "a_verify.json").read_text())
+    assert report["status"] == "unverified" and report["passed"] is None  # no stale "passed"
+    assert report["reason"] == "verify=False"
     assert (tmp_path / "a_deploy_model.onnx").exists()
 
     other = torch.rand(5, 3, 8, 8)
@@ -110,14 +130,15 @@ def test_verify_false_skips_and_input_data_overrides(saved, tmp_path):
     assert report["passed"] and report["inputs"][0]["shape"] == [5, 3, 8, 8]
 
 
-def test_missing_inputs_warn_and_skip(saved, tmp_path, caplog):
+def test_missing_inputs_warn_and_say_unverified(saved, tmp_path, caplog):
     tmp, _ = saved
     shutil.copy(tmp / "m.onnx", tmp_path / "m.onnx")
     assert not inputs_path(tmp_path / "m.onnx").exists()
     with caplog.at_level(logging.WARNING, logger="qdqforge.front.ptq_save"):
         qdqforge.save_model(str(tmp_path / "m.onnx"), str(tmp / "r.txt"), str(tmp_path / "c"))
     assert "skips verification" in caplog.text
-    assert not (tmp_path / "c_verify.json").exists()
+    report = json.loads((tmp_path / "c_verify.json").read_text())
+    assert report["status"] == "unverified" and "input_data" in report["reason"]
 
 
 def test_stored_inputs_are_quantize_models_input(saved):

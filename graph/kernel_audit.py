@@ -1,0 +1,123 @@
+"""Check each integer kernel onnxruntime fused into a graph against the float math it replaces.
+
+A default onnxruntime session rewrites ``DQ -> Conv/Gemm/MatMul -> Q`` node groups into integer
+kernels (QLinearConv, QGemm, QLinearMatMul, MatMulIntegerToFloat, ...). Those kernels are meant to
+compute ``Q(op(DQ(x), DQ(w)) + DQ(b))``; on x86 CPUs without VNNI, u8 x s8 products are summed in
+pairs into int16 with saturation (``vpmaddubsw``), and a pair beyond 32767 changes the result.
+
+The audit takes the graph the session runs (``numerics.optimized_graph``), runs it once with every
+input and output of the fused nodes exposed, and recomputes each fused node from those same inputs
+as its float decomposition, for example::
+
+    QLinearConv(x, sx, zx, w, sw, zw, sy, zy, B)
+      == Q(Conv(DQ(x, sx, zx), DQ(w, sw, zw, axis 0), DQ(B, sx * sw, axis 0)), sy, zy)
+
+(``channels_last`` kernels get a Transpose to NCHW and back). The decomposition runs with every
+optimization off, so no integer kernel is involved. An integer output is compared in steps of its
+grid, a float output relative to its largest magnitude; each node is one :class:`KernelCheck`.
+Node types without a decomposition here are listed as not audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from qdqforge.graph import numerics
+from qdqforge.graph.kernel_decompose import DECOMPOSE
+
+
+@dataclass(frozen=True)
+class KernelCheck:
+    """One fused node against its float decomposition.
+
+    Attributes:
+        node: the fused node's name in onnxruntime's optimized graph.
+        op_type: its op (``QLinearConv``, ...).
+        inputs: its input tensor names (initializer names tell which layer it runs).
+        total: output values compared.
+        differ: integer outputs that differ (float outputs: beyond ``float_rtol`` of the range).
+        max_steps: largest integer difference (0 for float outputs).
+        max_rel: largest difference relative to ``max|reference|``.
+        integer: the output is on an integer grid (else float).
+    """
+
+    node: str
+    op_type: str
+    inputs: tuple[str, ...]
+    total: int
+    differ: int
+    max_steps: int
+    max_rel: float
+    integer: bool = True
+
+
+def fused_integer_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """Nodes of ``model`` whose op is an integer kernel with a decomposition here."""
+    return [n for n in model.graph.node if n.op_type in DECOMPOSE]
+
+
+def audit_kernels(
+    optimized: onnx.ModelProto, feeds: Mapping[str, np.ndarray], float_rtol: float = 1e-5
+) -> list[KernelCheck]:
+    """Every fused integer node of ``optimized`` against its decomposition (module docstring)."""
+    nodes = fused_integer_nodes(optimized)
+    if not nodes:
+        return []
+    constants = {i.name: numpy_helper.to_array(i) for i in optimized.graph.initializer}
+    wanted = {t for n in nodes for t in [*n.input, n.output[0]] if t and t not in constants}
+    values = dict(constants)
+    values.update(_run_exposed(optimized, sorted(wanted), feeds))
+    return [_check(node, values, float_rtol) for node in nodes]
+
+
+def _run_exposed(model: onnx.ModelProto, names: list[str], feeds) -> dict[str, np.ndarray]:
+    exposed = onnx.ModelProto()
+    exposed.CopyFrom(model)
+    present = {o.name for o in exposed.graph.output}
+    exposed.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in present)
+    outputs = [o.name for o in exposed.graph.output]
+    return dict(zip(outputs, numerics.run(exposed, feeds)))
+
+
+def _check(node: onnx.NodeProto, values: dict[str, np.ndarray], float_rtol: float) -> KernelCheck:
+    got = np.asarray(values[node.output[0]])
+    want = _reference(node, values)
+    diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    scale = max(float(np.abs(want).max(initial=0.0)), 1e-12)
+    integer = got.dtype.kind in "iu"
+    differ = int((diff > 0).sum()) if integer else int((diff > float_rtol * scale).sum())
+    return KernelCheck(
+        node.name,
+        node.op_type,
+        tuple(node.input),
+        int(got.size),
+        differ,
+        int(diff.max(initial=0)) if integer else 0,
+        float(diff.max(initial=0.0)) / scale,
+        integer,
+    )
+
+
+def _reference(node: onnx.NodeProto, values: dict[str, np.ndarray]) -> np.ndarray:
+    """The node's output recomputed by its float decomposition, optimizations off."""
+    names = list(dict.fromkeys(n for n in node.input if n))
+    nodes, output = DECOMPOSE[node.op_type](node, values)
+    graph = helper.make_graph(
+        nodes,
+        "decomposition",
+        [helper.make_tensor_value_info(n, _elem(values[n]), values[n].shape) for n in names],
+        [onnx.ValueInfoProto(name=output)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    model.ir_version = 10
+    session = numerics.session(model)
+    return session.run(None, {n: values[n] for n in names})[0]
+
+
+def _elem(array: np.ndarray) -> int:
+    return helper.np_dtype_to_tensor_dtype(np.asarray(array).dtype)

@@ -1,0 +1,59 @@
+"""act_quant: the record's activation quantizer in front of each layer (the PTQ reference model).
+
+Before / after (layer with ``scale_d``/``offset_d`` in options ``records``)::
+
+    x -> Conv(W^, B) -> y
+    x -> qdqforge::ActQuant(layer, scale=s_d, offset=o_d, num_bits) -> Conv(W^, B) -> y
+
+``ActQuant`` computes ``(clamp(round(x / s_d) + o_d, qmin, qmax) - o_d) * s_d`` in the runtime,
+with the kernel call the ``quantize_model`` calibration module makes once its observers are
+calibrated. Applied to the modified ONNX (whose weights ``W^`` are already on their grid), the
+reimported graph is that calibration module rebuilt from its two files: ``save_model`` checks the
+written models against it. The bit width comes from the record's ``act_type`` (``act_grid``).
+"""
+
+from __future__ import annotations
+
+import onnx_graphsurgeon as gs
+
+from qdqforge.errors import PassError
+from qdqforge.graph.ir import Graph
+from qdqforge.graph.layers import layer_site
+from qdqforge.graph.naming import taken_names, unique_name
+from qdqforge.graph.toposort import toposort
+from qdqforge.passes.act_grid import act_bits
+from qdqforge.passes.act_observe import DOMAIN
+from qdqforge.passes.base import GraphPass, PassContext, PassResult
+from qdqforge.passes.registry import register_pass
+
+OP = "ActQuant"
+
+
+@register_pass
+class ActQuantPass(GraphPass):
+    """Put each recorded layer's fixed activation quantizer (qdqforge::ActQuant) before it."""
+
+    name = "act_quant"
+
+    def call(self, graph: Graph, ctx: PassContext) -> PassResult:
+        records = ctx.options_for(self.name).get("records", {})
+        taken = taken_names(graph)
+        for layer, rec in records.items():
+            site = layer_site(graph, layer)
+            if site is None or rec.scale_d is None or rec.offset_d is None:
+                raise PassError(f"act_quant: layer '{layer}' has no node or no scale_d/offset_d")
+            x = site.activation  # the quantizer keeps the type and shape (shape inference)
+            out = gs.Variable(unique_name(f"{layer}.act_quant.out", taken), x.dtype, x.shape)
+            attrs = {
+                "layer": layer,
+                "scale": float(rec.scale_d),
+                "offset": int(rec.offset_d),
+                "num_bits": act_bits(rec),
+            }
+            name = unique_name(f"{layer}.act_quant", taken)
+            node = gs.Node(OP, name, attrs, [site.activation], [out], domain=DOMAIN)
+            graph.gs.nodes.append(node)
+            graph.stamp(node, self.name, "activation", [site.node])
+            site.node.inputs[0] = out
+        toposort(graph)
+        return PassResult(graph, bool(records), {"quantizers": len(records)})

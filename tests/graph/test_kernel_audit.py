@@ -1,0 +1,57 @@
+"""The audit of onnxruntime's fused integer kernels against their float decomposition.
+
+On the graph a default session runs, each fused node (QLinearConv, QGemm, ...) is recomputed from
+its own inputs through DequantizeLinear -> float op -> QuantizeLinear with every optimization off.
+Weights at 64 (7 bits): the kernel and the decomposition agree exactly. Weights at 127 with u8
+inputs near 255: on a CPU without VNNI the kernel saturates its int16 pair sums, and the audit
+shows it on the planted outputs (on a VNNI CPU it must agree exactly too).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from qdqforge.front.verify_runtime import cpu_has_vnni
+from qdqforge.graph import numerics
+from qdqforge.graph.kernel_audit import audit_kernels, fused_integer_nodes
+from tests.graph.qdq_cases import qdq_conv, qdq_linear
+from tests.helpers.onnx_graphs import make_model, tensor_info
+
+CASES = {"conv": (qdq_conv, "QLinearConv"), "linear": (qdq_linear, "QGemm")}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_seven_bit_weights_agree_exactly(case):
+    build, op = CASES[case]
+    model, feeds = build(64)
+    optimized = numerics.optimized_graph(model)
+    assert [n.op_type for n in fused_integer_nodes(optimized)] == [op]
+    (check,) = audit_kernels(optimized, feeds)
+    assert (check.op_type, check.differ, check.max_steps) == (op, 0, 0)
+    assert check.total == numerics.run(model, feeds)[0].size
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_saturating_pairs_show_where_the_cpu_has_no_vnni(case):
+    build = CASES[case][0]
+    model, feeds = build(127)
+    (check,) = audit_kernels(numerics.optimized_graph(model), feeds)
+    if cpu_has_vnni() is not False:
+        assert check.differ == 0, "a VNNI CPU sums in int32: no saturation expected"
+        return
+    assert check.differ > 0 and check.max_steps > 1
+    default = numerics.default_session(model).run(None, feeds)[0]
+    reference = numerics.run(model, feeds)[0]  # optimizations off: no integer kernel
+    assert np.abs(default.astype(np.float64) - reference).max() > 0.5  # the user sees it
+
+
+def test_a_graph_without_integer_kernels_has_nothing_to_audit():
+    model = make_model(
+        [helper.make_node("Relu", ["input"], ["output"])],
+        [tensor_info("input", [2, 3])],
+        [tensor_info("output", None)],
+    )
+    feeds = {"input": np.ones((2, 3), np.float32)}
+    assert audit_kernels(numerics.optimized_graph(model), feeds) == []
