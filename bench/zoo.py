@@ -1,0 +1,94 @@
+"""The zoo matrix: timm and transformers architectures through the engine, PTQ and QAT.
+
+For every model, three stages (:mod:`bench.zoo_stages`), each reported as ``ok`` / the typed
+error's class / ``mismatch`` / ``crash:<type>`` with its seconds, then one table (markdown) and
+the pass rates. Models are random-initialised from their configs (no download).
+
+Usage: ``python bench/zoo.py [--size full|ci] [--only NAME ...] [--stages abc] [--json out.json]``
+(needs the ``zoo`` extra: ``pip install -e ".[zoo]"``). ``--size full`` is the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.zoo_cases import SIZES, ZooCase
+from bench.zoo_hf import hf_cases
+from bench.zoo_stages import STAGES, StageResult, run_stage
+from bench.zoo_timm import timm_cases
+
+
+def all_cases() -> list[ZooCase]:
+    """Every zoo architecture, timm first."""
+    return timm_cases() + hf_cases()
+
+
+def run_case(case: ZooCase, size: str, stages: str) -> dict[str, StageResult]:
+    """The stages of one case, each in its own temporary folder."""
+    results = {}
+    for stage in stages:
+        with tempfile.TemporaryDirectory(prefix="zoo_") as tmp:
+            results[stage] = run_stage(STAGES[stage], case, size, Path(tmp))
+        print(f"  {case.name} ({stage}): {results[stage].status} {results[stage].seconds:.1f}s "
+              f"{results[stage].detail[:300]}", file=sys.stderr, flush=True)  # fmt: skip
+    return results
+
+
+def cell(result: StageResult | None) -> str:
+    if result is None:
+        return "-"
+    numbers = result.numbers
+    if not result.ok:
+        return f"{result.status} ({result.seconds:.0f} s)"
+    if "deploy_rel" in numbers:
+        figures = f"{numbers['layers']} layers, fq {numbers['fake_quant_rel']:.3f}"
+        figures += f", deploy {numbers['deploy_rel']:.3f}"
+    elif "fake_quant_rel" in numbers:
+        figures = f"{numbers['layers']} layers, fq {numbers['fake_quant_rel']:.3f}"
+    else:
+        figures = f"out {numbers['output_rel']:.1e}"
+    return f"ok {result.seconds:.0f} s; {figures}"
+
+
+def table(rows: dict[str, tuple[ZooCase, dict[str, StageResult]]], stages: str) -> str:
+    """The markdown matrix and one line of pass rates per stage."""
+    head = ["model", "covers", *(f"({s})" for s in stages)]
+    lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for name, (case, results) in rows.items():
+        lines.append(
+            f"| {name} | {case.covers} | " + " | ".join(cell(results.get(s)) for s in stages) + " |"
+        )
+    for stage in stages:
+        passed = sum(results[stage].ok for _, results in rows.values())
+        lines.append(f"\n({stage}): {passed} of {len(rows)} pass ({100 * passed / len(rows):.0f}%)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=SIZES, default="full")
+    parser.add_argument("--only", nargs="*", help="model names (substrings)")
+    parser.add_argument("--stages", default="abc")
+    parser.add_argument("--json", type=Path, help="write every stage's result here too")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR)
+    cases = [c for c in all_cases() if not args.only or any(o in c.name for o in args.only)]
+    rows = {case.name: (case, run_case(case, args.size, args.stages)) for case in cases}
+    print(table(rows, args.stages))
+    if args.json:
+        dump = {
+            name: {s: vars(r) for s, r in results.items()} for name, (_, results) in rows.items()
+        }
+        args.json.write_text(json.dumps(dump, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
