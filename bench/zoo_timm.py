@@ -36,7 +36,7 @@ TIMM_MODELS: dict[str, tuple[str, dict, int, int]] = {
         64,
         224,
     ),
-    "mixer_s16_224": ("MLP-Mixer", {"img_size": 32, "num_blocks": 2}, 32, 224),
+    "mixer_s16_224": ("MLP-Mixer", {"img_size": 32}, 32, 224),
     "poolformer_s12": ("MetaFormer pooling, GroupNorm", {}, 32, 224),
     "edgenext_xx_small": ("EdgeNeXt transposed attention", {}, 64, 256),
 }

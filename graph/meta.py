@@ -21,6 +21,9 @@ ACTION = "qdqforge.action"  # "create" | "replace"
 # model keys
 PARAMETERS = "qdqforge.parameters"  # JSON list: initializers that are torch nn.Parameters
 BUFFERS = "qdqforge.buffers"  # JSON list: initializers that are persistent torch buffers
+# JSON list of [alias, initializer, after]: another state_dict name of a tied tensor, and the
+# state_dict name (initializer or alias) it follows ("" when it comes first)
+ALIASES = "qdqforge.aliases"
 
 
 def dump_names(names: list[str] | set[str]) -> str:
@@ -33,3 +36,8 @@ def load_names(text: str | None) -> list[str]:
     if not text:
         return []
     return list(json.loads(text))
+
+
+def load_aliases(text: str | None) -> list[list[str]]:
+    """``[alias, initializer, after]`` triples from an :data:`ALIASES` value (empty if absent)."""
+    return [list(t) for t in json.loads(text)] if text else []

@@ -1,4 +1,5 @@
-"""BatchNormalization -> :class:`BatchNormOp` (train/eval like torch), LayerNormalization.
+"""BatchNormalization -> :class:`BatchNormOp` (train/eval like torch), Layer-, Instance- and
+GroupNormalization.
 
 ONNX momentum weights the old running value (``running = running * m + batch * (1 - m)``);
 torch's weights the new one, so ``torch_momentum = 1 - onnx_momentum``. The node's
@@ -52,3 +53,28 @@ def convert_layer_norm(node: OnnxNode, emit: Emitter):
     y = emit.call(F.layer_norm, emit.value(0), list(normalized), None, None, eps)
     y = emit.call(operator.mul, y, w)
     return y if b is None else emit.call(operator.add, y, b)
+
+
+@converter("InstanceNormalization", versions=(1, 6))
+def convert_instance_norm(node: OnnxNode, emit: Emitter):
+    """Per sample and channel over the spatial dims (GroupNorm with groups = channels)."""
+    eps = node.attr("epsilon", 1e-5)
+    return emit.call(
+        F.instance_norm, emit.value(0), None, None, emit.value(1), emit.value(2), True, 0.0, eps
+    )
+
+
+@converter("GroupNormalization", versions=(18, 21))
+def convert_group_norm(node: OnnxNode, emit: Emitter):
+    """Opset 21 scales per channel (torch's ``group_norm``); opset 18 per group, so the group's
+    scale and bias are repeated over its ``C / num_groups`` channels."""
+    groups, eps = node.attr("num_groups"), node.attr("epsilon", 1e-5)
+    x, scale, bias = emit.value(0), emit.value(1), emit.value(2)
+    if emit.opset < 21:
+        shape = emit.shape(0)
+        if shape is None or shape[1] is None:
+            raise ConversionError(f"GroupNormalization node {node.name!r}: unknown channel count")
+        scale, bias = (
+            emit.method("repeat_interleave", t, shape[1] // groups) for t in (scale, bias)
+        )
+    return emit.call(F.group_norm, x, groups, scale, bias, eps)
