@@ -74,19 +74,21 @@ def table(rows: dict[str, tuple[ZooCase, dict[str, StageResult]]], stages: str) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=SIZES, default="full")
-    parser.add_argument("--only", nargs="*", help="model names (substrings)")
+    parser.add_argument("--only", nargs="*", help="model names (substrings), run in this order")
     parser.add_argument("--stages", default="abc")
     parser.add_argument("--json", type=Path, help="write every stage's result here too")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
-    cases = [c for c in all_cases() if not args.only or any(o in c.name for o in args.only)]
-    rows = {case.name: (case, run_case(case, args.size, args.stages)) for case in cases}
+    cases = all_cases()
+    if args.only:  # in the order given
+        cases = [c for o in args.only for c in cases if o in c.name]
+    rows = {}
+    for case in cases:
+        rows[case.name] = (case, run_case(case, args.size, args.stages))
+        if args.json:  # after every case: a long run leaves what it measured
+            dump = {n: {s: vars(r) for s, r in res.items()} for n, (_, res) in rows.items()}
+            args.json.write_text(json.dumps(dump, indent=1, default=str))
     print(table(rows, args.stages))
-    if args.json:
-        dump = {
-            name: {s: vars(r) for s, r in results.items()} for name, (_, results) in rows.items()
-        }
-        args.json.write_text(json.dumps(dump, indent=1, default=str))
     return 0
 
 

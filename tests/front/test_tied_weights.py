@@ -38,7 +38,7 @@ def exported():
 
 
 def test_initializer_takes_the_first_name_and_aliases_are_recorded():
-    model, _, proto = exported()
+    _, _, proto = exported()
     names = [t.name for t in proto.graph.initializer]
     assert "shared.weight" in names and "encoder.embed_tokens.weight" not in names
     props = {p.key: p.value for p in proto.metadata_props}
