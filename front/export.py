@@ -33,6 +33,7 @@ from torch import nn
 
 from qdqforge.errors import ExportError
 from qdqforge.front import attempts, exporters, fixups, verify
+from qdqforge.front.embedding_padding import mark_padding_rows
 from qdqforge.front.inputs import normalize_input_data
 from qdqforge.front.module_names import annotate_modules
 from qdqforge.front.tied_weights import tie_aliases
@@ -143,6 +144,7 @@ def _annotate(proto: onnx.ModelProto, model: nn.Module, used: str) -> None:
     """Module names on nodes, torch weight names on the model (names only are read)."""
     annotated = annotate_modules(proto, model, used)
     tie_aliases(proto, model)
+    mark_padding_rows(proto, model)
     add_unused_weights(proto, model)
     parameters, buffers = weight_names(model, {t.name for t in proto.graph.initializer})
     proto.metadata_props.add(key=meta.PARAMETERS, value=meta.dump_names(parameters))

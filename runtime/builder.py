@@ -117,7 +117,7 @@ def _register_state(ctx: BuildContext, proto: onnx.ModelProto, nodes: list[OnnxN
     """Parameters and persistent buffers first, in file order, so they keep their torch names;
     a tied weight's other names right after the name they follow in the original state_dict."""
     aliases = {}
-    for alias, target, after in meta.load_aliases(_model_meta(proto, meta.ALIASES)):
+    for alias, target, after in meta.load_aliases(meta.model_value(proto, meta.ALIASES)):
         aliases.setdefault(after, []).append((alias, target))
     for init in proto.graph.initializer:
         role = ctx.roles.get(init.name, Role.CONST)
@@ -137,10 +137,6 @@ def _register_aliases(ctx: BuildContext, aliases: dict, after: str) -> None:
     for alias, target in aliases.pop(after, []):
         if ctx.store.alias(alias, target) is not None:
             _register_aliases(ctx, aliases, alias)
-
-
-def _model_meta(proto: onnx.ModelProto, key: str) -> str | None:
-    return next((p.value for p in proto.metadata_props if p.key == key), None)
 
 
 def _emit_outputs(ctx: BuildContext, proto: onnx.ModelProto) -> None:

@@ -1,4 +1,5 @@
-"""Tied weights through export -> reimport: every state_dict name, one tensor, same order.
+"""Tied weights through export -> reimport: every state_dict name, one tensor, same order; and
+embeddings whose padding row must not train (``padding_idx``).
 
 The model ties an embedding to a later module and a head, with the initializer's exported name
 not the first in ``state_dict`` order (as T5's ``shared.weight`` / ``encoder.embed_tokens``).
@@ -69,3 +70,31 @@ def test_one_sgd_step_keeps_the_tie_and_matches_torch():
         opt.step()
     assert net.head.weight is net.shared.weight
     torch.testing.assert_close(net.shared.weight, model.shared.weight, rtol=1e-5, atol=1e-6)
+
+
+class PaddedEmbedding(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.words = nn.Embedding(9, 4, padding_idx=1)
+        self.positions = nn.Embedding(6, 4, padding_idx=0)
+
+    def forward(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.words(ids) + self.positions(positions))
+
+
+def test_padding_rows_get_no_gradient_as_in_torch():
+    torch.manual_seed(0)
+    model = PaddedEmbedding()
+    ids = torch.tensor([[1, 2, 3, 1], [4, 1, 5, 6]])  # the padding id 1 is read
+    positions = torch.tensor([[0, 2, 3, 0], [2, 0, 4, 5]])
+    proto = qdqforge.export(model, (ids, positions))
+    props = [p for n in proto.graph.node for p in n.metadata_props]
+    pads = [p.value for p in props if p.key == meta.PADDING_IDX]
+    assert sorted(pads) == ["0", "1"]
+    net = qdqforge.reimport(proto)
+    net.load_state_dict(model.state_dict())
+    for module in (model, net):
+        module(ids, positions).sum().backward()
+    assert not net.words.weight.grad[1].any() and not net.positions.weight.grad[0].any()
+    torch.testing.assert_close(net.words.weight.grad, model.words.weight.grad)
+    torch.testing.assert_close(net.positions.weight.grad, model.positions.weight.grad)
