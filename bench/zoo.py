@@ -6,6 +6,7 @@ the pass rates. Models are random-initialised from their configs (no download).
 
 Usage: ``python bench/zoo.py [--size full|ci] [--only NAME ...] [--stages abc] [--json out.json]``
 (needs the ``zoo`` extra: ``pip install -e ".[zoo]"``). ``--size full`` is the default.
+``--from-json A.json B.json`` prints the table of saved runs (a later file's results win).
 """
 
 from __future__ import annotations
@@ -48,10 +49,10 @@ def cell(result: StageResult | None) -> str:
     if not result.ok:
         return f"{result.status} ({result.seconds:.0f} s)"
     if "deploy_rel" in numbers:
-        figures = f"{numbers['layers']} layers, fq {numbers['fake_quant_rel']:.3f}"
-        figures += f", deploy {numbers['deploy_rel']:.3f}"
+        figures = f"{numbers['layers']} layers, fq {numbers['fake_quant_rel']:.2g}"
+        figures += f", deploy {numbers['deploy_rel']:.2g}"
     elif "fake_quant_rel" in numbers:
-        figures = f"{numbers['layers']} layers, fq {numbers['fake_quant_rel']:.3f}"
+        figures = f"{numbers['layers']} layers, fq {numbers['fake_quant_rel']:.2g}"
     else:
         figures = f"out {numbers['output_rel']:.1e}"
     return f"ok {result.seconds:.0f} s; {figures}"
@@ -66,9 +67,20 @@ def table(rows: dict[str, tuple[ZooCase, dict[str, StageResult]]], stages: str) 
             f"| {name} | {case.covers} | " + " | ".join(cell(results.get(s)) for s in stages) + " |"
         )
     for stage in stages:
-        passed = sum(results[stage].ok for _, results in rows.values())
-        lines.append(f"\n({stage}): {passed} of {len(rows)} pass ({100 * passed / len(rows):.0f}%)")
+        ran = [results[stage] for _, results in rows.values() if stage in results]
+        passed = sum(result.ok for result in ran)
+        share = 100 * passed / max(len(ran), 1)
+        lines.append(f"\n({stage}): {passed} of {len(ran)} run pass ({share:.0f}%)")
     return "\n".join(lines)
+
+
+def load_rows(paths: list[Path]) -> dict[str, tuple[ZooCase, dict[str, StageResult]]]:
+    """Rows from ``--json`` files, in the zoo's order; a later file's stage result wins."""
+    merged: dict[str, dict[str, StageResult]] = {}
+    for path in paths:
+        for name, stages in json.loads(path.read_text()).items():
+            merged.setdefault(name, {}).update({s: StageResult(**r) for s, r in stages.items()})
+    return {c.name: (c, merged[c.name]) for c in all_cases() if c.name in merged}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -77,8 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", help="model names (substrings), run in this order")
     parser.add_argument("--stages", default="abc")
     parser.add_argument("--json", type=Path, help="write every stage's result here too")
+    parser.add_argument("--from-json", type=Path, nargs="+", help="print the table of saved runs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
+    if args.from_json:
+        print(table(load_rows(args.from_json), args.stages))
+        return 0
     cases = all_cases()
     if args.only:  # in the order given
         cases = [c for o in args.only for c in cases if o in c.name]
