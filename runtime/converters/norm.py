@@ -13,6 +13,7 @@ import operator
 import torch.nn.functional as F
 
 from qdqforge.errors import ConversionError
+from qdqforge.runtime.kernels.onnx_ops import layer_norm_from
 from qdqforge.runtime.modules.batchnorm import BatchNormOp
 from qdqforge.runtime.registry import Emitter, OnnxNode, converter
 
@@ -37,16 +38,15 @@ def convert_layer_norm(node: OnnxNode, emit: Emitter):
     # Mean / InvStdDev outputs are left unproduced: reading them raises a ConversionError.
     axis, eps = node.attr("axis", -1), node.attr("epsilon", 1e-5)
     shape, w_shape = emit.shape(0), emit.shape(1)
+    normalized = None
     if shape is not None:
         normalized = shape[axis:] if axis != 0 else shape
     elif w_shape is not None and axis == -len(w_shape):
         normalized = w_shape
-    else:
-        raise ConversionError(f"LayerNormalization node {node.name!r}: unknown normalized shape")
-    if None in normalized:
-        raise ConversionError(f"LayerNormalization node {node.name!r}: dynamic normalized dims")
     w = emit.value(1)
     b = emit.value(2) if emit.has(2) else None
+    if normalized is None or None in normalized:  # the dims are read from x at run time
+        return emit.call(layer_norm_from, emit.value(0), axis, w, b, eps)
     weight_matches = w_shape is not None and tuple(w_shape) == tuple(normalized)
     if weight_matches:
         return emit.call(F.layer_norm, emit.value(0), list(normalized), w, b, eps)

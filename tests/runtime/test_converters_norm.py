@@ -97,3 +97,13 @@ def test_group_norm_matches_ort(opset):
     per = 3 if opset < 21 else 6  # opset 18 scales per group, 21 per channel
     inputs = [("x", x, False), ("scale", rand(per), True), ("bias", rand(per), True)]
     check_op("GroupNormalization", inputs, {"num_groups": 3}, opset=opset, atol=1e-4)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_layer_norm_with_dynamic_normalized_dims(axis):
+    """A dim of the normalized shape unknown at build time (axis 0 covers the batch dim; the
+    unknown-rank case is the same code): the dims are read from the input at run time."""
+    x = rand(3, 4, 5)
+    w_shape = (5,) if axis == -1 else x.shape[axis:]
+    inputs = [("x", x, False), ("w", rand(*w_shape), True), ("b", rand(*w_shape), True)]
+    check_op("LayerNormalization", inputs, {"axis": axis}, dynamic=True, atol=1e-5)
