@@ -37,7 +37,7 @@ from qdqforge.front.embedding_padding import mark_padding_rows
 from qdqforge.front.inputs import normalize_input_data
 from qdqforge.front.module_names import annotate_modules
 from qdqforge.front.tied_weights import tie_aliases
-from qdqforge.front.weights import add_unused_weights, weight_names
+from qdqforge.front.weights import add_unused_weights, mark_frozen, weight_names
 from qdqforge.graph import io as graph_io
 from qdqforge.graph import meta
 
@@ -149,5 +149,6 @@ def _annotate(proto: onnx.ModelProto, model: nn.Module, used: str) -> None:
     parameters, buffers = weight_names(model, {t.name for t in proto.graph.initializer})
     proto.metadata_props.add(key=meta.PARAMETERS, value=meta.dump_names(parameters))
     proto.metadata_props.add(key=meta.BUFFERS, value=meta.dump_names(buffers))
+    mark_frozen(proto, model, parameters)
     nodes, name = len(proto.graph.node), type(model).__qualname__
     log.info("exported %s with %s: %d nodes, %d annotated", name, used, nodes, annotated)

@@ -22,6 +22,7 @@ PADDING_IDX = "qdqforge.padding_idx"  # Gather of an nn.Embedding(padding_idx=p)
 # model keys
 PARAMETERS = "qdqforge.parameters"  # JSON list: initializers that are torch nn.Parameters
 BUFFERS = "qdqforge.buffers"  # JSON list: initializers that are persistent torch buffers
+FROZEN = "qdqforge.frozen"  # JSON list: parameters with requires_grad False (kept frozen)
 # JSON list of [alias, initializer, after]: another state_dict name of a tied tensor, and the
 # state_dict name (initializer or alias) it follows ("" when it comes first)
 ALIASES = "qdqforge.aliases"

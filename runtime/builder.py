@@ -119,10 +119,14 @@ def _register_state(ctx: BuildContext, proto: onnx.ModelProto, nodes: list[OnnxN
     aliases = {}
     for alias, target, after in meta.load_aliases(meta.model_value(proto, meta.ALIASES)):
         aliases.setdefault(after, []).append((alias, target))
+    frozen = set(meta.load_names(meta.model_value(proto, meta.FROZEN)))
     for init in proto.graph.initializer:
         role = ctx.roles.get(init.name, Role.CONST)
         if role is not Role.CONST:
-            ctx.store.add(init.name, numpy_helper.to_array(init), role)
+            path = ctx.store.add(init.name, numpy_helper.to_array(init), role)
+            owner, leaf = ctx.store.owner(path)
+            if init.name in frozen and leaf in owner._parameters:  # requires_grad=False there
+                owner._parameters[leaf].requires_grad_(False)
             _register_aliases(ctx, aliases, init.name)
     for node in nodes:
         if node.op_type == "BatchNormalization" and len(node.inputs) > 3:

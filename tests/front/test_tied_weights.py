@@ -1,5 +1,5 @@
 """Tied weights through export -> reimport: every state_dict name, one tensor, same order; and
-embeddings whose padding row must not train (``padding_idx``).
+embeddings whose padding row must not train (``padding_idx``); frozen parameters stay frozen.
 
 The model ties an embedding to a later module and a head, with the initializer's exported name
 not the first in ``state_dict`` order (as T5's ``shared.weight`` / ``encoder.embed_tokens``).
@@ -98,3 +98,14 @@ def test_padding_rows_get_no_gradient_as_in_torch():
     assert not net.words.weight.grad[1].any() and not net.positions.weight.grad[0].any()
     torch.testing.assert_close(net.words.weight.grad, model.words.weight.grad)
     torch.testing.assert_close(net.positions.weight.grad, model.positions.weight.grad)
+
+
+def test_frozen_parameters_stay_frozen():
+    torch.manual_seed(0)
+    model = PaddedEmbedding()
+    model.positions.weight.requires_grad_(False)  # a fixed table, as Whisper's positions
+    ids, positions = torch.tensor([[2, 3]]), torch.tensor([[0, 1]])
+    net = qdqforge.reimport(qdqforge.export(model, (ids, positions)))
+    assert not net.positions.weight.requires_grad and net.words.weight.requires_grad
+    net(ids, positions).sum().backward()
+    assert net.positions.weight.grad is None and net.words.weight.grad is not None
