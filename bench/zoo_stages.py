@@ -27,7 +27,12 @@ from bench.zoo_numbers import leaves, ort_rel_l2, rel_err
 from qdqforge.errors import QdqforgeError
 from qdqforge.front.record import read_record
 
-ROUNDTRIP_REL = 1e-4  # max |a - b| / max |b| per output and per gradient: float round-off
+ROUNDTRIP_REL = 1e-4  # max |a - b| / max |b| per output: float round-off
+# per gradient (see _gradient_error): float32 summation order differs more in the backward
+# (torch's fused attention vs the reimport's MatMul/Softmax): Gemma tiny measured 1.0e-3; a
+# semantic difference (a trained padding row, a frozen table) shows as 1e-2..1 or as a
+# different set of parameters with gradients
+GRADIENT_REL = 5e-3
 BATCH_NUM = 2
 
 
@@ -100,7 +105,7 @@ def _gradient_error(model, net, inputs) -> float:
     # arithmetic (a key bias under softmax) holds only round-off and has no scale of its own
     floor = 1e-3 * max((float(g.abs().max()) for g in grads[0].values()), default=0.0)
     error = max((_grad_error(grads[1][k], g, floor) for k, g in grads[0].items()), default=0.0)
-    if not error < ROUNDTRIP_REL * 10:  # a backward adds one more reduction order
+    if not error < GRADIENT_REL:
         raise StageMismatchError(f"gradients differ by {error:.3g} (relative)")
     return error
 
