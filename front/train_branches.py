@@ -5,8 +5,9 @@ exported; the graph then gets inference semantics and must equal ``model.eval()`
 branches on ``self.training`` in another way (stochastic depth, SpecAugment masks, auxiliary
 heads, a train-only code path) makes that graph differ, and exporting it was wasted: the export
 was repeated in eval mode. Here the copy runs once in its export mode with every dropout turned
-into the identity (a ``TorchFunctionMode`` over the functional dropouts, including
-``scaled_dot_product_attention``'s ``dropout_p``) and is compared with ``model.eval()`` on the
+into the identity (a ``TorchFunctionMode`` over the functional dropouts, and ``dropout_p = 0``
+for ``scaled_dot_product_attention`` and ``multi_head_attention_forward``, whose inner dropout
+the mode does not see) and is compared with ``model.eval()`` on the
 same inputs: equal within :data:`TOLERANCE` means dropout is the only difference, so the
 training-mode export is the right one; different (or a forward that fails in training mode)
 means export in eval mode directly.
@@ -28,6 +29,8 @@ _DROPOUTS = {
     F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout,
     torch.dropout, torch.alpha_dropout, torch.feature_dropout, torch.feature_alpha_dropout,
 }  # fmt: skip
+# functions that apply dropout inside (not seen by the mode): position of their ``dropout_p``
+_DROPOUT_P = {F.scaled_dot_product_attention: 4, F.multi_head_attention_forward: 10}
 
 
 class _NoDropout(TorchFunctionMode):
@@ -37,9 +40,15 @@ class _NoDropout(TorchFunctionMode):
         kwargs = kwargs or {}
         if func in _DROPOUTS:
             return args[0] if args else kwargs["input"]
-        if func is F.scaled_dot_product_attention and len(args) <= 4:
-            kwargs = {**kwargs, "dropout_p": 0.0}
+        if func in _DROPOUT_P:  # the mode is off inside func: its own dropout is set to 0 here
+            args, kwargs = _without_dropout_p(args, kwargs, _DROPOUT_P[func])
         return func(*args, **kwargs)
+
+
+def _without_dropout_p(args: tuple, kwargs: dict, index: int) -> tuple[tuple, dict]:
+    if len(args) > index:
+        return (*args[:index], 0.0, *args[index + 1 :]), kwargs
+    return args, {**kwargs, "dropout_p": 0.0}
 
 
 def training_difference(work: nn.Module, args: tuple) -> str | None:
