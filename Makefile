@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	# torch first and pinned: it is the CPU build on local disk; an unpinned torch pulls a CUDA build.
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev]"
+	# zoo: timm + transformers (+ the torchvision built for torch 2.13.0) for tests/zoo and bench/zoo.py
+	$(BIN)/pip install --quiet -e ".[dev,zoo]"
 	# the compiled CPU QAT kernels (g++ + ninja, ~20 s once; without them QAT takes the Python path)
 	$(BIN)/python -c "from qdqforge.runtime.kernels import cpu_ext; cpu_ext.main()"
 	touch $(STAMP)
@@ -30,7 +31,7 @@ demo: install
 	$(BIN)/python -m qdqforge.demo
 
 bench: install
-	$(BIN)/pip install --quiet -e ".[dev,bench]"
+	$(BIN)/pip install --quiet -e ".[dev,zoo,bench]"
 	$(BIN)/python bench/roundtrip.py
 	$(BIN)/python bench/qat.py
 	$(BIN)/python bench/ptq.py

@@ -7,8 +7,14 @@ FeatureAlphaDropout are put in eval: in training mode dynamo turns them into ran
 (``RandomUniformLike``) and TorchScript refuses them, so they export as identity and the
 reimported module does not apply them.
 
-``mode="eval"`` is the fallback when the training-mode graph does not compute what
-``model.eval()`` does (see :mod:`qdqforge.front.verify`): everything eval, no Dropout nodes.
+``mode="eval"``: everything eval, no Dropout nodes. It is chosen up front when the copy's
+training-mode forward computes something else than ``model.eval()`` beyond dropout
+(:mod:`qdqforge.front.train_branches`: one eager forward instead of a wasted export), when every
+exporter fails in training mode (a train-only code path the exporters refuse, e.g. Wav2Vec2's
+SpecAugment mask sampling, a data-dependent guard for dynamo and a value-dependent branch for
+TorchScript), and when the training-mode graph does not compute what ``model.eval()`` does
+(:mod:`qdqforge.front.verify`). Each is logged as a WARNING: the reimported module then does not
+apply dropout in ``train()``.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from qdqforge.errors import ExportError
 from qdqforge.front import exporters
 from qdqforge.front.failures import describe_error as describe
 from qdqforge.front.failures import is_data_dependent
+from qdqforge.front.train_branches import training_difference
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +74,39 @@ def run_exporters(
 ) -> tuple[onnx.ModelProto, str, nn.Module]:
     """Try ``names`` in order, each on a fresh copy; returns (graph, exporter, exported copy).
 
+    ``mode`` (option): ``"train"``, ``"eval"`` or None (the default: ``"train"`` unless the model
+    branches on ``self.training`` beyond dropout). When every exporter fails in training mode,
+    they are tried again in eval mode. The exported copy's ``training`` flag tells the mode used.
+
     Raises:
         ExportError: every exporter failed; names the model class and each exporter's error,
             chained to the first (preferred) exporter's error.
     """
-    mode = options.pop("mode", "train")
+    mode = options.pop("mode", None) or _choose_mode(model, args)
+    try:
+        return _run_in_mode(model, args, names, mode, **options)
+    except ExportError as e:
+        if mode == "eval":
+            raise
+        log.warning("%s; exporting again in eval mode, without Dropout nodes", e)
+        try:
+            return _run_in_mode(model, args, names, "eval", **options)
+        except ExportError as again:
+            raise ExportError(f"{again} (in training mode too: {e})") from again
+
+
+def _choose_mode(model: nn.Module, args: tuple) -> str:
+    why = training_difference(export_copy(model), args)
+    if why is None:
+        return "train"
+    log.warning(
+        "%s branches on self.training beyond dropout (%s): exporting in eval mode, without "
+        "Dropout nodes", type(model).__qualname__, why,
+    )  # fmt: skip
+    return "eval"
+
+
+def _run_in_mode(model: nn.Module, args: tuple, names: list[str], mode: str, **options):
     failures: list[tuple[str, Exception]] = []
     for name in names:
         work = export_copy(model, mode)  # a failed attempt may leave its copy half-traced

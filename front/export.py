@@ -4,9 +4,11 @@ The export works on a deep copy put in "train, BN eval" mode (:mod:`qdqforge.fro
 Dropout is exported as Dropout nodes (so the reimported model can train with dropout) while
 BatchNormalization uses its running stats (``training_mode=0``). The Dropout nodes then get
 inference semantics (:mod:`qdqforge.front.fixups`) and onnxruntime checks the graph against
-``model.eval()`` (:mod:`qdqforge.front.verify`). If a module branches on ``self.training`` in
-some other way, the graph differs; the model is then exported again fully in eval mode (no
-Dropout nodes) with a WARNING, and a graph that still differs is an ExportError.
+``model.eval()`` (:mod:`qdqforge.front.verify`). A module that branches on ``self.training``
+in some other way is exported fully in eval mode (no Dropout nodes) with a WARNING: found before
+exporting by one eager forward (:mod:`qdqforge.front.train_branches`), or after a training-mode
+export that every exporter refused or whose graph differs. A graph that still differs is an
+ExportError.
 
 Exporter choice (``exporter=``): ``"dynamo"``, ``"torchscript"`` or ``"auto"`` (dynamo, then
 TorchScript with a WARNING naming the dynamo error). dynamo cannot emit opset < 18: an explicit
@@ -31,9 +33,11 @@ from torch import nn
 
 from qdqforge.errors import ExportError
 from qdqforge.front import attempts, exporters, fixups, verify
+from qdqforge.front.embedding_padding import mark_padding_rows
 from qdqforge.front.inputs import normalize_input_data
 from qdqforge.front.module_names import annotate_modules
-from qdqforge.front.weights import add_unused_weights, weight_names
+from qdqforge.front.tied_weights import tie_aliases
+from qdqforge.front.weights import add_unused_weights, mark_frozen, weight_names
 from qdqforge.graph import io as graph_io
 from qdqforge.graph import meta
 
@@ -103,10 +107,11 @@ def _export_checked(
 ) -> tuple[onnx.ModelProto, str]:
     """Export in training mode; if that graph is not ``model.eval()``, export again in eval."""
     proto, used, work = attempts.run_exporters(model, args, names, **options)
+    in_train = work.training  # eval when the model branches on self.training beyond dropout
     _fix(proto, used)
     error = verify.eval_error(proto, work, args) if check else 0.0
-    if not error > verify.TOLERANCE:  # NaN: onnxruntime could not run it, nothing to compare
-        return proto, used
+    if not error > verify.TOLERANCE or not in_train:  # NaN: ORT could not run it, no check
+        return _checked(proto, used, error, model)
     log.warning(
         "%s exported in training mode differs from model.eval() by %.3g (relative): a module "
         "branches on self.training; exporting again in eval mode, without Dropout nodes",
@@ -114,7 +119,10 @@ def _export_checked(
     )  # fmt: skip
     proto, used, work = attempts.run_exporters(model, args, [used], mode="eval", **options)
     _fix(proto, used)
-    error = verify.eval_error(proto, work, args)
+    return _checked(proto, used, verify.eval_error(proto, work, args), model)
+
+
+def _checked(proto: onnx.ModelProto, used: str, error: float, model: nn.Module):
     if error > verify.TOLERANCE:
         raise ExportError(
             f"the {used} exporter's graph of {type(model).__qualname__} differs from "
@@ -135,9 +143,12 @@ def _fix(proto: onnx.ModelProto, used: str) -> None:
 def _annotate(proto: onnx.ModelProto, model: nn.Module, used: str) -> None:
     """Module names on nodes, torch weight names on the model (names only are read)."""
     annotated = annotate_modules(proto, model, used)
+    tie_aliases(proto, model)
+    mark_padding_rows(proto, model)
     add_unused_weights(proto, model)
     parameters, buffers = weight_names(model, {t.name for t in proto.graph.initializer})
     proto.metadata_props.add(key=meta.PARAMETERS, value=meta.dump_names(parameters))
     proto.metadata_props.add(key=meta.BUFFERS, value=meta.dump_names(buffers))
+    mark_frozen(proto, model, parameters)
     nodes, name = len(proto.graph.node), type(model).__qualname__
     log.info("exported %s with %s: %d nodes, %d annotated", name, used, nodes, annotated)

@@ -12,6 +12,8 @@ import logging
 import onnx
 from torch import nn
 
+from qdqforge.graph import meta
+
 log = logging.getLogger(__name__)
 
 
@@ -64,3 +66,14 @@ def add_unused_weights(proto: onnx.ModelProto, model: nn.Module) -> list[str]:
 def _named_tensors(model: nn.Module):
     yield from model.named_parameters(remove_duplicate=False)
     yield from model.named_buffers(remove_duplicate=False)
+
+
+def mark_frozen(proto: onnx.ModelProto, model: nn.Module, parameters: list[str]) -> list[str]:
+    """Record the exported parameters with ``requires_grad=False`` (model metadata
+    :data:`qdqforge.graph.meta.FROZEN`): the reimported module keeps them frozen (Whisper's
+    sinusoidal position table is a frozen ``nn.Embedding``)."""
+    named = dict(model.named_parameters(remove_duplicate=False))
+    frozen = [name for name in parameters if not named[name].requires_grad]
+    if frozen:
+        proto.metadata_props.add(key=meta.FROZEN, value=meta.dump_names(frozen))
+    return frozen

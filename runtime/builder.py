@@ -23,6 +23,7 @@ from onnx import numpy_helper
 
 from qdqforge.errors import ConversionError, GraphError
 from qdqforge.gc_pause import gc_paused
+from qdqforge.graph import meta
 from qdqforge.graph.io import load_proto
 from qdqforge.runtime.context import BuildContext
 from qdqforge.runtime.modules.namespace import FastChildren, remirror
@@ -113,11 +114,20 @@ def _reimport(model: onnx.ModelProto | str | Path) -> ReimportedModule:
 
 
 def _register_state(ctx: BuildContext, proto: onnx.ModelProto, nodes: list[OnnxNode]) -> None:
-    """Parameters and persistent buffers first, in file order, so they keep their torch names."""
+    """Parameters and persistent buffers first, in file order, so they keep their torch names;
+    a tied weight's other names right after the name they follow in the original state_dict."""
+    aliases = {}
+    for alias, target, after in meta.load_aliases(meta.model_value(proto, meta.ALIASES)):
+        aliases.setdefault(after, []).append((alias, target))
+    frozen = set(meta.load_names(meta.model_value(proto, meta.FROZEN)))
     for init in proto.graph.initializer:
         role = ctx.roles.get(init.name, Role.CONST)
         if role is not Role.CONST:
-            ctx.store.add(init.name, numpy_helper.to_array(init), role)
+            path = ctx.store.add(init.name, numpy_helper.to_array(init), role)
+            owner, leaf = ctx.store.owner(path)
+            if init.name in frozen and leaf in owner._parameters:  # requires_grad=False there
+                owner._parameters[leaf].requires_grad_(False)
+            _register_aliases(ctx, aliases, init.name)
     for node in nodes:
         if node.op_type == "BatchNormalization" and len(node.inputs) > 3:
             mean = node.inputs[3]
@@ -125,6 +135,12 @@ def _register_state(ctx: BuildContext, proto: onnx.ModelProto, nodes: list[OnnxN
                 counter = mean[: -len("running_mean")] + "num_batches_tracked"
                 if not ctx.defined(counter):
                     ctx.register(counter, torch.tensor(0, dtype=torch.long), Role.BUFFER)
+
+
+def _register_aliases(ctx: BuildContext, aliases: dict, after: str) -> None:
+    for alias, target in aliases.pop(after, []):
+        if ctx.store.alias(alias, target) is not None:
+            _register_aliases(ctx, aliases, alias)
 
 
 def _emit_outputs(ctx: BuildContext, proto: onnx.ModelProto) -> None:

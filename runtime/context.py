@@ -32,6 +32,8 @@ OPS = "onnx_ops"  # container of the stateless op modules (Dropout, BatchNorm op
 NO_FOLD = frozenset(
     {"Dropout", "BatchNormalization", "RandomNormal", "RandomUniform", "RandomNormalLike"}
     | {"RandomUniformLike", "Multinomial", "Bernoulli", "QuantizeLinear", "DequantizeLinear"}
+    # a folded value is one array; a sequence (a list) is never folded
+    | {"SplitToSequence", "SequenceEmpty", "SequenceConstruct", "SequenceInsert", "SequenceErase"}
 )
 FOLD_LIMIT = 1 << 20  # elements; larger folded results are emitted as run-time ops instead
 

@@ -10,9 +10,13 @@ import onnx
 logger = logging.getLogger(__name__)
 
 SMALL = 4096  # initializers up to this many elements keep their data during inference
-# qdqforge's observers and ActQuant keep input 0's type and shape; ONNX inference cannot see through
-# an unknown op, so every shape after one (e.g. a Pad's rank) would be lost.
-IDENTITY_OPS = {("qdqforge", op) for op in ("ActObserver", "DmqObserver", "ActQuant")}
+# qdqforge's calibration observers, ActQuant and QAT fake-quant nodes return a tensor of input
+# 0's shape and type as output 0 (their other outputs are scales); ONNX inference cannot see
+# through an unknown op, so every shape after one (e.g. a Pad's rank, a LayerNorm's dims) would
+# be lost.
+_OBSERVERS = ("ActObserver", "DmqObserver", "ActQuant")
+_QAT = ("UlqActQuant", "SearchN", "ArqRetrainWeight", "UlqRetrainWeight")
+IDENTITY_OPS = {("qdqforge", op) for op in (*_OBSERVERS, *_QAT)}
 
 
 def infer_types(model: onnx.ModelProto) -> tuple[dict[str, tuple | None], dict[str, int]]:
@@ -24,13 +28,7 @@ def infer_types(model: onnx.ModelProto) -> tuple[dict[str, tuple | None], dict[s
     Returns:
         Two dicts. Values whose rank is unknown map to None in the first.
     """
-    try:
-        inferred = onnx.shape_inference.infer_shapes(
-            _light(model), strict_mode=False, data_prop=True
-        )
-    except Exception as e:  # inference is a hint only; converters fall back to run-time shapes
-        logger.debug("shape inference failed (%s); continuing without static shapes", e)
-        inferred = model
+    inferred = _inferred(model, declared=True) or _inferred(model, declared=False) or model
     shapes: dict[str, tuple | None] = {}
     dtypes: dict[str, int] = {}
     graph = inferred.graph
@@ -41,16 +39,36 @@ def infer_types(model: onnx.ModelProto) -> tuple[dict[str, tuple | None], dict[s
         if tensor_type.elem_type:
             dtypes[info.name] = tensor_type.elem_type
         if tensor_type.HasField("shape"):
-            shapes[info.name] = tuple(
+            dims = tuple(
                 d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim
             )
+            shapes[info.name] = _merged(shapes.get(info.name), dims)
     for init in model.graph.initializer:
         shapes[init.name] = tuple(init.dims)
         dtypes[init.name] = init.data_type
     return shapes, dtypes
 
 
-def _light(model: onnx.ModelProto) -> onnx.ModelProto:
+def _merged(known: tuple | None, dims: tuple) -> tuple:
+    """Two descriptions of one value (a declared ``value_info`` and a graph output): each dim
+    known in either is kept."""
+    if known is None or len(known) != len(dims):
+        return dims
+    return tuple(d if d is not None else k for k, d in zip(known, dims))
+
+
+def _inferred(model: onnx.ModelProto, declared: bool) -> onnx.ModelProto | None:
+    """Inferred types, starting from the declared ``value_info`` or not; None when it fails
+    (inference is a hint only: converters fall back to run-time shapes)."""
+    try:
+        light = _light(model, declared)
+        return onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
+    except Exception as e:
+        logger.debug("shape inference failed (declared shapes %s): %s", declared, e)
+        return None
+
+
+def _light(model: onnx.ModelProto, declared: bool = True) -> onnx.ModelProto:
     """The model without the data of large initializers (declared as typed inputs instead).
 
     Inference only needs their types and shapes; serializing ~100 MB of weights for it cost
@@ -64,11 +82,13 @@ def _light(model: onnx.ModelProto) -> onnx.ModelProto:
     graph.node.extend(_inferable(node) for node in source.node)
     graph.input.extend(source.input)
     graph.output.extend(source.output)
-    declared = {i.name for i in source.input}
+    if declared:  # the exporter's shapes: where inference alone loses a dim (dynamo knows a
+        graph.value_info.extend(source.value_info)  # symbolic expression), they keep it
+    inputs = {i.name for i in source.input}
     for init in source.initializer:
         if math.prod(init.dims) <= SMALL:
             graph.initializer.append(init)
-        elif init.name not in declared:
+        elif init.name not in inputs:
             graph.input.append(
                 onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims))
             )
@@ -76,7 +96,7 @@ def _light(model: onnx.ModelProto) -> onnx.ModelProto:
 
 
 def _inferable(node: onnx.NodeProto) -> onnx.NodeProto:
-    """``node``, or an Identity standing in for a qdqforge observer (:data:`IDENTITY_OPS`)."""
+    """``node``, or an Identity on output 0 standing in for :data:`IDENTITY_OPS`."""
     if (node.domain, node.op_type) not in IDENTITY_OPS:
         return node
     return onnx.helper.make_node("Identity", node.input[:1], node.output[:1], name=node.name)

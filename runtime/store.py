@@ -57,6 +57,25 @@ class ParameterStore:
         self._taken.add(path)
         return path
 
+    def alias(self, name: str, target: str) -> str | None:
+        """Register the tensor of ONNX initializer ``target`` again at torch name ``name`` (a
+        tied weight's other state_dict key): the same object, so it stays one tensor."""
+        path = self.mapping.get(target)
+        if path is None or not all(_valid_atom(a) for a in name.split(".")):
+            return None
+        if not self._free(name.split(".")):
+            return None
+        owner, leaf = self.owner(path)
+        tensor = getattr(owner, leaf)
+        new_owner, new_leaf = self.owner(name)
+        if isinstance(tensor, nn.Parameter):
+            new_owner.register_parameter(new_leaf, tensor)
+        else:
+            persistent = leaf not in owner._non_persistent_buffers_set
+            new_owner.register_buffer(new_leaf, tensor, persistent=persistent)
+        self._taken.add(name)
+        return name
+
     def _place(self, name: str, flat: bool) -> str:
         atoms = name.split(".")
         if not flat and all(_valid_atom(a) for a in atoms) and self._free(atoms):

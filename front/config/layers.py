@@ -37,6 +37,11 @@ OPS = {
     **{t: ("ConvTranspose",) for t in ("ConvTranspose1d", "ConvTranspose2d")},
 }
 _CALL_SUFFIX = re.compile(r"@\d+$")
+# Layers of other libraries that compute what a torch type does, by (module, class name), so
+# that no library is imported to recognise them. transformers' Conv1D (GPT-2, GPT-J's MLP...)
+# is ``addmm(b, x, W)``, a Linear whose weight is stored ``[in, out]``: its Gemm/MatMul reads W
+# directly and the passes see the ``MatMul`` weight layout (output channels on axis 1).
+EQUIVALENT_TYPES = {("transformers.pytorch_utils", "Conv1D"): "Linear"}
 
 
 def find_quant_layers(model: nn.Module, input_data) -> list[QuantLayer]:
@@ -83,13 +88,22 @@ def _called_twice(name: str, calls: int, reported: set[str]) -> str | None:
 
 
 def candidate_modules(model: nn.Module) -> dict[str, str]:
-    """``{qualified name: quantizable type}``; subclasses map to their torch base type."""
+    """``{qualified name: quantizable type}``; subclasses map to their torch base type, and the
+    :data:`EQUIVALENT_TYPES` of other libraries to the torch type they compute."""
     out = {}
     for name, module in model.named_modules():
-        kind = next((c.__name__ for c in type(module).__mro__ if c.__name__ in OPS), None)
-        if kind is not None and name and _is_torch_type(type(module), kind):
+        kind = _quantizable_type(type(module))
+        if kind is not None and name:
             out[name] = kind
     return out
+
+
+def _quantizable_type(cls: type) -> str | None:
+    for c in cls.__mro__:
+        if (c.__module__, c.__name__) in EQUIVALENT_TYPES:
+            return EQUIVALENT_TYPES[c.__module__, c.__name__]
+    kind = next((c.__name__ for c in cls.__mro__ if c.__name__ in OPS), None)
+    return kind if kind is not None and _is_torch_type(cls, kind) else None
 
 
 def _is_torch_type(cls: type, kind: str) -> bool:

@@ -23,7 +23,9 @@ from qdqforge.runtime.converters import (  # noqa: F401  (imported to register)
     quant,
     reduce,
     resize,
+    scatter,
     select,
+    sequence,
     shape,
     tensor,
 )

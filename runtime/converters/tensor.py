@@ -7,6 +7,7 @@ import operator
 import torch
 import torch.nn.functional as F
 
+from qdqforge.graph import meta
 from qdqforge.runtime.converters.constant import torch_dtype
 from qdqforge.runtime.kernels.onnx_ops import onnx_slice, slice_axis
 from qdqforge.runtime.registry import Emitter, OnnxNode, Sym, converter
@@ -87,7 +88,9 @@ def convert_gather(node: OnnxNode, emit: Emitter):
         return Sym(picked, scalar=idx.ndim == 0)
     shape = emit.shape(0)
     if emit.is_param(0) and axis == 0 and shape is not None and len(shape) == 2:
-        return emit.call(F.embedding, emit.value(1), emit.value(0))
+        pad = node.meta.get(meta.PADDING_IDX)  # nn.Embedding(padding_idx): that row never trains
+        pad = None if pad is None else int(pad)
+        return emit.call(F.embedding, emit.value(1), emit.value(0), pad)
     x = emit.value(0)
     if idx is not None and idx.ndim == 0:
         return emit.method("select", x, axis, int(idx))

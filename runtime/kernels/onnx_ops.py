@@ -123,3 +123,11 @@ def gather_nd(data: torch.Tensor, indices: torch.Tensor, batch_dims: int = 0) ->
     rows = torch.arange(count, device=index.device).unsqueeze(1)
     picked = flat[(rows, *index.unbind(-1))]
     return picked.reshape(*indices.shape[:-1], *data.shape[batch_dims + k :])
+
+
+def layer_norm_from(x: torch.Tensor, axis: int, weight, bias, eps: float) -> torch.Tensor:
+    """ONNX LayerNormalization over dims ``axis..`` read at run time; the scale and bias
+    broadcast (they may be smaller than the normalized shape)."""
+    y = torch.nn.functional.layer_norm(x, x.shape[axis:], None, None, eps)
+    y = y * weight
+    return y if bias is None else y + bias

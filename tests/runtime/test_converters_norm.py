@@ -1,4 +1,4 @@
-"""BatchNormalization (eval semantics vs ORT) and LayerNormalization."""
+"""BatchNormalization (eval semantics vs ORT), Layer-, Instance- and GroupNormalization."""
 
 from __future__ import annotations
 
@@ -82,3 +82,28 @@ def test_batch_norm_training_mode_outputs():
     np.testing.assert_allclose(rm.detach().numpy(), 0.1 * x.mean(axis=(0, 2, 3)), atol=1e-6)
     assert module.get_submodule("bn").num_batches_tracked.item() == 1
     assert rv is module.get_submodule("bn").running_var
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 10), (2, 4, 5, 6)])
+def test_instance_norm_matches_ort(shape):
+    x, scale, bias = rand(*shape), rand(shape[1]), rand(shape[1])
+    inputs = [("x", x, False), ("scale", scale, True), ("bias", bias, True)]
+    check_op("InstanceNormalization", inputs, {"epsilon": 1e-3}, dynamic=True, atol=1e-4)
+
+
+@pytest.mark.parametrize("opset", [18, 21])
+def test_group_norm_matches_ort(opset):
+    x = rand(2, 6, 4, 5)
+    per = 3 if opset < 21 else 6  # opset 18 scales per group, 21 per channel
+    inputs = [("x", x, False), ("scale", rand(per), True), ("bias", rand(per), True)]
+    check_op("GroupNormalization", inputs, {"num_groups": 3}, opset=opset, atol=1e-4)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_layer_norm_with_dynamic_normalized_dims(axis):
+    """A dim of the normalized shape unknown at build time (axis 0 covers the batch dim; the
+    unknown-rank case is the same code): the dims are read from the input at run time."""
+    x = rand(3, 4, 5)
+    w_shape = (5,) if axis == -1 else x.shape[axis:]
+    inputs = [("x", x, False), ("w", rand(*w_shape), True), ("b", rand(*w_shape), True)]
+    check_op("LayerNormalization", inputs, {"axis": axis}, dynamic=True, atol=1e-5)

@@ -61,3 +61,41 @@ def test_pad_after_an_observer_knows_its_rank(op):
         y = reimport(model)(x)
     want = np.pad(np.maximum(x.numpy(), 0), [(0, 0), (0, 0), (1, 2), (0, 1)])
     np.testing.assert_array_equal(y.numpy(), want)
+
+
+@pytest.mark.parametrize(
+    ("op", "outputs"),
+    [("UlqActQuant", ["x.q", "scale"]), ("SearchN", ["x.q"]), ("ArqRetrainWeight", ["x.q", "s"])],
+)
+def test_shapes_flow_through_qat_nodes(op, outputs):
+    """QAT fake-quant nodes are identities in shape on output 0 (Swin's Pad, MobileViT's
+    Resize and ConvNeXt's LayerNorm after one lost their rank)."""
+    nodes = [
+        helper.make_node(op, ["x"], outputs, domain="qdqforge", layer="conv"),
+        helper.make_node("Relu", ["x.q"], ["r"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 2, 4, 4])],
+        [helper.make_tensor_value_info("r", TensorProto.FLOAT, None)],
+    )
+    opsets = [helper.make_opsetid("", 18), helper.make_opsetid("qdqforge", 1)]
+    assert infer_types(helper.make_model(graph, opset_imports=opsets))[0]["r"] == (None, 2, 4, 4)
+
+
+def test_declared_shapes_are_kept_where_inference_loses_them():
+    """The exporter's value_info (a Reshape to a computed shape) survives the inference copy."""
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["y"])]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8]),
+            helper.make_tensor_value_info("shape", TensorProto.INT64, [3]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        value_info=[helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 2, 4])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    assert infer_types(model)[0]["y"] == (None, 2, 4)
