@@ -27,6 +27,7 @@ import onnx
 from qdqforge.errors import GraphError, PassError
 from qdqforge.graph import io
 from qdqforge.graph.ir import Graph
+from qdqforge.graph.tensor_budget import check_model
 from qdqforge.passes.base import PassContext
 from qdqforge.passes.debug_ops import OpCoverage, coverage, op_counts, unsupported
 from qdqforge.passes.debug_recorder import StageRecorder
@@ -105,6 +106,10 @@ def run_debug(
     Returns:
         The :class:`DebugRunResult`. A pass that raises ends the run; the result carries its
         message instead of raising, so the caller still gets the stages before it.
+
+    Raises:
+        GraphError: with ``feeds``, a tensor of the input model has a static shape over the
+            one-tensor limit (:mod:`qdqforge.graph.tensor_budget`); nothing ran.
     """
     proto = model if isinstance(model, onnx.ModelProto) else io.load_proto(model)
     result = DebugRunResult(list(passes), ops_before=op_counts(proto))
@@ -112,6 +117,8 @@ def run_debug(
     if result.unsupported:
         result.unsupported_where = "input"
         return result
+    if feeds is not None:  # every stage will run in onnxruntime: no tensor over the budget
+        check_model(proto, "the input model")
     recorder = StageRecorder(dump_dir, feeds, keep_models=keep_models)
     _run_passes(io.from_proto(proto), passes, recorder, ctx, result)
     _finish(result, recorder, max_error)

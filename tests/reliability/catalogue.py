@@ -42,6 +42,7 @@ def all_cases() -> list[Case]:
         cases_qat,
         cases_record,
         cases_text,
+        cases_untrusted,
     )
 
     modules = (
@@ -52,5 +53,6 @@ def all_cases() -> list[Case]:
         cases_numerics,
         cases_files,
         cases_qat,
+        cases_untrusted,
     )
     return [case for module in modules for case in module.CASES]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 
+import numpy as np
 import onnx
 
 logger = logging.getLogger(__name__)
@@ -15,18 +17,25 @@ SMALL = 4096  # initializers up to this many elements keep their data during inf
 IDENTITY_OPS = {("qdqforge", "ActObserver"), ("qdqforge", "DmqObserver")}
 
 
-def infer_types(model: onnx.ModelProto) -> tuple[dict[str, tuple | None], dict[str, int]]:
+def infer_types(
+    model: onnx.ModelProto, values: Mapping[str, np.ndarray] | None = None
+) -> tuple[dict[str, tuple | None], dict[str, int]]:
     """Return (value name -> shape with None for dynamic dims, value name -> ONNX elem type).
 
     Args:
         model: the model; it is not modified.
+        values: values already computed (``graph.small_constants``): a node whose outputs are
+            all here is replaced by them as initializers, so inference reads their values.
 
     Returns:
         Two dicts. Values whose rank is unknown map to None in the first.
     """
+    # No data_prop: onnx 1.23's data propagation materializes one dim per element of a rank-1
+    # tensor of known length, so a 123-byte model (Add after ConstantOfShape([2^31])) exhausts
+    # memory inside inference. Values computed from constants come in through ``values``.
     try:
         inferred = onnx.shape_inference.infer_shapes(
-            _light(model), strict_mode=False, data_prop=True
+            _light(model, values or {}), strict_mode=False, data_prop=False
         )
     except Exception as e:  # inference is a hint only; converters fall back to run-time shapes
         logger.debug("shape inference failed (%s); continuing without static shapes", e)
@@ -50,7 +59,7 @@ def infer_types(model: onnx.ModelProto) -> tuple[dict[str, tuple | None], dict[s
     return shapes, dtypes
 
 
-def _light(model: onnx.ModelProto) -> onnx.ModelProto:
+def _light(model: onnx.ModelProto, values: Mapping[str, np.ndarray]) -> onnx.ModelProto:
     """The model without the data of large initializers (declared as typed inputs instead).
 
     Inference only needs their types and shapes; serializing ~100 MB of weights for it cost
@@ -61,7 +70,12 @@ def _light(model: onnx.ModelProto) -> onnx.ModelProto:
     light.functions.extend(model.functions)
     source, graph = model.graph, light.graph
     graph.name = source.name
-    graph.node.extend(_inferable(node) for node in source.node)
+    for node in source.node:
+        if node.output and all(o in values for o in node.output):
+            values_out = [onnx.numpy_helper.from_array(values[o], o) for o in node.output]
+            graph.initializer.extend(values_out)
+        else:
+            graph.node.append(_inferable(node))
     graph.input.extend(source.input)
     graph.output.extend(source.output)
     declared = {i.name for i in source.input}
