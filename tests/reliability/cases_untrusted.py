@@ -2,19 +2,25 @@
 
 A ~130-byte file whose constants expand to 8 GiB is refused before anything is evaluated, by
 every call that would run it (onnxruntime stages, the numeric diff, reimport); ``passes run
---random-inputs`` refuses inputs it cannot draw (huge, negative or non-tensor/STRING).
+--random-inputs`` refuses inputs it cannot draw (huge, negative or non-tensor/STRING); a pass
+that turns outputs into NaN fails the numeric check.
 """
 
 from __future__ import annotations
 
+import warnings
+
+import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 
 import qdqforge
-from qdqforge.errors import GraphError, InputDataError
+from qdqforge.errors import GraphError, InputDataError, NumericMismatchError
 from qdqforge.graph.diff import diff_graphs
 from qdqforge.passes.debug_inputs import random_feeds
 from qdqforge.passes.debug_run import run_debug
+from qdqforge.passes.instruments import NumericCheck
+from qdqforge.passes.pipeline import run_pipeline
 from tests.reliability.bombs import bomb
 from tests.reliability.catalogue import Case
 
@@ -61,6 +67,35 @@ def _sequence_input() -> onnx.ModelProto:
     return model
 
 
+def overflowing_bn() -> onnx.ModelProto:
+    """``BN(Conv(Concat(x/1e3, x/1e3)))``, weights [2, -2], BN scale 3e38: outputs 0; folding
+    the BN overflows the weights to +-inf and the outputs become NaN."""
+
+    def const(name, values):
+        return numpy_helper.from_array(np.asarray(values, np.float32), name)
+
+    inits = [const("k", [1e-3]), const("w", np.array([2.0, -2.0]).reshape(1, 2, 1, 1))]
+    inits += [const(n, v) for n, v in (("g", [3e38]), ("b", [0]), ("m", [0]), ("v", [1]))]
+    nodes = [
+        helper.make_node("Mul", ["x", "k"], ["xs"], name="scale"),
+        helper.make_node("Concat", ["xs", "xs"], ["x2"], name="cat", axis=1),
+        helper.make_node("Conv", ["x2", "w"], ["c"], name="conv"),
+        helper.make_node("BatchNormalization", ["c", "g", "b", "m", "v"], ["y"], name="bn"),
+    ]
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, 2])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    graph = helper.make_graph(nodes, "g", [x], [y], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _nan_gate(w):
+    model = overflowing_bn()
+    check = NumericCheck(random_feeds(model), threshold=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # fold_bn's float32 overflow
+        return run_pipeline(model, ("canonicalize", "fold_bn"), instruments=[check])
+
+
 def _random(model: onnx.ModelProto):
     return lambda w: random_feeds(model)
 
@@ -70,6 +105,13 @@ def _untrusted(name, call, error, match, what) -> Case:
 
 
 CASES = [
+    _untrusted(
+        "nan-from-a-pass",
+        _nan_gate,
+        NumericMismatchError,
+        "pass 'fold_bn' changed the outputs by inf > 0.001",
+        "a BN whose folding overflows float32: the folded model outputs NaN",
+    ),
     _untrusted(
         "constant-of-shape-bomb",
         _check_ort("constant_of_shape"),
