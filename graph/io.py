@@ -5,6 +5,8 @@ data when the serialized model would pass protobuf's 2 GB limit. Every file qdqf
 through :func:`atomic_write_bytes`: a reader (or a process killed mid-write) sees the old file or
 the complete new one, never a partial one. A target that cannot be written (unwritable folder, a
 directory in the way, a regular file where a folder should be) is an OutputError naming it.
+Outputs the user protected follow one rule (:mod:`qdqforge.graph.output_target`): a read-only
+file is refused, a symlink is written through (the file behind it is replaced atomically).
 """
 
 from __future__ import annotations
@@ -17,8 +19,14 @@ from pathlib import Path
 import onnx
 import onnx_graphsurgeon as gs
 
-from qdqforge.errors import GraphError, OutputError
+from qdqforge.errors import GraphError
 from qdqforge.graph.ir import Graph
+from qdqforge.graph.output_target import (
+    output_error,
+    prepare_target,
+    refuse_linked_data,
+    refuse_read_only,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,10 +117,12 @@ def _save_external(proto: onnx.ModelProto, target: Path) -> Path:
     is renamed into place and the new graph last: a reader sees the old pair, no graph, or the
     new pair, never a graph with another model's data.
     """
+    named, target = target, prepare_target(target)
     data_name = target.name + ".data"
+    refuse_linked_data(target.parent / data_name)
+    refuse_read_only(target.parent / data_name)
     staged_proto = onnx.ModelProto()
     staged_proto.CopyFrom(proto)  # onnx.save_model rewrites tensors in place; keep the caller's
-    prepare_target(target)
     try:
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".qdqforge-") as tmp:
             staged = Path(tmp) / target.name
@@ -129,42 +139,15 @@ def _save_external(proto: onnx.ModelProto, target: Path) -> Path:
             os.replace(Path(tmp) / data_name, target.parent / data_name)
             os.replace(staged, target)
     except OSError as e:
-        raise _output_error(target, e) from e
+        raise output_error(target, e) from e
     log.info("saved %s with external data %s", target, data_name)
-    return target
+    return named
 
 
 def _fsync(*paths: Path) -> None:
     for path in paths:
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
-
-
-def prepare_target(target: str | os.PathLike) -> Path:
-    """Create ``target``'s folder; OutputError when ``target`` cannot be a file there.
-
-    Raises:
-        OutputError: ``target`` is a directory, or its folder cannot be created.
-    """
-    target = Path(target)
-    if target.is_dir():
-        raise OutputError(
-            f"cannot write {os.fspath(target)!r}: it is a directory; give a file path"
-        )
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise _output_error(target, e) from e
-    return target
-
-
-def _output_error(target: Path, e: OSError) -> OutputError:
-    reason = e.strerror or str(e)
-    return OutputError(
-        f"cannot write {os.fspath(target)!r}: {reason}"
-        + (f" ({e.filename})" if e.filename and os.fspath(e.filename) != os.fspath(target) else "")
-        + "; choose a writable folder"
-    )
 
 
 def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
@@ -179,7 +162,7 @@ def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except OSError as e:
-        raise _output_error(target, e) from e
+        raise output_error(target, e) from e
     try:
         os.chmod(tmp, _new_file_mode(target))  # mkstemp makes 0600; a plain open() would not
         with os.fdopen(fd, "wb") as handle:
@@ -190,7 +173,7 @@ def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
     except BaseException as e:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(e, OSError):
-            raise _output_error(target, e) from e
+            raise output_error(target, e) from e
         raise
 
 
