@@ -25,7 +25,7 @@ from qdqforge.front.config.layers import quant_layers_from_graph
 from qdqforge.front.config.ptq import QuantConfig
 from qdqforge.front.config.ptq_load import load_quant_config
 from qdqforge.front.dmq_record import dmq_layers, recorded_balance_factors
-from qdqforge.front.example_inputs import save_example_inputs
+from qdqforge.front.example_inputs import inputs_path, save_example_inputs
 from qdqforge.front.export import export
 from qdqforge.front.input_guard import guard_inputs
 from qdqforge.front.inputs import normalize_input_data
@@ -35,6 +35,7 @@ from qdqforge.front.ptq_calibration import CalibrationRecorder
 from qdqforge.front.record import update_records
 from qdqforge.graph import io
 from qdqforge.graph.ir import Graph
+from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes.base import PassContext
 from qdqforge.passes.pipeline import run_pipeline
 from qdqforge.runtime import reimport
@@ -75,10 +76,21 @@ def quantize_model(
         ModelError: a float64 parameter, buffer or input (ONNX QDQ has no float64).
         ConfigError: invalid config or arguments.
         RecordError: DMQ layers without recorded factors.
+        OutputError: ``modified_onnx_file``, ``record_file`` and the config are not three
+            different files (checked before anything is written), or one cannot be written.
     """
     onnx_file = _onnx_path(modfied_onnx_file, modified_onnx_file)
     if record_file is None or model is None:
         raise ConfigError("quantize_model needs record_file, model and input_data")
+    check_roles(
+        "quantize_model",
+        inputs={"config_file": config_file},
+        outputs={
+            "modified_onnx_file": onnx_file,
+            "record_file": record_file,
+            "example inputs": inputs_path(onnx_file),
+        },
+    )
     inputs = normalize_input_data(input_data)  # None too: an InputDataError
     refuse_float64(model, inputs, "quantize_model")
     proto = export(model, inputs)

@@ -30,6 +30,7 @@ from qdqforge.front.model_dtype import refuse_float64
 from qdqforge.front.qat_graph import attach_graph
 from qdqforge.front.record import write_record
 from qdqforge.graph import io
+from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes.base import PassContext
 from qdqforge.passes.pipeline import run_pipeline
 from qdqforge.runtime import reimport
@@ -66,9 +67,15 @@ def create_quant_retrain_model(
         InputDataError: ``input_data`` is not a tensor or a tuple of tensors.
         ExportError: the model cannot be exported.
         RecordError: ``record_file`` cannot be written.
+        OutputError: ``record_file`` is ``config_file``.
     """
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_roles(
+        "create_quant_retrain_model",
+        inputs={"config_file": config_file},
+        outputs={"record_file": record_file},
+    )
     inputs = normalize_input_data(input_data)
     refuse_float64(model, inputs, "create_quant_retrain_model")
     proto = export(model, inputs)

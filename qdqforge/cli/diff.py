@@ -10,6 +10,7 @@ import argparse
 
 from qdqforge.graph import io
 from qdqforge.graph.diff import diff_graphs, write_diff_html
+from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes.debug_inputs import load_feeds
 
 
@@ -26,6 +27,11 @@ def register(subparsers) -> None:
 
 def run_diff(args: argparse.Namespace) -> int:
     """Diff ``args.a`` against ``args.b`` and write the page (and JSON)."""
+    check_roles(
+        "diff",
+        inputs={"A": args.a, "B": args.b, "--inputs": args.inputs},
+        outputs={"--output": args.output, "--json": args.json},
+    )
     feeds = load_feeds(args.inputs, io.load_proto(args.a)) if args.inputs else None
     diff = diff_graphs(args.a, args.b, inputs=feeds)
     write_diff_html(diff, args.output)

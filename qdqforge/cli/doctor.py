@@ -21,6 +21,7 @@ from torch import nn
 
 from qdqforge.errors import InputDataError
 from qdqforge.front.doctor.skip import DEFAULT_SKIP_DB
+from qdqforge.graph.path_roles import check_roles
 
 WORST = 5
 
@@ -41,6 +42,13 @@ def register(subparsers) -> None:
 
 def run_doctor(args: argparse.Namespace) -> int:
     """Analyze, print the summary and write the requested files."""
+    source = args.model.rpartition(":")[0]
+    check_roles(
+        "doctor",
+        inputs={"config": args.config, "--inputs": args.inputs, "--record": args.record}
+        | ({"--model": source} if source.endswith(".py") else {}),
+        outputs={"-o": args.output, "--json": args.json, "--skip-config": args.skip_config},
+    )
     try:
         model = load_model(args.model)
     except (ImportError, AttributeError, OSError, TypeError) as e:

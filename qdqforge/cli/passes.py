@@ -14,13 +14,20 @@ from pathlib import Path
 
 from qdqforge.errors import ConfigError
 from qdqforge.graph import io
+from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes import all_passes
 from qdqforge.passes.base import PassContext
 from qdqforge.passes.debug_bisect import DEFAULT_BISECT_THRESHOLD, bisect
 from qdqforge.passes.debug_inputs import load_feeds, random_feeds
 from qdqforge.passes.debug_ops import coverage
 from qdqforge.passes.debug_report import coverage_table, op_table, stage_line
-from qdqforge.passes.debug_run import EXIT_NUMERIC, EXIT_UNSUPPORTED, run_debug, select_passes
+from qdqforge.passes.debug_run import (
+    EXIT_NUMERIC,
+    EXIT_UNSUPPORTED,
+    run_debug,
+    select_passes,
+    stage_files,
+)
 from qdqforge.passes.pipeline import DEFAULT_PIPELINE
 
 
@@ -92,6 +99,7 @@ def run_ops(args: argparse.Namespace) -> int:
 def run_run(args: argparse.Namespace) -> int:
     """Run the selected passes with dumps; print one line per pass and the op-count table."""
     names = select_passes(_pipeline(args), until=args.until, skip=_split(args.skip))
+    check_roles("passes run", inputs=_input_files(args), outputs=stage_files(args.dump_dir, names))
     proto = io.load_proto(args.model)
     feeds = _feeds(args, proto, wanted=args.check_ort or args.max_error is not None)
     result = run_debug(
@@ -144,6 +152,10 @@ def _explain(result, args: argparse.Namespace) -> None:
             f"pass {s.pass_name!r} changed the outputs by {s.max_error:.3g} > {args.max_error:g}",
             file=sys.stderr,
         )
+
+
+def _input_files(args: argparse.Namespace) -> dict[str, str | None]:
+    return {"model": args.model, "--config": args.config, "--inputs": args.inputs}
 
 
 def _pipeline(args: argparse.Namespace) -> list[str]:

@@ -50,6 +50,16 @@ def _loop(w, name="loop.json"):
     return link
 
 
+def _config_copy(w, source=None, name="config.json"):
+    return w.write(name, (source or w.config).read_text())
+
+
+def _linked(w, target, name="link.txt"):
+    link = w.tmp / name
+    link.symlink_to(target)
+    return link
+
+
 def _files(name, call, match, what) -> Case:
     return Case(f"files:{name}", what, call, OutputError, match)
 
@@ -144,5 +154,45 @@ CASES = [
         lambda w: qdqforge.create_quant_config(str(_loop(w)), w.model, w.x),
         "loop.json': a symlink loop",
         "config path that is a symlink to itself",
+    ),
+    _files(
+        "onnx-is-config",
+        lambda w: (
+            (cfg := _config_copy(w))
+            and qdqforge.quantize_model(str(cfg), str(cfg), str(w.tmp / "r.txt"), w.model, w.x)
+        ),
+        "quantize_model: modified_onnx_file is the same file as config_file",
+        "modified_onnx_file naming the PTQ config",
+    ),
+    _files(
+        "qat-record-is-config",
+        lambda w: (
+            (cfg := _config_copy(w, w.qat_config))
+            and qdqforge.create_quant_retrain_model(str(cfg), w.model, str(cfg), w.x)
+        ),
+        "create_quant_retrain_model: record_file is the same file as config_file",
+        "QAT record_file naming the QAT config",
+    ),
+    _files(
+        "record-links-to-config",
+        lambda w: (
+            (cfg := _config_copy(w))
+            and qdqforge.quantize_model(
+                str(cfg), str(w.tmp / "m.onnx"), str(_linked(w, cfg)), w.model, w.x
+            )
+        ),
+        "record_file is the same file as config_file",
+        "record_file a symlink to the config",
+    ),
+    _files(
+        "config-is-cfg",
+        lambda w: qdqforge.create_quant_config(
+            str(cfg := w.write("def.cfg", "batch_num: 1\n")),
+            w.model,
+            w.x,
+            config_defination=str(cfg),
+        ),
+        "config_file is the same file as config_defination",
+        "create_quant_config writing over its own .cfg",
     ),
 ]
