@@ -20,6 +20,7 @@ from qdqforge.graph import meta as keys
 from qdqforge.runtime import registry
 from qdqforge.runtime.registry import OnnxNode
 from qdqforge.runtime.store import Role
+from qdqforge.safe_text import shown
 
 logger = logging.getLogger(__name__)
 
@@ -178,12 +179,16 @@ def _unsupported(missing: dict[tuple[str, str, int], list[str]]) -> UnsupportedO
         {"domain": d or "ai.onnx", "op": op, "opset": v, "count": len(names), "nodes": names[:3]}
         for (d, op, v), names in sorted(missing.items())
     ]
+    shown_rows = [  # names from the file, escaped: the message reaches terminals
+        {**r, "domain": shown(r["domain"]), "op": shown(r["op"]), "nodes": map(shown, r["nodes"])}
+        for r in table
+    ]
     lines = [f"{'domain':<16} {'op':<24} {'opset':>5} {'count':>5}  first nodes"]
     lines += [
         f"{r['domain']:<16} {r['op']:<24} {r['opset']:>5} {r['count']:>5}  {', '.join(r['nodes'])}"
-        for r in table
+        for r in shown_rows
     ]
-    ops = ", ".join(r["op"] for r in table)
+    ops = ", ".join(r["op"] for r in shown_rows)
     return UnsupportedOpsError(
         f"no converter for {len(table)} op(s) ({ops}):\n" + "\n".join(lines), table
     )

@@ -12,16 +12,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from qdqforge.cli.say import say
 from qdqforge.errors import InputDataError
 from qdqforge.front.doctor.skip import DEFAULT_SKIP_DB
 from qdqforge.graph.path_roles import check_roles
+from qdqforge.safe_text import shown
 
 WORST = 5
 
@@ -52,20 +53,20 @@ def run_doctor(args: argparse.Namespace) -> int:
     try:
         model = load_model(args.model)
     except (ImportError, AttributeError, OSError, TypeError) as e:
-        print(f"qdqforge doctor: error: --model {args.model!r}: {e}", file=sys.stderr)
+        say(f"qdqforge doctor: error: --model {args.model!r}: {shown(e)}", err=True)
         return 2
     from qdqforge.front.doctor import analyze  # heavy (export, runtime): only when run
 
     inputs = load_inputs(args.inputs)
     report = analyze(args.config, model, inputs, args.record, skip_db=args.skip_db)
-    print(summary(report))
+    say(summary(report))
     for path, write in (
         (args.output, report.write_html),
         (args.json, report.write_json),
         (args.skip_config, report.write_skip_config),
     ):
         if path:
-            print(f"wrote {write(path)}")
+            say(f"wrote {shown(write(path))}")
     return 0
 
 
@@ -117,9 +118,9 @@ def summary(report) -> str:
     ]
     for name in report.ranking[:WORST]:
         layer = report.layer(name)
-        lines.append(f"  {name:40s} {layer.quantized.sqnr_db:8.2f}  {layer.cause}")
+        lines.append(f"  {shown(name):40s} {layer.quantized.sqnr_db:8.2f}  {shown(layer.cause)}")
     if report.skip:
-        lines.append(f"skip ({len(report.skip)}): {', '.join(report.skip)}")
+        lines.append(f"skip ({len(report.skip)}): {', '.join(map(shown, report.skip))}")
         lines.append(
             f"with them float: SQNR {s.sqnr_db:.2f} dB, cosine {s.cosine:.6f}, "
             f"rel-L2 {s.rel_l2:.4g}"

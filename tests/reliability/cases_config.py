@@ -149,4 +149,11 @@ CASES = [
         ConfigError,
         "batch_num: got 0",
     ),
+    Case(
+        "json:terminal-escape-in-layer-name",
+        "a layer name holding a clear-screen sequence and a newline (printed by the CLI)",
+        lambda w: _ptq(w, w.json_with(lambda t: t.update({"\x1b[2Jconv\nALL OK": {}}))),
+        ConfigError,
+        "  - \\x1b[2Jconv\\nALL OK: unknown layer",
+    ),
 ]
