@@ -28,6 +28,7 @@ from qdqforge.errors import ConfigError, QuantizationError
 from qdqforge.front.auto_calibration_report import prefixed, write_report
 from qdqforge.front.auto_calibration_trial import PtqTrials, TrialResult
 from qdqforge.front.config.jsonio import read_json
+from qdqforge.front.io_names import check_io_names
 from qdqforge.front.layer_sensitivity import float_graph, layer_cosines, rank_by_cosine
 from qdqforge.front.ptq_save import save_model
 from qdqforge.front.quant_save import SavedModels, output_path
@@ -83,6 +84,7 @@ def accuracy_based_auto_calibration(
         OutputError: an output is the config or another output, or cannot be written.
     """
     _check_arguments(model_evaluator, strategy, sensitivity)
+    check_io_names(input_names, output_names, "accuracy_based_auto_calibration")
     check_roles(
         "accuracy_based_auto_calibration",
         inputs={"config_file": config_file},

@@ -29,12 +29,12 @@ from qdqforge.front.example_inputs import inputs_path, save_example_inputs
 from qdqforge.front.export import export
 from qdqforge.front.input_guard import guard_inputs
 from qdqforge.front.inputs import normalize_input_data
+from qdqforge.front.io_names import check_io_names, rename_io
 from qdqforge.front.model_dtype import refuse_float64
 from qdqforge.front.ptq_adaround import AdaRoundStep
 from qdqforge.front.ptq_calibration import CalibrationRecorder
 from qdqforge.front.record import update_records
 from qdqforge.graph import io
-from qdqforge.graph.ir import Graph
 from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes.base import PassContext
 from qdqforge.passes.pipeline import run_pipeline
@@ -91,6 +91,7 @@ def quantize_model(
             "example inputs": inputs_path(onnx_file),
         },
     )
+    check_io_names(input_names, output_names, "quantize_model")
     inputs = normalize_input_data(input_data)  # None too: an InputDataError
     refuse_float64(model, inputs, "quantize_model")
     proto = export(model, inputs)
@@ -99,7 +100,7 @@ def quantize_model(
     ctx = modified_context(config, record_file)
     graph = run_pipeline(proto, modified_passes(config), ctx=ctx).graph
     ada = ada_layers(graph, config, ctx.state)  # a layer AdaRound cannot take fails here
-    _rename(graph, input_names, output_names)
+    rename_io(graph, input_names, output_names, "quantize_model")
     io.save(graph, onnx_file)
     save_example_inputs(onnx_file, inputs)  # for save_model's sim = deploy check
     _record_weight_scales(record_file, ctx.state["scale_w"], config)
@@ -132,12 +133,6 @@ def modified_context(config: QuantConfig, record_file) -> PassContext:
         "apply_balance": {"factors": factors},
     }
     return PassContext(config=config, options=options)
-
-
-def _rename(graph: Graph, input_names, output_names) -> None:
-    for tensors, names in ((graph.gs.inputs, input_names), (graph.gs.outputs, output_names)):
-        for tensor, name in zip(tensors, names or ()):
-            tensor.name = name
 
 
 def _record_weight_scales(record_file, scales: dict, config: QuantConfig) -> None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+from qdqforge.errors import GraphError
+
 PREFIX = "qdqforge."
 
 # node keys
@@ -28,8 +30,21 @@ def dump_names(names: list[str] | set[str]) -> str:
     return json.dumps(sorted(set(names)))
 
 
-def load_names(text: str | None) -> list[str]:
-    """Parse a name list written by :func:`dump_names`; missing means empty."""
+def load_names(text: str | None, key: str = PARAMETERS) -> list[str]:
+    """Parse a name list written by :func:`dump_names`; missing means empty.
+
+    Raises:
+        GraphError: ``text`` is not a JSON list of strings (a tampered file); names ``key``.
+    """
     if not text:
         return []
-    return list(json.loads(text))
+    try:
+        names = json.loads(text)
+    except ValueError as e:
+        raise GraphError(f"model metadata {key!r} is not JSON ({e}); re-export the model") from e
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise GraphError(
+            f"model metadata {key!r} must be a JSON list of initializer names, got "
+            f"{text[:60]!r}; re-export the model"
+        )
+    return names

@@ -145,7 +145,8 @@ def check_array_shape(shape: Sequence[int], dtype: np.dtype, what: str) -> None:
     """
     if any(int(d) < 0 for d in shape):
         raise InputDataError(f"{what}: shape {list(shape)} has a negative dim")
-    size = math.prod(int(d) for d in shape) * np.dtype(dtype).itemsize
+    # zero dims do not shrink the bound: numpy refuses [0, 2^20, 2^20, 2^20] as too big
+    size = math.prod(max(int(d), 1) for d in shape) * np.dtype(dtype).itemsize
     if size > max_tensor_bytes():
         raise InputDataError(
             f"{what}: shape {list(shape)} of {np.dtype(dtype).name} is {_gib(size)}, over the "

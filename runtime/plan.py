@@ -108,8 +108,8 @@ def toposort(model: onnx.ModelProto) -> list[OnnxNode]:
 def decide_roles(model: onnx.ModelProto, nodes: list[OnnxNode]) -> dict[str, Role]:
     """Initializer name -> role, from our exporter's metadata or, without it, from dtype/size."""
     meta = {p.key: p.value for p in model.metadata_props}
-    params = set(keys.load_names(meta.get(keys.PARAMETERS)))
-    buffers = set(keys.load_names(meta.get(keys.BUFFERS)))
+    params = set(keys.load_names(meta.get(keys.PARAMETERS), keys.PARAMETERS))
+    buffers = set(keys.load_names(meta.get(keys.BUFFERS), keys.BUFFERS))
     has_meta = keys.PARAMETERS in meta or keys.BUFFERS in meta
     bn_stats = _read_at(nodes, {"BatchNormalization": (3, 4)})
     settings = _read_at(nodes, _SETTINGS) - _read_at(nodes, None, exclude=_SETTINGS)

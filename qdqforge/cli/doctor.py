@@ -94,7 +94,7 @@ def load_inputs(path: str) -> tuple[torch.Tensor, ...]:
     """The ``.npz`` arrays as tensors: ``arr_0, arr_1, ...`` when present, else file order.
 
     Raises:
-        InputDataError: unreadable or empty file.
+        InputDataError: unreadable or empty file, or an array that is not numeric (strings).
     """
     try:
         with np.load(path) as data:
@@ -105,6 +105,12 @@ def load_inputs(path: str) -> tuple[torch.Tensor, ...]:
         raise InputDataError(f"cannot read inputs {path!r}: {e}") from e
     if not arrays:
         raise InputDataError(f"{path!r} holds no arrays; save the model inputs with np.savez")
+    for key, array in zip(order, arrays):
+        if array.dtype.kind not in "biuf":
+            raise InputDataError(
+                f"{path!r}: array {key!r} is {array.dtype} (shape {list(array.shape)}); the "
+                "model's inputs must be numeric (bool, int or float) arrays"
+            )
     return tuple(torch.from_numpy(a) for a in arrays)
 
 

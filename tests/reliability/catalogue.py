@@ -38,6 +38,7 @@ def all_cases() -> list[Case]:
         cases_config,
         cases_files,
         cases_inputs,
+        cases_limits,
         cases_numerics,
         cases_qat,
         cases_record,
@@ -54,5 +55,6 @@ def all_cases() -> list[Case]:
         cases_files,
         cases_qat,
         cases_untrusted,
+        cases_limits,
     )
     return [case for module in modules for case in module.CASES]
