@@ -20,6 +20,7 @@ from torch import nn
 
 from qdqforge.errors import ConfigError
 from qdqforge.front.ada_sites import ada_layers
+from qdqforge.front.config.enabled import require_enabled
 from qdqforge.front.config.grouped_transpose import refuse_channel_wise
 from qdqforge.front.config.layers import quant_layers_from_graph
 from qdqforge.front.config.ptq import QuantConfig
@@ -95,7 +96,9 @@ def quantize_model(
     inputs = normalize_input_data(input_data)  # None too: an InputDataError
     refuse_float64(model, inputs, "quantize_model")
     proto = export(model, inputs)
-    config = load_quant_config(config_file, quant_layers_from_graph(model, proto))
+    layers = quant_layers_from_graph(model, proto)
+    config = load_quant_config(config_file, layers)
+    require_enabled(config, layers, config_file, "quant_enable", "quantize_model")
     refuse_channel_wise(config, model)
     ctx = modified_context(config, record_file)
     graph = run_pipeline(proto, modified_passes(config), ctx=ctx).graph

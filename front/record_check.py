@@ -5,9 +5,10 @@ ONNX, and every layer whose weight ``quantize_model`` fake-quantized (its ``<wei
 initializer) must be in it. Its values must make an integer grid: ``act_type`` absent, INT8 or
 INT16; ``scale_d`` and every ``scale_w`` finite and > 0; ``offset_d`` in [-128, 127], or in
 [-32768, 32767] when ``act_type`` is INT16; one ``scale_w`` for the tensor or one per output
-channel. Otherwise the quantized models would be silently wrong (a negative scale flips signs,
-an int16 offset wraps in an int8 zero point) or fail deep inside a pass; a RecordError names the
-record, the layer and the field instead.
+channel; fields that cannot take effect are refused or warned about
+(:mod:`qdqforge.front.record_effect`). Otherwise the quantized models would be silently wrong
+(a negative scale flips signs, an int16 offset wraps in an int8 zero point) or fail deep inside
+a pass; a RecordError names the record, the layer and the field instead.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 
 from qdqforge.errors import RecordError
 from qdqforge.front.record import LayerRecord
+from qdqforge.front.record_effect import check_field_effects
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import LAYER_OPS, LayerSite, layer_site
 from qdqforge.passes.act_grid import ACT_TYPE_BITS, act_bits, act_range
@@ -48,6 +50,7 @@ def check_record(graph: Graph, records: dict[str, LayerRecord], record_file, onn
         )
     for name, record in records.items():
         _check_values(name, record, sites[name], where)
+        check_field_effects(name, record, graph, where)
 
 
 def quantized_layers(graph: Graph) -> set[str]:
