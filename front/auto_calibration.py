@@ -28,12 +28,15 @@ from qdqforge.errors import ConfigError, QuantizationError
 from qdqforge.front.auto_calibration_report import prefixed, write_report
 from qdqforge.front.auto_calibration_trial import PtqTrials, TrialResult
 from qdqforge.front.config.jsonio import read_json
+from qdqforge.front.io_names import check_io_names
 from qdqforge.front.layer_sensitivity import float_graph, layer_cosines, rank_by_cosine
 from qdqforge.front.ptq_save import save_model
 from qdqforge.front.quant_save import SavedModels, output_path
 from qdqforge.front.record import read_record
+from qdqforge.front.save_roles import save_outputs
 from qdqforge.front.verify_save import verify_path
 from qdqforge.graph.io import atomic_write_bytes, prepare_target
+from qdqforge.graph.path_roles import check_roles
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +81,20 @@ def accuracy_based_auto_calibration(
         ConfigError: a bad evaluator, strategy or sensitivity.
         QuantizationError: even with all but one layer in float, metric_eval fails.
         VerificationError: the final models disagree (see ``save_model``).
+        OutputError: an output is the config or another output, or cannot be written.
     """
     _check_arguments(model_evaluator, strategy, sensitivity)
+    check_io_names(input_names, output_names, "accuracy_based_auto_calibration")
+    check_roles(
+        "accuracy_based_auto_calibration",
+        inputs={"config_file": config_file},
+        outputs={
+            "record_file": record_file,
+            **save_outputs(save_dir, "save_dir"),
+            "save_dir quant config": prefixed(save_dir, "quant_config.json"),
+            "save_dir report": prefixed(save_dir, "auto_calibration.json"),
+        },
+    )
     tree = read_json(config_file)
     original = model_evaluator.evaluate(model)
     names = {"input_names": input_names, "output_names": output_names}

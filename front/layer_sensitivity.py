@@ -59,7 +59,12 @@ def rank_by_cosine(cosines: dict[str, float]) -> list[str]:
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity; two zero vectors are identical (1.0)."""
+    """Cosine similarity; two zero vectors are identical (1.0); a NaN/inf facing another value
+    is -1.0, the most sensitive (a NaN would sort anywhere)."""
+    if numerics.nonfinite_mismatch(a, b):
+        return -1.0
+    keep = np.isfinite(a)
+    a, b = (a, b) if keep.all() else (a[keep], b[keep])
     norm = float(np.linalg.norm(a) * np.linalg.norm(b))
     return float(np.dot(a, b) / norm) if norm > 0 else float(np.array_equal(a, b))
 

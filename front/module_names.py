@@ -46,8 +46,13 @@ def _resolver(modules: set[str], exporter: str) -> Callable[[onnx.NodeProto], st
     """node -> module name, from dynamo's node metadata or TorchScript's scope names."""
     if exporter == "torchscript":
         index = ScopeIndex(modules)
-        return lambda node: index.resolve(node.name)
+        return lambda node: index.resolve(node.name, _owners(node, modules))
     return lambda node: dynamo_module({p.key: p.value for p in node.metadata_props}, modules)
+
+
+def _owners(node: onnx.NodeProto, modules: set[str]) -> list[str]:
+    """Modules whose parameters ``node`` reads (initializers keep their torch names)."""
+    return [name.rpartition(".")[0] for name in node.input if name.rpartition(".")[0] in modules]
 
 
 def _set_meta(node: onnx.NodeProto, key: str, value: str) -> None:

@@ -20,21 +20,23 @@ from torch import nn
 
 from qdqforge.errors import ConfigError
 from qdqforge.front.ada_sites import ada_layers
+from qdqforge.front.config.enabled import require_enabled
 from qdqforge.front.config.grouped_transpose import refuse_channel_wise
 from qdqforge.front.config.layers import quant_layers_from_graph
 from qdqforge.front.config.ptq import QuantConfig
 from qdqforge.front.config.ptq_load import load_quant_config
 from qdqforge.front.dmq_record import dmq_layers, recorded_balance_factors
-from qdqforge.front.example_inputs import save_example_inputs
+from qdqforge.front.example_inputs import inputs_path, save_example_inputs
 from qdqforge.front.export import export
 from qdqforge.front.input_guard import guard_inputs
 from qdqforge.front.inputs import normalize_input_data
+from qdqforge.front.io_names import check_io_names, rename_io
 from qdqforge.front.model_dtype import refuse_float64
 from qdqforge.front.ptq_adaround import AdaRoundStep
 from qdqforge.front.ptq_calibration import CalibrationRecorder
 from qdqforge.front.record import update_records
 from qdqforge.graph import io
-from qdqforge.graph.ir import Graph
+from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes.base import PassContext
 from qdqforge.passes.pipeline import run_pipeline
 from qdqforge.passes.weight_grid import weight_type_field
@@ -76,19 +78,33 @@ def quantize_model(
         ModelError: a float64 parameter, buffer or input (ONNX QDQ has no float64).
         ConfigError: invalid config or arguments.
         RecordError: DMQ layers without recorded factors.
+        OutputError: ``modified_onnx_file``, ``record_file`` and the config are not three
+            different files (checked before anything is written), or one cannot be written.
     """
     onnx_file = _onnx_path(modfied_onnx_file, modified_onnx_file)
     if record_file is None or model is None:
         raise ConfigError("quantize_model needs record_file, model and input_data")
+    check_roles(
+        "quantize_model",
+        inputs={"config_file": config_file},
+        outputs={
+            "modified_onnx_file": onnx_file,
+            "record_file": record_file,
+            "example inputs": inputs_path(onnx_file),
+        },
+    )
+    check_io_names(input_names, output_names, "quantize_model")
     inputs = normalize_input_data(input_data)  # None too: an InputDataError
     refuse_float64(model, inputs, "quantize_model")
     proto = export(model, inputs)
-    config = load_quant_config(config_file, quant_layers_from_graph(model, proto))
+    layers = quant_layers_from_graph(model, proto)
+    config = load_quant_config(config_file, layers)
+    require_enabled(config, layers, config_file, "quant_enable", "quantize_model")
     refuse_channel_wise(config, model)
     ctx = modified_context(config, record_file)
     graph = run_pipeline(proto, modified_passes(config), ctx=ctx).graph
     ada = ada_layers(graph, config, ctx.state)  # a layer AdaRound cannot take fails here
-    _rename(graph, input_names, output_names)
+    rename_io(graph, input_names, output_names, "quantize_model")
     io.save(graph, onnx_file)
     save_example_inputs(onnx_file, inputs)  # for save_model's sim = deploy check
     _record_weight_scales(record_file, ctx.state["scale_w"], config)
@@ -121,12 +137,6 @@ def modified_context(config: QuantConfig, record_file) -> PassContext:
         "apply_balance": {"factors": factors},
     }
     return PassContext(config=config, options=options)
-
-
-def _rename(graph: Graph, input_names, output_names) -> None:
-    for tensors, names in ((graph.gs.inputs, input_names), (graph.gs.outputs, output_names)):
-        for tensor, name in zip(tensors, names or ()):
-            tensor.name = name
 
 
 def _record_weight_scales(record_file, scales: dict, config: QuantConfig) -> None:

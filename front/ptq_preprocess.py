@@ -24,6 +24,7 @@ from qdqforge.front.inputs import normalize_input_data
 from qdqforge.front.model_dtype import refuse_float64
 from qdqforge.front.record import LayerRecord, read_record, write_record
 from qdqforge.graph import io
+from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes.base import PassContext
 from qdqforge.passes.pipeline import run_pipeline
 from qdqforge.runtime import reimport
@@ -49,7 +50,13 @@ def quantize_preprocess(
     Raises:
         ModelError: a float64 parameter, buffer or input (ONNX QDQ has no float64).
         ConfigError: invalid config, or no enabled layer has ``dmq_balancer_param``.
+        OutputError: ``record_file`` is ``config_file`` (or cannot be written).
     """
+    check_roles(
+        "quantize_preprocess",
+        inputs={"config_file": config_file},
+        outputs={"record_file": record_file},
+    )
     input_data = normalize_input_data(input_data)
     refuse_float64(model, input_data, "quantize_preprocess")
     proto = export(model, input_data)

@@ -20,6 +20,7 @@ from pathlib import Path
 from torch import nn
 
 from qdqforge.errors import ConfigError
+from qdqforge.front.config.enabled import require_enabled
 from qdqforge.front.config.grouped_transpose import refuse_channel_wise
 from qdqforge.front.config.layers import quant_layers_from_graph
 from qdqforge.front.config.qat_load import load_retrain_config
@@ -30,6 +31,7 @@ from qdqforge.front.model_dtype import refuse_float64
 from qdqforge.front.qat_graph import attach_graph
 from qdqforge.front.record import write_record
 from qdqforge.graph import io
+from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes.base import PassContext
 from qdqforge.passes.pipeline import run_pipeline
 from qdqforge.runtime import reimport
@@ -66,16 +68,22 @@ def create_quant_retrain_model(
         InputDataError: ``input_data`` is not a tensor or a tuple of tensors.
         ExportError: the model cannot be exported.
         RecordError: ``record_file`` cannot be written.
+        OutputError: ``record_file`` is ``config_file``.
     """
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_roles(
+        "create_quant_retrain_model",
+        inputs={"config_file": config_file},
+        outputs={"record_file": record_file},
+    )
     inputs = normalize_input_data(input_data)
     refuse_float64(model, inputs, "create_quant_retrain_model")
     proto = export(model, inputs)
-    config = load_retrain_config(config_file, quant_layers_from_graph(model, proto))
+    layers = quant_layers_from_graph(model, proto)
+    config = load_retrain_config(config_file, layers)
+    require_enabled(config, layers, config_file, "retrain_enable", "create_quant_retrain_model")
     refuse_channel_wise(config, model)
-    if not any(layer.retrain_enable for layer in config.layers):
-        raise ConfigError(f"{os.fspath(config_file)}: no layer has retrain_enable: true")
     graph = run_pipeline(proto, QAT_PASSES, ctx=PassContext(config=config)).graph
     qat_proto = io.to_proto(graph)
     module = guard_inputs(reimport(qat_proto).train(model.training), inputs)

@@ -20,6 +20,7 @@ from torch import nn
 
 from qdqforge.errors import CheckpointError
 from qdqforge.front.qat_model import create_quant_retrain_model
+from qdqforge.graph.path_roles import check_roles
 
 QAT_PARTS = (".act_quant.", ".weight_quant.", ".search_n.")
 
@@ -49,7 +50,13 @@ def restore_quant_retrain_model(
     Raises:
         CheckpointError: unreadable file, missing ``state_dict_name``, or a state dict that
             does not match the model built from ``config_file`` (first differing layer named).
+        OutputError: ``record_file`` is the config or the checkpoint.
     """
+    check_roles(
+        "restore_quant_retrain_model",
+        inputs={"config_file": config_file, "pth_file": pth_file},
+        outputs={"record_file": record_file},
+    )
     state = _strip_ddp_prefix(_read_state(pth_file, state_dict_name))  # fail before exporting
     qat = create_quant_retrain_model(config_file, model, record_file, input_data)
     mismatch = first_mismatch(qat.state_dict(), state)

@@ -5,17 +5,18 @@ ONNX, and every layer whose weight ``quantize_model`` fake-quantized (its ``<wei
 initializer) must be in it. Its values must make an integer grid: ``act_type`` absent, INT8 or
 INT16; ``scale_d`` and every ``scale_w`` finite and > 0; ``offset_d`` in [-128, 127], or in
 [-32768, 32767] when ``act_type`` is INT16; one ``scale_w`` for the tensor or one per output
-channel; ``dst_type`` (the weight grid) absent or INT4/INT6/INT7/INT8.
+channel; ``dst_type`` (the weight grid) absent or INT4/INT6/INT7/INT8; fields that cannot take
+effect are refused or warned about (:mod:`qdqforge.front.record_effect`).
 
 And the record must be the one ``quantize_model`` wrote for these weights: each fake-quantized
 weight of the modified ONNX must lie on the record's ``scale_w`` grid, ``W == rint(W / s_w) * s_w``
 exactly (``weight_grid``; ARQ and AdaRound write ``q * s_w`` in float32, so this holds bit for
-bit), with ``offset_w`` 0. Two flows sharing one record path break this: the second
-``quantize_model`` rewrites ``scale_w`` for its own weights, and the first model's weights read
-on that grid come out as zeros or saturated (seen: a 1000x larger model's scales left 0 of 108
-weights non-zero). Otherwise the quantized models would be silently wrong (a negative scale flips
-signs, an int16 offset wraps in an int8 zero point) or fail deep inside a pass; a RecordError
-names the record, the layer and the field instead.
+bit). Two flows sharing one record path break this: the second ``quantize_model`` rewrites
+``scale_w`` for its own weights, and the first model's weights read on that grid come out as
+zeros or saturated (seen: a 1000x larger model's scales left 0 of 108 weights non-zero).
+Otherwise the quantized models would be silently wrong (a negative scale flips signs, an int16
+offset wraps in an int8 zero point) or fail deep inside a pass; a RecordError names the record,
+the layer and the field instead.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 
 from qdqforge.errors import RecordError
 from qdqforge.front.record import LayerRecord
+from qdqforge.front.record_effect import check_field_effects
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import LAYER_OPS, WEIGHT_AXIS, LayerSite, layer_site
 from qdqforge.passes.act_grid import ACT_TYPE_BITS, act_bits, act_range
@@ -58,6 +60,7 @@ def check_record(graph: Graph, records: dict[str, LayerRecord], record_file, onn
         )
     for name, record in records.items():
         _check_values(name, record, sites[name], where)
+        check_field_effects(name, record, graph, where)
         if ".arq" in getattr(sites[name].weight, "name", ""):
             _check_weight_grid(name, record, sites[name], where)
 
@@ -98,11 +101,6 @@ def _check_values(name: str, record: LayerRecord, site: LayerSite, where: str) -
 
 
 def _check_weight_grid(name: str, record: LayerRecord, site: LayerSite, where: str) -> None:
-    if any(record.offset_w):
-        raise RecordError(
-            f"{where}: layer '{name}': offset_w={list(record.offset_w)}; weights are symmetric, "
-            "offset_w must be 0"
-        )
     if not record.scale_w:
         raise RecordError(f"{where}: layer '{name}' has a quantized weight but no scale_w")
     w = np.asarray(site.weight.values, np.float32)

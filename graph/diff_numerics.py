@@ -18,6 +18,7 @@ from qdqforge.graph import numerics as ort_numerics
 from qdqforge.graph.diff_index import GraphIndex
 from qdqforge.graph.diff_model import Numerics, TensorError
 from qdqforge.graph.diff_values import abs_rel_error
+from qdqforge.graph.tensor_budget import check_model
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ def tensor_errors(
     threshold: float = DEFAULT_THRESHOLD,
 ) -> Numerics:
     """Run both graphs on ``inputs`` and compare every common intermediate tensor."""
+    check_model(a.model, "graph A")
+    check_model(b.model, "graph B")
     common = [t for node in b.nodes for t in node.output if t and t in a.producer]
     a_values = _run_exposing(a.model, common, inputs, "A")
     b_values = _run_exposing(b.model, common, inputs, "B")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 from onnx import AttributeProto, numpy_helper
 
 from qdqforge.graph.diff_model import TensorChange
+from qdqforge.graph.numerics import abs_error
 
 MAX_TEXT = 120
 SMALL_TENSOR = 8
@@ -98,17 +101,19 @@ def tensor_change(a_name: str, a: np.ndarray, b_name: str, b: np.ndarray) -> Ten
 
 
 def abs_rel_error(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    """``max|b - a|`` and that divided by ``max|a|`` (0 when both are all zero; inf over 0)."""
+    """``max|b - a|`` and that divided by ``max|a|`` (0 when both are all zero; inf over 0).
+
+    A NaN facing a number, or an infinity facing another value, is an infinite error (absolute
+    and relative), never NaN; NaN facing NaN and equal infinities are equal.
+    """
     if a.size == 0:
         return 0.0, 0.0
     x = np.asarray(a).astype(np.float64)
-    y = np.asarray(b).astype(np.float64)
-    with np.errstate(invalid="ignore", over="ignore"):
-        diff = np.abs(y - x)
-        nan_mismatch = np.isnan(x) != np.isnan(y)
-        diff = np.where(np.isnan(x) & np.isnan(y), 0.0, diff)
-    max_abs = float("inf") if nan_mismatch.any() else float(np.nanmax(diff))
-    scale = float(np.nanmax(np.abs(x))) if not np.isnan(x).all() else 0.0
+    max_abs = abs_error(x, b)
+    finite = np.abs(x[np.isfinite(x)])
+    scale = float(finite.max()) if finite.size else 0.0  # an infinity is no scale: inf/inf = NaN
     if max_abs == 0.0:
         return 0.0, 0.0
+    if math.isinf(max_abs):
+        return max_abs, math.inf
     return max_abs, (max_abs / scale if scale > 0 else float("inf"))

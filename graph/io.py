@@ -5,6 +5,8 @@ data when the serialized model would pass protobuf's 2 GB limit. Every file qdqf
 through :func:`atomic_write_bytes`: a reader (or a process killed mid-write) sees the old file or
 the complete new one, never a partial one. A target that cannot be written (unwritable folder, a
 directory in the way, a regular file where a folder should be) is an OutputError naming it.
+Outputs the user protected follow one rule (:mod:`qdqforge.graph.output_target`): a read-only
+file is refused, a symlink is written through (the file behind it is replaced atomically).
 """
 
 from __future__ import annotations
@@ -17,8 +19,14 @@ from pathlib import Path
 import onnx
 import onnx_graphsurgeon as gs
 
-from qdqforge.errors import GraphError, OutputError
+from qdqforge.errors import GraphError
 from qdqforge.graph.ir import Graph
+from qdqforge.graph.output_target import (
+    output_error,
+    prepare_target,
+    refuse_linked_data,
+    refuse_read_only,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +121,8 @@ def _save_external(proto: onnx.ModelProto, target: Path) -> Path:
     is renamed into place and the new graph last: a reader sees the old pair, no graph, or the
     new pair, never a graph with another model's data.
     """
+    named, target = target, prepare_data_target(target)
     data_name = target.name + ".data"
-    prepare_target(target)
     try:
         with tempfile.TemporaryDirectory(dir=target.parent, prefix=".qdqforge-") as tmp:
             staged = Path(tmp) / target.name
@@ -125,6 +133,16 @@ def _save_external(proto: onnx.ModelProto, target: Path) -> Path:
     except OSError as e:
         raise output_error(target, e) from e
     log.info("saved %s with external data %s", target, data_name)
+    return named
+
+
+def prepare_data_target(target: str | os.PathLike) -> Path:
+    """:func:`prepare_target` for a model with external data: its ``.data`` file beside it must
+    not be a symlink or read-only either."""
+    target = prepare_target(target)
+    data = target.parent / (target.name + ".data")
+    refuse_linked_data(data)
+    refuse_read_only(data)
     return target
 
 
@@ -158,34 +176,6 @@ def _fsync(*paths: Path) -> None:
             os.fsync(handle.fileno())
 
 
-def prepare_target(target: str | os.PathLike) -> Path:
-    """Create ``target``'s folder; OutputError when ``target`` cannot be a file there.
-
-    Raises:
-        OutputError: ``target`` is a directory, or its folder cannot be created.
-    """
-    target = Path(target)
-    if target.is_dir():
-        raise OutputError(
-            f"cannot write {os.fspath(target)!r}: it is a directory; give a file path"
-        )
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise output_error(target, e) from e
-    return target
-
-
-def output_error(target: Path, e: OSError) -> OutputError:
-    """An OutputError naming ``target`` and the system's reason."""
-    reason = e.strerror or str(e)
-    return OutputError(
-        f"cannot write {os.fspath(target)!r}: {reason}"
-        + (f" ({e.filename})" if e.filename and os.fspath(e.filename) != os.fspath(target) else "")
-        + "; choose a writable folder"
-    )
-
-
 def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to a temp file beside ``target``, fsync, then rename into place.
 
@@ -206,7 +196,8 @@ def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
 
 
 def write_temp(target: Path, data: bytes) -> Path:
-    """``data`` in a fsync'd temp file beside ``target``, with the mode ``target`` will get.
+    """``data`` in a fsync'd temp file beside ``target`` (a path :func:`prepare_target` gave),
+    with the mode ``target`` will get.
 
     Raises:
         OutputError: the folder cannot be written (the temp file is removed).

@@ -37,8 +37,12 @@ class Graph:
 
     def __post_init__(self) -> None:
         # The name lists travel as JSON in model metadata; keep them as sets while in memory.
-        self.parameter_names |= set(keys.load_names(self.model_meta.pop(keys.PARAMETERS, None)))
-        self.buffer_names |= set(keys.load_names(self.model_meta.pop(keys.BUFFERS, None)))
+        self.parameter_names |= set(
+            keys.load_names(self.model_meta.pop(keys.PARAMETERS, None), keys.PARAMETERS)
+        )
+        self.buffer_names |= set(
+            keys.load_names(self.model_meta.pop(keys.BUFFERS, None), keys.BUFFERS)
+        )
 
     @property
     def opset(self) -> int:

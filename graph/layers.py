@@ -12,7 +12,6 @@ Linear on a 3-D input was exported as ``MatMul(x, Transpose(W))``.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import onnx_graphsurgeon as gs
@@ -23,7 +22,6 @@ from qdqforge.graph.ir import Graph
 LAYER_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul", "AveragePool")
 # The stored weight's output-channel axis, per ``weight_layout`` (module docstring).
 WEIGHT_AXIS = {"Conv": 0, "Linear": 0, "ConvTranspose": 1, "MatMul": 1}
-_CALL_SUFFIX = re.compile(r"@\d+$")
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ def find_layer_node(graph: Graph, layer: str) -> gs.Node | None:
     """First node of a quantizable op whose ``qdqforge.module`` is ``layer`` (call suffix off)."""
     for node in graph.gs.nodes:
         module = graph.module_of(node)
-        if node.op in LAYER_OPS and module and _CALL_SUFFIX.sub("", module) == layer:
+        if node.op in LAYER_OPS and module and module == layer:
             return node
     return None
 

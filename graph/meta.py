@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 
+from qdqforge.errors import GraphError
+
 PREFIX = "qdqforge."
 
 # node keys
@@ -33,16 +35,48 @@ def dump_names(names: list[str] | set[str]) -> str:
     return json.dumps(sorted(set(names)))
 
 
-def load_names(text: str | None) -> list[str]:
-    """Parse a name list written by :func:`dump_names`; missing means empty."""
+def load_names(text: str | None, key: str = PARAMETERS) -> list[str]:
+    """Parse a name list written by :func:`dump_names`; missing means empty.
+
+    Raises:
+        GraphError: ``text`` is not a JSON list of strings (a tampered file); names ``key``.
+    """
     if not text:
         return []
-    return list(json.loads(text))
+    try:
+        names = json.loads(text)
+    except ValueError as e:
+        raise GraphError(f"model metadata {key!r} is not JSON ({e}); re-export the model") from e
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise GraphError(
+            f"model metadata {key!r} must be a JSON list of initializer names, got "
+            f"{text[:60]!r}; re-export the model"
+        )
+    return names
 
 
 def load_aliases(text: str | None) -> list[list[str]]:
-    """``[alias, initializer, after]`` triples from an :data:`ALIASES` value (empty if absent)."""
-    return [list(t) for t in json.loads(text)] if text else []
+    """``[alias, initializer, after]`` triples from an :data:`ALIASES` value (empty if absent).
+
+    Raises:
+        GraphError: not a JSON list of three-string lists (a tampered file).
+    """
+    if not text:
+        return []
+    try:
+        triples = json.loads(text)
+    except ValueError as e:
+        raise GraphError(
+            f"model metadata {ALIASES!r} is not JSON ({e}); re-export the model"
+        ) from e
+    if not isinstance(triples, list) or not all(
+        isinstance(t, list) and len(t) == 3 and all(isinstance(n, str) for n in t) for t in triples
+    ):
+        raise GraphError(
+            f"model metadata {ALIASES!r} must be a JSON list of [alias, initializer, after] "
+            f"names, got {text[:60]!r}; re-export the model"
+        )
+    return triples
 
 
 def model_value(proto, key: str) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -39,14 +40,39 @@ def feeds_for(model: onnx.ModelProto | Graph, arrays) -> dict[str, np.ndarray]:
 
 
 def max_abs_error(a: list[np.ndarray], b: list[np.ndarray]) -> float:
-    """Largest absolute difference over paired outputs."""
-    errors = [float(np.max(np.abs(x.astype(np.float64) - y))) for x, y in zip(a, b) if x.size]
-    return max(errors, default=0.0)
+    """Largest absolute difference over paired outputs, never NaN.
+
+    A NaN or infinity facing a different value (or another number of outputs, or another
+    shape) is an infinite error: a divergence that every ``error > threshold`` catches, and the
+    maximum does not depend on the order of the outputs. Equal values (NaN facing NaN, +inf
+    facing +inf) differ by 0.
+    """
+    if len(a) != len(b):
+        return math.inf
+    return max((abs_error(x, y) for x, y in zip(a, b)), default=0.0)
+
+
+def abs_error(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a - b| over one pair of arrays, with :func:`max_abs_error`'s NaN/inf rule."""
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if x.shape != y.shape:
+        return math.inf
+    if not x.size:
+        return 0.0
+    same = (x == y) | (np.isnan(x) & np.isnan(y))
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.where(same, 0.0, np.abs(x - y))
+    return float(np.where(np.isnan(diff), math.inf, diff).max())
+
+
+def nonfinite_mismatch(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when a NaN or infinity in ``a`` or ``b`` faces a different value (a divergence)."""
+    return math.isinf(abs_error(a, b))
 
 
 def error_in_lsb(a: np.ndarray, b: np.ndarray, scale: float) -> float:
-    """max |a - b| in units of the quantization step ``scale``."""
-    return float(np.max(np.abs(a.astype(np.float64) - b)) / scale)
+    """max |a - b| in units of the quantization step ``scale`` (NaN/inf rule as above)."""
+    return abs_error(a, b) / scale
 
 
 def default_session(model: onnx.ModelProto) -> ort.InferenceSession:

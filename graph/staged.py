@@ -24,6 +24,7 @@ import onnx
 
 from qdqforge.graph import io
 from qdqforge.graph.ir import Graph
+from qdqforge.graph.output_target import output_error, prepare_target
 
 
 class StagedFiles:
@@ -42,21 +43,20 @@ class StagedFiles:
     def add_model(self, model: onnx.ModelProto | Graph, target: str | os.PathLike) -> Path:
         """Stage ``model`` for ``target`` (external data ``<name>.data`` above ~2 GB)."""
         proto = io.to_proto(model) if isinstance(model, Graph) else model
-        target = io.prepare_target(target)
         if not io.needs_external_data(proto):
             return self.add_bytes(target, proto.SerializeToString())
+        named, target = Path(target), io.prepare_data_target(target)
         folder = Path(tempfile.mkdtemp(dir=target.parent, prefix=".qdqforge-"))
         self._folders.append(folder)
         data = io.save_external_to(proto, folder / target.name)
         self._moves += [(data, target.parent / data.name), (folder / target.name, target)]
-        return target
+        return named
 
     def add_bytes(self, target: str | os.PathLike, data: bytes) -> Path:
-        """Stage ``data`` for ``target``."""
-        target = io.prepare_target(target)
-        tmp = io.write_temp(target, data)
-        self._moves.append((tmp, target))
-        return target
+        """Stage ``data`` for ``target`` (written through a symlink, as ``graph.io`` does)."""
+        named, target = Path(target), prepare_target(target)
+        self._moves.append((io.write_temp(target, data), target))
+        return named
 
     def commit(self) -> None:
         """Rename every staged file into place, SIGINT held back meanwhile."""
@@ -65,7 +65,7 @@ class StagedFiles:
                 for tmp, target in self._moves:
                     os.replace(tmp, target)
             except OSError as e:
-                raise io.output_error(target, e) from e
+                raise output_error(target, e) from e
             self._moves.clear()
         self.discard()
 

@@ -6,7 +6,9 @@ Before / after (dynamo export of a bias-free Conv)::
     Constant -> Mul                                                   Mul(x, <initializer>)
     Identity(t) -> consumer                                           consumer(t)
 
-Folding evaluates a node with onnx's reference evaluator when every input is constant. Nodes that
+Folding evaluates a node with onnx's reference evaluator when every input is constant and shape
+inference of the node on those inputs says its outputs hold at most ``FOLD_ELEMENTS`` elements
+(checked before evaluating: a ConstantOfShape of [2^31] is never materialized). Nodes that
 read a torch parameter or buffer are never folded (names and trainability must survive), except
 ``Shape``/``Size``, which only read the static shape. Folded values keep the output's name.
 """
@@ -21,6 +23,7 @@ import onnx_graphsurgeon as gs
 from onnx.reference import ReferenceEvaluator
 
 from qdqforge.graph.ir import Graph
+from qdqforge.graph.tensor_budget import FOLD_ELEMENTS, node_output_elements
 from qdqforge.graph.toposort import toposort
 from qdqforge.passes.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.registry import register_pass
@@ -29,7 +32,6 @@ log = logging.getLogger(__name__)
 
 SHAPE_ONLY_OPS = ("Shape", "Size")
 NEVER_FOLD = ("Dropout", "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike")
-FOLD_SIZE_LIMIT = 1 << 20  # elements: do not materialize big constants
 
 
 @register_pass
@@ -138,14 +140,15 @@ def _evaluate(graph: Graph, node: gs.Node) -> list[np.ndarray] | None:
         name=node.name,
         **{k: _attr(v) for k, v in node.attrs.items()},
     )
+    sizes = node_output_elements(proto, feeds, graph.opset)
+    if any(size is None or size > FOLD_ELEMENTS for size in sizes):
+        log.debug("not folding %s (%s): output elements %s", node.name, node.op, sizes)
+        return None
     try:
-        values = ReferenceEvaluator(proto, opsets={"": graph.opset}).run(None, feeds)
+        return ReferenceEvaluator(proto, opsets={"": graph.opset}).run(None, feeds)
     except Exception as e:  # an op the reference evaluator lacks: leave it to the runtime
         log.debug("cannot fold %s (%s): %s", node.name, node.op, e)
         return None
-    if any(np.asarray(v).size > FOLD_SIZE_LIMIT for v in values):
-        return None
-    return values
 
 
 def _shape_only(node: gs.Node, value: np.ndarray) -> np.ndarray:

@@ -9,8 +9,12 @@ import onnx
 from onnx import helper
 
 from qdqforge.errors import InputDataError
+from qdqforge.graph.tensor_budget import check_array_shape
 
 SYMBOLIC_DIM = 2  # symbolic or unknown dims (batch, sequence) become this size
+T = onnx.TensorProto
+RANDOM_TYPES = (T.BOOL, T.INT8, T.UINT8, T.INT16, T.UINT16, T.INT32, T.UINT32, T.INT64, T.UINT64)
+RANDOM_TYPES += (T.FLOAT16, T.FLOAT, T.DOUBLE)
 
 
 def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
@@ -20,7 +24,12 @@ def graph_inputs(model: onnx.ModelProto) -> list[onnx.ValueInfoProto]:
 
 
 def random_feeds(model: onnx.ModelProto, seed: int = 0) -> dict[str, np.ndarray]:
-    """One random array per graph input, shaped and typed as the graph declares it."""
+    """One random array per graph input, shaped and typed as the graph declares it.
+
+    Raises:
+        InputDataError: an input is not a bool/int/float tensor (STRING, a sequence, ...), has
+            a negative dim, or would be over the one-tensor limit; the message names it.
+    """
     rng = np.random.default_rng(seed)
     return {vi.name: _random_array(vi, rng) for vi in graph_inputs(model)}
 
@@ -49,11 +58,32 @@ def load_feeds(path: str | os.PathLike, model: onnx.ModelProto) -> dict[str, np.
 
 
 def _random_array(vi: onnx.ValueInfoProto, rng: np.random.Generator) -> np.ndarray:
+    what = f"random input {vi.name!r}"
+    if not vi.type.HasField("tensor_type"):
+        raise InputDataError(f"{what}: not a tensor ({vi.type.WhichOneof('value')}); use --inputs")
     tensor = vi.type.tensor_type
     shape = [d.dim_value if d.HasField("dim_value") else SYMBOLIC_DIM for d in tensor.shape.dim]
-    dtype = np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type or onnx.TensorProto.FLOAT))
+    dtype = _dtype(tensor.elem_type or onnx.TensorProto.FLOAT, what)
+    check_array_shape(shape, dtype, what)
     if dtype.kind == "b":
         return rng.integers(0, 2, size=shape).astype(dtype)
     if dtype.kind in "iu":
         return rng.integers(0, 10, size=shape).astype(dtype)
     return rng.standard_normal(size=shape).astype(dtype)
+
+
+def _dtype(elem_type: int, what: str) -> np.dtype:
+    if elem_type not in RANDOM_TYPES:
+        covered = ", ".join(_type_name(t) for t in RANDOM_TYPES)
+        raise InputDataError(
+            f"{what}: cannot draw random values of ONNX type {_type_name(elem_type)} (random "
+            f"inputs cover {covered}); give the inputs with --inputs"
+        )
+    return np.dtype(helper.tensor_dtype_to_np_dtype(elem_type))
+
+
+def _type_name(elem_type: int) -> str:
+    try:
+        return onnx.TensorProto.DataType.Name(elem_type)
+    except ValueError:
+        return str(elem_type)

@@ -117,7 +117,7 @@ class StageRecorder:
     def _log(self, stage: StageReport) -> None:
         log.info("stage %02d %s: %s", stage.idx, stage.pass_name, stage.to_log())
         if self.directory is not None:
-            self._passlog.append(json.dumps(stage.to_log()) + "\n")
+            self._passlog.append(json.dumps(stage.to_log(), allow_nan=False) + "\n")
             io.atomic_write_text(self.directory / PASSLOG, "".join(self._passlog))
 
     def _keep(self, proto: onnx.ModelProto) -> None:

@@ -1,6 +1,7 @@
 """Text the pass-debugging CLI prints: stage lines, op-count and coverage tables, bisect verdicts.
 
-Pure functions from results to strings; the CLI decides where they go.
+Pure functions from results to strings; the CLI decides where they go. Op and node names come
+from the model file: every one is escaped (:func:`qdqforge.safe_text.shown`).
 """
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ from collections.abc import Sequence
 
 from qdqforge.passes.debug_ops import OpCoverage
 from qdqforge.passes.debug_stage import StageReport
+from qdqforge.safe_text import shown
 
 
 def stage_line(stage: StageReport) -> str:
     """``[02] fold_bn  modified  -1 BatchNormalization ~1 Conv  0.8 ms  max|Δ| 2.1e-06``."""
     if stage.error is not None:
-        return f"[{stage.idx:02d}] {stage.pass_name}  FAILED  {stage.error}"
+        return f"[{stage.idx:02d}] {stage.pass_name}  FAILED  {shown(stage.error)}"
     parts = [f"[{stage.idx:02d}] {stage.pass_name}", "modified" if stage.modified else "unchanged"]
-    deltas = [f"{d:+d} {op}" for op, d in stage.op_deltas.items()]
-    deltas += [f"~{n} {op}" for op, n in stage.changed_ops.items()]
+    deltas = [f"{d:+d} {shown(op)}" for op, d in stage.op_deltas.items()]
+    deltas += [f"~{n} {shown(op)}" for op, n in stage.changed_ops.items()]
     if deltas:
         parts.append(" ".join(deltas))
     parts.append(f"{stage.ms:.1f} ms")
@@ -52,6 +54,7 @@ def _yes(flag: bool) -> str:
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:
+    rows = [[shown(cell) for cell in row] for row in rows]  # op/node names come from the file
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

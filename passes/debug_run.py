@@ -20,6 +20,7 @@ import os
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -27,9 +28,11 @@ import onnx
 from qdqforge.errors import GraphError, PassError
 from qdqforge.graph import io
 from qdqforge.graph.ir import Graph
+from qdqforge.graph.path_roles import check_roles
+from qdqforge.graph.tensor_budget import check_model
 from qdqforge.passes.base import PassContext
 from qdqforge.passes.debug_ops import OpCoverage, coverage, op_counts, unsupported
-from qdqforge.passes.debug_recorder import StageRecorder
+from qdqforge.passes.debug_recorder import PASSLOG, StageRecorder
 from qdqforge.passes.debug_stage import StageReport
 from qdqforge.passes.manager import PassManager
 from qdqforge.passes.registry import get_pass
@@ -105,17 +108,39 @@ def run_debug(
     Returns:
         The :class:`DebugRunResult`. A pass that raises ends the run; the result carries its
         message instead of raising, so the caller still gets the stages before it.
+
+    Raises:
+        OutputError: ``model`` is one of the files the run writes into ``dump_dir``.
+        GraphError: with ``feeds``, a tensor of the input model has a static shape over the
+            one-tensor limit (:mod:`qdqforge.graph.tensor_budget`); nothing ran.
     """
+    source = None if isinstance(model, onnx.ModelProto) else model
+    check_roles("run_debug", inputs={"model": source}, outputs=stage_files(dump_dir, passes))
     proto = model if isinstance(model, onnx.ModelProto) else io.load_proto(model)
     result = DebugRunResult(list(passes), ops_before=op_counts(proto))
     result.unsupported = unsupported(coverage(proto))
     if result.unsupported:
         result.unsupported_where = "input"
         return result
+    if feeds is not None:  # every stage will run in onnxruntime: no tensor over the budget
+        check_model(proto, "the input model")
     recorder = StageRecorder(dump_dir, feeds, keep_models=keep_models)
     _run_passes(io.from_proto(proto), passes, recorder, ctx, result)
     _finish(result, recorder, max_error)
     return result
+
+
+def stage_files(dump_dir: str | os.PathLike | None, passes: Sequence[str]) -> dict[str, Path]:
+    """Every file a run writes into ``dump_dir``, by role (for the one-path-two-roles check)."""
+    if dump_dir is None:
+        return {}
+    folder = Path(dump_dir)
+    files = {"stage 00": folder / "00_input.onnx", "passlog": folder / PASSLOG}
+    for i, name in enumerate(passes, 1):
+        label = f"{i:02d}_{name}"
+        for suffix in (".onnx", ".diff.json", ".diff.html"):
+            files[f"stage {label}{suffix}"] = folder / f"{label}{suffix}"
+    return files
 
 
 def _run_passes(graph: Graph, names, recorder: StageRecorder, ctx, result) -> None:

@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from qdqforge.graph.diff_json import to_plain
 from qdqforge.graph.diff_model import GraphDiff
 
 
@@ -55,7 +56,7 @@ class StageReport:
         )
 
     def to_log(self) -> dict[str, Any]:
-        """The ``passlog.jsonl`` entry (plain JSON types)."""
+        """The ``passlog.jsonl`` entry (plain JSON types; an infinite error is ``"Infinity"``)."""
         entry = {
             "idx": self.idx,
             "pass": self.pass_name,
@@ -71,4 +72,4 @@ class StageReport:
         }
         if self.error is not None:
             entry["error"] = self.error
-        return entry
+        return to_plain(entry)

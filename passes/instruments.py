@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from qdqforge.errors import OutputError
 from qdqforge.graph.ir import Graph
 
 DEBUG_DIR_ENV = "QDQFORGE_DEBUG_DIR"
@@ -31,18 +32,30 @@ def instruments_from_env(label: str = "pipeline") -> list:
 
 
 def next_dump_dir(base: Path, label: str) -> Path:
-    """A new ``base/NN_<label>`` folder, NN one more than the folders already in ``base``."""
-    base.mkdir(parents=True, exist_ok=True)
+    """A new ``base/NN_<label>`` folder, NN one more than the folders already in ``base``.
+
+    Raises:
+        OutputError: ``base`` is a file, or it (or the new folder) cannot be created; the
+            message names ``QDQFORGE_DEBUG_DIR``.
+    """
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in label)
-    index = sum(1 for p in base.iterdir() if p.is_dir())
-    while True:
-        index += 1
-        folder = base / f"{index:02d}_{safe}"
-        try:
-            folder.mkdir()
-            return folder
-        except FileExistsError:  # another process took this number first
-            continue
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        index = sum(1 for p in base.iterdir() if p.is_dir())
+        while True:
+            index += 1
+            folder = base / f"{index:02d}_{safe}"
+            try:
+                folder.mkdir()
+                return folder
+            except FileExistsError:  # another process took this number first
+                continue
+    except OSError as e:
+        reason = "it is a file" if base.is_file() else (e.strerror or str(e))
+        raise OutputError(
+            f"{DEBUG_DIR_ENV}={os.fspath(base)!r}: cannot create the debug dump folder "
+            f"({reason}); name a writable folder or unset it"
+        ) from e
 
 
 class NumericCheck:

@@ -25,11 +25,12 @@ from qdqforge.errors import ConversionError, GraphError
 from qdqforge.gc_pause import gc_paused
 from qdqforge.graph import meta
 from qdqforge.graph.io import load_proto
+from qdqforge.graph.shapes import infer_types
+from qdqforge.graph.tensor_budget import check_shapes
 from qdqforge.runtime.context import BuildContext
 from qdqforge.runtime.modules.namespace import FastChildren, remirror
 from qdqforge.runtime.plan import GraphIndex, decide_roles, make_plan, opsets, toposort
 from qdqforge.runtime.registry import OnnxNode, Sym
-from qdqforge.runtime.shapes import infer_types
 from qdqforge.runtime.store import Role
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,8 @@ def reimport(model: onnx.ModelProto | str | Path) -> ReimportedModule:
     Raises:
         UnsupportedOpsError: some ops have no converter (all of them are listed).
         ConversionError: a supported op has attributes or inputs the converter cannot handle.
-        GraphError: the graph has a cycle, or ``model`` is not a readable ONNX file.
+        GraphError: the graph has a cycle, ``model`` is not a readable ONNX file, or a tensor
+            it computes has a static shape over the one-tensor limit (``graph.tensor_budget``).
     """
     with gc_paused():
         return _reimport(model)
@@ -96,6 +98,7 @@ def _reimport(model: onnx.ModelProto | str | Path) -> ReimportedModule:
     steps = make_plan(nodes, index, versions)
     ctx = BuildContext(proto, roles, versions.get("", 1), index)
     ctx.shapes, ctx.dtypes = infer_types(proto)
+    check_shapes(ctx.shapes, ctx.dtypes, nodes, "reimport")
     _register_state(ctx, proto, nodes)
     for value in proto.graph.input:
         if value.name not in ctx.inits:

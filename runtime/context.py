@@ -20,6 +20,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from qdqforge.errors import ConversionError
+from qdqforge.graph.tensor_budget import FOLD_ELEMENTS, node_output_elements
 from qdqforge.runtime.emitter import EagerEmitter, FxEmitter, to_array
 from qdqforge.runtime.modules.namespace import Namespace
 from qdqforge.runtime.plan import Step
@@ -35,7 +36,6 @@ NO_FOLD = frozenset(
     # a folded value is one array; a sequence (a list) is never folded
     | {"SplitToSequence", "SequenceEmpty", "SequenceConstruct", "SequenceInsert", "SequenceErase"}
 )
-FOLD_LIMIT = 1 << 20  # elements; larger folded results are emitted as run-time ops instead
 
 
 class BuildContext:
@@ -159,6 +159,8 @@ class BuildContext:
         if not all(isinstance(self._peek(n), np.ndarray) for n in names):
             return None
         arrays = {n: self._peek(n) for n in names}
+        if not self._small_enough(node, arrays):
+            return None
         try:
             result = step.fn(node, EagerEmitter(node, self.opset, arrays))
             values = result if isinstance(result, (list, tuple)) else [result]
@@ -166,9 +168,20 @@ class BuildContext:
         except Exception as e:  # not foldable here: emit it as run-time ops
             logger.debug("not folding %s %r: %s", node.op_type, node.name, e)
             return None
-        if any(f is not None and f.size > FOLD_LIMIT for f in folded):
-            return None
         return folded
+
+    def _small_enough(self, node: OnnxNode, arrays: dict[str, np.ndarray]) -> bool:
+        """Shape inference says every output holds at most FOLD_ELEMENTS (checked before
+        folding: a ConstantOfShape of [2^31] becomes a run-time op, never a build-time array)."""
+        try:
+            sizes = node_output_elements(_node_proto(node), arrays, self.opset)
+        except (TypeError, ValueError) as e:  # an attribute make_node cannot encode back
+            sizes = [None]
+            logger.debug("no size for %s %r: %s", node.op_type, node.name, e)
+        if all(size is not None and size <= FOLD_ELEMENTS for size in sizes):
+            return True
+        logger.debug("not folding %s %r: output elements %s", node.op_type, node.name, sizes)
+        return False
 
     def _peek(self, name: str) -> Any:
         if name in self.env:
@@ -187,6 +200,19 @@ class BuildContext:
                 self.env[name] = value
             elif name:
                 self._unproduced[name] = node
+
+
+def _node_proto(node: OnnxNode) -> onnx.NodeProto:
+    """The node back as a NodeProto for shape inference (an empty list attribute has no type
+    left to encode; inference reads none of those, so it is left out)."""
+    attrs = {
+        key: onnx.numpy_helper.from_array(value) if isinstance(value, np.ndarray) else value
+        for key, value in node.attrs.items()
+        if not (isinstance(value, (list, tuple)) and not value)
+    }
+    return onnx.helper.make_node(
+        node.op_type, node.inputs, node.outputs, name=node.name, domain=node.domain, **attrs
+    )
 
 
 def _identifier(name: str) -> str:

@@ -20,6 +20,7 @@ from qdqforge.graph import meta as keys
 from qdqforge.runtime import registry
 from qdqforge.runtime.registry import OnnxNode
 from qdqforge.runtime.store import Role
+from qdqforge.safe_text import shown
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +108,8 @@ def toposort(model: onnx.ModelProto) -> list[OnnxNode]:
 def decide_roles(model: onnx.ModelProto, nodes: list[OnnxNode]) -> dict[str, Role]:
     """Initializer name -> role, from our exporter's metadata or, without it, from dtype/size."""
     meta = {p.key: p.value for p in model.metadata_props}
-    params = set(keys.load_names(meta.get(keys.PARAMETERS)))
-    buffers = set(keys.load_names(meta.get(keys.BUFFERS)))
+    params = set(keys.load_names(meta.get(keys.PARAMETERS), keys.PARAMETERS))
+    buffers = set(keys.load_names(meta.get(keys.BUFFERS), keys.BUFFERS))
     has_meta = keys.PARAMETERS in meta or keys.BUFFERS in meta
     bn_stats = _read_at(nodes, {"BatchNormalization": (3, 4)})
     settings = _read_at(nodes, _SETTINGS) - _read_at(nodes, None, exclude=_SETTINGS)
@@ -178,12 +179,16 @@ def _unsupported(missing: dict[tuple[str, str, int], list[str]]) -> UnsupportedO
         {"domain": d or "ai.onnx", "op": op, "opset": v, "count": len(names), "nodes": names[:3]}
         for (d, op, v), names in sorted(missing.items())
     ]
+    shown_rows = [  # names from the file, escaped: the message reaches terminals
+        {**r, "domain": shown(r["domain"]), "op": shown(r["op"]), "nodes": map(shown, r["nodes"])}
+        for r in table
+    ]
     lines = [f"{'domain':<16} {'op':<24} {'opset':>5} {'count':>5}  first nodes"]
     lines += [
         f"{r['domain']:<16} {r['op']:<24} {r['opset']:>5} {r['count']:>5}  {', '.join(r['nodes'])}"
-        for r in table
+        for r in shown_rows
     ]
-    ops = ", ".join(r["op"] for r in table)
+    ops = ", ".join(r["op"] for r in shown_rows)
     return UnsupportedOpsError(
         f"no converter for {len(table)} op(s) ({ops}):\n" + "\n".join(lines), table
     )

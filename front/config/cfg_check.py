@@ -14,6 +14,7 @@ from qdqforge.front.config.issues import Issues, join
 from qdqforge.front.config.layer_types import CHANNEL_WISE_TYPES, has_weights, weight_bits_allowed
 from qdqforge.front.config.ptq_params import HFMG_BINS
 from qdqforge.front.proto.text import proto_float
+from qdqforge.runtime.kernels.ifmr_cost import candidate_problem
 
 
 def check_calibration(
@@ -75,8 +76,11 @@ def _check_ifmr(ifmr, path: str, issues: Issues) -> None:
     start, end = proto_float(ifmr.search_range_start), proto_float(ifmr.search_range_end)
     if not 0 < start < end:
         issues.add(join(path, "search_range_start/end"), [start, end], "0 < start < end")
-    if not proto_float(ifmr.search_step) > 0:
-        issues.add(join(path, "search_step"), proto_float(ifmr.search_step), "a number > 0")
+    step = proto_float(ifmr.search_step)
+    if not step > 0:
+        issues.add(join(path, "search_step"), step, "a number > 0")
+    elif 0 < start < end and (problem := candidate_problem((start, end), step)) is not None:
+        issues.note(join(path, "search_step"), f"got {step!r}: {problem}")
     for name in ("max_percentile", "min_percentile"):
         value = proto_float(getattr(ifmr, name))
         if not 0.5 < value <= 1:

@@ -20,6 +20,7 @@ from qdqforge.front.config.issues import Issues
 from qdqforge.front.config.jsonio import write_json
 from qdqforge.front.proto.schema import message_class
 from qdqforge.front.proto.text import parse_text
+from qdqforge.graph.path_roles import check_roles
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,13 @@ def create_quant_config(
     Raises:
         ConfigError: invalid arguments or ``.cfg`` (every violation listed).
         ExportError: the model cannot be exported.
+        OutputError: ``config_file`` cannot be written, or is ``config_defination``.
     """
+    check_roles(
+        "create_quant_config",
+        inputs={"config_defination": config_defination},
+        outputs={"config_file": config_file},
+    )
     if config_defination is not None:
         _warn_ignored(skip_layers, batch_num, activation_offset)
         cfg = read_cfg(config_defination, "AMCTConfig")
@@ -76,7 +83,13 @@ def create_quant_retrain_config(config_file, model, input_data, config_definatio
     Raises:
         ConfigError: invalid ``.cfg`` (every violation listed).
         ExportError: the model cannot be exported.
+        OutputError: ``config_file`` cannot be written, or is ``config_defination``.
     """
+    check_roles(
+        "create_quant_retrain_config",
+        inputs={"config_defination": config_defination},
+        outputs={"config_file": config_file},
+    )
     if config_defination is not None:
         cfg = read_cfg(config_defination, "AMCTRetrainConfig")
         source = os.fspath(config_defination)

@@ -1,7 +1,9 @@
 """Collect every violation of a config before raising one ConfigError listing them all.
 
 Each violation names the key path (``layer1.0.conv1.activation_quant_params.search_step``), the
-bad value and what is allowed.
+bad value and what is allowed. Key paths and names come from the user's files and modules: their
+control characters are escaped (:func:`qdqforge.safe_text.shown`), so a message never carries a
+raw newline or escape sequence of theirs.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import difflib
 from collections.abc import Iterable
 
 from qdqforge.errors import ConfigError
+from qdqforge.safe_text import shown
 
 _MISSING = object()
 
@@ -23,12 +26,12 @@ class Issues:
 
     def add(self, path: str, value: object, allowed: str) -> None:
         """Record that ``value`` at ``path`` is invalid; ``allowed`` says what would be valid."""
-        shown = "missing" if value is _MISSING else f"got {_short(value)}"
-        self.errors.append(f"{path or '<top>'}: {shown}; allowed: {allowed}")
+        got = "missing" if value is _MISSING else f"got {_short(value)}"
+        self.errors.append(f"{shown(path) or '<top>'}: {got}; allowed: {allowed}")
 
     def note(self, path: str, message: str) -> None:
         """Record a violation described by a free-form message."""
-        self.errors.append(f"{path or '<top>'}: {message}")
+        self.errors.append(f"{shown(path) or '<top>'}: {message}")
 
     def unknown_key(
         self, path: str, key: str, allowed: Iterable[str], what: str = "key", at: str | None = None
@@ -47,11 +50,13 @@ class Issues:
         if self.errors:
             lines = "\n".join(f"  - {e}" for e in self.errors)
             raise ConfigError(
-                f"{self.source}: {len(self.errors)} invalid setting(s):\n{lines}", list(self.errors)
+                f"{shown(self.source)}: {len(self.errors)} invalid setting(s):\n{lines}",
+                list(self.errors),
             )
 
 
 def _listing(allowed: list[str]) -> str:
+    allowed = [shown(name) for name in allowed]
     if len(allowed) > 12:
         return f"allowed: {', '.join(allowed[:12])}, ... ({len(allowed)} in all)"
     return f"allowed: {', '.join(allowed) or 'none'}"

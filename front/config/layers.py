@@ -3,7 +3,9 @@
 A layer is a module of a quantizable type (shared/spec/amct.md §4.7) that the exported graph
 actually runs: its qualified name appears as ``qdqforge.module`` metadata on a node of the
 expected op (Conv, ConvTranspose, Gemm/MatMul, AveragePool). Modules the graph never runs (e.g.
-``nn.MultiheadAttention.out_proj``, whose weight is used functionally) are left out.
+``nn.MultiheadAttention.out_proj``, whose weight is used functionally) are left out, and one
+warning names every such layer and why. Module names may hold any character (``"``, ``/``,
+``@1``): they are matched exactly, never split or stripped.
 
 Weight sharing is reported, never quantized twice: a module whose op appears more than once
 (called more than once) and modules holding the same weight tensor get ``sharing`` set, are
@@ -17,7 +19,6 @@ layer named ``"<module>.matmul_<k>"`` (``k`` counts such MatMuls of that module 
 from __future__ import annotations
 
 import logging
-import re
 from collections import defaultdict
 
 import onnx
@@ -36,7 +37,6 @@ OPS = {
     **{t: ("Conv",) for t in ("Conv1d", "Conv2d", "Conv3d")},
     **{t: ("ConvTranspose",) for t in ("ConvTranspose1d", "ConvTranspose2d")},
 }
-_CALL_SUFFIX = re.compile(r"@\d+$")
 # Layers of other libraries that compute what a torch type does, by (module, class name), so
 # that no library is imported to recognise them. transformers' Conv1D (GPT-2, GPT-J's MLP...)
 # is ``addmm(b, x, W)``, a Linear whose weight is stored ``[in, out]``: its Gemm/MatMul reads W
@@ -67,10 +67,11 @@ def quant_layers_from_graph(model: nn.Module, proto: onnx.ModelProto) -> list[Qu
     shared = _shared_weights(model)
     twice = set(shared_modules(proto))
     found: list[tuple[int, QuantLayer]] = []
+    left_out: list[str] = []
     for name, kind in candidate_modules(model).items():
         ops = [n for n in groups.get(name, []) if n.op_type in OPS[kind]]
         if not ops:
-            log.info("%s (%s) does not run in the exported graph; not quantizable", name, kind)
+            left_out.append(f"{name!r} ({kind}: {_why_left_out(model, name, proto)})")
             continue
         sharing = shared.get(name) or _called_twice(name, len(ops), twice)
         nodes = tuple(n.name for n in groups[name])
@@ -78,7 +79,22 @@ def quant_layers_from_graph(model: nn.Module, proto: onnx.ModelProto) -> list[Qu
     found += _activation_matmuls(proto, {layer.name for _, layer in found}, order)
     layers = [layer for _, layer in sorted(found, key=lambda item: item[0])]
     _warn_shared(layers)
+    if left_out:
+        log.warning(
+            "quantizable layer(s) left out of the config, they stay float: %s", "; ".join(left_out)
+        )
     return layers
+
+
+def _why_left_out(model: nn.Module, name: str, proto: onnx.ModelProto) -> str:
+    """Why no node of ``proto`` is attributed to module ``name``: its weight is read elsewhere
+    (a functional call such as MultiheadAttention's out_proj), or never (not called)."""
+    weight = f"{name}.weight"
+    readers = [n for n in proto.graph.node if weight in n.input]
+    if not readers:
+        return "forward never calls it in the exported graph"
+    owners = sorted({_module_of(n) or "<top level>" for n in readers})
+    return f"its weight is read by nodes of {', '.join(map(repr, owners))}, not by the module"
 
 
 def _called_twice(name: str, calls: int, reported: set[str]) -> str | None:
@@ -111,12 +127,13 @@ def _is_torch_type(cls: type, kind: str) -> bool:
 
 
 def nodes_by_module(proto: onnx.ModelProto) -> dict[str, list[onnx.NodeProto]]:
-    """Group graph nodes by their ``qdqforge.module`` metadata (call suffixes ``@N`` removed)."""
+    """Group graph nodes by their ``qdqforge.module`` metadata (the exact module name: a
+    ModuleDict key may end in ``@1`` or ``_1``)."""
     groups: dict[str, list[onnx.NodeProto]] = defaultdict(list)
     for node in proto.graph.node:
         for prop in node.metadata_props:
             if prop.key == MODULE_KEY:
-                groups[_CALL_SUFFIX.sub("", prop.value)].append(node)
+                groups[prop.value].append(node)
     return dict(groups)
 
 
@@ -158,7 +175,7 @@ def _activation_matmuls(proto: onnx.ModelProto, layer_names: set[str], order: di
 def _module_of(node: onnx.NodeProto) -> str:
     for prop in node.metadata_props:
         if prop.key == MODULE_KEY:
-            return _CALL_SUFFIX.sub("", prop.value)
+            return prop.value
     return ""
 
 

@@ -24,6 +24,7 @@ from qdqforge.front.config.ptq import (
     ActivationQuantParams,
     WeightQuantParams,
 )
+from qdqforge.runtime.kernels.ifmr_cost import candidate_problem
 
 HFMG_BINS = (1024, 2048, 4096, 8192)
 
@@ -48,7 +49,7 @@ def activation_params(obj: Mapping, path: str, issues: Issues) -> ActivationQuan
             bits, "hfmg", None, None, None, None, num_of_bins=bins, asymmetric=asym
         )
     d = IFMR_DEFAULTS
-    return ActivationQuantParams(
+    params = ActivationQuantParams(
         num_bits=bits,
         act_algo="ifmr",
         max_percentile=f.get_float(
@@ -71,6 +72,10 @@ def activation_params(obj: Mapping, path: str, issues: Issues) -> ActivationQuan
         ),
         asymmetric=asym,
     )
+    problem = candidate_problem(params.search_range, params.search_step)
+    if problem is not None:
+        issues.note(join(path, "search_step"), f"got {params.search_step!r}: {problem}")
+    return params
 
 
 def _ifmr_range(start: float, end: float) -> bool:

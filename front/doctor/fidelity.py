@@ -7,7 +7,9 @@ float model and ``t`` for the fake-quant one; with the noise ``n = t - r``::
     cosine = sum(r * t) / (|r| * |t|)               1 when both are 0, 0 when only one is
     rel_l2 = |n| / |r| = 10^(-SQNR / 20)            +inf when r == 0 != n
 
-Every 6.02 dB of SQNR is one bit of the output's effective precision.
+Every 6.02 dB of SQNR is one bit of the output's effective precision. A NaN or infinity in
+``t`` or ``r`` facing a different value is the worst fidelity (SQNR -inf, cosine 0, rel-L2 +inf),
+never NaN: NaN would sort anywhere in the doctor's ranking and pass every threshold.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from qdqforge.graph.numerics import nonfinite_mismatch
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,11 @@ def flatten_outputs(outputs: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
 def fidelity(reference: np.ndarray, test: np.ndarray) -> Fidelity:
     """SQNR, cosine and relative L2 of ``test`` against ``reference`` (module docstring)."""
     r, t = flatten_outputs(reference), flatten_outputs(test)
+    if nonfinite_mismatch(r, t):
+        return Fidelity(-math.inf, 0.0, math.inf)
+    if not np.isfinite(r).all():  # the same NaN/inf on both sides: compare the rest
+        keep = np.isfinite(r)
+        r, t = r[keep], t[keep]
     signal, noise = float(np.dot(r, r)), float(np.dot(t - r, t - r))
     return Fidelity(_sqnr(signal, noise), _cosine(r, t), _rel_l2(signal, noise))
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 
+from qdqforge.cli.say import say
 from qdqforge.graph import io
 from qdqforge.graph.diff import diff_graphs, write_diff_html
+from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes.debug_inputs import load_feeds
+from qdqforge.safe_text import shown
 
 
 def register(subparsers) -> None:
@@ -26,16 +29,21 @@ def register(subparsers) -> None:
 
 def run_diff(args: argparse.Namespace) -> int:
     """Diff ``args.a`` against ``args.b`` and write the page (and JSON)."""
+    check_roles(
+        "diff",
+        inputs={"A": args.a, "B": args.b, "--inputs": args.inputs},
+        outputs={"--output": args.output, "--json": args.json},
+    )
     feeds = load_feeds(args.inputs, io.load_proto(args.a)) if args.inputs else None
     diff = diff_graphs(args.a, args.b, inputs=feeds)
     write_diff_html(diff, args.output)
     if args.json:
         io.atomic_write_text(args.json, diff.to_json(indent=1))
-    print(f"{diff.a.name} -> {diff.b.name}: {summary(diff)}")
+    say(f"{shown(diff.a.name)} -> {shown(diff.b.name)}: {summary(diff)}")
     if diff.numerics is not None:
         first = diff.numerics.first_divergence
-        print(f"first diverging tensor: {first}" if first else "no tensor diverges")
-    print(f"wrote {args.output}")
+        say(f"first diverging tensor: {shown(first)}" if first else "no tensor diverges")
+    say(f"wrote {shown(args.output)}")
     return 0
 
 
@@ -43,5 +51,5 @@ def summary(diff) -> str:
     """``+0 -1 ~1 nodes, 2 unchanged; ops: -1 BatchNormalization``."""
     text = f"+{len(diff.added)} -{len(diff.removed)} ~{len(diff.changed)} nodes, "
     text += f"{diff.unchanged} unchanged"
-    deltas = " ".join(f"{d:+d} {op}" for op, d in sorted(diff.op_deltas().items()))
+    deltas = " ".join(f"{d:+d} {shown(op)}" for op, d in sorted(diff.op_deltas().items()))
     return f"{text}; ops: {deltas}" if deltas else text

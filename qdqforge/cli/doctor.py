@@ -12,15 +12,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from qdqforge.cli.say import say
 from qdqforge.errors import InputDataError
 from qdqforge.front.doctor.skip import DEFAULT_SKIP_DB
+from qdqforge.graph.path_roles import check_roles
+from qdqforge.safe_text import shown
 
 WORST = 5
 
@@ -41,23 +43,30 @@ def register(subparsers) -> None:
 
 def run_doctor(args: argparse.Namespace) -> int:
     """Analyze, print the summary and write the requested files."""
+    source = args.model.rpartition(":")[0]
+    check_roles(
+        "doctor",
+        inputs={"config": args.config, "--inputs": args.inputs, "--record": args.record}
+        | ({"--model": source} if source.endswith(".py") else {}),
+        outputs={"-o": args.output, "--json": args.json, "--skip-config": args.skip_config},
+    )
     try:
         model = load_model(args.model)
     except (ImportError, AttributeError, OSError, TypeError) as e:
-        print(f"qdqforge doctor: error: --model {args.model!r}: {e}", file=sys.stderr)
+        say(f"qdqforge doctor: error: --model {args.model!r}: {shown(e)}", err=True)
         return 2
     from qdqforge.front.doctor import analyze  # heavy (export, runtime): only when run
 
     inputs = load_inputs(args.inputs)
     report = analyze(args.config, model, inputs, args.record, skip_db=args.skip_db)
-    print(summary(report))
+    say(summary(report))
     for path, write in (
         (args.output, report.write_html),
         (args.json, report.write_json),
         (args.skip_config, report.write_skip_config),
     ):
         if path:
-            print(f"wrote {write(path)}")
+            say(f"wrote {shown(write(path))}")
     return 0
 
 
@@ -85,7 +94,7 @@ def load_inputs(path: str) -> tuple[torch.Tensor, ...]:
     """The ``.npz`` arrays as tensors: ``arr_0, arr_1, ...`` when present, else file order.
 
     Raises:
-        InputDataError: unreadable or empty file.
+        InputDataError: unreadable or empty file, or an array that is not numeric (strings).
     """
     try:
         with np.load(path) as data:
@@ -96,6 +105,12 @@ def load_inputs(path: str) -> tuple[torch.Tensor, ...]:
         raise InputDataError(f"cannot read inputs {path!r}: {e}") from e
     if not arrays:
         raise InputDataError(f"{path!r} holds no arrays; save the model inputs with np.savez")
+    for key, array in zip(order, arrays):
+        if array.dtype.kind not in "biuf":
+            raise InputDataError(
+                f"{path!r}: array {key!r} is {array.dtype} (shape {list(array.shape)}); the "
+                "model's inputs must be numeric (bool, int or float) arrays"
+            )
     return tuple(torch.from_numpy(a) for a in arrays)
 
 
@@ -109,9 +124,9 @@ def summary(report) -> str:
     ]
     for name in report.ranking[:WORST]:
         layer = report.layer(name)
-        lines.append(f"  {name:40s} {layer.quantized.sqnr_db:8.2f}  {layer.cause}")
+        lines.append(f"  {shown(name):40s} {layer.quantized.sqnr_db:8.2f}  {shown(layer.cause)}")
     if report.skip:
-        lines.append(f"skip ({len(report.skip)}): {', '.join(report.skip)}")
+        lines.append(f"skip ({len(report.skip)}): {', '.join(map(shown, report.skip))}")
         lines.append(
             f"with them float: SQNR {s.sqnr_db:.2f} dB, cosine {s.cosine:.6f}, "
             f"rel-L2 {s.rel_l2:.4g}"

@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import sys
 from collections.abc import Sequence
 
+from qdqforge.cli.say import SafeFormatter, say
 from qdqforge.errors import QdqforgeError
 
 SUBCOMMANDS: list[str] = [
@@ -45,12 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
     try:
         return int(args.func(args) or 0)
     except QdqforgeError as e:
-        print(f"qdqforge {args.command}: error: {e}", file=sys.stderr)
+        say(f"qdqforge {args.command}: error: {e}", err=True)
         return 1

@@ -9,19 +9,27 @@ graph before it is dumped), 2 a numeric check went over ``--max-error``, 3 unsup
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from qdqforge.cli.say import say
 from qdqforge.errors import ConfigError
 from qdqforge.graph import io
+from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes import all_passes
 from qdqforge.passes.base import PassContext
 from qdqforge.passes.debug_bisect import DEFAULT_BISECT_THRESHOLD, bisect
 from qdqforge.passes.debug_inputs import load_feeds, random_feeds
 from qdqforge.passes.debug_ops import coverage
 from qdqforge.passes.debug_report import coverage_table, op_table, stage_line
-from qdqforge.passes.debug_run import EXIT_NUMERIC, EXIT_UNSUPPORTED, run_debug, select_passes
+from qdqforge.passes.debug_run import (
+    EXIT_NUMERIC,
+    EXIT_UNSUPPORTED,
+    run_debug,
+    select_passes,
+    stage_files,
+)
 from qdqforge.passes.pipeline import DEFAULT_PIPELINE
+from qdqforge.safe_text import shown
 
 
 def register(subparsers) -> None:
@@ -73,18 +81,18 @@ def run_list(args: argparse.Namespace) -> int:
     passes = all_passes()
     width = max((len(name) for name in passes), default=0)
     for name, cls in passes.items():
-        print(f"{name.ljust(width)}  {cls.summary()}")
+        say(f"{name.ljust(width)}  {cls.summary()}")
     return 0
 
 
 def run_ops(args: argparse.Namespace) -> int:
     """Print the runtime coverage table; exit 3 when an op is unsupported."""
     rows = coverage(io.load_proto(args.model))
-    print(coverage_table(rows))
+    say(coverage_table(rows))
     missing = [r for r in rows if not r.supported]
     if missing:
-        names = ", ".join(f"{r.domain + '::' if r.domain else ''}{r.op}" for r in missing)
-        print(f"unsupported: {names}", file=sys.stderr)
+        names = ", ".join(shown(f"{r.domain + '::' if r.domain else ''}{r.op}") for r in missing)
+        say(f"unsupported: {names}", err=True)
         return EXIT_UNSUPPORTED
     return 0
 
@@ -92,6 +100,7 @@ def run_ops(args: argparse.Namespace) -> int:
 def run_run(args: argparse.Namespace) -> int:
     """Run the selected passes with dumps; print one line per pass and the op-count table."""
     names = select_passes(_pipeline(args), until=args.until, skip=_split(args.skip))
+    check_roles("passes run", inputs=_input_files(args), outputs=stage_files(args.dump_dir, names))
     proto = io.load_proto(args.model)
     feeds = _feeds(args, proto, wanted=args.check_ort or args.max_error is not None)
     result = run_debug(
@@ -103,11 +112,11 @@ def run_run(args: argparse.Namespace) -> int:
         ctx=_context(args),
     )
     for stage in result.stages:
-        print(stage_line(stage))
+        say(stage_line(stage))
     if result.stages:
-        print(op_table(result.ops_before, result.ops_after))
+        say(op_table(result.ops_before, result.ops_after))
     _explain(result, args)
-    print(f"stages written to {args.dump_dir}")
+    say(f"stages written to {shown(args.dump_dir)}")
     return result.exit_code
 
 
@@ -117,33 +126,38 @@ def run_bisect(args: argparse.Namespace) -> int:
     feeds = _feeds(args, proto, wanted=True)
     result = bisect(proto, _pipeline(args), feeds, threshold=args.threshold, ctx=_context(args))
     for stage in result.run.stages:
-        print(f"{stage_line(stage)}  vs input {stage.error_vs_input or 0.0:.2g}")
+        say(f"{stage_line(stage)}  vs input {stage.error_vs_input or 0.0:.2g}")
     if result.run.exit_code not in (0, EXIT_NUMERIC):
         _explain(result.run, args)
         return result.run.exit_code
     if result.culprit is None:
-        print(f"no pass changes the outputs by more than {args.threshold:g}")
+        say(f"no pass changes the outputs by more than {args.threshold:g}")
         return 0
     stage = result.culprit
-    print(f"first pass over {args.threshold:g}: [{stage.idx:02d}] {stage.pass_name}")
-    print("first diverging tensors (topological order):")
+    say(f"first pass over {args.threshold:g}: [{stage.idx:02d}] {stage.pass_name}")
+    say("first diverging tensors (topological order):")
     for t in result.tensors:
-        print(f"  {t.name}  ({t.op} {t.node})  max|Δ| {t.max_abs:.3g}  rel {t.max_rel:.3g}")
+        where = f"{shown(t.name)}  ({shown(t.op)} {shown(t.node)})"
+        say(f"  {where}  max|Δ| {t.max_abs:.3g}  rel {t.max_rel:.3g}")
     return EXIT_NUMERIC
 
 
 def _explain(result, args: argparse.Namespace) -> None:
     if result.failure is not None:
-        print(f"qdqforge passes: error: {result.failure}", file=sys.stderr)
+        say(f"qdqforge passes: error: {shown(result.failure)}", err=True)
     if result.unsupported:
-        print(f"unsupported ops in the {result.unsupported_where} graph:", file=sys.stderr)
-        print(coverage_table(result.unsupported), file=sys.stderr)
+        say(f"unsupported ops in the {result.unsupported_where} graph:", err=True)
+        say(coverage_table(result.unsupported), err=True)
     if result.over_threshold is not None:
         s = result.over_threshold
-        print(
+        say(
             f"pass {s.pass_name!r} changed the outputs by {s.max_error:.3g} > {args.max_error:g}",
-            file=sys.stderr,
+            err=True,
         )
+
+
+def _input_files(args: argparse.Namespace) -> dict[str, str | None]:
+    return {"model": args.model, "--config": args.config, "--inputs": args.inputs}
 
 
 def _pipeline(args: argparse.Namespace) -> list[str]:

@@ -2,14 +2,17 @@
 
 Columns: layer, scale_d, offset_d, number of weight scales and their range, shift_bit values and
 the DMQ balance-factor range. ``-`` marks a field the record does not have. An ``offset_d`` on
-a grid other than int8 carries its ``act_type`` (``-31853 (INT16)``).
+a grid other than int8 carries its ``act_type`` (``-31853 (INT16)``). Layer names are escaped
+(:func:`qdqforge.safe_text.shown`): a record is a file anyone can write.
 """
 
 from __future__ import annotations
 
 import argparse
 
+from qdqforge.cli.say import say
 from qdqforge.front.record import LayerRecord, read_record
+from qdqforge.safe_text import shown
 
 COLUMNS = (
     "layer",
@@ -35,15 +38,15 @@ def run_show(args: argparse.Namespace) -> int:
     """Print the table for ``args.file``."""
     records = read_record(args.file)
     if not records:
-        print(f"{args.file}: empty record (calibration did not finish?)")
+        say(f"{shown(args.file)}: empty record (calibration did not finish?)")
         return 0
-    print(format_table(records))
+    say(format_table(records))
     return 0
 
 
 def format_table(records: dict[str, LayerRecord]) -> str:
     """The record as aligned text columns, layers in file order."""
-    rows = [COLUMNS, *(_row(name, rec) for name, rec in records.items())]
+    rows = [COLUMNS, *(_row(shown(name), rec) for name, rec in records.items())]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
@@ -66,7 +69,7 @@ def _offset(rec: LayerRecord) -> str:
     if rec.offset_d is None:
         return "-"
     wide = rec.act_type not in (None, "INT8")
-    return f"{rec.offset_d} ({rec.act_type})" if wide else str(rec.offset_d)
+    return f"{rec.offset_d} ({shown(rec.act_type)})" if wide else str(rec.offset_d)
 
 
 def _num(value: float | None) -> str:

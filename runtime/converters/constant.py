@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import onnx
 import torch
 
 from qdqforge.errors import ConversionError
+from qdqforge.graph.tensor_budget import FOLD_ELEMENTS
 from qdqforge.runtime.registry import Emitter, OnnxNode, Sym, converter
 
 _INT_TYPES = {onnx.TensorProto.INT64, onnx.TensorProto.INT32}
@@ -51,7 +54,8 @@ def convert_constant_of_shape(node: OnnxNode, emit: Emitter):
     fill = node.attr("value")
     fill = np.zeros(1, dtype=np.float32) if fill is None else np.asarray(fill).reshape(-1)
     shape = emit.ints(0)
-    if shape is not None and all(isinstance(d, int) for d in shape):
+    static = shape is not None and all(isinstance(d, int) and d >= 0 for d in shape)
+    if static and 0 <= math.prod(shape) <= FOLD_ELEMENTS:  # bigger: allocated when run
         return np.full(shape, fill[0], dtype=fill.dtype)
     dtype = torch.from_numpy(fill[:1].copy()).dtype
     size = shape if shape is not None else emit.method("tolist", emit.value(0))

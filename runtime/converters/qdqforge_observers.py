@@ -22,6 +22,7 @@ from qdqforge.runtime.kernels.dmq import DmqObserver, balance_factors
 from qdqforge.runtime.kernels.fake_quant_ref import fake_quantize
 from qdqforge.runtime.kernels.hfmg import HfmgObserver
 from qdqforge.runtime.kernels.ifmr import IfmrObserver
+from qdqforge.runtime.kernels.ifmr_cost import candidate_problem
 from qdqforge.runtime.kernels.quant_math import int_range
 from qdqforge.runtime.registry import Emitter, OnnxNode, converter
 
@@ -121,6 +122,13 @@ def make_act_observer(node: OnnxNode):
         )
     if algo != "ifmr":
         raise ConversionError(f"ActObserver node {node.name!r}: unknown algo {algo!r}")
+    search = (tuple(node.attr("search_range") or ()), node.attr("search_step"))
+    problem = None if len(search[0]) != 2 else candidate_problem(*search)  # a tampered file
+    if len(search[0]) != 2 or problem is not None:
+        raise ConversionError(
+            f"ActObserver node {node.name!r}: search_range {list(search[0])}, search_step "
+            f"{search[1]!r}: {problem or 'expected [start, end]'}"
+        )
     return IfmrObserver(
         max_percentile=node.attr("max_percentile"),
         min_percentile=node.attr("min_percentile"),

@@ -71,6 +71,9 @@ PTQ_KEYS = [
     (f"conv/{ACT}/search_range", [1.3, 0.7], f"conv.{ACT}.search_range: got [1.3, 0.7]"),
     (f"conv/{ACT}/search_range", [0.7], f"conv.{ACT}.search_range: got [0.7]"),
     (f"conv/{ACT}/search_step", 0, f"conv.{ACT}.search_step: got 0"),
+    (f"conv/{ACT}/search_step", 1e-7, f"conv.{ACT}.search_step: got 1e-07: 6e+06 IFMR candidates"),
+    (f"conv/{ACT}/search_step", 5e-324, f"conv.{ACT}.search_step: got 5e-324: inf IFMR candidates"),
+    (f"conv/{ACT}/search_range", [0.7, 1e15], "1e+17 IFMR candidates over [0.7, 1e+15]"),
     (f"conv/{ACT}/asymmetric", "no", f"conv.{ACT}.asymmetric: got 'no'"),
     (f"conv/{WTS}/num_bits", 3, f"conv.{WTS}.num_bits: got 3"),
     (f"conv/{WTS}/wts_algo", "nuq", f"conv.{WTS}.wts_algo: got 'nuq'"),
@@ -148,5 +151,12 @@ CASES = [
         lambda w: w.quantize(w.json_with(lambda t: t.update(batch_num=0))),
         ConfigError,
         "batch_num: got 0",
+    ),
+    Case(
+        "json:terminal-escape-in-layer-name",
+        "a layer name holding a clear-screen sequence and a newline (printed by the CLI)",
+        lambda w: _ptq(w, w.json_with(lambda t: t.update({"\x1b[2Jconv\nALL OK": {}}))),
+        ConfigError,
+        "  - \\x1b[2Jconv\\nALL OK: unknown layer",
     ),
 ]

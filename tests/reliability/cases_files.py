@@ -1,7 +1,8 @@
-"""Catalogue rows: output paths qdqforge cannot write (unwritable folder, a directory in the way).
+"""Catalogue rows: output paths qdqforge cannot or must not write.
 
-Every writer goes through ``graph.io``'s atomic writers, so each row is one public call whose
-output lands where no file can be created; the error names the path.
+An unwritable folder, a directory in the way, a read-only file the user protected, a symlink
+that loops. Every writer goes through ``graph.io``'s atomic writers (one rule,
+``graph.output_target``), so each row is one public call; the error names the path.
 """
 
 from __future__ import annotations
@@ -35,6 +36,28 @@ def _dir(w, name="a_dir"):
 
 def _under_file(w):
     return w.write("a_file", "x") / "net"
+
+
+def _read_only(w, name="ro.txt", text="keep"):
+    path = w.write(name, text)
+    path.chmod(0o444)
+    return path
+
+
+def _loop(w, name="loop.json"):
+    link = w.tmp / name
+    link.symlink_to(link)
+    return link
+
+
+def _config_copy(w, source=None, name="config.json"):
+    return w.write(name, (source or w.config).read_text())
+
+
+def _linked(w, target, name="link.txt"):
+    link = w.tmp / name
+    link.symlink_to(target)
+    return link
 
 
 def _files(name, call, match, what) -> Case:
@@ -103,5 +126,73 @@ CASES = [
         ),
         "a_file",
         "DMQ record inside a path that is a regular file",
+    ),
+    _files(
+        "record-read-only",
+        _quantize_to(record=lambda w: _read_only(w, "r.txt", w.record.read_text())),
+        "r.txt': the file is read-only (mode 444)",
+        "record file the user made read-only",
+    ),
+    _files(
+        "config-read-only",
+        lambda w: qdqforge.create_quant_config(str(_read_only(w, "c.json")), w.model, w.x),
+        "c.json': the file is read-only",
+        "config path naming a read-only file",
+    ),
+    _files(
+        "fake-quant-read-only",
+        lambda w: qdqforge.save_model(
+            str(w.onnx),
+            str(w.record),
+            str(_read_only(w, "out/net_fake_quant_model.onnx").parent / "net"),
+        ),
+        "net_fake_quant_model.onnx': the file is read-only",
+        "a read-only fake-quant model where save_model writes",
+    ),
+    _files(
+        "config-symlink-loop",
+        lambda w: qdqforge.create_quant_config(str(_loop(w)), w.model, w.x),
+        "loop.json': a symlink loop",
+        "config path that is a symlink to itself",
+    ),
+    _files(
+        "onnx-is-config",
+        lambda w: (
+            (cfg := _config_copy(w))
+            and qdqforge.quantize_model(str(cfg), str(cfg), str(w.tmp / "r.txt"), w.model, w.x)
+        ),
+        "quantize_model: modified_onnx_file is the same file as config_file",
+        "modified_onnx_file naming the PTQ config",
+    ),
+    _files(
+        "qat-record-is-config",
+        lambda w: (
+            (cfg := _config_copy(w, w.qat_config))
+            and qdqforge.create_quant_retrain_model(str(cfg), w.model, str(cfg), w.x)
+        ),
+        "create_quant_retrain_model: record_file is the same file as config_file",
+        "QAT record_file naming the QAT config",
+    ),
+    _files(
+        "record-links-to-config",
+        lambda w: (
+            (cfg := _config_copy(w))
+            and qdqforge.quantize_model(
+                str(cfg), str(w.tmp / "m.onnx"), str(_linked(w, cfg)), w.model, w.x
+            )
+        ),
+        "record_file is the same file as config_file",
+        "record_file a symlink to the config",
+    ),
+    _files(
+        "config-is-cfg",
+        lambda w: qdqforge.create_quant_config(
+            str(cfg := w.write("def.cfg", "batch_num: 1\n")),
+            w.model,
+            w.x,
+            config_defination=str(cfg),
+        ),
+        "config_file is the same file as config_defination",
+        "create_quant_config writing over its own .cfg",
     ),
 ]

@@ -28,6 +28,19 @@ class SharedWeights(nn.Module):
         return self.c(torch.relu(self.b(torch.relu(self.a(x)))))
 
 
+class AllShared(nn.Module):
+    """Linear ``a`` and ``b`` share one weight tensor and are the only layers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = nn.Linear(6, 6), nn.Linear(6, 6)
+        self.b.weight = self.a.weight
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
 class HugeBias(nn.Module):
     """A Linear whose bias is ~1e13 steps of ``scale_d * scale_w``: no int32 holds it."""
 
@@ -126,5 +139,28 @@ CASES = [
         ConfigError,
         "b.quant_enable: got True; allowed: false (layer shares its weight with a)",
         "two Linear layers sharing one weight, one enabled",
+    ),
+    _numeric(
+        "no-layer-enabled",
+        lambda w: w.quantize(
+            w.write("none.json", '{"batch_num": 1, "b": {"quant_enable": false}}'),
+            AllShared(),
+            torch.randn(2, 6),
+        ),
+        ConfigError,
+        "quantize_model: no layer is enabled in",
+        "every layer shares its weight (nothing to quantize; save_model blamed the batches)",
+    ),
+    _numeric(
+        "no-layer-enabled-qat",
+        lambda w: qdqforge.create_quant_retrain_model(
+            str(w.write("none.json", '{"a": {"retrain_enable": false}}')),
+            AllShared(),
+            str(w.tmp / "r.txt"),
+            torch.randn(2, 6),
+        ),
+        ConfigError,
+        "a (shares its weight with b: weight sharing cannot be quantized)",
+        "QAT with every layer sharing its weight",
     ),
 ]

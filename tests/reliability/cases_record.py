@@ -163,4 +163,21 @@ CASES = [
         "'conv'",
         "a zero balance factor",
     ),
+    _record(
+        "offset-w-nonzero",
+        _edited(
+            '    offset_w: 0\n  }\n}\nrecord {\n  key: "fc"',
+            '    offset_w: 3\n  }\n}\nrecord {\n  key: "fc"',
+        ),
+        RecordError,
+        "layer 'conv': offset_w=[0, 0, 0, 3]; allowed: 0 (weights are quantized symmetrically",
+        "offset_w 3 on symmetric weights (could not take effect)",
+    ),
+    _record(
+        "shift-bit-out-of-range",
+        _edited("    offset_w: 0\n  }\n}\n", "    offset_w: 0\n    shift_bit: 17\n  }\n}\n"),
+        RecordError,
+        "layer 'conv': shift_bit=[17]; allowed: integers in 1..16",
+        "shift_bit 17, outside search-N's range",
+    ),
 ]

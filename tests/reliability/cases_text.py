@@ -6,6 +6,8 @@ the ``.cfg`` field path.
 
 from __future__ import annotations
 
+import torch
+
 import qdqforge
 from qdqforge.errors import ConfigError
 from tests.reliability.catalogue import Case
@@ -31,6 +33,17 @@ def _args(name: str, match: str, what: str, **kwargs) -> Case:
         return qdqforge.create_quant_config(str(w.tmp / "out.json"), w.model, w.x, **kwargs)
 
     return Case(f"args:{name}", what, call, ConfigError, match)
+
+
+def _odd_names(w):
+    """A ModuleDict key with '/' and one with '"' (dynamo fails, TorchScript's scopes split on
+    '/'): skip_layers' did-you-mean can only offer them when both map to their layers."""
+    from tests.reliability.test_module_names import Blocks
+
+    model = Blocks(["x/y", 'a"b']).eval()
+    return qdqforge.create_quant_config(
+        str(w.tmp / "c.json"), model, torch.randn(2, 4), skip_layers=["blocks.x/z"]
+    )
 
 
 OVERRIDE = 'override_layer_configs {{ layer_name: "{}" calibration_config {{ {} }} }}\n'
@@ -85,4 +98,11 @@ CASES = [
     _args("skip-unknown", "skip_layers[0]", "skip_layers names a missing layer", skip_layers=["x"]),
     _args("batch-num-zero", "batch_num: got 0", "batch_num=0", batch_num=0),
     _args("skip-str", "skip_layers: got 'conv'", "skip_layers as a str", skip_layers="conv"),
+    Case(
+        "args:skip-near-odd-name",
+        "skip_layers misspelling a layer whose name holds '/' beside one holding '\"'",
+        _odd_names,
+        ConfigError,
+        "skip_layers[0]: unknown layer 'blocks.x/z'; did you mean 'blocks.x/y'",
+    ),
 ]

@@ -38,10 +38,12 @@ def all_cases() -> list[Case]:
         cases_config,
         cases_files,
         cases_inputs,
+        cases_limits,
         cases_numerics,
         cases_qat,
         cases_record,
         cases_text,
+        cases_untrusted,
     )
 
     modules = (
@@ -52,5 +54,7 @@ def all_cases() -> list[Case]:
         cases_numerics,
         cases_files,
         cases_qat,
+        cases_untrusted,
+        cases_limits,
     )
     return [case for module in modules for case in module.CASES]

@@ -2,7 +2,9 @@
 
 An AST scan of the library packages for the calls that write a file in place: ``write_text``,
 ``write_bytes``, ``open``/``Path.open`` with a writing mode, ``onnx.save*``, ``torch.save``,
-``np.save*``. The two allowed ones write into a temp folder or a memory buffer first.
+``np.save*``. The two allowed ones write into a temp folder or a memory buffer first. Renames
+and copies (``os.replace``, ``os.rename``, ``shutil.*``) live in ``graph/io.py`` only, behind
+``graph.output_target``'s rule (read-only files refused, symlinks written through).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ ALLOWED = {
 }
 WRITERS = {"write_text", "write_bytes"}
 SAVERS = {"onnx.save", "onnx.save_model", "torch.save", "np.save", "np.savez", "numpy.save"}
+MOVERS = {"os.replace", "os.rename", "shutil.move", "shutil.copy", "shutil.copy2"}
+MOVERS |= {"shutil.copyfile", "shutil.copytree"}
+MOVERS_ALLOWED = {"graph/io.py"}
 
 
 def _name(func: ast.expr) -> str:
@@ -46,6 +51,8 @@ def direct_writes(path: Path, rel: str) -> list[str]:
         name = _name(node.func)
         short = name.rsplit(".", 2)[-2:] if "." in name else [name]
         saver = ".".join(short) if ".".join(short) in SAVERS else None
+        if ".".join(short) in MOVERS and rel not in MOVERS_ALLOWED:
+            saver = ".".join(short)
         if saver or short[-1] in WRITERS or _writing_open(node):
             found.append((saver or name, node.lineno))
     return [f"{rel}:{line} {name}" for name, line in found if (rel, name) not in ALLOWED]
@@ -63,7 +70,10 @@ def test_the_scan_sees_direct_writes(tmp_path):
     sample.write_text(
         "from pathlib import Path\nimport torch\n"
         "Path('a').write_text('x')\nopen('b', 'w')\nPath('c').open(mode='a')\n"
-        "torch.save({}, 'd')\nopen('e')\n"
+        "torch.save({}, 'd')\nopen('e')\nimport os, shutil\nos.replace('f', 'g')\n"
+        "shutil.copy('h', 'i')\n"
     )
     hits = [hit.split(" ")[1] for hit in direct_writes(sample, "sample.py")]
-    assert hits == ["Path().write_text", "open", "Path().open", "torch.save"]
+    writes = ["Path().write_text", "open", "Path().open", "torch.save"]
+    assert hits == [*writes, "os.replace", "shutil.copy"]
+    assert [hit.split(" ")[1] for hit in direct_writes(sample, "graph/io.py")] == writes

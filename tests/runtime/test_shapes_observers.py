@@ -12,8 +12,8 @@ import pytest
 import torch
 from onnx import TensorProto, helper
 
+from qdqforge.graph.shapes import infer_types
 from qdqforge.runtime import reimport
-from qdqforge.runtime.shapes import infer_types
 
 OBSERVERS = {
     "ActObserver": {

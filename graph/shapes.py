@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 
+import numpy as np
 import onnx
 
 logger = logging.getLogger(__name__)
@@ -19,16 +21,24 @@ _QAT = ("UlqActQuant", "SearchN", "ArqRetrainWeight", "UlqRetrainWeight")
 IDENTITY_OPS = {("qdqforge", op) for op in (*_OBSERVERS, *_QAT)}
 
 
-def infer_types(model: onnx.ModelProto) -> tuple[dict[str, tuple | None], dict[str, int]]:
+def infer_types(
+    model: onnx.ModelProto, values: Mapping[str, np.ndarray] | None = None
+) -> tuple[dict[str, tuple | None], dict[str, int]]:
     """Return (value name -> shape with None for dynamic dims, value name -> ONNX elem type).
 
     Args:
         model: the model; it is not modified.
+        values: values already computed (``graph.small_constants``): a node whose outputs are
+            all here is replaced by them as initializers, so inference reads their values.
 
     Returns:
         Two dicts. Values whose rank is unknown map to None in the first.
     """
-    inferred = _inferred(model, declared=True) or _inferred(model, declared=False) or model
+    # No data_prop: onnx 1.23's data propagation materializes one dim per element of a rank-1
+    # tensor of known length, so a 123-byte model (Add after ConstantOfShape([2^31])) exhausts
+    # memory inside inference. Values computed from constants come in through ``values``.
+    values = values or {}
+    inferred = _inferred(model, values, True) or _inferred(model, values, False) or model
     shapes: dict[str, tuple | None] = {}
     dtypes: dict[str, int] = {}
     graph = inferred.graph
@@ -57,18 +67,20 @@ def _merged(known: tuple | None, dims: tuple) -> tuple:
     return tuple(d if d is not None else k for k, d in zip(known, dims))
 
 
-def _inferred(model: onnx.ModelProto, declared: bool) -> onnx.ModelProto | None:
+def _inferred(model: onnx.ModelProto, values, declared: bool) -> onnx.ModelProto | None:
     """Inferred types, starting from the declared ``value_info`` or not; None when it fails
     (inference is a hint only: converters fall back to run-time shapes)."""
     try:
-        light = _light(model, declared)
-        return onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=True)
+        light = _light(model, values, declared)
+        return onnx.shape_inference.infer_shapes(light, strict_mode=False, data_prop=False)
     except Exception as e:
         logger.debug("shape inference failed (declared shapes %s): %s", declared, e)
         return None
 
 
-def _light(model: onnx.ModelProto, declared: bool = True) -> onnx.ModelProto:
+def _light(
+    model: onnx.ModelProto, values: Mapping[str, np.ndarray], declared: bool = True
+) -> onnx.ModelProto:
     """The model without the data of large initializers (declared as typed inputs instead).
 
     Inference only needs their types and shapes; serializing ~100 MB of weights for it cost
@@ -79,7 +91,12 @@ def _light(model: onnx.ModelProto, declared: bool = True) -> onnx.ModelProto:
     light.functions.extend(model.functions)
     source, graph = model.graph, light.graph
     graph.name = source.name
-    graph.node.extend(_inferable(node) for node in source.node)
+    for node in source.node:
+        if node.output and all(o in values for o in node.output):
+            values_out = [onnx.numpy_helper.from_array(values[o], o) for o in node.output]
+            graph.initializer.extend(values_out)
+        else:
+            graph.node.append(_inferable(node))
     graph.input.extend(source.input)
     graph.output.extend(source.output)
     if declared:  # the exporter's shapes: where inference alone loses a dim (dynamo knows a
