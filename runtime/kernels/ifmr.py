@@ -21,6 +21,9 @@ Streaming (:class:`IfmrObserver`) keeps, instead of the data:
   (:mod:`.ifmr_histogram`), from which every candidate's loss is computed: exactly where a bin
   holds no rounding half-point, as uniform inside a bin with one, and as uniform rounding noise
   ``s^2 / 12`` where a bin spans several grid steps (a 16-bit grid's step is finer than a bin).
+
+On CPU the update and the candidates' per-bin errors run as compiled passes
+(:mod:`.observe_ops`) with the same values bit for bit.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ import math
 import torch
 
 from qdqforge.errors import CalibrationError
-from qdqforge.runtime.kernels.ifmr_histogram import PowerOfTwoHistogram
+from qdqforge.runtime.kernels.ifmr_histogram import HISTOGRAM_CHUNK, PowerOfTwoHistogram
+from qdqforge.runtime.kernels.observe_ops import TAIL_HEAP_LIMIT, checked_absmax, observe_ops
 from qdqforge.runtime.kernels.quant_math import (
     FLT_EPSILON,
     ActivationQuantParams,
@@ -133,7 +137,10 @@ class _TailBuffer:
 
     def update(self, flat: torch.Tensor, cap: int) -> None:
         take = min(cap + 1, flat.numel())
-        top = torch.topk(flat, take, largest=self.sign > 0)[0].double() * self.sign
+        self.merge(torch.topk(flat, take, largest=self.sign > 0)[0].double() * self.sign, cap)
+
+    def merge(self, top: torch.Tensor, cap: int) -> None:
+        """Fold in a batch's ``cap + 1`` extreme values (float64, sign applied, descending)."""
         merged = top if self.values is None else torch.cat([self.values, top])
         kept = torch.topk(merged, min(cap + 1, merged.numel()))[0]
         if kept.numel() > cap:
@@ -188,6 +195,10 @@ class IfmrObserver:
         Raises:
             CalibrationError: the batch holds NaN or inf.
         """
+        ops = observe_ops(x)
+        if ops is not None:
+            self._update_compiled(ops, x.detach().reshape(-1))
+            return
         flat = finite_batch(x, self.layer)
         if flat is None:
             return
@@ -195,6 +206,22 @@ class IfmrObserver:
         self._top.update(flat, self._cap(self.percentiles[0], flat.numel()))
         self._bottom.update(flat, self._cap(self.percentiles[1], flat.numel()))
         self._hist.update(flat)
+
+    def _update_compiled(self, ops, flat: torch.Tensor) -> None:
+        """:meth:`update` in two compiled passes (:mod:`.observe_ops`), the same state."""
+        if flat.numel() == 0:
+            return
+        absmax = checked_absmax(ops, flat, self.layer)
+        self.numel += flat.numel()
+        buffers = ((self._top, self.percentiles[0]), (self._bottom, self.percentiles[1]))
+        caps = [self._cap(percentile, flat.numel()) for _, percentile in buffers]
+        takes = [min(cap + 1, flat.numel()) if cap < TAIL_HEAP_LIMIT else 0 for cap in caps]
+        width = self._hist.prepare(absmax, flat.device)
+        tails = ops.ifmr_accumulate(
+            flat, self._hist.stats, self._hist.radius, width, HISTOGRAM_CHUNK, *takes
+        )
+        for (buffer, _), cap, take, values in zip(buffers, caps, takes, tails):
+            buffer.merge(values, cap) if take else buffer.update(flat, cap)
 
     def buffer_numel(self) -> int:
         """Number of values the observer holds (to check that memory stays bounded)."""

@@ -61,11 +61,16 @@ def check_finite(x: torch.Tensor, layer: str | None = None, what: str = "input")
     """
     bad = int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0
     if bad:
-        name = layer or "<unnamed layer>"
-        raise CalibrationError(
-            f"layer '{name}': {bad} of {x.numel()} {what} values are NaN or inf, so no "
-            f"quantization scale can be computed; fix the model or add '{name}' to skip_layers"
-        )
+        raise nonfinite_error(bad, x.numel(), layer, what)
+
+
+def nonfinite_error(bad: int, numel: int, layer: str | None, what: str = "input"):
+    """The CalibrationError for ``bad`` NaN/inf among ``numel`` values (:func:`check_finite`)."""
+    name = layer or "<unnamed layer>"
+    return CalibrationError(
+        f"layer '{name}': {bad} of {numel} {what} values are NaN or inf, so no "
+        f"quantization scale can be computed; fix the model or add '{name}' to skip_layers"
+    )
 
 
 def finite_batch(x: torch.Tensor, layer: str | None = None) -> torch.Tensor | None:

@@ -1,0 +1,50 @@
+"""The compiled calibration passes (``csrc/observe_cpu.cpp``) for the IFMR and HFMG observers.
+
+One C++ pass per batch replaces the observers' chains of torch ops: the NaN/inf count and
+``max |x|`` in one pass, then IFMR's histogram and both tails in one more (a heap per tail
+instead of two ``topk``), and, when the observers compute, the per-bin error of each IFMR grid
+candidate and HFMG window, and HFMG's greedy window list. Each kernel computes the same IEEE
+double operations in the same order as the torch code it replaces, and row sums stay with torch
+on the same shapes, so states, losses and the chosen scale/offset are bit for bit the torch
+path's (tests/runtime/test_observe_ops.py compares them).
+
+The kernels take CPU floating-point batches; GPU batches, ``QDQFORGE_FUSED=0`` (the switch of
+the compiled QAT kernels) and a machine where the kernels could not be built take the torch
+path.
+"""
+
+from __future__ import annotations
+
+import os
+from types import SimpleNamespace
+
+import torch
+
+from qdqforge.runtime.kernels import cpu_ext
+from qdqforge.runtime.kernels.quant_math import nonfinite_error
+
+ENV_SWITCH = "QDQFORGE_FUSED"
+_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+TAIL_HEAP_LIMIT = 4096  # larger tails (low percentiles) use torch.topk: a heap would churn
+
+
+def observe_ops(x: torch.Tensor | None = None) -> SimpleNamespace | None:
+    """The compiled ops when ``x`` (if given) can take them, else None."""
+    if x is not None and (not x.is_cpu or x.dtype not in _DTYPES):
+        return None
+    if os.environ.get(ENV_SWITCH, "1") == "0":
+        return None
+    ops = cpu_ext.cpu_ops()
+    return None if ops is None else ops.observe
+
+
+def checked_absmax(ops, flat: torch.Tensor, layer: str | None) -> float:
+    """``max |flat|`` after the NaN/inf check, in one pass.
+
+    Raises:
+        CalibrationError: ``flat`` holds NaN or inf (the message of ``check_finite``).
+    """
+    absmax, bad = ops.absmax_nonfinite(flat)
+    if bad:
+        raise nonfinite_error(int(bad), flat.numel(), layer)
+    return float(absmax)
