@@ -21,7 +21,7 @@ import math
 import torch
 
 from qdqforge.errors import CalibrationError
-from qdqforge.runtime.kernels.observe_ops import checked_absmax, observe_ops
+from qdqforge.runtime.kernels.observe_ops import checked_scan, observe_ops
 from qdqforge.runtime.kernels.quant_math import (
     ActivationQuantParams,
     asymmetric_scale_offset,
@@ -184,7 +184,7 @@ class HfmgObserver:
         flat = x.detach().reshape(-1)
         if flat.numel() == 0:
             return None
-        checked_absmax(ops, flat, self.layer)  # the NaN/inf check in one compiled pass
+        checked_scan(ops, flat, self.layer)  # the NaN/inf check in one compiled pass
         return flat
 
     def best_window(self) -> tuple[int, int]:

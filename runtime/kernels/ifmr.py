@@ -35,7 +35,7 @@ import torch
 
 from qdqforge.errors import CalibrationError
 from qdqforge.runtime.kernels.ifmr_histogram import HISTOGRAM_CHUNK, PowerOfTwoHistogram
-from qdqforge.runtime.kernels.observe_ops import TAIL_HEAP_LIMIT, checked_absmax, observe_ops
+from qdqforge.runtime.kernels.observe_ops import TAIL_HEAP_LIMIT, checked_scan, observe_ops
 from qdqforge.runtime.kernels.quant_math import (
     FLT_EPSILON,
     ActivationQuantParams,
@@ -211,15 +211,17 @@ class IfmrObserver:
         """:meth:`update` in two compiled passes (:mod:`.observe_ops`), the same state."""
         if flat.numel() == 0:
             return
-        absmax = checked_absmax(ops, flat, self.layer)
         self.numel += flat.numel()
         buffers = ((self._top, self.percentiles[0]), (self._bottom, self.percentiles[1]))
         caps = [self._cap(percentile, flat.numel()) for _, percentile in buffers]
         takes = [min(cap + 1, flat.numel()) if cap < TAIL_HEAP_LIMIT else 0 for cap in caps]
+        try:
+            absmax, *tails = checked_scan(ops, flat, self.layer, takes)
+        except CalibrationError:
+            self.numel -= flat.numel()
+            raise
         width = self._hist.prepare(absmax, flat.device)
-        tails = ops.ifmr_accumulate(
-            flat, self._hist.stats, self._hist.radius, width, HISTOGRAM_CHUNK, *takes
-        )
+        ops.ifmr_bins(flat, self._hist.stats, self._hist.radius, width, HISTOGRAM_CHUNK)
         for (buffer, _), cap, take, values in zip(buffers, caps, takes, tails):
             buffer.merge(values, cap) if take else buffer.update(flat, cap)
 

@@ -1,9 +1,10 @@
 """The compiled calibration passes (``csrc/observe_cpu.cpp``) for the IFMR and HFMG observers.
 
-One C++ pass per batch replaces the observers' chains of torch ops: the NaN/inf count and
-``max |x|`` in one pass, then IFMR's histogram and both tails in one more (a heap per tail
-instead of two ``topk``), and, when the observers compute, the per-bin error of each IFMR grid
-candidate and HFMG window, and HFMG's greedy window list. Each kernel computes the same IEEE
+Two C++ passes per batch replace the observers' chains of torch ops: the NaN/inf count,
+``max |x|`` and IFMR's two tails (a heap per tail instead of two ``topk``; blocks that cannot
+enter a tail are skipped) in one, IFMR's histogram in the other; and, when the observers
+compute, the per-bin error of each IFMR grid candidate and HFMG window, and HFMG's greedy
+window list. Each kernel computes the same IEEE
 double operations in the same order as the torch code it replaces, and row sums stay with torch
 on the same shapes, so states, losses and the chosen scale/offset are bit for bit the torch
 path's (tests/runtime/test_observe_ops.py compares them).
@@ -38,13 +39,14 @@ def observe_ops(x: torch.Tensor | None = None) -> SimpleNamespace | None:
     return None if ops is None else ops.observe
 
 
-def checked_absmax(ops, flat: torch.Tensor, layer: str | None) -> float:
-    """``max |flat|`` after the NaN/inf check, in one pass.
+def checked_scan(ops, flat: torch.Tensor, layer: str | None, takes=(0, 0)):
+    """``(max |flat|, top, bottom)`` after the NaN/inf check, in one pass; ``top``/``bottom``
+    hold the ``takes`` largest values and smallest values negated (float64, descending).
 
     Raises:
         CalibrationError: ``flat`` holds NaN or inf (the message of ``check_finite``).
     """
-    absmax, bad = ops.absmax_nonfinite(flat)
+    absmax, bad, top, bottom = ops.scan(flat, *takes)
     if bad:
         raise nonfinite_error(int(bad), flat.numel(), layer)
-    return float(absmax)
+    return float(absmax), top, bottom

@@ -1,11 +1,13 @@
 // qdqforge compiled CPU calibration kernels (runtime/kernels/cpu_ext.py builds them with the QAT
 // kernels; runtime/kernels/observe_ops.py calls them). Namespace qdqforge_obs:
 //
-//   absmax_nonfinite(x) -> (max |x|, count of NaN/inf)
-//   ifmr_accumulate(x, stats, radius, width, chunk, take_top, take_bottom) -> (top, bottom)
-//       IFMR's per-batch update: stats [3, bins] float64 (n, S, SS) += the batch's bincounts,
-//       chunk by chunk, and the batch's take_top largest values and take_bottom smallest values
-//       negated, each float64 and descending (torch.topk's values times the tail's sign)
+//   scan(x, take_top, take_bottom) -> (max |x|, count of NaN/inf, top, bottom)
+//       one pass: the NaN/inf check, max |x|, and the take_top largest values and take_bottom
+//       smallest values negated, each float64 and descending (torch.topk's values times the
+//       tail's sign)
+//   ifmr_bins(x, stats, radius, width, chunk)
+//       IFMR's histogram update: stats [3, bins] float64 (n, S, SS) += the batch's bincounts,
+//       chunk by chunk
 //   ifmr_grid_error(stats, width, scales, lo, hi) -> [candidates, bins] float64
 //       each candidate grid's summed squared error per histogram bin (before the row sum)
 //   hfmg_windows(cum) -> [w, 2] int64
@@ -18,8 +20,13 @@
 // round half to even (std::nearbyint), bincount's sequential per-bin accumulation within each
 // chunk, chunk sums added to the statistics in chunk order. Row sums stay with torch (sum(dim=1)
 // on the same shapes), so the losses and the chosen candidate equal the torch path's exactly.
-// Single-threaded: the calibration forward already uses torch's threads.
+// The scan splits large batches between torch's threads (maxima, counts and tails merge
+// exactly); the histogram pass stays on one thread to keep every bin's summation order.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#if defined(__AVX2__)
+#include <immintrin.h>
+#endif
 #include <torch/library.h>
 
 #include <algorithm>
@@ -28,38 +35,12 @@
 #include <limits>
 #include <queue>
 #include <tuple>
+#include <type_traits>
 #include <vector>
 
 namespace {
 
 using at::Tensor;
-
-template <typename T>
-std::tuple<double, int64_t> absmax_nonfinite_impl(const Tensor& x) {
-  const T* p = x.const_data_ptr<T>();
-  const int64_t n = x.numel();
-  T best = T(0);
-  int64_t bad = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double v = double(p[i]);
-    if (!std::isfinite(v)) {
-      ++bad;
-      continue;
-    }
-    const T a = T(std::fabs(v));
-    if (a > best) best = a;
-  }
-  return {double(best), bad};
-}
-
-std::tuple<double, int64_t> absmax_nonfinite(const Tensor& x_in) {
-  const Tensor x = x_in.contiguous();
-  std::tuple<double, int64_t> out;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "absmax", [&] {
-    out = absmax_nonfinite_impl<scalar_t>(x);
-  });
-  return out;
-}
 
 // The `take` largest values seen (a min-heap of candidates): the multiset torch.topk returns.
 class Tail {
@@ -69,15 +50,18 @@ class Tail {
     if (int64_t(heap_.size()) < take_) {
       heap_.push_back(v);
       std::push_heap(heap_.begin(), heap_.end(), std::greater<double>());
-    } else if (take_ > 0 && v > heap_.front()) {
+    } else if (v > heap_.front()) {
       std::pop_heap(heap_.begin(), heap_.end(), std::greater<double>());
       heap_.back() = v;
       std::push_heap(heap_.begin(), heap_.end(), std::greater<double>());
     }
   }
-  double threshold() const {
-    return int64_t(heap_.size()) < take_ || take_ == 0 ? -std::numeric_limits<double>::infinity()
-                                                       : heap_.front();
+  double threshold() const {  // a value must exceed this to enter; +inf when take is 0
+    if (take_ == 0) return std::numeric_limits<double>::infinity();
+    return int64_t(heap_.size()) < take_ ? -std::numeric_limits<double>::infinity() : heap_.front();
+  }
+  void absorb(const Tail& other) {
+    for (double v : other.heap_) add(v);
   }
   Tensor sorted() {  // descending
     std::sort(heap_.begin(), heap_.end(), std::greater<double>());
@@ -91,29 +75,70 @@ class Tail {
   std::vector<double> heap_;
 };
 
+constexpr int64_t kBlock = 256;
+
+// One pass: NaN/inf count, max |x| (in T, as torch's abs().max()), and both tails. Blocks whose
+// max and min cannot enter a tail are skipped after a vectorizable min/max scan.
+// max, min and the NaN/inf count of p[0, n) (max/min are meaningless when the count is > 0)
+template <typename T, typename A>
+void block_stats(const T* p, int64_t n, A& bmax, A& bmin, int64_t& bad) {
+  const A limit = std::numeric_limits<A>::max();
+  bmax = -std::numeric_limits<A>::infinity();
+  bmin = std::numeric_limits<A>::infinity();
+  bad = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const A v = A(p[i]);  // exact: half and bfloat16 widen to float
+    bad += !(std::fabs(v) <= limit);
+    bmax = v > bmax ? v : bmax;
+    bmin = v < bmin ? v : bmin;
+  }
+}
+
+#if defined(__AVX2__)
+template <>
+void block_stats<float, float>(const float* p, int64_t n, float& bmax, float& bmin, int64_t& bad) {
+  __m256 vmax = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  __m256 vmin = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  const __m256 limit = _mm256_set1_ps(std::numeric_limits<float>::max());
+  const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  int64_t i = 0, count = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(p + i);
+    vmax = _mm256_max_ps(vmax, v);
+    vmin = _mm256_min_ps(vmin, v);
+    const __m256 finite = _mm256_cmp_ps(_mm256_and_ps(v, magnitude), limit, _CMP_LE_OQ);
+    count += 8 - __builtin_popcount(unsigned(_mm256_movemask_ps(finite)));
+  }
+  alignas(32) float lanes_max[8], lanes_min[8];
+  _mm256_store_ps(lanes_max, vmax);
+  _mm256_store_ps(lanes_min, vmin);
+  bmax = *std::max_element(lanes_max, lanes_max + 8);
+  bmin = *std::min_element(lanes_min, lanes_min + 8);
+  for (; i < n; ++i) {
+    count += !(std::fabs(p[i]) <= std::numeric_limits<float>::max());
+    bmax = p[i] > bmax ? p[i] : bmax;
+    bmin = p[i] < bmin ? p[i] : bmin;
+  }
+  bad = count;
+}
+#endif
+
 template <typename T>
-void accumulate_impl(const Tensor& x, Tensor& stats, double radius, double width, int64_t chunk,
-                     Tail& top, Tail& bottom) {
-  const T* p = x.const_data_ptr<T>();
-  const int64_t n = x.numel(), bins = stats.size(1);
-  double* sn = stats.data_ptr<double>();
-  double* ss = sn + bins;
-  double* sss = ss + bins;
-  std::vector<int64_t> cn(bins);
-  std::vector<double> cs(bins), css(bins);
+std::tuple<double, int64_t> scan_impl(const T* p, int64_t n, Tail& top, Tail& bottom) {
+  using A = typename std::conditional<std::is_same<T, double>::value, double, float>::type;
   double hi = top.threshold(), lo = bottom.threshold();  // bottom holds negated values
-  for (int64_t start = 0; start < n; start += chunk) {
-    const int64_t end = std::min(n, start + chunk);
-    std::fill(cn.begin(), cn.end(), 0);
-    std::fill(cs.begin(), cs.end(), 0.0);
-    std::fill(css.begin(), css.end(), 0.0);
+  double best = 0.0;
+  int64_t bad = 0;
+  for (int64_t start = 0; start < n; start += kBlock) {
+    const int64_t end = std::min(n, start + kBlock);
+    A bmax, bmin;
+    int64_t bbad;
+    block_stats<T, A>(p + start, end - start, bmax, bmin, bbad);
+    bad += bbad;
+    best = std::max(best, std::max(double(bmax), -double(bmin)));
+    if (!(double(bmax) > hi) && !(-double(bmin) > lo)) continue;
     for (int64_t i = start; i < end; ++i) {
       const double v = double(p[i]);
-      int64_t idx = int64_t((v + radius) / width);
-      idx = std::min(std::max(idx, int64_t(0)), bins - 1);
-      cn[idx] += 1;
-      cs[idx] += v;
-      css[idx] += v * v;
       if (v > hi) {
         top.add(v);
         hi = top.threshold();
@@ -123,27 +148,112 @@ void accumulate_impl(const Tensor& x, Tensor& stats, double radius, double width
         lo = bottom.threshold();
       }
     }
+  }
+  return {best, bad};
+}
+
+constexpr int64_t kParallelGrain = 1 << 16;  // elements: below this a pass stays on one thread
+
+// scan_impl over blocks split between threads; maxima, minima, counts and tails merge exactly
+// (a tail is a multiset: the largest `take` of the union are the largest of the parts' largest).
+template <typename T>
+std::tuple<double, int64_t> scan_parallel(const T* p, int64_t n, Tail& top, Tail& bottom,
+                                          int64_t take_top, int64_t take_bottom) {
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(),
+                                                               n / kParallelGrain));
+  if (parts == 1) return scan_impl<T>(p, n, top, bottom);
+  const int64_t step = (n / parts + kBlock - 1) / kBlock * kBlock;
+  std::vector<Tail> tops(parts, Tail(take_top)), bottoms(parts, Tail(take_bottom));
+  std::vector<std::tuple<double, int64_t>> found(parts);
+  at::parallel_for(0, parts, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      const int64_t start = std::min(n, k * step), stop = k == parts - 1 ? n : std::min(n, start + step);
+      found[k] = scan_impl<T>(p + start, stop - start, tops[k], bottoms[k]);
+    }
+  });
+  double best = 0.0;
+  int64_t bad = 0;
+  for (int64_t k = 0; k < parts; ++k) {
+    best = std::max(best, std::get<0>(found[k]));
+    bad += std::get<1>(found[k]);
+    top.absorb(tops[k]);
+    bottom.absorb(bottoms[k]);
+  }
+  return {best, bad};
+}
+
+std::tuple<double, int64_t, Tensor, Tensor> scan(const Tensor& x_in, int64_t take_top,
+                                                 int64_t take_bottom) {
+  TORCH_CHECK(take_top >= 0 && take_bottom >= 0, "take must be >= 0");
+  const Tensor x = x_in.contiguous();
+  Tail top(take_top), bottom(take_bottom);
+  std::tuple<double, int64_t> found;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "scan", [&] {
+    found = scan_parallel<scalar_t>(x.const_data_ptr<scalar_t>(), x.numel(), top, bottom,
+                                    take_top, take_bottom);
+  });
+  return {std::get<0>(found), std::get<1>(found), top.sorted(), bottom.sorted()};
+}
+
+struct Bin {  // one cache line access per value instead of three
+  double sum, squares;
+  int64_t count, pad;
+};
+
+// The bin of a value, as torch computes ((x + R) / w).long() clamped; x / w == x * (1 / w)
+// exactly when w is a power of two (IFMR's always is).
+struct Binning {
+  double radius, width, inverse;
+  bool pow2;
+  int64_t bins;
+  Binning(double r, double w, int64_t b) : radius(r), width(w), inverse(1.0 / w), bins(b) {
+    int exponent = 0;
+    pow2 = std::frexp(w, &exponent) == 0.5;
+  }
+  int64_t operator()(double v) const {
+    const int64_t idx = int64_t(pow2 ? (v + radius) * inverse : (v + radius) / width);
+    return std::min(std::max(idx, int64_t(0)), bins - 1);
+  }
+};
+
+// torch.bincount per chunk (sequential per bin) added to the statistics in chunk order. One
+// thread: splitting the values between threads would change each bin's summation order, and
+// splitting the bins costs more than it saves (every thread rereads every value).
+template <typename T>
+void bins_impl(const T* p, int64_t n, Tensor& stats, double radius, double width, int64_t chunk) {
+  const int64_t bins = stats.size(1);
+  double* sn = stats.data_ptr<double>();
+  double* ss = sn + bins;
+  double* sss = ss + bins;
+  const Binning bin(radius, width, bins);
+  std::vector<Bin> part(bins);
+  for (int64_t start = 0; start < n; start += chunk) {
+    const int64_t end = std::min(n, start + chunk);
+    std::fill(part.begin(), part.end(), Bin{0.0, 0.0, 0, 0});
+    for (int64_t i = start; i < end; ++i) {
+      const double v = double(p[i]);
+      Bin& b = part[bin(v)];
+      b.count += 1;
+      b.sum += v;
+      b.squares += v * v;
+    }
     for (int64_t b = 0; b < bins; ++b) {
-      sn[b] += double(cn[b]);
-      ss[b] += cs[b];
-      sss[b] += css[b];
+      sn[b] += double(part[b].count);
+      ss[b] += part[b].sum;
+      sss[b] += part[b].squares;
     }
   }
 }
 
-std::tuple<Tensor, Tensor> ifmr_accumulate(const Tensor& x_in, Tensor stats, double radius,
-                                           double width, int64_t chunk, int64_t take_top,
-                                           int64_t take_bottom) {
+void ifmr_bins(const Tensor& x_in, Tensor stats, double radius, double width, int64_t chunk) {
   TORCH_CHECK(stats.scalar_type() == at::kDouble && stats.is_contiguous() && stats.dim() == 2 &&
                   stats.size(0) == 3,
               "stats must be a contiguous [3, bins] float64 tensor");
-  TORCH_CHECK(chunk > 0 && take_top >= 0 && take_bottom >= 0, "bad chunk or take");
+  TORCH_CHECK(chunk > 0, "chunk must be > 0");
   const Tensor x = x_in.contiguous();
-  Tail top(take_top), bottom(take_bottom);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "ifmr", [&] {
-    accumulate_impl<scalar_t>(x, stats, radius, width, chunk, top, bottom);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "ifmr_bins", [&] {
+    bins_impl<scalar_t>(x.const_data_ptr<scalar_t>(), x.numel(), stats, radius, width, chunk);
   });
-  return {top.sorted(), bottom.sorted()};
 }
 
 // ---- IFMR candidate errors (ifmr_histogram._grid_error, element by element) ------------------
@@ -265,18 +375,16 @@ Tensor hfmg_windows(const Tensor& cum_in) {
 }  // namespace
 
 TORCH_LIBRARY(qdqforge_obs, lib) {
-  lib.def("absmax_nonfinite(Tensor x) -> (float, int)");
-  lib.def(
-      "ifmr_accumulate(Tensor x, Tensor(a!) stats, float radius, float width, int chunk, "
-      "int take_top, int take_bottom) -> (Tensor, Tensor)");
+  lib.def("scan(Tensor x, int take_top, int take_bottom) -> (float, int, Tensor, Tensor)");
+  lib.def("ifmr_bins(Tensor x, Tensor(a!) stats, float radius, float width, int chunk) -> ()");
   lib.def("ifmr_grid_error(Tensor stats, float width, Tensor scales, Tensor lo, Tensor hi) -> Tensor");
   lib.def("hfmg_windows(Tensor cum) -> Tensor");
   lib.def("hfmg_window_error(Tensor hist, Tensor windows, int num_bits) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(qdqforge_obs, CPU, lib) {
-  lib.impl("absmax_nonfinite", absmax_nonfinite);
-  lib.impl("ifmr_accumulate", ifmr_accumulate);
+  lib.impl("scan", scan);
+  lib.impl("ifmr_bins", ifmr_bins);
   lib.impl("ifmr_grid_error", ifmr_grid_error);
   lib.impl("hfmg_windows", hfmg_windows);
   lib.impl("hfmg_window_error", hfmg_window_error);
