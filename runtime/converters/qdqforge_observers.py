@@ -4,11 +4,13 @@
 the first ``batch_num`` forwards to the IFMR or HFMG kernel observer and then holds
 ``scale_d``/``offset_d`` (``params``); later forwards return ``x`` fake-quantized on that grid,
 int8 or int16 (the node's ``num_bits``; the fake-quant model's QuantizeLinear/DequantizeLinear,
-same rounding).
+same rounding). Under ``torch.distributed`` the observer's state is merged over the ranks before
+it computes (:mod:`qdqforge.runtime.kernels.observer_sync`).
 
 ``qdqforge::DmqObserver(x, w_max)`` (inserted by the ``dmq_observe`` pass) becomes a
 :class:`DmqObserverOp`: it returns ``x`` unchanged and folds ``max |x|`` per input channel into a
-running maximum over every forward (AMCT keeps only the last batch, spec §4.4). ``factors()``
+running maximum over every forward (AMCT keeps only the last batch, spec §4.4), maximized over
+the ranks after every forward under ``torch.distributed`` (exact). ``factors()``
 gives ``tensor_balance_factor`` from that maximum and the constant weight maxima.
 """
 
@@ -18,10 +20,12 @@ import torch
 from torch import nn
 
 from qdqforge.errors import ConversionError
+from qdqforge.runtime import distributed
 from qdqforge.runtime.kernels.dmq import DmqObserver, balance_factors
 from qdqforge.runtime.kernels.fake_quant_ref import fake_quantize
 from qdqforge.runtime.kernels.hfmg import HfmgObserver
 from qdqforge.runtime.kernels.ifmr import IfmrObserver
+from qdqforge.runtime.kernels.observer_sync import sync_observer
 from qdqforge.runtime.kernels.quant_math import int_range
 from qdqforge.runtime.registry import Emitter, OnnxNode, converter
 
@@ -48,7 +52,7 @@ class DmqObserverOp(nn.Module):
         observer = DmqObserver(self.channel_axis, self.layer)
         observer.absmax = self.act_max if self.act_max.numel() else None
         observer.update(x)
-        self.act_max = observer.absmax.to(self.weight_max.dtype)
+        self.act_max = distributed.all_reduce_max(observer.absmax.to(self.weight_max.dtype))
         return x
 
     @property
@@ -97,9 +101,12 @@ class ActObserverOp(nn.Module):
             scale = torch.tensor(self.params.scale, dtype=torch.float32).to(x)
             return fake_quantize(x, scale, self.params.offset, *int_range(self.num_bits))
         with torch.no_grad():
+            if self.batches == 0 and isinstance(self.observer, IfmrObserver):
+                self.observer.ranks = distributed.world_size()  # tails sized for the merge
             self.observer.update(x)
         self.batches += 1
         if self.batches == self.batch_num:
+            sync_observer(self.observer)  # across ranks under torch.distributed
             self.params = self.observer.compute()
         return x
 

@@ -167,7 +167,10 @@ class HfmgObserver:
         if flat is None:
             return
         lo, hi = (float(v) for v in torch.aminmax(flat))
-        batch = self._batch_histogram(flat, lo, hi)
+        self.merge(self._batch_histogram(flat, lo, hi), lo, hi)
+
+    def merge(self, batch: torch.Tensor, lo: float, hi: float) -> None:
+        """Fold in a histogram of ``num_of_bins`` over ``[lo, hi]`` (a batch's, or a rank's)."""
         if self.hist is None:
             self.hist, self.lo, self.hi = batch, lo, hi
             return

@@ -161,7 +161,8 @@ class IfmrObserver:
     State: two tail buffers of ``O(k)`` values and a ``[3, bins]`` float64 histogram, on the
     device of the first batch. Only ``k = N * (1 - percentile)`` grows with the values seen
     (``k = 1`` up to a million values at the default 0.999999). Give ``expected_batches``
-    (AMCT's ``batch_num``) to size the tails for the final ``k`` from the first batch.
+    (AMCT's ``batch_num``) to size the tails for the final ``k`` from the first batch, and
+    set ``ranks`` when the state will be merged with other processes' (:mod:`.observer_sync`).
     """
 
     def __init__(
@@ -180,13 +181,14 @@ class IfmrObserver:
         self.percentiles = (max_percentile, min_percentile)
         self.search = (search_range, search_step)
         self.expected_batches = expected_batches
+        self.ranks = 1  # processes whose statistics will be merged (sizes the tails)
         self.numel = 0
         self._top, self._bottom = _TailBuffer(largest=True), _TailBuffer(largest=False)
         self._hist = PowerOfTwoHistogram(bins)
 
     def _cap(self, percentile: float, batch_numel: int) -> int:
         expected = batch_numel * (self.expected_batches or 0)
-        k = excluded_count(max(self.numel, expected), percentile)
+        k = excluded_count(max(self.numel, expected) * self.ranks, percentile)
         return k + max(64, k // 4)
 
     def update(self, x: torch.Tensor) -> None:
