@@ -44,7 +44,10 @@ OPAQUE = (
     io.IOBase,
     re.Pattern,
 )
-_SKIPPED_CLASS_KEYS = frozenset(("__dict__", "__weakref__", "__doc__", "__module__"))
+# __slotnames__: copyreg caches it on a class when an instance is first copied (export does)
+_SKIPPED_CLASS_KEYS = frozenset(
+    ("__dict__", "__weakref__", "__doc__", "__module__", "__slotnames__")
+)
 
 
 class UncacheableError(Exception):

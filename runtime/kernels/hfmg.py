@@ -21,7 +21,7 @@ import math
 import torch
 
 from qdqforge.errors import CalibrationError
-from qdqforge.runtime.kernels.observe_ops import checked_scan, observe_ops
+from qdqforge.runtime.kernels.observe_ops import checked_scan, observe_ops, row_sums
 from qdqforge.runtime.kernels.quant_math import (
     ActivationQuantParams,
     asymmetric_scale_offset,
@@ -79,7 +79,7 @@ def window_errors(hist: torch.Tensor, windows: torch.Tensor, num_bits: int) -> t
     """L2 error of mapping each ``(left, right)`` window onto ``2^b`` bins (unit bin width)."""
     ops = observe_ops(hist)
     if ops is not None:  # the same per-bin values, compiled; the row sums stay torch's
-        return ops.hfmg_window_error(hist, windows, num_bits).sum(dim=1)
+        return row_sums(ops.hfmg_window_error(hist, windows, num_bits))
     dst_bins = 2**num_bits
     left, right = windows[:, 0:1].double(), windows[:, 1:2].double()
     dst_width = (right - left + 1) / dst_bins

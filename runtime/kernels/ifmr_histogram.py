@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from qdqforge.runtime.kernels.observe_ops import observe_ops
+from qdqforge.runtime.kernels.observe_ops import observe_ops, row_sums
 from qdqforge.runtime.kernels.quant_math import FLT_EPSILON
 
 HISTOGRAM_CHUNK = 1 << 22  # elements per histogram pass: bounds the float64 temporaries
@@ -32,7 +32,7 @@ def _grid_error(stats: torch.Tensor, width: float, scales, lo, hi) -> torch.Tens
     """Summed ``(q(x) - x)^2`` per candidate ``[n_candidates]`` (the module docstring's cases)."""
     ops = observe_ops(stats)
     if ops is not None:  # the same per-bin values, compiled; the row sums stay torch's
-        err = ops.ifmr_grid_error(stats, width, scales, lo, hi).sum(dim=1)
+        err = row_sums(ops.ifmr_grid_error(stats, width, scales, lo, hi))
         return torch.where(scales < FLT_EPSILON, torch.zeros_like(err), err)
     n, total, squares, left = stats
     scales, lo, hi = scales[:, None], lo[:, None], hi[:, None]

@@ -229,3 +229,15 @@ def test_input_signature_and_values():
     assert input_signature((x, x)) != input_signature((x,))
     assert input_values((x,)) == input_values((x.clone(),))
     assert input_values((x,)) != input_values((x + 1e-6,))
+
+
+def test_copying_the_model_leaves_its_fingerprint():
+    class Settings:  # a class never copied before: copyreg caches __slotnames__ on it
+        def __init__(self) -> None:
+            self.scale = 2.0
+
+    model = net()
+    model.settings = Settings()  # a plain config object, as transformers models hold
+    before = model_fingerprint(model)
+    copy.deepcopy(model)  # what every export does first
+    assert "__slotnames__" in vars(Settings) and model_fingerprint(model) == before

@@ -22,7 +22,7 @@ from qdqforge.errors import CalibrationError
 from qdqforge.runtime.kernels import hfmg
 from qdqforge.runtime.kernels.hfmg import HfmgObserver
 from qdqforge.runtime.kernels.ifmr import IfmrObserver
-from qdqforge.runtime.kernels.observe_ops import observe_ops
+from qdqforge.runtime.kernels.observe_ops import observe_ops, row_sums
 
 pytestmark = pytest.mark.skipif(observe_ops() is None, reason="compiled kernels unavailable")
 
@@ -191,3 +191,18 @@ def test_nonfinite_batches_raise_the_same_error(observer):
         observer(layer="conv1").update(x)
     assert str(compiled.value) == str(reference.value)
     assert "2 of 100" in str(compiled.value)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("rows", [1, 3, 8])
+@pytest.mark.parametrize("width", [1, 7, 255, 4097, 16384, 32768])
+def test_row_sums_equal_torch_row_reduction(width, rows, threads):
+    gen = torch.Generator().manual_seed(width * 10 + rows)
+    err = torch.randn(rows, width, dtype=torch.float64, generator=gen)
+    err = err * torch.rand(rows, width, dtype=torch.float64, generator=gen).pow(8) * 1e6
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert torch.equal(row_sums(err), err.sum(dim=1))
+    finally:
+        torch.set_num_threads(before)
