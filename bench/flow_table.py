@@ -74,7 +74,11 @@ def _total(result: dict) -> float:
 def _calib_ratio(result: dict) -> str:
     calib = next((s["seconds"] for s in result["stages"] if s["name"] == "calibration"), None)
     eager = result.get("eager_s")
-    return f"{calib / eager:.2f}x ({calib:.1f}/{eager:.1f})" if calib and eager else ""
+    if not (calib and eager):
+        return ""
+    cpu, eager_cpu = result.get("calib_cpu_s"), result.get("eager_cpu_s")
+    cpu_ratio = f", CPU {cpu / eager_cpu:.2f}x" if cpu and eager_cpu else ""
+    return f"{calib / eager:.2f}x ({calib:.1f}/{eager:.1f}){cpu_ratio}"
 
 
 def _or_blank(value) -> str:

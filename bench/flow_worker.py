@@ -7,9 +7,10 @@ prints one JSON line: ``{"model", "pipeline", "stages": [{"name", "seconds", "pe
 * ``ptq`` / ``ptq_dmq``: the AMCT flow through qdqforge's public API, stages ``config``
   (``create_quant_config`` with a generated ``.cfg``), ``dmq`` (``quantize_preprocess`` and its
   forwards), ``quantize_model``, ``calibration`` (the ``batch_num`` observing forwards, the
-  scale search included), ``save`` (``save_model`` with its verification). ``eager_s``: the
-  plain torch model's forwards over the same batches (median of one pass before and one after
-  calibration, after a warm-up forward).
+  scale search included), ``save`` (``save_model`` with its verification). ``eager_s`` /
+  ``eager_cpu_s``: the plain torch model's forwards over the same batches, wall and process CPU
+  time (median of two passes before and two after calibration, after a warm-up forward);
+  ``calib_cpu_s``: the calibration stage's process CPU time.
 * ``qat``: ``create_quant_retrain_config``, ``create_quant_retrain_model``, the ``batch_num``
   clip-initialising forwards (train mode, no gradients) and ``save_quant_retrain_model``.
 * ``ort``: onnxruntime's own pipeline: ``torch.onnx.export`` (torch's defaults), ORT's
@@ -64,10 +65,11 @@ def forward_all(module, batches: list) -> None:
             module(*x) if isinstance(x, tuple) else module(x)
 
 
-def timed(action) -> float:
-    start = time.perf_counter()
+def timed(action) -> tuple[float, float]:
+    """(wall seconds, process CPU seconds) of ``action()``."""
+    start, cpu = time.perf_counter(), time.process_time()
     action()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu
 
 
 def run_ptq(model, batches: list, out: Path, stages: Stages, dmq: bool) -> dict:
@@ -79,7 +81,7 @@ def run_ptq(model, batches: list, out: Path, stages: Stages, dmq: bool) -> dict:
     definition.write_text(cfg_text(PtqSettings(alpha=DMQ_ALPHA if dmq else None), len(batches)))
     example = batches[0]
     forward_all(model, batches[:1])  # warm-up of the eager model
-    eager = [timed(lambda: forward_all(model, batches))]
+    eager = [timed(lambda: forward_all(model, batches)) for _ in range(2)]
     stages.run("config", lambda: amct.create_quant_config(
         str(cfg), model, example, config_defination=str(definition)))  # fmt: skip
     if dmq:
@@ -87,10 +89,16 @@ def run_ptq(model, batches: list, out: Path, stages: Stages, dmq: bool) -> dict:
             amct.quantize_preprocess(str(cfg), str(record), model, example), batches))  # fmt: skip
     calib = stages.run("quantize_model", lambda: amct.quantize_model(
         str(cfg), str(modified), str(record), model, example))  # fmt: skip
+    cpu = time.process_time()
     stages.run("calibration", lambda: forward_all(calib, batches))
-    eager.append(timed(lambda: forward_all(model, batches)))
+    calib_cpu = time.process_time() - cpu
+    eager += [timed(lambda: forward_all(model, batches)) for _ in range(2)]
     stages.run("save", lambda: amct.save_model(str(modified), str(record), str(out / "net")))
-    return {"eager_s": statistics.median(eager)}
+    return {
+        "eager_s": statistics.median(wall for wall, _ in eager),
+        "eager_cpu_s": statistics.median(cpu for _, cpu in eager),
+        "calib_cpu_s": calib_cpu,
+    }
 
 
 def run_qat(model, batches: list, out: Path, stages: Stages) -> dict:

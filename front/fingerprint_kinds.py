@@ -70,6 +70,19 @@ def is_library(module_name: str | None) -> bool:
 MISSING = object()
 
 
+def slot_names(kind: type) -> list[str]:
+    """Attribute names of every ``__slots__`` entry in ``kind``'s MRO (private ones mangled)."""
+    names = []
+    for cls in kind.__mro__:
+        slots = getattr(cls, "__slots__", ())
+        for slot in [slots] if isinstance(slots, str) else slots:
+            if slot in ("__dict__", "__weakref__"):
+                continue
+            private = slot.startswith("__") and not slot.endswith("__")
+            names.append(f"_{cls.__name__.lstrip('_')}{slot}" if private else slot)
+    return names
+
+
 def qualname(kind: type) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 

@@ -36,6 +36,7 @@ from qdqforge.front.fingerprint_kinds import (
     SCALARS,
     UncacheableError,
     qualname,
+    slot_names,
 )
 
 
@@ -65,6 +66,9 @@ class Walker:
     def value(self, obj: object) -> None:
         """Add ``obj`` (and all it reaches) to the fingerprint."""
         kind = type(obj)
+        if obj is MISSING:  # an unset slot or an empty closure cell
+            self.put(b"0")
+            return
         if kind in SCALARS:
             self.text(b"S", f"{kind.__name__}:{obj!r}")
             return
@@ -104,7 +108,7 @@ class Walker:
         """Class plus every ``__dict__`` and ``__slots__`` attribute."""
         kind = type(obj)
         state = getattr(obj, "__dict__", None)
-        slots = [s for c in kind.__mro__ for s in getattr(c, "__slots__", ()) if s != "__dict__"]
+        slots = slot_names(kind)
         if state is None and not slots:
             raise self.refuse(f"a {qualname(kind)} has no readable state")
         self.put(b"I")

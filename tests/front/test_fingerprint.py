@@ -241,3 +241,20 @@ def test_copying_the_model_leaves_its_fingerprint():
     before = model_fingerprint(model)
     copy.deepcopy(model)  # what every export does first
     assert "__slotnames__" in vars(Settings) and model_fingerprint(model) == before
+
+
+class Slotted:
+    __slots__ = ("__hidden", "gain")
+
+    def __init__(self, gain: float) -> None:
+        self.gain = gain
+
+
+def test_slotted_attributes_set_unset_and_private():
+    model = net()
+    model.settings = Slotted(1.0)
+    before = model_fingerprint(model)
+    model.settings.gain = 2.0
+    changed = model_fingerprint(model)
+    model.settings._Slotted__hidden = 3  # a private slot, set for the first time
+    assert len({before, changed, model_fingerprint(model)}) == 3

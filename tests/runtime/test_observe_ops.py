@@ -23,6 +23,7 @@ from qdqforge.runtime.kernels import hfmg
 from qdqforge.runtime.kernels.hfmg import HfmgObserver
 from qdqforge.runtime.kernels.ifmr import IfmrObserver
 from qdqforge.runtime.kernels.observe_ops import observe_ops, row_sums
+from qdqforge.runtime.kernels.quant_math import check_finite
 
 pytestmark = pytest.mark.skipif(observe_ops() is None, reason="compiled kernels unavailable")
 
@@ -206,3 +207,34 @@ def test_row_sums_equal_torch_row_reduction(width, rows, threads):
         assert torch.equal(row_sums(err), err.sum(dim=1))
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("bins", [512, 1024, 4096])
+@pytest.mark.parametrize("kind", ["normal", "relu", "heavy", "integers"])
+def test_hfmg_fast_window_errors_equal(kind, bins):
+    observer = HfmgObserver(num_bits=8, num_of_bins=bins)
+    for x in batches_of(kind, seed=6):
+        observer.update(x)
+    windows = torch.tensor(hfmg.candidate_windows(observer.hist))
+    windows = windows[(windows[:, 1] - windows[:, 0] + 1) >= 256]
+    compiled = hfmg.window_errors_fast(observer.hist, windows, 8)
+    with torch_path():
+        reference = hfmg.window_errors_fast(observer.hist, windows, 8)
+    assert len(windows) > 1 and torch.equal(compiled, reference)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+@pytest.mark.parametrize("bad", [0, 1, 7])
+def test_check_finite_counts_like_torch(dtype, bad):
+    x = torch.randn(1000, generator=torch.Generator().manual_seed(bad)).to(dtype)
+    specials = torch.tensor([float("nan"), float("inf"), -float("inf")] * 3)[:bad]
+    x[torch.arange(bad) * 97] = specials.to(dtype)
+    messages = []
+    for context in (contextlib.nullcontext(), torch_path()):
+        with context:
+            try:
+                check_finite(x, "fc", "weight")
+                messages.append(None)
+            except CalibrationError as e:
+                messages.append(str(e))
+    assert messages[0] == messages[1] and (messages[0] is None) == (bad == 0)

@@ -14,6 +14,8 @@
 //       HFMG's greedy candidate windows from the histogram's float64 cumulative sum
 //   hfmg_window_error(hist, windows, num_bits) -> [windows, bins] float64
 //       each window's L2 error per source bin (before the row sum)
+//   hfmg_window_terms(hist, prefix, windows, num_bits) -> ([windows, 2^b], [windows, 2^b - 1])
+//       window_errors_fast's two terms per destination bin and inner edge (before the row sums)
 //
 // Every value is bit for bit that of the torch expressions these kernels replace (see the Python
 // docstrings): IEEE double arithmetic in the same order, no FMA (built with -ffp-contract=off),
@@ -340,6 +342,50 @@ Tensor hfmg_window_error(const Tensor& hist_in, const Tensor& windows_in, int64_
   return out;
 }
 
+// hfmg.window_errors_fast, element by element: each window's inside term per destination bin
+// [windows, D] and cut-edge term per inner edge [windows, D - 1]; `prefix` is _moment_prefix(hist)
+// [3, bins + 1]. The row sums stay torch's (row_sums in Python).
+std::tuple<Tensor, Tensor> hfmg_window_terms(const Tensor& hist_in, const Tensor& prefix_in,
+                                             const Tensor& windows_in, int64_t num_bits) {
+  const Tensor hist = hist_in.to(at::kDouble).contiguous();
+  const Tensor prefix = prefix_in.to(at::kDouble).contiguous();
+  const Tensor windows = windows_in.to(at::kDouble).contiguous();
+  const int64_t bins = hist.numel(), count = windows.size(0);
+  const int64_t dst = int64_t(1) << num_bits;
+  TORCH_CHECK(prefix.dim() == 2 && prefix.size(0) == 3 && prefix.size(1) == bins + 1,
+              "prefix must be [3, bins + 1]");
+  const double* h = hist.const_data_ptr<double>();
+  const double *m0 = prefix.const_data_ptr<double>(), *m1 = m0 + bins + 1, *m2 = m1 + bins + 1;
+  const double* w = windows.const_data_ptr<double>();
+  Tensor inside = at::empty({count, dst}, at::kDouble), cuts = at::empty({count, dst - 1}, at::kDouble);
+  std::vector<double> edges(dst + 1), centre(dst);
+  for (int64_t k = 0; k < count; ++k) {
+    const double left = w[2 * k], right = w[2 * k + 1];
+    const double width = (right - left + 1) / double(dst);
+    for (int64_t e = 0; e <= dst; ++e) edges[e] = left + double(e) * width;
+    for (int64_t d = 0; d < dst; ++d) centre[d] = (edges[d] + edges[d + 1]) / 2;
+    double* in_row = inside.data_ptr<double>() + k * dst;
+    double* cut_row = cuts.data_ptr<double>() + k * (dst - 1);
+    for (int64_t d = 0; d < dst; ++d) {
+      int64_t first = d == 0 ? 0 : int64_t(std::ceil(edges[d]));
+      int64_t end = d == dst - 1 ? bins : int64_t(std::floor(edges[d + 1]));
+      end = std::max(end, first);
+      const double s0 = m0[end] - m0[first], s1 = m1[end] - m1[first], s2 = m2[end] - m2[first];
+      const double c = centre[d];
+      in_row[d] = s2 - 2 * c * s1 + (c * c + 1.0 / 12) * s0;
+    }
+    for (int64_t d = 0; d + 1 < dst; ++d) {
+      const double cut = edges[d + 1], src = std::floor(cut);
+      const int64_t at_src = std::min(std::max(int64_t(src), int64_t(0)), bins - 1);
+      const double mass = cut > src ? h[at_src] : 0.0;
+      const double c_l = centre[d], c_r = centre[d + 1];
+      const double split = cube(cut - c_l) - cube(src - c_l) + cube(src + 1 - c_r) - cube(cut - c_r);
+      cut_row[d] = mass * split / 3;
+    }
+  }
+  return {inside, cuts};
+}
+
 // hfmg.candidate_windows: bisect_right = upper_bound, bisect_left = lower_bound on the same doubles.
 Tensor hfmg_windows(const Tensor& cum_in) {
   const Tensor cum_t = cum_in.to(at::kDouble).contiguous();
@@ -380,6 +426,9 @@ TORCH_LIBRARY(qdqforge_obs, lib) {
   lib.def("ifmr_grid_error(Tensor stats, float width, Tensor scales, Tensor lo, Tensor hi) -> Tensor");
   lib.def("hfmg_windows(Tensor cum) -> Tensor");
   lib.def("hfmg_window_error(Tensor hist, Tensor windows, int num_bits) -> Tensor");
+  lib.def(
+      "hfmg_window_terms(Tensor hist, Tensor prefix, Tensor windows, int num_bits) -> "
+      "(Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(qdqforge_obs, CPU, lib) {
@@ -388,4 +437,5 @@ TORCH_LIBRARY_IMPL(qdqforge_obs, CPU, lib) {
   lib.impl("ifmr_grid_error", ifmr_grid_error);
   lib.impl("hfmg_windows", hfmg_windows);
   lib.impl("hfmg_window_error", hfmg_window_error);
+  lib.impl("hfmg_window_terms", hfmg_window_terms);
 }
