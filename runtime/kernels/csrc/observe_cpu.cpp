@@ -23,7 +23,8 @@
 // chunk, chunk sums added to the statistics in chunk order. Row sums stay with torch (sum(dim=1)
 // on the same shapes), so the losses and the chosen candidate equal the torch path's exactly.
 // The scan splits large batches between torch's threads (maxima, counts and tails merge
-// exactly); the histogram pass stays on one thread to keep every bin's summation order.
+// exactly), the error kernels split their rows; the histogram pass stays on one thread to keep
+// every bin's summation order.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #if defined(__AVX2__)
@@ -260,6 +261,16 @@ void ifmr_bins(const Tensor& x_in, Tensor stats, double radius, double width, in
 
 // ---- IFMR candidate errors (ifmr_histogram._grid_error, element by element) ------------------
 
+// body(k) for every row k < count, rows split between torch's threads when the work is large;
+// each row is computed alone, so the values do not depend on the thread count.
+template <typename Body>
+void for_rows(int64_t count, int64_t width, const Body& body) {
+  const int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(width, 1));
+  at::parallel_for(0, count, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) body(k);
+  });
+}
+
 struct Candidate {
   double scale, lo, hi;
   double grid(double v) const {  // round(minimum(maximum(v, lo), hi) / scale) * scale
@@ -291,7 +302,7 @@ Tensor ifmr_grid_error(const Tensor& stats_in, double width, const Tensor& scale
   Tensor out = at::empty({count, bins}, at::kDouble);
   const double *n = stats.const_data_ptr<double>(), *total = n + bins, *squares = total + bins,
                *left = squares + bins;
-  for (int64_t k = 0; k < count; ++k) {
+  for_rows(count, bins, [&](int64_t k) {
     const double s = scales.const_data_ptr<double>()[k];
     const double safe = s < 1.1920928955078125e-07 ? 1.0 : s;
     const Candidate c{safe, los.const_data_ptr<double>()[k], his.const_data_ptr<double>()[k]};
@@ -307,7 +318,7 @@ Tensor ifmr_grid_error(const Tensor& stats_in, double width, const Tensor& scale
         row[j] = multi_step_error(n[j], left[j], width, c, q_lo, q_hi);
       }
     }
-  }
+  });
   return out;
 }
 
@@ -326,7 +337,7 @@ Tensor hfmg_window_error(const Tensor& hist_in, const Tensor& windows_in, int64_
   const double* h = hist.const_data_ptr<double>();
   const double* w = windows.const_data_ptr<double>();
   Tensor out = at::empty({count, bins}, at::kDouble);
-  for (int64_t k = 0; k < count; ++k) {
+  for_rows(count, bins, [&](int64_t k) {
     const double left = w[2 * k], right = w[2 * k + 1];
     const double dst_width = (right - left + 1) / dst_bins, half = dst_width / 2;
     double* row = out.data_ptr<double>() + k * bins;
@@ -338,7 +349,7 @@ Tensor hfmg_window_error(const Tensor& hist_in, const Tensor& windows_in, int64_
       norm = norm + (de - db - 1) * cube_norm(-half, half, h[j]);
       row[j] = norm + cube_norm(-half, end - (de + 0.5) * dst_width, h[j]);
     }
-  }
+  });
   return out;
 }
 
