@@ -5,7 +5,8 @@ the first ``batch_num`` forwards to the IFMR or HFMG kernel observer and then ho
 ``scale_d``/``offset_d`` (``params``); later forwards return ``x`` fake-quantized on that grid,
 int8 or int16 (the node's ``num_bits``; the fake-quant model's QuantizeLinear/DequantizeLinear,
 same rounding). Under ``torch.distributed`` the observer's state is merged over the ranks before
-it computes (:mod:`qdqforge.runtime.kernels.observer_sync`).
+it computes (:mod:`qdqforge.runtime.kernels.observer_sync`). Observers of one tensor with equal
+settings share one computation (:func:`share_observers`).
 
 ``qdqforge::DmqObserver(x, w_max)`` (inserted by the ``dmq_observe`` pass) becomes a
 :class:`DmqObserverOp`: it returns ``x`` unchanged and folds ``max |x|`` per input channel into a
@@ -90,16 +91,23 @@ class ActObserverOp(nn.Module):
         num_bits: bit width of the grid (8, or 16 for AMCT's A16W8).
     """
 
-    def __init__(self, layer: str, batch_num: int, observer) -> None:
+    def __init__(self, layer: str, batch_num: int, observer, settings: tuple = ()) -> None:
         super().__init__()
         self.layer, self.batch_num, self.observer = layer, batch_num, observer
         self.batches, self.params = 0, None
         self.num_bits = int(observer.num_bits)
+        self.settings = settings  # the node's attributes but the layer: equal means same result
+        self.leader: ActObserverOp | None = None  # set by share_observers
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.params is not None:
             scale = torch.tensor(self.params.scale, dtype=torch.float32).to(x)
             return fake_quantize(x, scale, self.params.offset, *int_range(self.num_bits))
+        if self.leader is not None:  # the leader observed this very tensor just before
+            self.batches += 1
+            if self.batches == self.batch_num:
+                self.params = self.leader.params
+            return x
         with torch.no_grad():
             if self.batches == 0 and isinstance(self.observer, IfmrObserver):
                 self.observer.ranks = distributed.world_size()  # tails sized for the merge
@@ -135,5 +143,32 @@ def make_act_observer(node: OnnxNode):
 
 @converter("ActObserver", versions=(1,), domain=DOMAIN)
 def convert_act_observer(node: OnnxNode, emit: Emitter):
-    op = ActObserverOp(node.attr("layer"), int(node.attr("batch_num", 1)), make_act_observer(node))
+    settings = tuple(sorted((k, repr(v)) for k, v in node.attrs.items() if k != "layer"))
+    batch_num, observer = int(node.attr("batch_num", 1)), make_act_observer(node)
+    op = ActObserverOp(node.attr("layer"), batch_num, observer, settings)
     return emit.module(op, emit.value(0))
+
+
+def share_observers(module: torch.fx.GraphModule) -> int:
+    """Let observers of the same tensor with the same settings take the first one's result.
+
+    Layers reading one tensor (an attention block's q, k and v projections; a residual block's
+    first conv and its downsample) each get an observer on it; with equal settings they would
+    compute the same statistics from the same values. The first in graph order (which runs
+    first in every forward) observes, the others count the batches and copy its
+    ``scale_d``/``offset_d``: the same record, one pass instead of several. Returns how many
+    observers follow another.
+    """
+    first: dict[tuple, ActObserverOp] = {}
+    shared = 0
+    for node in module.graph.nodes:
+        op = module.get_submodule(node.target) if node.op == "call_module" else None
+        if not isinstance(op, ActObserverOp) or not node.args:
+            continue
+        key = (node.args[0], op.settings)
+        if key in first:  # a plain attribute, not a submodule: the tree stays as it was
+            object.__setattr__(op, "leader", first[key])
+            shared += 1
+        else:
+            first[key] = op
+    return shared
