@@ -19,6 +19,9 @@ Exports are serialized process-wide (:data:`EXPORT_LOCK`): torch's exporters pat
 filters that :mod:`qdqforge.front.quiet` captures), so two threads exporting at once made dynamo
 fail ("CURRENT_PATCHER is None") and fall back to TorchScript: another graph. Everything after
 the export (passes, reimport, calibration) runs concurrently.
+
+An unchanged model exported again with the same input signature and options is not exported
+again: :mod:`qdqforge.front.export_cache` returns a copy of the earlier graph.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from torch import nn
 from qdqforge.errors import ExportError
 from qdqforge.front import attempts, exporters, fixups, verify
 from qdqforge.front.embedding_padding import mark_padding_rows
+from qdqforge.front.export_cache import CACHE
 from qdqforge.front.inputs import normalize_input_data
 from qdqforge.front.module_names import annotate_modules
 from qdqforge.front.tied_weights import tie_aliases
@@ -87,8 +91,13 @@ def export(
     _check_arguments(model, exporter)
     options = {"opset": opset, "dynamic_batch": dynamic_batch}
     with EXPORT_LOCK, torch.random.fork_rng(devices=[]):  # dropout runs: keep the user's RNG
-        proto, used = _export_checked(model, args, attempts.plan(exporter, opset), check, options)
-        _annotate(proto, model, used)
+        key = CACHE.key(model, args, {**options, "exporter": exporter, "check": check})
+        proto = CACHE.get(key, args)
+        if proto is None:
+            names = attempts.plan(exporter, opset)
+            proto, used = _export_checked(model, args, names, check, options)
+            _annotate(proto, model, used)
+            CACHE.put(key, proto, used, args)
     if path is not None:
         graph_io.save(proto, path)
         log.info("saved ONNX model to %s", os.fspath(path))

@@ -21,6 +21,7 @@ from torch import nn
 
 from qdqforge.front.failures import check_trace
 from qdqforge.front.quiet import quiet_exporter
+from qdqforge.front.torchlib_registry import reused_registry
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def export_dynamo(
     model: nn.Module, args: tuple[torch.Tensor, ...], *, opset: int | None, dynamic_batch: bool
 ) -> onnx.ModelProto:
     """Export with ``torch.onnx.export(dynamo=True, optimize=False)``; outputs keep fx names."""
-    with quiet_exporter():
+    with quiet_exporter(), reused_registry():
         program = torch.onnx.export(
             model,
             args,

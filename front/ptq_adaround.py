@@ -30,12 +30,13 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from qdqforge.errors import CalibrationError
+from qdqforge.errors import CalibrationError, ConfigError
 from qdqforge.front.ada_sites import AdaLayer
 from qdqforge.front.ptq_calibration import progress_disabled
 from qdqforge.graph import io
 from qdqforge.passes.base import PassContext
 from qdqforge.passes.pipeline import run_pipeline
+from qdqforge.runtime import distributed
 from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
 from qdqforge.runtime.kernels.adaround import adaround
 from qdqforge.runtime.kernels.arq import from_channel_major, to_channel_major
@@ -56,7 +57,18 @@ class AdaRoundStep:
         self.onnx_file = onnx_file
 
     def attach(self, module: nn.Module) -> None:
-        """Hook the activation observer of every AdaRound layer of ``module``."""
+        """Hook the activation observer of every AdaRound layer of ``module``.
+
+        Raises:
+            ConfigError: ``torch.distributed`` is initialized with several ranks (the layers'
+                input statistics are not merged across ranks).
+        """
+        if distributed.active():
+            raise ConfigError(
+                f"ada_quantize layers ({', '.join(self.layers)}) cannot calibrate across "
+                "processes: AdaRound's input statistics are not merged over ranks; run "
+                "quantize_model in one process, or use arq_quantize for these layers"
+            )
         for op in module.modules():
             if isinstance(op, ActObserverOp) and op.layer in self.layers:
                 op.register_forward_hook(self._collect)

@@ -41,6 +41,7 @@ from qdqforge.passes.base import PassContext
 from qdqforge.passes.pipeline import run_pipeline
 from qdqforge.passes.weight_grid import weight_type_field
 from qdqforge.runtime import reimport
+from qdqforge.runtime.converters.qdqforge_observers import share_observers
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +111,7 @@ def quantize_model(
     _record_weight_scales(record_file, ctx.state["scale_w"], config)
     observed = run_pipeline(graph, ("act_observe",), ctx=PassContext(config=config)).graph
     module = guard_inputs(reimport(io.to_proto(observed)).train(model.training), inputs)
+    share_observers(module)  # one pass per observed tensor (q/k/v, conv + downsample)
     step = AdaRoundStep(ada, onnx_file) if ada else None
     if step is not None:
         step.attach(module)

@@ -1,9 +1,12 @@
-"""Collectives the QAT ops use so every DDP rank holds identical quantization state.
+"""Collectives the QAT ops and the calibration observers use so every rank holds identical
+quantization state.
 
 Two statistics are gathered in ``forward`` rather than learned, so DDP's gradient all-reduce
 does not keep them in sync: the IFMR data behind a ULQ clip initialization (all-gathered, so every
 rank runs IFMR on the union of the ranks' batches) and the search-N error sums (all-reduced).
-Both are no-ops unless ``torch.distributed`` is initialized with more than one rank, and inside
+PTQ calibration merges each observer's statistics once, when it computes (IFMR, HFMG:
+:mod:`qdqforge.runtime.kernels.observer_sync`), and DMQ's running maxima after every forward.
+All are no-ops unless ``torch.distributed`` is initialized with more than one rank, and inside
 :func:`local_only` (``save_quant_retrain_model`` may run on rank 0 alone; a collective there would
 wait for ranks that never come).
 """
@@ -59,3 +62,24 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     if active():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def world_size() -> int:
+    """Ranks whose forwards synchronize (1 when not distributed)."""
+    return dist.get_world_size() if active() else 1
+
+
+def all_reduce_max(t: torch.Tensor) -> torch.Tensor:
+    """``t`` maximized over ranks (in place), or ``t`` itself when not distributed."""
+    if active():
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t
+
+
+def all_gather_stack(t: torch.Tensor) -> torch.Tensor:
+    """Every rank's ``t`` (same shape on all) stacked in rank order: ``[world, *t.shape]``."""
+    if not active():
+        return t.unsqueeze(0)
+    parts = [torch.empty_like(t) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, t.contiguous())
+    return torch.stack(parts)

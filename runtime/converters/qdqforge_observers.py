@@ -4,11 +4,14 @@
 the first ``batch_num`` forwards to the IFMR or HFMG kernel observer and then holds
 ``scale_d``/``offset_d`` (``params``); later forwards return ``x`` fake-quantized on that grid,
 int8 or int16 (the node's ``num_bits``; the fake-quant model's QuantizeLinear/DequantizeLinear,
-same rounding).
+same rounding). Under ``torch.distributed`` the observer's state is merged over the ranks before
+it computes (:mod:`qdqforge.runtime.kernels.observer_sync`). Observers of one tensor with equal
+settings share one computation (:func:`share_observers`).
 
 ``qdqforge::DmqObserver(x, w_max)`` (inserted by the ``dmq_observe`` pass) becomes a
 :class:`DmqObserverOp`: it returns ``x`` unchanged and folds ``max |x|`` per input channel into a
-running maximum over every forward (AMCT keeps only the last batch, spec §4.4). ``factors()``
+running maximum over every forward (AMCT keeps only the last batch, spec §4.4), maximized over
+the ranks after every forward under ``torch.distributed`` (exact). ``factors()``
 gives ``tensor_balance_factor`` from that maximum and the constant weight maxima.
 """
 
@@ -18,11 +21,13 @@ import torch
 from torch import nn
 
 from qdqforge.errors import ConversionError
+from qdqforge.runtime import distributed
 from qdqforge.runtime.kernels.dmq import DmqObserver, balance_factors
 from qdqforge.runtime.kernels.fake_quant_ref import fake_quantize
 from qdqforge.runtime.kernels.hfmg import HfmgObserver
 from qdqforge.runtime.kernels.ifmr import IfmrObserver
 from qdqforge.runtime.kernels.ifmr_cost import candidate_problem
+from qdqforge.runtime.kernels.observer_sync import sync_observer
 from qdqforge.runtime.kernels.quant_math import int_range
 from qdqforge.runtime.registry import Emitter, OnnxNode, converter
 
@@ -49,7 +54,7 @@ class DmqObserverOp(nn.Module):
         observer = DmqObserver(self.channel_axis, self.layer)
         observer.absmax = self.act_max if self.act_max.numel() else None
         observer.update(x)
-        self.act_max = observer.absmax.to(self.weight_max.dtype)
+        self.act_max = distributed.all_reduce_max(observer.absmax.to(self.weight_max.dtype))
         return x
 
     @property
@@ -87,20 +92,30 @@ class ActObserverOp(nn.Module):
         num_bits: bit width of the grid (8, or 16 for AMCT's A16W8).
     """
 
-    def __init__(self, layer: str, batch_num: int, observer) -> None:
+    def __init__(self, layer: str, batch_num: int, observer, settings: tuple = ()) -> None:
         super().__init__()
         self.layer, self.batch_num, self.observer = layer, batch_num, observer
         self.batches, self.params = 0, None
         self.num_bits = int(observer.num_bits)
+        self.settings = settings  # the node's attributes but the layer: equal means same result
+        self.leader: ActObserverOp | None = None  # set by share_observers
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.params is not None:
             scale = torch.tensor(self.params.scale, dtype=torch.float32).to(x)
             return fake_quantize(x, scale, self.params.offset, *int_range(self.num_bits))
+        if self.leader is not None:  # the leader observed this very tensor just before
+            self.batches += 1
+            if self.batches == self.batch_num:
+                self.params = self.leader.params
+            return x
         with torch.no_grad():
+            if self.batches == 0 and isinstance(self.observer, IfmrObserver):
+                self.observer.ranks = distributed.world_size()  # tails sized for the merge
             self.observer.update(x)
         self.batches += 1
         if self.batches == self.batch_num:
+            sync_observer(self.observer)  # across ranks under torch.distributed
             self.params = self.observer.compute()
         return x
 
@@ -142,5 +157,32 @@ def make_act_observer(node: OnnxNode):
 
 @converter("ActObserver", versions=(1,), domain=DOMAIN)
 def convert_act_observer(node: OnnxNode, emit: Emitter):
-    op = ActObserverOp(node.attr("layer"), int(node.attr("batch_num", 1)), make_act_observer(node))
+    settings = tuple(sorted((k, repr(v)) for k, v in node.attrs.items() if k != "layer"))
+    batch_num, observer = int(node.attr("batch_num", 1)), make_act_observer(node)
+    op = ActObserverOp(node.attr("layer"), batch_num, observer, settings)
     return emit.module(op, emit.value(0))
+
+
+def share_observers(module: torch.fx.GraphModule) -> int:
+    """Let observers of the same tensor with the same settings take the first one's result.
+
+    Layers reading one tensor (an attention block's q, k and v projections; a residual block's
+    first conv and its downsample) each get an observer on it; with equal settings they would
+    compute the same statistics from the same values. The first in graph order (which runs
+    first in every forward) observes, the others count the batches and copy its
+    ``scale_d``/``offset_d``: the same record, one pass instead of several. Returns how many
+    observers follow another.
+    """
+    first: dict[tuple, ActObserverOp] = {}
+    shared = 0
+    for node in module.graph.nodes:
+        op = module.get_submodule(node.target) if node.op == "call_module" else None
+        if not isinstance(op, ActObserverOp) or not node.args:
+            continue
+        key = (node.args[0], op.settings)
+        if key in first:  # a plain attribute, not a submodule: the tree stays as it was
+            object.__setattr__(op, "leader", first[key])
+            shared += 1
+        else:
+            first[key] = op
+    return shared

@@ -1,11 +1,13 @@
-"""Compiled CPU kernels for QAT fake quantization (``csrc/fake_quant_cpu.cpp``), built on first use.
+"""Compiled CPU kernels, built on first use: QAT fake quantization (``csrc/fake_quant_cpu.cpp``)
+and the calibration observers' passes (``csrc/observe_cpu.cpp``, :mod:`.observe_ops`).
 
 The first CPU QAT forward in a process calls :func:`cpu_ops`, which builds the C++ source with
 ``torch.utils.cpp_extension`` (g++ and ninja; ~20 s, once per machine, torch version, CPU
 capability and source: the ``.so`` is cached under ``TORCH_EXTENSIONS_DIR``, by default
 ``~/.cache/torch_extensions``) and loads it; later processes only load the cached library. The
 ops are ``torch.ops.qdqforge_cpu.{ulq_act, arq_retrain, ulq_weight}``: each one C++ autograd
-Function, so a quantizer costs one dispatcher call per direction and one pass over its tensor.
+Function, so a quantizer costs one dispatcher call per direction and one pass over its tensor;
+the observers' ops are ``torch.ops.qdqforge_obs.*`` (``observe`` below).
 
 Build flags: ``-O3 -ffp-contract=off`` (no FMA: the Python paths' rounding), ``-fno-trapping-math``
 (lets comparisons vectorize; values are unchanged), and ``-mavx2`` where torch reports an AVX2 or
@@ -31,7 +33,9 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).with_name("csrc") / "fake_quant_cpu.cpp"
+SOURCES = tuple(
+    Path(__file__).with_name("csrc") / name for name in ("fake_quant_cpu.cpp", "observe_cpu.cpp")
+)
 BASE_FLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math"]
 AVX2_CAPABILITIES = {"AVX2", "AVX512"}
 
@@ -43,7 +47,8 @@ def build_flags() -> tuple[str, list[str]]:
     """``(library name, g++ flags)`` for this CPU and source (module docstring)."""
     capability = torch.backends.cpu.get_cpu_capability()
     flags = BASE_FLAGS + (["-mavx2"] if capability in AVX2_CAPABILITIES else [])
-    digest = hashlib.sha256(SOURCE.read_bytes() + " ".join(flags).encode()).hexdigest()[:12]
+    code = b"".join(source.read_bytes() for source in SOURCES)
+    digest = hashlib.sha256(code + " ".join(flags).encode()).hexdigest()[:12]
     return f"qdqforge_fq_cpu_{capability.lower()}_{digest}", flags
 
 
@@ -52,18 +57,22 @@ def _build() -> SimpleNamespace:
 
     name, flags = build_flags()
     start = time.perf_counter()
-    logger.info("loading qdqforge's CPU QAT kernels (built once, ~20 s): %s", name)
-    cpp_extension.load(name=name, sources=[str(SOURCE)], extra_cflags=flags, is_python_module=False)
-    logger.info("CPU QAT kernels ready in %.1f s", time.perf_counter() - start)
+    logger.info("loading qdqforge's compiled CPU kernels (built once, ~20 s): %s", name)
+    sources = [str(source) for source in SOURCES]
+    cpp_extension.load(name=name, sources=sources, extra_cflags=flags, is_python_module=False)
+    logger.info("compiled CPU kernels ready in %.1f s", time.perf_counter() - start)
     ops = torch.ops.qdqforge_cpu
     return SimpleNamespace(
-        ulq_act=ops.ulq_act, arq_retrain=ops.arq_retrain, ulq_weight=ops.ulq_weight
+        ulq_act=ops.ulq_act,
+        arq_retrain=ops.arq_retrain,
+        ulq_weight=ops.ulq_weight,
+        observe=torch.ops.qdqforge_obs,
     )
 
 
 def cpu_ops() -> SimpleNamespace | None:
-    """The compiled ops (``ulq_act``, ``arq_retrain``, ``ulq_weight``), or None when they cannot be
-    built here; tried once per process."""
+    """The compiled ops (``ulq_act``, ``arq_retrain``, ``ulq_weight``, and the observers' ops as
+    ``observe``), or None when they cannot be built here; tried once per process."""
     if "ops" in _state:
         return _state["ops"]
     with _lock:

@@ -21,6 +21,7 @@ import math
 import torch
 
 from qdqforge.errors import CalibrationError
+from qdqforge.runtime.kernels.observe_ops import checked_scan, observe_ops, row_sums
 from qdqforge.runtime.kernels.quant_math import (
     ActivationQuantParams,
     asymmetric_scale_offset,
@@ -49,7 +50,11 @@ def rebin(hist: torch.Tensor, lo: float, hi: float, new_lo: float, new_hi: float
 def candidate_windows(hist: torch.Tensor) -> list[tuple[int, int]]:
     """Greedy ``(left, right)`` bin windows, widest first (see module docstring)."""
     bins = hist.numel()
-    cum = torch.cumsum(hist.double().cpu(), 0).tolist()
+    cum = torch.cumsum(hist.double().cpu(), 0)
+    ops = observe_ops()
+    if ops is not None:
+        return [tuple(w) for w in ops.hfmg_windows(cum).tolist()]
+    cum = cum.tolist()
     total = cum[-1]
     step = math.ceil(total / 100000)
     left, right, cut_left, cut_right = 0, bins - 1, 0.0, 0.0
@@ -72,6 +77,9 @@ def _cube_norm(begin: torch.Tensor, end: torch.Tensor, density: torch.Tensor) ->
 
 def window_errors(hist: torch.Tensor, windows: torch.Tensor, num_bits: int) -> torch.Tensor:
     """L2 error of mapping each ``(left, right)`` window onto ``2^b`` bins (unit bin width)."""
+    ops = observe_ops(hist)
+    if ops is not None:  # the same per-bin values, compiled; the row sums stay torch's
+        return row_sums(ops.hfmg_window_error(hist, windows, num_bits))
     dst_bins = 2**num_bits
     left, right = windows[:, 0:1].double(), windows[:, 1:2].double()
     dst_width = (right - left + 1) / dst_bins
@@ -99,6 +107,10 @@ def window_errors_fast(hist: torch.Tensor, windows: torch.Tensor, num_bits: int)
     summed from prefix moments of ``h``; a source bin cut by a destination edge ``e`` (at most one
     edge when ``d >= 1``) adds ``h/3 [(e-c_l)^3 - (j-c_l)^3 + (j+1-c_r)^3 - (e-c_r)^3]``.
     """
+    ops = observe_ops(hist)
+    if ops is not None:  # the same per-element values, compiled; the row sums stay torch's
+        inside, cuts = ops.hfmg_window_terms(hist, _moment_prefix(hist), windows, num_bits)
+        return row_sums(inside) + row_sums(cuts)
     dst_bins, bins = 2**num_bits, hist.numel()
     left, right = windows[:, 0:1].double(), windows[:, 1:2].double()
     width = (right - left + 1) / dst_bins
@@ -155,11 +167,14 @@ class HfmgObserver:
         Raises:
             CalibrationError: the batch holds NaN or inf.
         """
-        flat = finite_batch(x, self.layer)
+        flat = self._checked_batch(x)
         if flat is None:
             return
         lo, hi = (float(v) for v in torch.aminmax(flat))
-        batch = self._batch_histogram(flat, lo, hi)
+        self.merge(self._batch_histogram(flat, lo, hi), lo, hi)
+
+    def merge(self, batch: torch.Tensor, lo: float, hi: float) -> None:
+        """Fold in a histogram of ``num_of_bins`` over ``[lo, hi]`` (a batch's, or a rank's)."""
         if self.hist is None:
             self.hist, self.lo, self.hi = batch, lo, hi
             return
@@ -168,6 +183,16 @@ class HfmgObserver:
             self.hist = rebin(self.hist, self.lo, self.hi, new_lo, new_hi)
         self.hist = self.hist + rebin(batch, lo, hi, new_lo, new_hi)
         self.lo, self.hi = new_lo, new_hi
+
+    def _checked_batch(self, x: torch.Tensor) -> torch.Tensor | None:
+        ops = observe_ops(x)
+        if ops is None:
+            return finite_batch(x, self.layer)
+        flat = x.detach().reshape(-1)
+        if flat.numel() == 0:
+            return None
+        checked_scan(ops, flat, self.layer)  # the NaN/inf check in one compiled pass
+        return flat
 
     def best_window(self) -> tuple[int, int]:
         """The ``(left, right)`` bin window with the least L2 quantization error."""

@@ -21,6 +21,9 @@ Streaming (:class:`IfmrObserver`) keeps, instead of the data:
   (:mod:`.ifmr_histogram`), from which every candidate's loss is computed: exactly where a bin
   holds no rounding half-point, as uniform inside a bin with one, and as uniform rounding noise
   ``s^2 / 12`` where a bin spans several grid steps (a 16-bit grid's step is finer than a bin).
+
+On CPU the update and the candidates' per-bin errors run as compiled passes
+(:mod:`.observe_ops`) with the same values bit for bit.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ import math
 import torch
 
 from qdqforge.errors import CalibrationError
-from qdqforge.runtime.kernels.ifmr_histogram import PowerOfTwoHistogram
+from qdqforge.runtime.kernels.ifmr_histogram import HISTOGRAM_CHUNK, PowerOfTwoHistogram
+from qdqforge.runtime.kernels.observe_ops import TAIL_HEAP_LIMIT, checked_scan, observe_ops
 from qdqforge.runtime.kernels.quant_math import (
     FLT_EPSILON,
     ActivationQuantParams,
@@ -133,7 +137,10 @@ class _TailBuffer:
 
     def update(self, flat: torch.Tensor, cap: int) -> None:
         take = min(cap + 1, flat.numel())
-        top = torch.topk(flat, take, largest=self.sign > 0)[0].double() * self.sign
+        self.merge(torch.topk(flat, take, largest=self.sign > 0)[0].double() * self.sign, cap)
+
+    def merge(self, top: torch.Tensor, cap: int) -> None:
+        """Fold in a batch's ``cap + 1`` extreme values (float64, sign applied, descending)."""
         merged = top if self.values is None else torch.cat([self.values, top])
         kept = torch.topk(merged, min(cap + 1, merged.numel()))[0]
         if kept.numel() > cap:
@@ -154,7 +161,8 @@ class IfmrObserver:
     State: two tail buffers of ``O(k)`` values and a ``[3, bins]`` float64 histogram, on the
     device of the first batch. Only ``k = N * (1 - percentile)`` grows with the values seen
     (``k = 1`` up to a million values at the default 0.999999). Give ``expected_batches``
-    (AMCT's ``batch_num``) to size the tails for the final ``k`` from the first batch.
+    (AMCT's ``batch_num``) to size the tails for the final ``k`` from the first batch, and
+    set ``ranks`` when the state will be merged with other processes' (:mod:`.observer_sync`).
     """
 
     def __init__(
@@ -173,13 +181,14 @@ class IfmrObserver:
         self.percentiles = (max_percentile, min_percentile)
         self.search = (search_range, search_step)
         self.expected_batches = expected_batches
+        self.ranks = 1  # processes whose statistics will be merged (sizes the tails)
         self.numel = 0
         self._top, self._bottom = _TailBuffer(largest=True), _TailBuffer(largest=False)
         self._hist = PowerOfTwoHistogram(bins)
 
     def _cap(self, percentile: float, batch_numel: int) -> int:
         expected = batch_numel * (self.expected_batches or 0)
-        k = excluded_count(max(self.numel, expected), percentile)
+        k = excluded_count(max(self.numel, expected) * self.ranks, percentile)
         return k + max(64, k // 4)
 
     def update(self, x: torch.Tensor) -> None:
@@ -188,6 +197,10 @@ class IfmrObserver:
         Raises:
             CalibrationError: the batch holds NaN or inf.
         """
+        ops = observe_ops(x)
+        if ops is not None:
+            self._update_compiled(ops, x.detach().reshape(-1))
+            return
         flat = finite_batch(x, self.layer)
         if flat is None:
             return
@@ -195,6 +208,24 @@ class IfmrObserver:
         self._top.update(flat, self._cap(self.percentiles[0], flat.numel()))
         self._bottom.update(flat, self._cap(self.percentiles[1], flat.numel()))
         self._hist.update(flat)
+
+    def _update_compiled(self, ops, flat: torch.Tensor) -> None:
+        """:meth:`update` in two compiled passes (:mod:`.observe_ops`), the same state."""
+        if flat.numel() == 0:
+            return
+        self.numel += flat.numel()
+        buffers = ((self._top, self.percentiles[0]), (self._bottom, self.percentiles[1]))
+        caps = [self._cap(percentile, flat.numel()) for _, percentile in buffers]
+        takes = [min(cap + 1, flat.numel()) if cap < TAIL_HEAP_LIMIT else 0 for cap in caps]
+        try:
+            absmax, *tails = checked_scan(ops, flat, self.layer, takes)
+        except CalibrationError:
+            self.numel -= flat.numel()
+            raise
+        width = self._hist.prepare(absmax, flat.device)
+        ops.ifmr_bins(flat, self._hist.stats, self._hist.radius, width, HISTOGRAM_CHUNK)
+        for (buffer, _), cap, take, values in zip(buffers, caps, takes, tails):
+            buffer.merge(values, cap) if take else buffer.update(flat, cap)
 
     def buffer_numel(self) -> int:
         """Number of values the observer holds (to check that memory stays bounded)."""

@@ -22,13 +22,18 @@ import math
 
 import torch
 
+from qdqforge.runtime.kernels.observe_ops import observe_ops, row_sums
 from qdqforge.runtime.kernels.quant_math import FLT_EPSILON
 
-_CHUNK = 1 << 22  # elements per histogram pass: bounds the float64 temporaries
+HISTOGRAM_CHUNK = 1 << 22  # elements per histogram pass: bounds the float64 temporaries
 
 
 def _grid_error(stats: torch.Tensor, width: float, scales, lo, hi) -> torch.Tensor:
     """Summed ``(q(x) - x)^2`` per candidate ``[n_candidates]`` (the module docstring's cases)."""
+    ops = observe_ops(stats)
+    if ops is not None:  # the same per-bin values, compiled; the row sums stay torch's
+        err = row_sums(ops.ifmr_grid_error(stats, width, scales, lo, hi))
+        return torch.where(scales < FLT_EPSILON, torch.zeros_like(err), err)
     n, total, squares, left = stats
     scales, lo, hi = scales[:, None], lo[:, None], hi[:, None]
     safe = torch.where(scales < FLT_EPSILON, torch.ones_like(scales), scales)
@@ -80,14 +85,17 @@ class PowerOfTwoHistogram:
             self.stats[:, self.bins // 4 : 3 * self.bins // 4] = pairs
         self.radius = radius
 
-    def update(self, flat: torch.Tensor) -> None:
+    def prepare(self, absmax: float, device: torch.device) -> float:
+        """Allocate or widen the bins for a batch with ``max |x| = absmax``; the bin width."""
         if self.stats is None:
-            self.stats = torch.zeros(3, self.bins, dtype=torch.float64, device=flat.device)
-        absmax = float(flat.abs().max())
+            self.stats = torch.zeros(3, self.bins, dtype=torch.float64, device=device)
         if absmax > self.radius or self.radius == 0.0:
             self._grow(max(absmax, 2.0**-126))
-        width = 2.0 * self.radius / self.bins
-        for chunk in flat.split(_CHUNK):
+        return 2.0 * self.radius / self.bins
+
+    def update(self, flat: torch.Tensor) -> None:
+        width = self.prepare(float(flat.abs().max()), flat.device)
+        for chunk in flat.split(HISTOGRAM_CHUNK):
             x = chunk.double()
             idx = torch.clamp(((x + self.radius) / width).long(), 0, self.bins - 1)
             for row, weights in enumerate((None, x, x * x)):

@@ -59,13 +59,27 @@ def check_finite(x: torch.Tensor, layer: str | None = None, what: str = "input")
     Raises:
         CalibrationError: naming the layer and how many values are not finite.
     """
-    bad = int((~torch.isfinite(x)).sum()) if x.is_floating_point() else 0
+    bad = _nonfinite_count(x) if x.is_floating_point() else 0
     if bad:
-        name = layer or "<unnamed layer>"
-        raise CalibrationError(
-            f"layer '{name}': {bad} of {x.numel()} {what} values are NaN or inf, so no "
-            f"quantization scale can be computed; fix the model or add '{name}' to skip_layers"
-        )
+        raise nonfinite_error(bad, x.numel(), layer, what)
+
+
+def _nonfinite_count(x: torch.Tensor) -> int:
+    from qdqforge.runtime.kernels.observe_ops import observe_ops  # it imports this module
+
+    ops = observe_ops(x)
+    if ops is None:
+        return int((~torch.isfinite(x)).sum())
+    return int(ops.scan(x.reshape(-1), 0, 0)[1])  # one compiled pass, the same count
+
+
+def nonfinite_error(bad: int, numel: int, layer: str | None, what: str = "input"):
+    """The CalibrationError for ``bad`` NaN/inf among ``numel`` values (:func:`check_finite`)."""
+    name = layer or "<unnamed layer>"
+    return CalibrationError(
+        f"layer '{name}': {bad} of {numel} {what} values are NaN or inf, so no "
+        f"quantization scale can be computed; fix the model or add '{name}' to skip_layers"
+    )
 
 
 def finite_batch(x: torch.Tensor, layer: str | None = None) -> torch.Tensor | None:

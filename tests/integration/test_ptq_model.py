@@ -107,3 +107,37 @@ def test_keywords_and_missing_factors(tmp_path):
             model=model,
             input_data=batches[0],
         )
+
+
+def test_observers_of_one_tensor_share_one_computation(tmp_path):
+    """q/k/v-style siblings: one observer computes, the others copy; the record is unchanged."""
+    from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
+
+    class Siblings(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.q, self.k, self.v = (torch.nn.Linear(6, 6) for _ in range(3))
+
+        def forward(self, x):
+            return self.q(x) * self.k(x) + self.v(x)
+
+    torch.manual_seed(0)
+    model, batches = Siblings().eval(), [torch.randn(4, 6) for _ in range(2)]
+    records = []
+    for share in (True, False):
+        cfg, record = tmp_path / f"c{share}.json", tmp_path / f"r{share}.txt"
+        qdqforge.create_quant_config(str(cfg), model, batches[0], batch_num=2)
+        calib = qdqforge.quantize_model(str(cfg), str(tmp_path / f"m{share}.onnx"), str(record),
+                                        model, batches[0])  # fmt: skip
+        ops = [op for op in calib.modules() if isinstance(op, ActObserverOp)]
+        if not share:
+            for op in ops:
+                object.__setattr__(op, "leader", None)
+        with torch.no_grad():
+            for x in batches:
+                calib(x)
+        leaders = [op for op in ops if op.leader is None]
+        assert len(ops) == 3 and len(leaders) == (1 if share else 3)
+        assert all(op.observer.numel == 0 for op in ops if op.leader is not None)
+        records.append(read_record(record))
+    assert records[0] == records[1] and all(r.scale_d for r in records[0].values())
