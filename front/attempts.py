@@ -92,7 +92,8 @@ def run_exporters(
         try:
             return _run_in_mode(model, args, names, "eval", **options)
         except ExportError as again:
-            raise ExportError(f"{again} (in training mode too: {e})") from again
+            cause = again.__cause__ or again  # the preferred exporter's own error, as above
+            raise ExportError(f"{again} (in training mode too: {e})") from cause
 
 
 def _choose_mode(model: nn.Module, args: tuple) -> str:

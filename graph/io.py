@@ -220,6 +220,19 @@ def write_temp(target: Path, data: bytes) -> Path:
     return Path(tmp)
 
 
+def move_into_place(moves: list[tuple[Path, Path]]) -> None:
+    """Rename each staged temp file onto its target (paths :func:`prepare_target` gave), in order.
+
+    Raises:
+        OutputError: a rename failed; it names that target (the renames before it stand).
+    """
+    for tmp, target in moves:
+        try:
+            os.replace(tmp, target)
+        except OSError as e:
+            raise output_error(target, e) from e
+
+
 def _new_file_mode(target: Path) -> int:
     """The mode ``open(target, "w")`` would give: the old file's, else 0666 minus the umask."""
     try:

@@ -24,7 +24,7 @@ import onnx
 
 from qdqforge.graph import io
 from qdqforge.graph.ir import Graph
-from qdqforge.graph.output_target import output_error, prepare_target
+from qdqforge.graph.output_target import prepare_target
 
 
 class StagedFiles:
@@ -61,11 +61,7 @@ class StagedFiles:
     def commit(self) -> None:
         """Rename every staged file into place, SIGINT held back meanwhile."""
         with _sigint_deferred():
-            try:
-                for tmp, target in self._moves:
-                    os.replace(tmp, target)
-            except OSError as e:
-                raise output_error(target, e) from e
+            io.move_into_place(self._moves)
             self._moves.clear()
         self.discard()
 
