@@ -6,11 +6,14 @@ the ``batch_num`` calibration batches (tqdm; off when stderr is not a TTY or
 ``save_model`` can say how far calibration got, and, once the observers are done, writes every
 layer's ``scale_d``/``offset_d`` to the record in one atomic rewrite, with ``act_type: "INT16"``
 for a 16-bit layer (``offset_d`` is then an int16 zero point; INT8 layers leave the field out,
-AMCT's default). A layer whose calibration
-data were all zero has no range to quantize: a CalibrationError names it (AMCT silently uses
-scale 1). ``before_scales`` (AdaRound, :mod:`qdqforge.front.ptq_adaround`) runs on the module
-after that check and before the scales are written, so a record with ``scale_d`` always has
-its weights final.
+AMCT's default). That rewrite first checks that every layer's ``scale_w`` is still the one
+``quantize_model`` wrote with this module: two flows sharing one record path would otherwise
+leave this model's activation scales beside another model's weight scales (``save_model`` then
+refuses the weights off that grid, but a same-shaped model's scales could pass). A layer whose
+calibration data were all zero has no range to quantize: a CalibrationError names it (AMCT
+silently uses scale 1). ``before_scales`` (AdaRound, :mod:`qdqforge.front.ptq_adaround`) runs
+on the module after that check and before the scales are written, so a record with ``scale_d``
+always has its weights final.
 """
 
 from __future__ import annotations
@@ -56,9 +59,10 @@ class CalibrationRecorder:
         record_file: str | os.PathLike,
         batch_num: int,
         before_scales: Callable[[nn.Module], None] | None = None,
+        own_scale_w: dict[str, list[float]] | None = None,
     ) -> None:
         self.record_file, self.batch_num = record_file, batch_num
-        self.before_scales = before_scales
+        self.before_scales, self.own_scale_w = before_scales, own_scale_w or {}
         self.done, self.bar = False, None
         self._write_progress(0)
 
@@ -97,7 +101,7 @@ class CalibrationRecorder:
             }
             for op in observers
         }
-        update_records(self.record_file, updates)
+        update_records(self.record_file, updates, expect_scale_w=self.own_scale_w)
 
 
 def _check_ranges(observers: list[ActObserverOp]) -> None:

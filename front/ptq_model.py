@@ -31,10 +31,10 @@ from qdqforge.front.export import export
 from qdqforge.front.input_guard import guard_inputs
 from qdqforge.front.inputs import normalize_input_data
 from qdqforge.front.io_names import check_io_names, rename_io
-from qdqforge.front.model_dtype import refuse_float64
+from qdqforge.front.model_dtype import refuse_non_float32
 from qdqforge.front.ptq_adaround import AdaRoundStep
 from qdqforge.front.ptq_calibration import CalibrationRecorder
-from qdqforge.front.record import update_records
+from qdqforge.front.record import read_record, update_records
 from qdqforge.graph import io
 from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes.base import PassContext
@@ -76,7 +76,7 @@ def quantize_model(
         The calibration module (outputs as the modified ONNX's).
 
     Raises:
-        ModelError: a float64 parameter, buffer or input (ONNX QDQ has no float64).
+        ModelError: a float64/float16/bfloat16 parameter, buffer or input (front/model_dtype.py).
         ConfigError: invalid config or arguments.
         RecordError: DMQ layers without recorded factors.
         OutputError: ``modified_onnx_file``, ``record_file`` and the config are not three
@@ -96,7 +96,7 @@ def quantize_model(
     )
     check_io_names(input_names, output_names, "quantize_model")
     inputs = normalize_input_data(input_data)  # None too: an InputDataError
-    refuse_float64(model, inputs, "quantize_model")
+    refuse_non_float32(model, inputs, "quantize_model")
     proto = export(model, inputs)
     layers = quant_layers_from_graph(model, proto)
     config = load_quant_config(config_file, layers)
@@ -108,14 +108,15 @@ def quantize_model(
     rename_io(graph, input_names, output_names, "quantize_model")
     io.save(graph, onnx_file)
     save_example_inputs(onnx_file, inputs)  # for save_model's sim = deploy check
-    _record_weight_scales(record_file, ctx.state["scale_w"], config)
+    own_scale_w = _record_weight_scales(record_file, ctx.state["scale_w"], config)
     observed = run_pipeline(graph, ("act_observe",), ctx=PassContext(config=config)).graph
     module = guard_inputs(reimport(io.to_proto(observed)).train(model.training), inputs)
     share_observers(module)  # one pass per observed tensor (q/k/v, conv + downsample)
     step = AdaRoundStep(ada, onnx_file) if ada else None
     if step is not None:
         step.attach(module)
-    module.register_forward_hook(CalibrationRecorder(record_file, config.batch_num, step))
+    recorder = CalibrationRecorder(record_file, config.batch_num, step, own_scale_w)
+    module.register_forward_hook(recorder)
     return module
 
 
@@ -141,7 +142,8 @@ def modified_context(config: QuantConfig, record_file) -> PassContext:
     return PassContext(config=config, options=options)
 
 
-def _record_weight_scales(record_file, scales: dict, config: QuantConfig) -> None:
+def _record_weight_scales(record_file, scales: dict, config: QuantConfig) -> dict[str, list]:
+    """Write ARQ's weight scales; returns ``{layer: scale_w}`` as the file now holds them."""
     stale = {"scale_d": None, "offset_d": None, "act_type": None}
     updates = {  # an earlier calibration's activation grid must not outlive the new weights
         layer: {"scale_w": s, "offset_w": [0] * len(s), **stale} for layer, s in scales.items()
@@ -150,3 +152,5 @@ def _record_weight_scales(record_file, scales: dict, config: QuantConfig) -> Non
         if layer.name in updates and layer.weight_quant_params is not None:
             updates[layer.name]["dst_type"] = weight_type_field(config.weight_bits(layer))
     update_records(record_file, updates)
+    written = read_record(record_file)
+    return {layer: list(written[layer].scale_w) for layer in updates}

@@ -21,7 +21,7 @@ from qdqforge.front.config.ptq_load import load_quant_config
 from qdqforge.front.export import export
 from qdqforge.front.input_guard import guard_inputs
 from qdqforge.front.inputs import normalize_input_data
-from qdqforge.front.model_dtype import refuse_float64
+from qdqforge.front.model_dtype import refuse_non_float32
 from qdqforge.front.record import LayerRecord, read_record, write_record
 from qdqforge.graph import io
 from qdqforge.graph.path_roles import check_roles
@@ -48,7 +48,7 @@ def quantize_preprocess(
         A torch module with the model's outputs.
 
     Raises:
-        ModelError: a float64 parameter, buffer or input (ONNX QDQ has no float64).
+        ModelError: a float64/float16/bfloat16 parameter, buffer or input (front/model_dtype.py).
         ConfigError: invalid config, or no enabled layer has ``dmq_balancer_param``.
         OutputError: ``record_file`` is ``config_file`` (or cannot be written).
     """
@@ -58,7 +58,7 @@ def quantize_preprocess(
         outputs={"record_file": record_file},
     )
     input_data = normalize_input_data(input_data)
-    refuse_float64(model, input_data, "quantize_preprocess")
+    refuse_non_float32(model, input_data, "quantize_preprocess")
     proto = export(model, input_data)
     config = load_quant_config(config_file, quant_layers_from_graph(model, proto))
     _require_dmq(config, config_file)

@@ -65,12 +65,15 @@ def save_model(
             and ``<save_path>_verify.json`` are written all the same.
     """
     records = {k: r for k, r in read_record(record_file).items() if r.scale_w or r.scale_d}
+    if not records:
+        raise CalibrationError(_incomplete_message(record_file, []))
+    graph = io.load(modfied_onnx_file)
+    # first: a record rewritten by another flow sharing its path also lacks scale_d
+    check_record(graph, records, record_file, modfied_onnx_file)
     missing = sorted(name for name, rec in records.items() if rec.scale_d is None)
-    if missing or not records:
+    if missing:
         raise CalibrationError(_incomplete_message(record_file, missing))
     inputs = _verify_inputs(modfied_onnx_file, input_data) if verify is not False else None
-    graph = io.load(modfied_onnx_file)
-    check_record(graph, records, record_file, modfied_onnx_file)
     return write_quant_models(graph, records, save_path, verify_inputs=inputs, verify=verify)
 
 

@@ -27,7 +27,7 @@ from qdqforge.front.config.qat_load import load_retrain_config
 from qdqforge.front.export import export
 from qdqforge.front.input_guard import guard_inputs
 from qdqforge.front.inputs import normalize_input_data
-from qdqforge.front.model_dtype import refuse_float64
+from qdqforge.front.model_dtype import refuse_non_float32
 from qdqforge.front.qat_graph import attach_graph
 from qdqforge.front.record import write_record
 from qdqforge.graph import io
@@ -63,7 +63,7 @@ def create_quant_retrain_model(
         ``batch_num`` forwards.
 
     Raises:
-        ModelError: a float64 parameter, buffer or input (ONNX QDQ has no float64).
+        ModelError: a float64/float16/bfloat16 parameter, buffer or input (front/model_dtype.py).
         ConfigError: invalid config, or no layer has ``retrain_enable``.
         InputDataError: ``input_data`` is not a tensor or a tuple of tensors.
         ExportError: the model cannot be exported.
@@ -78,7 +78,7 @@ def create_quant_retrain_model(
         outputs={"record_file": record_file},
     )
     inputs = normalize_input_data(input_data)
-    refuse_float64(model, inputs, "create_quant_retrain_model")
+    refuse_non_float32(model, inputs, "create_quant_retrain_model")
     proto = export(model, inputs)
     layers = quant_layers_from_graph(model, proto)
     config = load_retrain_config(config_file, layers)

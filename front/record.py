@@ -136,14 +136,27 @@ def update_record(path: str | os.PathLike, layer: str, **fields) -> LayerRecord:
     return update_records(path, {layer: fields})[layer]
 
 
-def update_records(path: str | os.PathLike, updates: dict[str, dict]) -> dict[str, LayerRecord]:
-    """:func:`update_record` for several layers in one atomic rewrite; returns the merged ones."""
+def update_records(
+    path: str | os.PathLike,
+    updates: dict[str, dict],
+    expect_scale_w: dict[str, list[float]] | None = None,
+) -> dict[str, LayerRecord]:
+    """:func:`update_record` for several layers in one atomic rewrite; returns the merged ones.
+
+    ``expect_scale_w`` (``{layer: scale_w}`` as read back from this file earlier) is checked on
+    the text this call read, before anything is written: a record whose ``scale_w`` changed
+    meanwhile was rewritten by another flow sharing the path.
+
+    Raises:
+        RecordError: unreadable record, unknown field, or a ``scale_w`` not the expected one.
+    """
     for fields in updates.values():
         _check_field_names(fields)
     target = Path(path)
     text = _read_text(target) if target.exists() else ""
     proto = _parse_proto(text, os.fspath(target))
-    _to_records(proto, text, os.fspath(target))  # validate keys before touching anything
+    current = _to_records(proto, text, os.fspath(target))  # validate keys before touching anything
+    _check_scale_w(current, expect_scale_w or {}, os.fspath(target))
     merged = {}
     for layer, fields in updates.items():
         entry = next((e for e in proto.record if e.key == layer), None)
@@ -154,6 +167,18 @@ def update_records(path: str | os.PathLike, updates: dict[str, dict]) -> dict[st
     _sort_entries(proto)
     atomic_write_text(target, to_text(proto))
     return merged
+
+
+def _check_scale_w(current: dict[str, LayerRecord], expected: dict[str, list[float]], source: str):
+    for layer, scale_w in expected.items():
+        found = current.get(layer)
+        if found is None or list(found.scale_w) != list(scale_w):
+            raise RecordError(
+                f"{source}: layer '{layer}': scale_w is no longer the one quantize_model wrote "
+                "for this calibration module: another quantize_model or calibration sharing "
+                "this record path rewrote the file; give each flow its own record_file and run "
+                "quantize_model again"
+            )
 
 
 def _read_text(path: str | os.PathLike) -> str:

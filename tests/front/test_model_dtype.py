@@ -1,5 +1,6 @@
-"""float64 models and inputs are refused up front by the calls whose results end as ONNX QDQ
-(front/model_dtype.py): a ModelError naming the tensor, before any export or file write."""
+"""float64, float16 and bfloat16 models and inputs are refused up front by the calls whose results
+end as quantized ONNX models (front/model_dtype.py): a ModelError naming the tensor and its type,
+before any export or file write. Integer inputs (token ids) pass."""
 
 from __future__ import annotations
 
@@ -38,3 +39,37 @@ def test_float64_model_is_refused(tmp_path, api):
     with pytest.raises(ModelError, match=r"'input_data\[0\]' is float64"):
         CALLS[api](tmp_path, small_model(), x.double())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json"]  # nothing written
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
+@pytest.mark.parametrize("api", list(CALLS))
+def test_half_precision_model_is_refused(tmp_path, api, dtype):
+    model, x = small_model(), torch.randn(2, 3, 6, 6)
+    qdqforge.create_quant_config(str(tmp_path / "c.json"), model, x)
+    name = str(dtype).removeprefix("torch.")
+    with pytest.raises(ModelError, match=rf"{api}: '0.weight' is {name}; .*model.float\(\)"):
+        CALLS[api](tmp_path, small_model().to(dtype), x.to(dtype))
+    with pytest.raises(ModelError, match=rf"'input_data\[0\]' is {name}"):
+        CALLS[api](tmp_path, small_model(), x.to(dtype))
+    half_buffer = small_model()
+    half_buffer.register_buffer("table", torch.zeros(3, dtype=dtype))
+    with pytest.raises(ModelError, match=rf"'table' is {name}"):
+        CALLS[api](tmp_path, half_buffer, x)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json"]  # nothing written
+
+
+class Embedder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.fc = nn.Embedding(10, 8), nn.Linear(8, 2)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.embed(ids))
+
+
+def test_integer_inputs_pass(tmp_path):
+    model, ids = Embedder().eval(), torch.randint(0, 10, (2, 5))
+    qdqforge.create_quant_config(str(tmp_path / "c.json"), model, ids)
+    paths = [str(tmp_path / name) for name in ("c.json", "m.onnx", "r.txt")]
+    qdqforge.quantize_model(*paths, model, ids)
+    assert (tmp_path / "m.onnx").is_file()

@@ -7,6 +7,8 @@ base one (conv: scale_d, offset_d 0, four scale_w; fc: scale_d, offset_d -128, o
 
 from __future__ import annotations
 
+import torch
+
 import qdqforge
 from qdqforge.errors import CalibrationError, PassError, RecordError
 from tests.reliability.catalogue import Case
@@ -58,6 +60,34 @@ def _reused_record(w):
     calib = w.quantize(w.config, model, x, record=record)
     calib(x)
     return qdqforge.save_model(str(w.tmp / "m.onnx"), str(record), str(w.tmp / "out" / "net"))
+
+
+def _shared_record_path(calibrate_first: bool):
+    """Model A and a 1000x larger model B quantized with one record path; A calibrated, saved.
+
+    B's ``quantize_model`` runs after A's calibration (``calibrate_first``: caught by the weight
+    grid check of ``save_model``) or before it (caught when the calibration writes its scales).
+    """
+
+    def call(w):
+        record = w.tmp / "shared.txt"
+        model_a, x = net_and_input(seed=2)
+        model_b, _ = net_and_input(seed=3)
+        with torch.no_grad():
+            for p in model_b.parameters():
+                p.mul_(1000.0)
+        onnx_a, onnx_b = w.tmp / "a.onnx", w.tmp / "b.onnx"
+        calib = qdqforge.quantize_model(str(w.config), str(onnx_a), str(record), model_a, x)
+        if calibrate_first:
+            calib(x)
+            calib(x)
+        qdqforge.quantize_model(str(w.config), str(onnx_b), str(record), model_b, x)
+        if not calibrate_first:
+            calib(x)
+            calib(x)
+        return qdqforge.save_model(str(onnx_a), str(record), str(w.tmp / "out" / "a"))
+
+    return call
 
 
 FC = 'record {\n  key: "fc"'
@@ -134,6 +164,20 @@ CASES = [
         CalibrationError,
         "no calibration forward was recorded",
         "an empty record (no calibration ran)",
+    ),
+    _record(
+        "shared-path-calibrated",
+        _shared_record_path(calibrate_first=True),
+        RecordError,
+        "layer 'conv': 108 of 108 weights of the modified ONNX are not on the record's scale_w",
+        "another quantize_model (a 1000x larger model) rewrote the record before save_model",
+    ),
+    _record(
+        "shared-path-calibrating",
+        _shared_record_path(calibrate_first=False),
+        RecordError,
+        "layer 'conv': scale_w is no longer the one quantize_model wrote",
+        "another quantize_model rewrote the record before this calibration ended",
     ),
     _record(
         "reused-stale",
