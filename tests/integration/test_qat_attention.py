@@ -154,3 +154,23 @@ def test_qdq_and_deploy_quantize_both_operands(trained):
                 node = quants[tensor]
                 assert float(consts[node.input[1]]) == np.float32(scale), tensor
                 assert int(consts[node.input[2]]) == zero, tensor
+
+
+def test_restore_gives_back_the_trained_quantizers(trained, tmp_path):
+    qat, batches, _, _ = trained
+    model, (x,) = build("hand_attention")
+    cfg = tmp_path / "qat.json"
+    (tmp_path / "qat.cfg").write_text(ON)
+    qdqforge.create_quant_retrain_config(
+        str(cfg), model, x, config_defination=str(tmp_path / "qat.cfg")
+    )
+    tree = json.loads(cfg.read_text())
+    _reduce_range(tree)
+    cfg.write_text(json.dumps(tree))
+    torch.save({"model": qat.state_dict()}, tmp_path / "ckpt.pth")
+    restored = qdqforge.restore_quant_retrain_model(
+        str(cfg), model, str(tmp_path / "r.txt"), x, str(tmp_path / "ckpt.pth"), "model"
+    )
+    assert _clips(restored).keys() == _clips(qat).keys()
+    with torch.no_grad():
+        assert torch.equal(restored.eval()(batches[1]), qat.eval()(batches[1]))
