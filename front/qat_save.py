@@ -37,6 +37,7 @@ from qdqforge.front.qat_record import WEIGHT_OPS, ensure_statistics, learned_rec
 from qdqforge.front.quant_save import SavedModels, saved_outputs, write_quant_models
 from qdqforge.front.record import LayerRecord, write_record
 from qdqforge.graph import meta
+from qdqforge.graph.activation_matmul import layer_of_input
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import layer_site
 from qdqforge.graph.path_roles import check_roles
@@ -128,8 +129,8 @@ def _search_n_state(module: nn.Module) -> dict[nn.Module, dict]:
 
 def _check_layers(config_file, module: nn.Module) -> None:
     config = load_retrain_config(config_file)
-    wanted = [x.name for x in config.layers if x.retrain_enable and ".matmul_" not in f".{x.name}"]
-    built = list(ops_by_layer(module, UlqActQuantOp))
+    wanted = [x.name for x in config.layers if x.retrain_enable]
+    built = list(dict.fromkeys(map(layer_of_input, ops_by_layer(module, UlqActQuantOp))))
     for name in [*wanted, *built]:
         if (name in wanted) != (name in built):
             where = "config" if name in wanted else "model"
