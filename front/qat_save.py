@@ -36,11 +36,13 @@ from qdqforge.front.config.qat_load import load_retrain_config
 from qdqforge.front.inputs import normalize_input_data
 from qdqforge.front.qat_graph import qat_module, tensor_at, trained_graph
 from qdqforge.front.qat_record import WEIGHT_OPS, ensure_statistics, learned_records, ops_by_layer
-from qdqforge.front.quant_save import SavedModels, write_quant_models
+from qdqforge.front.quant_save import SavedModels, saved_outputs, write_quant_models
 from qdqforge.front.record import LayerRecord, write_record
 from qdqforge.graph import meta
+from qdqforge.graph.activation_matmul import layer_of_input
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import layer_site
+from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes.pipeline import run_pipeline
 from qdqforge.passes.qat_search_n import folded_bn
 from qdqforge.runtime.kernels.folded_scale import folded_weight_scale
@@ -86,6 +88,11 @@ def save_quant_retrain_model(
         CalibrationError: clips still uninitialized after ``batch_num`` forwards.
         VerificationError: the saved models disagree with the QAT module beyond the budget.
     """
+    check_roles(
+        "save_quant_retrain_model",
+        inputs={"config_file": config_file},
+        outputs={"record_file": record_file, **saved_outputs(save_path)},
+    )
     module, inputs = qat_module(model), normalize_input_data(input_data)
     _check_layers(config_file, module)
     ensure_statistics(module, inputs)
@@ -125,8 +132,8 @@ def _search_n_state(module: nn.Module) -> dict[nn.Module, dict]:
 
 def _check_layers(config_file, module: nn.Module) -> None:
     config = load_retrain_config(config_file)
-    wanted = [x.name for x in config.layers if x.retrain_enable and ".matmul_" not in f".{x.name}"]
-    built = list(ops_by_layer(module, UlqActQuantOp))
+    wanted = [x.name for x in config.layers if x.retrain_enable]
+    built = list(dict.fromkeys(map(layer_of_input, ops_by_layer(module, UlqActQuantOp))))
     for name in [*wanted, *built]:
         if (name in wanted) != (name in built):
             where = "config" if name in wanted else "model"

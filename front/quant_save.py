@@ -71,6 +71,12 @@ def output_path(save_path: str | os.PathLike, kind: str) -> Path:
     return Path(f"{text}_{kind}_model.onnx")
 
 
+def saved_outputs(save_path: str | os.PathLike) -> dict[str, Path]:
+    """Role -> path of every file a save writes under ``save_path`` (for ``check_roles``)."""
+    models = {f"{kind} model": output_path(save_path, kind) for kind in SavedModels._fields}
+    return {**models, "verify report": verify_path(save_path)}
+
+
 def check_save_path(save_path: str | os.PathLike) -> None:
     """An existing directory without a trailing ``/`` is ambiguous: an OutputError says so."""
     text = os.fspath(save_path)
