@@ -139,7 +139,7 @@ def test_search_n_eval_only_with_bn_factor_and_restarts_after_training():
     assert op(y, s_d, s_w, *bn) is y and int(op.batches) == 0  # training
     op.eval()
     op(y, s_d, s_w, *bn)
-    deq = s_d * s_w * (gamma / torch.sqrt(var + 1e-5)).abs()  # the floor does not act here
+    deq = s_d * (s_w * (gamma / torch.sqrt(var + 1e-5)).abs())  # the op's float order; no floor
     ref = SearchNObserver(3, 1, "conv")
     ref.update(torch.round(y / deq[:, None, None]))
     assert torch.equal(op.error, ref.error) and torch.equal(op.shifts(), ref.compute())
@@ -167,6 +167,23 @@ def test_search_n_floors_the_scale_of_a_zero_gamma_channel():
     assert float(deq[3]) == pytest.approx(float(s_d * s_w[3] * g[3]), rel=1e-6)  # untouched
     op(y, s_d, s_w, gamma, var, beta, mean, bias)
     assert int(op.batches) == 1 and torch.isfinite(op.error).all()
+
+
+def test_search_n_folded_bias_reads_the_layer_bias_times_gemm_beta():
+    """b' = (beta_gemm * B - mean) g + beta: the floor of a gamma-0 channel is |b'| / (s_d 2^30)."""
+    s_d, s_w, gamma, var = torch.tensor(0.5), torch.tensor([0.25]), torch.zeros(1), torch.ones(1)
+    beta, mean, bias = torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([3.0])
+    plain = SearchNOp("fc", channels=1, channel_axis=-1, bn_epsilon=1e-5)
+    halved = SearchNOp("fc", channels=1, channel_axis=-1, bn_epsilon=1e-5, bias_beta=0.5)
+    assert float(plain.deq_scale(s_d, s_w, gamma, var, beta, mean, bias)) == 0.5  # b' = 0: s' = 1
+    mean = torch.tensor([1.0])  # b' = -mean * g = 0 too (g = 0); beta carries it
+    beta = torch.tensor([2.0**-20])
+    got = halved.deq_scale(s_d, s_w, gamma, var, beta, mean, bias)
+    assert float(got) == pytest.approx(2.0**-20 / 2.0**30)  # s_d * |b'| / (s_d 2^30)
+    g = torch.tensor([0.5]) / torch.sqrt(var + 1e-5)
+    want = ((0.5 * bias - mean) * g + beta).abs() / 2.0**30  # s_d s', the floor winning
+    got = halved.deq_scale(s_d, torch.tensor([1e-12]), torch.tensor([0.5]), var, beta, mean, bias)
+    assert float(got) == pytest.approx(float(want), rel=1e-6)
 
 
 @pytest.mark.parametrize("op", ["ulq_init", "search_n"])
