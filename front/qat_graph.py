@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import onnx
 import torch
 from onnx import numpy_helper
 from torch import nn
 
 from qdqforge.errors import ConfigError
+from qdqforge.graph.detached import is_placeholder
 
 GRAPH_MODULE = "qat_graph"
 WRAPPERS = (nn.parallel.DistributedDataParallel, nn.DataParallel)
@@ -33,16 +35,27 @@ class QatGraph(nn.Module):
         return f"{len(self.onnx_bytes)} bytes"
 
 
-def attach_graph(module: nn.Module, proto: onnx.ModelProto) -> None:
-    """Store ``proto`` on ``module`` without the data of tensors ``module`` holds."""
+def attach_graph(
+    module: nn.Module, proto: onnx.ModelProto, tensors: dict[str, np.ndarray] | None = None
+) -> None:
+    """Store ``proto`` on ``module`` without the data of tensors ``module`` holds.
+
+    ``tensors``: the arrays of ``proto``'s placeholders (:mod:`qdqforge.graph.detached`); one
+    the module does not hold (a constant) is written back into the stored graph.
+    """
     skeleton = onnx.ModelProto()
     skeleton.CopyFrom(proto)
     held = _held_tensors(module)
-    for init in skeleton.graph.initializer:
+    for index, init in enumerate(skeleton.graph.initializer):
         if init.name in held:
             init.ClearField("raw_data")
             for field in ("float_data", "double_data", "int32_data", "int64_data"):
                 init.ClearField(field)
+            init.ClearField("data_location")  # a placeholder's marks: as if it held data
+            init.ClearField("external_data")
+        elif is_placeholder(init):
+            value = numpy_helper.from_array((tensors or {})[init.name], init.name)
+            skeleton.graph.initializer[index].CopyFrom(value)
     module.add_module(GRAPH_MODULE, QatGraph(skeleton.SerializeToString()))
 
 
