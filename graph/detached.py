@@ -48,9 +48,14 @@ def _large_constants(graph: Graph, min_bytes: int) -> dict[str, Constant]:
     found = {}
     for tensor in graph.gs.tensors().values():
         values = tensor._values if isinstance(tensor, Constant) else None
-        if isinstance(values, np.ndarray) and values.nbytes >= min_bytes:
+        if isinstance(values, np.ndarray) and values.nbytes >= min_bytes and _as_stored(tensor):
             found[tensor.name] = tensor
     return found
+
+
+def _as_stored(const: Constant) -> bool:
+    """True when the proto would hold the array's own bytes (no export dtype conversion)."""
+    return np.dtype(const.export_dtype) == const._values.dtype if const.export_dtype else True
 
 
 def placeholder(name: str, array: np.ndarray) -> onnx.TensorProto:
