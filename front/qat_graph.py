@@ -18,7 +18,9 @@ from onnx import numpy_helper
 from torch import nn
 
 from qdqforge.errors import ConfigError
-from qdqforge.graph.detached import is_placeholder
+from qdqforge.graph import io
+from qdqforge.graph.detached import is_placeholder, placeholder
+from qdqforge.graph.ir import Graph
 
 GRAPH_MODULE = "qat_graph"
 WRAPPERS = (nn.parallel.DistributedDataParallel, nn.DataParallel)
@@ -75,15 +77,25 @@ def qat_module(model: nn.Module) -> nn.Module:
     return model
 
 
-def trained_graph(module: nn.Module) -> onnx.ModelProto:
-    """The QAT graph with every held initializer set to ``module``'s current value."""
+def trained_graph(module: nn.Module) -> Graph:
+    """The QAT graph with every held initializer set to ``module``'s current value.
+
+    The graph's arrays are the module's tensors (``Tensor.numpy()``, no copy; the passes after
+    it replace arrays, never write into them): a > 2 GB model's weights are not copied into a
+    proto and then into the graph.
+    """
     proto = onnx.load_from_string(getattr(module, GRAPH_MODULE).onnx_bytes)
     held = _held_tensors(module)
+    arrays = {}
     for index, init in enumerate(proto.graph.initializer):
         if init.name in held:
-            value = held[init.name].detach().cpu().numpy()
-            proto.graph.initializer[index].CopyFrom(numpy_helper.from_array(value, init.name))
-    return proto
+            arrays[init.name] = held[init.name].detach().cpu().numpy()
+            proto.graph.initializer[index].CopyFrom(placeholder(init.name, arrays[init.name]))
+    graph = io.from_proto(proto)
+    for name, tensor in graph.gs.tensors().items():
+        if name in arrays:
+            tensor.values, tensor.data_location = arrays[name], None  # as from_array leaves it
+    return graph
 
 
 def tensor_at(module: nn.Module, path: str) -> torch.Tensor:
