@@ -110,7 +110,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pipeline", choices=("ptq", "qat", "both"), default="both")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--external-mb",
+        type=float,
+        default=None,
+        help="save with external data above this size (default: protobuf's 2 GB limit), so a "
+        "smaller instance takes the > 2 GB model's path (streamed external data, no save check)",
+    )
     args = parser.parse_args(argv)
+    if args.external_mb is not None:
+        from qdqforge.graph import io
+
+        io.EXTERNAL_THRESHOLD = int(args.external_mb * 2**20)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     os.environ.setdefault("QDQFORGE_PROGRESS", "0")
     # a > 2 GB model is never cached (limit 1 GB): keep a smaller instance uncached as well
