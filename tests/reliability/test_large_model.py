@@ -37,9 +37,12 @@ WIDTH = 16384
 WEIGHT_BYTES = wide_mlp_bytes(WIDTH)
 NEEDED_GIB = 16  # measured peak (README, Reliability) plus headroom
 ROOT = Path(__file__).resolve().parents[2]
-# Peak RSS of the flows / weight bytes. Target 2.0 (the model plus one copy), not reached: see
-# README (Reliability, "> 2 GB models") for the measured value this limit adds a margin to.
-PEAK_LIMIT = 6.0
+# Peak RSS of the flows / weight bytes. Target 2.0 (the model plus one copy), NOT reached.
+# Measured on a 0.35 GB instance taking this model's path (bench/large_flow.py --width 6144
+# --external-mb 128): 6.1x the weights above the interpreter's own RSS (6.9x with it), the
+# onnxruntime check of the export (+3x, skipped above 2 GB) included; plus this model's
+# baseline (0.12x) and a margin. Not yet measured on this model itself (README, Reliability).
+PEAK_LIMIT = 7.0
 
 
 def available_gib() -> float:
