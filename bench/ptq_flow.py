@@ -19,7 +19,6 @@ from bench.rss import PeakRss, Stopwatch
 from qdqforge.errors import VerificationError
 
 log = logging.getLogger(__name__)
-SHOWN = 3  # layers named per model in a row's runtime-warning note
 
 
 @dataclass(frozen=True)
@@ -105,18 +104,14 @@ def _flow(model, batches: list, workdir: Path, settings: PtqSettings) -> str:
 
 
 def runtime_note(verify_json: Path) -> str:
-    """``"runtime warnings: qdq 2 layers (features.0.0, fc)"``: per model, the layers whose
-    fused int8 kernels save_model's runtime stage found diverging in the default session (the
-    first ``SHOWN``; "" when none)."""
+    """``"runtime warning: qdq at features.0.0"``: per model, the layer where save_model's runtime
+    stage found the default session diverging (it reports the first such layer of each model, in
+    topological order; "" when none)."""
     if not verify_json.exists():
         return ""
     warnings = json.loads(verify_json.read_text()).get("runtime_warnings") or []
-    parts = []
-    for model in sorted({w["model"] for w in warnings}):
-        layers = [w["layer"] for w in warnings if w["model"] == model]
-        shown = ", ".join(layers[:SHOWN]) + (", ..." if len(layers) > SHOWN else "")
-        parts.append(f"{model} {len(layers)} layer{'s' * (len(layers) > 1)} ({shown})")
-    return "runtime warnings: " + "; ".join(parts) if parts else ""
+    where = "; ".join(f"{w['model']} at {w['layer']}" for w in warnings)
+    return f"runtime warning: {where}" if where else ""
 
 
 def run_ptq(model, batches: list, workdir: Path, settings: PtqSettings) -> PtqRun:
