@@ -76,7 +76,9 @@ def test_digits_w8a8_row_and_ablation(tmp_path):
     task = digits_task(y_test, x_test, fp32)
     row = qdqforge_row(task, "w8a8", model, [x_train[:64]], tmp_path, PtqSettings())
 
-    assert row.note == "" and row.target in ("met", "missed")
+    # no VerificationError; at most save_model's runtime warning (int8 kernels of this CPU)
+    assert row.note == "" or row.note.startswith("runtime warning: qdq at "), row.note
+    assert row.target in ("met", "missed")
     drop = float(row.fake.split("(")[1].rstrip(")"))
     assert abs(drop) <= 2.0, row  # a 3-epoch net: W8A8 within 2 pt of FP32
     assert top1(fp32, y_test) > 80
