@@ -1,9 +1,13 @@
 """onnxruntime helpers: run an ONNX file over batches, and ORT's own ``quantize_static`` baseline.
 
-Optimisation levels matter for QDQ models: at ``"basic"`` ORT keeps QuantizeLinear/DequantizeLinear
-as float ops (the fake-quant *simulation*); at ``"all"`` (ORT's default) it fuses DQ->Conv->Q into
-QLinearConv/QGemm integer kernels, which on this AVX2-without-VNNI CPU can be much less accurate
-(u8s8 kernels; see bench/README.md).
+Two sessions, named by what they are:
+
+* ``"disabled"``: ``graph_optimization_level = ORT_DISABLE_ALL``: a QDQ model's
+  QuantizeLinear/DequantizeLinear run as float ops, the quantization *simulation*;
+* ``"default"``: ``ort.InferenceSession(path)`` with no options, what users run: ORT_ENABLE_ALL,
+  where ORT fuses a QDQ model's DQ->Conv/MatMul->Q into QLinearConv/QGemm/QLinearMatMul integer
+  kernels, which on this AVX2-without-VNNI CPU sum u8 x s8 pairs into int16 with saturation (see
+  bench/README.md). qdqforge's fake-quant model holds no Q/DQ, so nothing of it is fused.
 
 The baseline is onnxruntime out of the box with the settings users reach for first: FP32 export
 (``qdqforge.export``), ``quant_pre_process`` (shape inference, BN folding), then
@@ -29,22 +33,24 @@ def _as_arrays(x) -> list[np.ndarray]:
     return [t.numpy() for t in x] if isinstance(x, tuple) else [x.numpy()]
 
 
-LEVELS = {
-    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-}
+LEVELS = ("disabled", "default")
+ort.set_default_logger_severity(3)  # the process-wide logger, not a session option
 
 
-def session(model: Path | onnx.ModelProto, level: str = "all") -> ort.InferenceSession:
-    """A CPU session at optimisation ``level`` (``"basic"`` or ``"all"``, ORT's default)."""
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    options.graph_optimization_level = LEVELS[level]
+def session(model: Path | onnx.ModelProto, level: str = "default") -> ort.InferenceSession:
+    """``"default"``: ``ort.InferenceSession(model)``, no options (it picks the CPU
+    provider here); ``"disabled"``: the same with ``ORT_DISABLE_ALL``."""
+    if level not in LEVELS:
+        raise ValueError(f"session level {level!r}: expected one of {LEVELS}")
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    if level == "default":
+        return ort.InferenceSession(source)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(source, options)
 
 
-def run_onnx(model: Path | onnx.ModelProto, batches: list, level: str = "all") -> np.ndarray:
+def run_onnx(model: Path | onnx.ModelProto, batches: list, level: str = "default") -> np.ndarray:
     """First output of ``model`` (a file or a proto) over ``batches``, concatenated on axis 0."""
     sess = session(model, level)
     names = [i.name for i in sess.get_inputs()]

@@ -6,7 +6,8 @@ Prints one comparison table (then its numbered notes) for:
   (c) EfficientNet-Lite0 on scikit-image photos and crops: logits rel-L2, top-1/top-5
       agreement (target: rel-L2 <= 0.05), with an error attribution;
   IFMR memory: calibration peak RSS for 32 batches vs 1 (target: <= 1.2x).
-Columns are described in bench/README.md.
+Columns are described in bench/README.md ("ORT default": ``ort.InferenceSession(path)``, no
+options; ``ORT_DISABLE_ALL``: graph optimizations off, the QDQ simulation).
 
 Usage: ``python bench/ptq.py [--parts digits,minilm,lite0,memory] [--out bench_out/ptq]``.
 """
@@ -25,7 +26,7 @@ from bench.ptq_rows import Row
 
 PARTS = ("digits", "minilm", "lite0", "memory")
 HEADER = (
-    "task", "method", "fake-quant ORT default", "QDQ ORT basic", "QDQ ORT default",
+    "task", "method", "fake-quant ORT default", "QDQ ORT_DISABLE_ALL", "QDQ ORT default",
     "deploy ORT default", "target", "time s", "+RSS MB", "note",
 )  # fmt: skip
 NOTE_WIDTH = 48

@@ -33,7 +33,8 @@ def digits_task(labels: torch.Tensor, x_test: torch.Tensor, fp32: np.ndarray) ->
 def run_digits(
     workdir: Path, epochs: int = 15, batches: int = 4, with_ort: bool = True
 ) -> list[Row]:
-    """All digits rows: FP32, qdqforge without and with DMQ, ORT's quantize_static.
+    """All digits rows: FP32, qdqforge W8A8 (8-bit and 7-bit weights) and with DMQ, ORT's
+    quantize_static.
 
     Args:
         workdir: folder for every method's files.
@@ -52,6 +53,9 @@ def run_digits(
     calib = list(x_train[: 64 * batches].split(64))
     rows = [reference_row(task, fp32, f"{len(y_test)} test images, trained {epochs} epochs")]
     rows.append(qdqforge_row(task, "qdqforge W8A8", model, calib, workdir / "plain", PtqSettings()))
+    reduced = PtqSettings(weight_reduce_range=True)
+    rows.append(qdqforge_row(task, "qdqforge W8A8 weight_reduce_range", model, calib,
+                             workdir / "reduced", reduced))  # fmt: skip
     dmq = PtqSettings(alpha=DMQ_ALPHA)
     rows.append(qdqforge_row(task, f"qdqforge W8A8 DMQ a={DMQ_ALPHA}", model, calib,
                              workdir / "dmq", dmq))  # fmt: skip

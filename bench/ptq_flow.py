@@ -7,6 +7,7 @@ forwards -> save_model``, exactly as a user writes it with ``import qdqforge as 
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,8 @@ class PtqSettings:
     DMQ strengths overriding it (``(layer, alpha)``), skipped layers, activation algorithm,
     layers whose activations are 16-bit (``dst_type: INT16``, AMCT's A16W8), and AdaRound
     weights (``ada_quantize { num_iteration: N }``) when ``ada_iterations`` is set, on every
-    layer but ``arq_layers`` (those keep ARQ's round-to-nearest)."""
+    layer but ``arq_layers`` (those keep ARQ's round-to-nearest), and 7-bit weights in an int8
+    container (``weight_reduce_range: true``) when ``weight_reduce_range``."""
 
     alpha: float | None = None
     layer_alphas: tuple[tuple[str, float], ...] = ()
@@ -35,12 +37,14 @@ class PtqSettings:
     int16_layers: tuple[str, ...] = ()
     ada_iterations: int | None = None
     arq_layers: tuple[str, ...] = ()
+    weight_reduce_range: bool = False
 
 
 @dataclass(frozen=True)
 class PtqRun:
     """Outputs of one flow: model paths, wall time, extra peak RSS, and a note when save_model's
-    own torch-vs-ONNX check failed (it writes the models all the same)."""
+    own torch-vs-ONNX check failed (it writes the models all the same) or found the default
+    session's int8 kernels diverging (``runtime_warnings`` in ``<save>_verify.json``)."""
 
     fake_quant: Path
     deploy: Path | None
@@ -53,6 +57,8 @@ class PtqRun:
 def cfg_text(settings: PtqSettings, batch_num: int) -> str:
     """The ``config_defination`` text (AMCTConfig protobuf text format)."""
     lines = [f"batch_num: {batch_num}"]
+    if settings.weight_reduce_range:
+        lines.append("weight_reduce_range: true")
     lines += [f'skip_layers: "{name}"' for name in settings.skip_layers]
     lines.append(f"common_config {{ {_calibration(settings, settings.alpha)} }}")
     overrides = dict(settings.layer_alphas)  # an override replaces common_config as a whole
@@ -97,6 +103,17 @@ def _flow(model, batches: list, workdir: Path, settings: PtqSettings) -> str:
     return ""
 
 
+def runtime_note(verify_json: Path) -> str:
+    """``"runtime warning: qdq at features.0.0"``: per model, the layer where save_model's runtime
+    stage found the default session diverging (it reports the first such layer of each model, in
+    topological order; "" when none)."""
+    if not verify_json.exists():
+        return ""
+    warnings = json.loads(verify_json.read_text()).get("runtime_warnings") or []
+    where = "; ".join(f"{w['model']} at {w['layer']}" for w in warnings)
+    return f"runtime warning: {where}" if where else ""
+
+
 def run_ptq(model, batches: list, workdir: Path, settings: PtqSettings) -> PtqRun:
     """Quantize ``model`` calibrating on ``batches`` (``batch_num = len(batches)``).
 
@@ -115,4 +132,5 @@ def run_ptq(model, batches: list, workdir: Path, settings: PtqSettings) -> PtqRu
     fake, deploy, qdq = (workdir / f"net_{k}_model.onnx" for k in ("fake_quant", "deploy", "qdq"))
     log.info("%s: %.1f s, +%.0f MB", workdir.name, clock.seconds, memory.extra_mb)
     deploy, qdq = (p if p.exists() else None for p in (deploy, qdq))
+    note = "; ".join(filter(None, [note, runtime_note(workdir / "net_verify.json")]))
     return PtqRun(fake, deploy, qdq, clock.seconds, memory.extra_mb, note)

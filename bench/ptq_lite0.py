@@ -5,7 +5,7 @@ logits, the share of images whose top-1 class is FP32's, and the mean overlap of
 sets. Target: rel-L2 <= 0.05. Evaluation: the 16 photos and 3 seeded crops of each (64);
 calibration: 32 other crops (seed 1) in 4 batches of 8.
 
-What it takes: :func:`attribution` splits the error of the default W8A8 model into weights
+What it takes: :func:`attribution` splits the error of the default W8A8 QDQ model into weights
 (all activation Q/DQ removed) and each layer's activation rounding (only its pair kept); the
 skip rows then leave the named layers float through ``skip_layers``. The ADA rows round every
 weight with AdaRound (``ada_quantize``, ``ADA_ITERATIONS`` steps instead of AMCT's 10000 to keep
@@ -62,20 +62,22 @@ def logits_task(eval_batches: list, fp32: np.ndarray) -> Task:
     return Task("Lite0", eval_batches, score, lambda rel: rel <= TARGET)
 
 
-def attribution(task: Task, fake_quant: Path, top: int = 4) -> str:
+def attribution(task: Task, qdq_model: Path, top: int = 4) -> str:
     """Weights-only rel-L2, then the ``top`` layers by their own activation-rounding rel-L2.
 
-    ``task`` should be small (one ORT session per layer, ~50 layers).
+    Edits the QDQ model (``<save>_qdq_model.onnx``: the fake-quant model has no Q/DQ pairs to
+    take out) and runs it at ``ORT_DISABLE_ALL``, the simulation. ``task`` should be small (one
+    ORT session per layer, ~50 layers).
     """
-    proto = onnx.load(str(fake_quant))
+    proto = onnx.load(str(qdq_model))
     layers = activation_layers(proto)
     weights_only = without_activation_qdq(proto, layers)
-    weights = task.score(run_onnx(weights_only, task.eval_batches, "basic"))
-    own = {k: task.score(run_onnx(only_activation_qdq(proto, k), task.eval_batches, "basic"))
+    weights = task.score(run_onnx(weights_only, task.eval_batches, "disabled"))
+    own = {k: task.score(run_onnx(only_activation_qdq(proto, k), task.eval_batches, "disabled"))
            for k in layers}  # fmt: skip
     worst = sorted(own, key=lambda k: -own[k].value)[:top]
     shown = ", ".join(f"{k} {own[k].value:.3f}" for k in worst)
-    log.info("attribution of %s done (%d layers)", fake_quant, len(layers))
+    log.info("attribution of %s done (%d layers)", qdq_model, len(layers))
     return (
         f"attribution on the 16 photos: int8 weights+bias with float activations give rel-L2 "
         f"{weights.value:.3f}; adding one layer's int8 input: {shown}"
@@ -83,9 +85,11 @@ def attribution(task: Task, fake_quant: Path, top: int = 4) -> str:
 
 
 def method_settings() -> list[tuple[str, PtqSettings]]:
-    """Default W8A8, DMQ, the skip variants and AdaRound: "what would it take"."""
+    """Default W8A8 (8-bit and 7-bit weights), DMQ, the skip variants and AdaRound: "what would
+    it take"."""
     return [
         ("qdqforge W8A8", PtqSettings()),
+        ("qdqforge W8A8 weight_reduce_range", PtqSettings(weight_reduce_range=True)),
         ("qdqforge DMQ a=0.5", PtqSettings(alpha=0.5)),
         ("qdqforge W8A8 skip first+last", PtqSettings(skip_layers=FIRST_LAST)),
         ("qdqforge W8A8 skip stem+blocks 0-1+fc", PtqSettings(skip_layers=(*EARLY, "_fc"))),
@@ -119,9 +123,9 @@ def run_lite0(workdir: Path, padding: str = "same") -> list[Row]:
     calib = list(calib_x.split(8))
     for i, (method, settings) in enumerate(method_settings()):
         rows.append(qdqforge_row(task, method, model, calib, workdir / f"m{i}", settings))
-    fake = workdir / "m0" / "net_fake_quant_model.onnx"
-    if fake.exists():
+    qdq = workdir / "m0" / "net_qdq_model.onnx"
+    if qdq.exists():
         photos = logits_task(task.eval_batches[:1], fp32[:16])  # the 16 full photos
-        rows[1].note = "; ".join(filter(None, [rows[1].note, attribution(photos, fake)]))
+        rows[1].note = "; ".join(filter(None, [rows[1].note, attribution(photos, qdq)]))
     rows.append(ort_row(task, "ORT quantize_static", model, calib, workdir / "ort"))
     return rows

@@ -47,13 +47,15 @@ def load_inputs(tokenizer, calib: int, count: int) -> tuple[list, list]:
 
 
 def method_settings(alphas) -> list[tuple[str, PtqSettings]]:
-    """No DMQ, the alpha sweep, then what it takes: the FFN down-projections (their GELU inputs
-    carry the outlier channels) left float, or their activations on 16 bits (AMCT's A16W8,
-    ``dst_type: INT16``; weights stay int8, every other layer W8A8), with DMQ 0.5 there too or
-    with 0.2 (a 16-bit grid takes the activation outliers, so DMQ can flatten the per-tensor int8
-    weights instead). A per-layer alpha on them alone at W8A8 (0.2, 0.65, 0.8 with 0.5
-    elsewhere) scored like the global sweep at that alpha: they dominate the error."""
+    """No DMQ (8-bit and 7-bit weights, ``weight_reduce_range``), the alpha sweep, then what it
+    takes: the FFN down-projections (their GELU inputs carry the outlier channels) left float, or
+    their activations on 16 bits (AMCT's A16W8, ``dst_type: INT16``; weights stay int8, every
+    other layer W8A8), with DMQ 0.5 there too or with 0.2 (a 16-bit grid takes the activation
+    outliers, so DMQ can flatten the per-tensor int8 weights instead). A per-layer alpha on them
+    alone at W8A8 (0.2, 0.65, 0.8 with 0.5 elsewhere) scored like the global sweep at that alpha:
+    they dominate the error."""
     methods = [("qdqforge W8A8", PtqSettings())]
+    methods.append(("qdqforge W8A8 weight_reduce_range", PtqSettings(weight_reduce_range=True)))
     methods += [(f"qdqforge DMQ a={a}", PtqSettings(alpha=a)) for a in alphas]
     methods.append(("qdqforge DMQ a=0.5, skip FFN-down", PtqSettings(0.5, skip_layers=FFN_DOWN)))
     a16 = PtqSettings(0.5, int16_layers=FFN_DOWN)

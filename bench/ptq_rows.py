@@ -4,14 +4,15 @@ A :class:`Task` knows its evaluation batches, the FP32 reference and how to scor
 row functions run qdqforge's flow (:mod:`bench.ptq_flow`) or ORT's ``quantize_static``
 (:mod:`bench.ort_tools`) and fill the result columns, each naming its model and session:
 
-* ``fake``: qdqforge's ``<save>_fake_quant_model.onnx`` in ORT's default session ("all"): the
-  torch module's arithmetic in float ops, nothing fused into int8 kernels (the target is judged
-  on it);
-* ``sim``: the QDQ model (qdqforge's ``<save>_qdq_model.onnx``, or ORT's output) at ORT "basic":
-  Q/DQ run as float ops, the quantization simulation with the int32 bias;
-* ``ort_all``: the same QDQ model at ORT's default "all", where ORT fuses QDQ into int8 kernels
+* ``fake``: qdqforge's ``<save>_fake_quant_model.onnx`` in ORT's default session
+  (``ort.InferenceSession(path)``, no options): the torch module's arithmetic in float ops,
+  nothing fused into int8 kernels (qdqforge's target is judged on it);
+* ``sim``: the QDQ model (qdqforge's ``<save>_qdq_model.onnx``, or ORT's output) at
+  ``ORT_DISABLE_ALL``: Q/DQ run as float ops, the quantization simulation with the int32 bias
+  (ORT's target is judged on it);
+* ``ort_all``: the same QDQ model in ORT's default session, where ORT fuses QDQ into int8 kernels
   (u8 x s8 pairs summed into int16 with saturation on this CPU without VNNI);
-* ``deploy``: qdqforge's ``<save>_deploy_model.onnx`` at ORT's default, when it was written.
+* ``deploy``: qdqforge's ``<save>_deploy_model.onnx`` in ORT's default session, when written.
 
 A product error becomes the row's note (the table shows every method, failed or not).
 """
@@ -82,11 +83,11 @@ def qdqforge_row(task: Task, method: str, model, calib: list, workdir: Path, set
         run = run_ptq(model, calib, workdir, settings)
     except QdqforgeError as e:
         return _error_row(task, method, e)
-    fake = _evaluate(task, run.fake_quant, "all")
+    fake = _evaluate(task, run.fake_quant, "default")
     qdq = {level: _evaluate(task, run.qdq, level).text if run.qdq else "-" for level in LEVELS}
-    deploy = _evaluate(task, run.deploy, "all").text if run.deploy else "-"
+    deploy = _evaluate(task, run.deploy, "default").text if run.deploy else "-"
     return Row(
-        task.name, method, fake.text, qdq["basic"], qdq["all"], deploy,
+        task.name, method, fake.text, qdq["disabled"], qdq["default"], deploy,
         "met" if task.meets(fake.value) else "missed",
         f"{run.seconds:.1f}", f"{run.extra_rss_mb:.0f}", run.note,
     )  # fmt: skip
@@ -99,9 +100,9 @@ def ort_row(task: Task, method: str, model, calib: list, workdir: Path, op_types
             path = ort_quantize_static(model, calib, workdir, op_types)
     except Exception as e:  # ORT's quantizer fails in its own ways (e.g. non-finite ranges)
         return _error_row(task, method, e)
-    sim = _evaluate(task, path, "basic")
+    sim = _evaluate(task, path, "disabled")
     return Row(
-        task.name, method, "-", sim.text, _evaluate(task, path, "all").text, "-",
+        task.name, method, "-", sim.text, _evaluate(task, path, "default").text, "-",
         "met" if task.meets(sim.value) else "missed",
         f"{clock.seconds:.1f}", f"{memory.extra_mb:.0f}",
     )  # fmt: skip

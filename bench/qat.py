@@ -4,9 +4,11 @@
       by the FP32 eager step, on the ResNet-style CNN (BN kept) and the transformer test model,
       beside torch.ao's ``prepare_qat_fx`` as an external baseline. Target: <= 1.15x.
       (bench/qat_timing.py)
-  (b) digits CNN top-1: FP32; W8A8 and W4A8 PTQ (fake-quant ONNX in onnxruntime); W8A8 and W4A8
-      QAT after 3 epochs, as the torch module and as the deploy ONNX in onnxruntime. Targets:
-      QAT >= FP32 - 0.1 pt (W8A8), >= FP32 - 0.5 pt (W4A8). (bench/qat_digits.py)
+  (b) digits CNN top-1: FP32; W8A8 and W4A8 PTQ (fake-quant ONNX in onnxruntime's default
+      session); W8A8 and W4A8 QAT after 3 epochs, as the torch module and as its saved ONNX files
+      in onnxruntime: fake-quant and deploy in the default session ``ort.InferenceSession(path)``,
+      QDQ at ``ORT_DISABLE_ALL`` and in the default session. Targets: QAT >= FP32 - 0.1 pt (W8A8),
+      >= FP32 - 0.5 pt (W4A8). (bench/qat_digits.py)
   (c) the fused GPU fake-quant kernel vs the reference: needs CUDA and a fused kernel.
 
 Timings are medians of interleaved steps on a fixed thread count; on a shared machine they move

