@@ -12,7 +12,14 @@ the observers' ops are ``torch.ops.qdqforge_obs.*`` (``observe`` below).
 Build flags: ``-O3 -ffp-contract=off`` (no FMA: the Python paths' rounding), ``-fno-trapping-math``
 (lets comparisons vectorize; values are unchanged), and ``-mavx2`` where torch reports an AVX2 or
 AVX512 CPU (the capability is part of the library's name, so a cache shared between machines
-never loads an AVX2 build on a CPU without it).
+never loads an AVX2 build on a CPU without it). The name also hashes the sources' folder: two
+checkouts (or virtual environments) of qdqforge on one machine build in their own folders
+instead of rebuilding each other's library and waiting on each other's build lock.
+
+torch guards a build with a ``lock`` file in the build folder and waits for it without a
+timeout; a build killed mid-way leaves that file behind and every later process would wait
+forever. A lock older than :data:`STALE_LOCK_SECONDS` (a build takes ~20 s, minutes on a
+loaded machine) is removed with a warning before loading.
 
 Without a compiler, or when the build fails, one warning is logged and :func:`cpu_ops` returns None:
 the Python paths of :mod:`.ulq` run instead, with the same forward values. ``QDQFORGE_FUSED=0``
@@ -22,8 +29,10 @@ turns the compiled kernels off (:mod:`.ulq_dispatch`). :func:`main` builds them 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -38,6 +47,7 @@ SOURCES = tuple(
 )
 BASE_FLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math"]
 AVX2_CAPABILITIES = {"AVX2", "AVX512"}
+STALE_LOCK_SECONDS = 15 * 60
 
 _lock = threading.Lock()
 _state: dict[str, SimpleNamespace | None] = {}
@@ -48,7 +58,8 @@ def build_flags() -> tuple[str, list[str]]:
     capability = torch.backends.cpu.get_cpu_capability()
     flags = BASE_FLAGS + (["-mavx2"] if capability in AVX2_CAPABILITIES else [])
     code = b"".join(source.read_bytes() for source in SOURCES)
-    digest = hashlib.sha256(code + " ".join(flags).encode()).hexdigest()[:12]
+    where = str(SOURCES[0].parent.resolve()).encode()
+    digest = hashlib.sha256(code + " ".join(flags).encode() + where).hexdigest()[:12]
     return f"qdqforge_fq_cpu_{capability.lower()}_{digest}", flags
 
 
@@ -59,6 +70,7 @@ def _build() -> SimpleNamespace:
     start = time.perf_counter()
     logger.info("loading qdqforge's compiled CPU kernels (built once, ~20 s): %s", name)
     sources = [str(source) for source in SOURCES]
+    remove_stale_lock(Path(cpp_extension._get_build_directory(name, verbose=False)))
     cpp_extension.load(name=name, sources=sources, extra_cflags=flags, is_python_module=False)
     logger.info("compiled CPU kernels ready in %.1f s", time.perf_counter() - start)
     ops = torch.ops.qdqforge_cpu
@@ -68,6 +80,30 @@ def _build() -> SimpleNamespace:
         ulq_weight=ops.ulq_weight,
         observe=torch.ops.qdqforge_obs,
     )
+
+
+def remove_stale_lock(build_dir: Path, max_age: float = STALE_LOCK_SECONDS) -> bool:
+    """Remove ``build_dir/lock`` when it is older than ``max_age`` seconds (module docstring).
+
+    Returns:
+        True when a stale lock was removed.
+    """
+    lock = build_dir / "lock"
+    try:
+        age = time.time() - lock.stat().st_mtime
+    except FileNotFoundError:
+        return False
+    if age < max_age:
+        return False
+    logger.warning(
+        "removing a stale build lock %s (%.0f min old: a build of the compiled kernels was "
+        "interrupted); building again",
+        lock,
+        age / 60,
+    )
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(lock)
+    return True
 
 
 def cpu_ops() -> SimpleNamespace | None:

@@ -10,6 +10,7 @@ build wherever g++ and ninja exist; elsewhere these tests skip (the fallback has
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 
 import pytest
@@ -188,3 +189,29 @@ def test_failed_build_falls_back_with_one_warning(monkeypatch, caplog):
     assert y.grad_fn.name() == "UlqActFakeQuantBackward"
     warnings = [r for r in caplog.records if "unavailable" in r.getMessage()]
     assert len(warnings) == 1 and "Ninja is required" in warnings[0].getMessage()
+
+
+def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path, caplog):
+    """torch waits on a build folder's ``lock`` without a timeout: one left by a killed build
+    would hang every later process (seen: 13 min, every session on the machine asleep)."""
+    lock = tmp_path / "lock"
+    lock.touch()
+    assert not cpu_ext.remove_stale_lock(tmp_path)  # a build in progress keeps its lock
+    assert lock.exists()
+    old = lock.stat().st_mtime - cpu_ext.STALE_LOCK_SECONDS - 1
+    os.utime(lock, (old, old))
+    with caplog.at_level(logging.WARNING, logger="qdqforge.runtime.kernels.cpu_ext"):
+        assert cpu_ext.remove_stale_lock(tmp_path)
+    assert not lock.exists() and "stale build lock" in caplog.text
+    assert not cpu_ext.remove_stale_lock(tmp_path)  # no lock: nothing to do
+
+
+def test_each_checkout_builds_in_its_own_folder(monkeypatch, tmp_path):
+    name, _ = cpu_ext.build_flags()
+    copies = [tmp_path / "other" / "csrc" / source.name for source in cpu_ext.SOURCES]
+    copies[0].parent.mkdir(parents=True)
+    for source, copy in zip(cpu_ext.SOURCES, copies, strict=True):
+        copy.write_bytes(source.read_bytes())
+    monkeypatch.setattr(cpu_ext, "SOURCES", tuple(copies))
+    other, _ = cpu_ext.build_flags()
+    assert other != name and other.rsplit("_", 1)[0] == name.rsplit("_", 1)[0]
