@@ -6,8 +6,10 @@ batches of ``NUMEL`` values one at a time (each dropped after its update) and fe
 ``/proc/self/statm``: the kernel's counts, which no buffer accounting of the observer's can
 change) after :data:`SETTLE` batches, when one update's transient allocations have all been made
 once, and after the last one. Then the control:
-:data:`KEPT` more batches held in a list, as AMCT's concatenation holds them, must raise the peak
-by about their size, or the measurement could not see a growing observer either. One JSON line
+:data:`KEPT` more batches held in a list, as AMCT's concatenation holds them, must raise the
+current RSS by about their size, or the measurement could not see a growing observer either
+(the peak may not move: a first-use build of the compiled kernels can leave it tens of MiB
+above the current RSS). One JSON line
 of KiB figures comes out.
 """
 
@@ -44,7 +46,7 @@ def main(batches: int, numel: int) -> None:
             peaks["settled"], peaks["settled_now"] = peak_rss_kib(), rss_kib()
     peaks["streamed"], peaks["streamed_now"] = peak_rss_kib(), rss_kib()
     kept = [torch.randn(numel, generator=gen) for _ in range(KEPT)]
-    peaks["control"] = peak_rss_kib()
+    peaks["control_now"] = rss_kib()
     print(json.dumps({**peaks, "kept_kib": sum(t.numel() * 4 for t in kept) // 1024}))
 
 
