@@ -38,9 +38,16 @@ _NORMALIZATION = nn.modules.batchnorm._NormBase
 
 
 def export_copy(model: nn.Module, mode: str = "train") -> nn.Module:
-    """A deep copy in export mode (``"train"``: see the module docstring; ``"eval"``)."""
+    """A deep copy in export mode (``"train"``: see the module docstring; ``"eval"``).
+
+    The copy shares ``model``'s parameters (the same ``nn.Parameter`` objects): the exporters
+    and the eager check only read them, and a deep copy would hold the weights twice (the
+    exporters' caches may keep the copy alive after the export). Buffers are copied: a forward
+    in training mode may update them.
+    """
+    memo = {id(p): p for _, p in model.named_parameters(remove_duplicate=False)}
     try:
-        work = copy.deepcopy(model)
+        work = copy.deepcopy(model, memo)
     except Exception as e:
         raise ExportError(f"cannot deep-copy {type(model).__qualname__} for export: {e}") from e
     work.train(mode == "train")

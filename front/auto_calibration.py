@@ -29,8 +29,10 @@ from qdqforge.errors import ConfigError, QuantizationError
 from qdqforge.front.auto_calibration_report import prefixed, write_report
 from qdqforge.front.auto_calibration_trial import PtqTrials, TrialResult
 from qdqforge.front.config.jsonio import read_json
+from qdqforge.front.inputs import normalize_input_data
 from qdqforge.front.io_names import check_io_names
 from qdqforge.front.layer_sensitivity import float_graph, layer_cosines, rank_by_cosine
+from qdqforge.front.model_dtype import refuse_non_float32
 from qdqforge.front.ptq_save import save_model
 from qdqforge.front.quant_save import SavedModels, output_path
 from qdqforge.front.record import read_record
@@ -96,6 +98,7 @@ def accuracy_based_auto_calibration(
             "save_dir report": prefixed(save_dir, "auto_calibration.json"),
         },
     )
+    refuse_non_float32(model, normalize_input_data(input_data), "accuracy_based_auto_calibration")
     tree = read_json(config_file)
     original = model_evaluator.evaluate(model)
     names = {"input_names": input_names, "output_names": output_names}

@@ -12,7 +12,8 @@ outputs are quantized ONNX models.
 
 Without this check ``save_model`` / ``save_quant_retrain_model`` would fail (or, worse, verify
 a different arithmetic) only after calibration or training, so ``quantize_preprocess``,
-``quantize_model`` and ``create_quant_retrain_model`` check first and raise
+``quantize_model``, ``create_quant_retrain_model``, ``analyze`` and
+``accuracy_based_auto_calibration`` check first and raise
 :class:`~qdqforge.errors.ModelError` naming the first such tensor, before anything is exported
 or written. Integer inputs (token ids, masks) are not floating and pass.
 """

@@ -36,6 +36,8 @@ from qdqforge.front.ptq_adaround import AdaRoundStep
 from qdqforge.front.ptq_calibration import CalibrationRecorder
 from qdqforge.front.record import read_record, update_records
 from qdqforge.graph import io
+from qdqforge.graph.detached import materialize, to_proto_detached
+from qdqforge.graph.ir import Graph
 from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes.base import PassContext
 from qdqforge.passes.pipeline import run_pipeline
@@ -104,13 +106,16 @@ def quantize_model(
     refuse_channel_wise(config, model)
     ctx = modified_context(config, record_file)
     graph = run_pipeline(proto, modified_passes(config), ctx=ctx).graph
+    materialize(graph)  # the graph no longer refers into the exported proto: it can go
+    del proto
     ada = ada_layers(graph, config, ctx.state)  # a layer AdaRound cannot take fails here
     rename_io(graph, input_names, output_names, "quantize_model")
     io.save(graph, onnx_file)
     save_example_inputs(onnx_file, inputs)  # for save_model's sim = deploy check
     own_scale_w = _record_weight_scales(record_file, ctx.state["scale_w"], config)
     observed = run_pipeline(graph, ("act_observe",), ctx=PassContext(config=config)).graph
-    module = guard_inputs(reimport(io.to_proto(observed)).train(model.training), inputs)
+    del graph
+    module = guard_inputs(_reimport_shared(observed).train(model.training), inputs)
     share_observers(module)  # one pass per observed tensor (q/k/v, conv + downsample)
     step = AdaRoundStep(ada, onnx_file) if ada else None
     if step is not None:
@@ -118,6 +123,13 @@ def quantize_model(
     recorder = CalibrationRecorder(record_file, config.batch_num, step, own_scale_w)
     module.register_forward_hook(recorder)
     return module
+
+
+def _reimport_shared(graph: Graph) -> nn.Module:
+    """The module of ``graph`` holding the graph's own weight arrays (no copy of the weights:
+    the caller drops the graph)."""
+    proto, tensors = to_proto_detached(graph)
+    return reimport(proto, tensors=tensors)
 
 
 def _onnx_path(misspelt, correct) -> str | os.PathLike:

@@ -22,11 +22,17 @@ from pathlib import Path
 from qdqforge.errors import CalibrationError
 from qdqforge.front.example_inputs import inputs_path, load_example_inputs
 from qdqforge.front.ptq_calibration import read_progress
-from qdqforge.front.quant_save import SavedModels, output_path, write_quant_models
+from qdqforge.front.quant_save import (
+    SavedModels,
+    output_path,
+    saved_outputs,
+    write_quant_models,
+)
 from qdqforge.front.record import read_record
 from qdqforge.front.record_check import check_record
 from qdqforge.front.verify_budget import VerifyBudget
 from qdqforge.graph import io
+from qdqforge.graph.path_roles import check_roles
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,15 @@ def save_model(
         VerificationError: torch, fake-quant and deploy disagree beyond the budget; the models
             and ``<save_path>_verify.json`` are written all the same.
     """
+    check_roles(
+        "save_model",
+        inputs={
+            "modified_onnx_file": modfied_onnx_file,
+            "record_file": record_file,
+            "example inputs": inputs_path(modfied_onnx_file),
+        },
+        outputs=saved_outputs(save_path),
+    )
     records = {k: r for k, r in read_record(record_file).items() if r.scale_w or r.scale_d}
     if not records:
         raise CalibrationError(_incomplete_message(record_file, []))

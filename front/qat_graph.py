@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import onnx
 import torch
 from onnx import numpy_helper
 from torch import nn
 
 from qdqforge.errors import ConfigError
+from qdqforge.graph import io
+from qdqforge.graph.detached import is_placeholder, placeholder
+from qdqforge.graph.ir import Graph
 
 GRAPH_MODULE = "qat_graph"
 WRAPPERS = (nn.parallel.DistributedDataParallel, nn.DataParallel)
@@ -33,16 +37,27 @@ class QatGraph(nn.Module):
         return f"{len(self.onnx_bytes)} bytes"
 
 
-def attach_graph(module: nn.Module, proto: onnx.ModelProto) -> None:
-    """Store ``proto`` on ``module`` without the data of tensors ``module`` holds."""
+def attach_graph(
+    module: nn.Module, proto: onnx.ModelProto, tensors: dict[str, np.ndarray] | None = None
+) -> None:
+    """Store ``proto`` on ``module`` without the data of tensors ``module`` holds.
+
+    ``tensors``: the arrays of ``proto``'s placeholders (:mod:`qdqforge.graph.detached`); one
+    the module does not hold (a constant) is written back into the stored graph.
+    """
     skeleton = onnx.ModelProto()
     skeleton.CopyFrom(proto)
     held = _held_tensors(module)
-    for init in skeleton.graph.initializer:
+    for index, init in enumerate(skeleton.graph.initializer):
         if init.name in held:
             init.ClearField("raw_data")
             for field in ("float_data", "double_data", "int32_data", "int64_data"):
                 init.ClearField(field)
+            init.ClearField("data_location")  # a placeholder's marks: as if it held data
+            init.ClearField("external_data")
+        elif is_placeholder(init):
+            value = numpy_helper.from_array((tensors or {})[init.name], init.name)
+            skeleton.graph.initializer[index].CopyFrom(value)
     module.add_module(GRAPH_MODULE, QatGraph(skeleton.SerializeToString()))
 
 
@@ -62,15 +77,25 @@ def qat_module(model: nn.Module) -> nn.Module:
     return model
 
 
-def trained_graph(module: nn.Module) -> onnx.ModelProto:
-    """The QAT graph with every held initializer set to ``module``'s current value."""
+def trained_graph(module: nn.Module) -> Graph:
+    """The QAT graph with every held initializer set to ``module``'s current value.
+
+    The graph's arrays are the module's tensors (``Tensor.numpy()``, no copy; the passes after
+    it replace arrays, never write into them): a > 2 GB model's weights are not copied into a
+    proto and then into the graph.
+    """
     proto = onnx.load_from_string(getattr(module, GRAPH_MODULE).onnx_bytes)
     held = _held_tensors(module)
+    arrays = {}
     for index, init in enumerate(proto.graph.initializer):
         if init.name in held:
-            value = held[init.name].detach().cpu().numpy()
-            proto.graph.initializer[index].CopyFrom(numpy_helper.from_array(value, init.name))
-    return proto
+            arrays[init.name] = held[init.name].detach().cpu().numpy()
+            proto.graph.initializer[index].CopyFrom(placeholder(init.name, arrays[init.name]))
+    graph = io.from_proto(proto)
+    for name, tensor in graph.gs.tensors().items():
+        if name in arrays:
+            tensor.values, tensor.data_location = arrays[name], None  # as from_array leaves it
+    return graph
 
 
 def tensor_at(module: nn.Module, path: str) -> torch.Tensor:

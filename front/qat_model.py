@@ -30,7 +30,7 @@ from qdqforge.front.inputs import normalize_input_data
 from qdqforge.front.model_dtype import refuse_non_float32
 from qdqforge.front.qat_graph import attach_graph
 from qdqforge.front.record import write_record
-from qdqforge.graph import io
+from qdqforge.graph.detached import materialize, to_proto_detached
 from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes.base import PassContext
 from qdqforge.passes.pipeline import run_pipeline
@@ -85,9 +85,12 @@ def create_quant_retrain_model(
     require_enabled(config, layers, config_file, "retrain_enable", "create_quant_retrain_model")
     refuse_channel_wise(config, model)
     graph = run_pipeline(proto, QAT_PASSES, ctx=PassContext(config=config)).graph
-    qat_proto = io.to_proto(graph)
-    module = guard_inputs(reimport(qat_proto).train(model.training), inputs)
-    attach_graph(module, qat_proto)
+    materialize(graph)  # the graph no longer refers into the exported proto: it can go
+    del proto
+    qat_proto, tensors = to_proto_detached(graph)  # the module takes the graph's arrays
+    del graph
+    module = guard_inputs(reimport(qat_proto, tensors=tensors).train(model.training), inputs)
+    attach_graph(module, qat_proto, tensors)
     if not Path(record_file).exists():  # never clobber a record an earlier save wrote
         write_record(record_file, {})
     log.info("QAT model: %d layers retrained", sum(x.retrain_enable for x in config.layers))

@@ -8,6 +8,9 @@ Per layer with a ULQ activation op::
                         scale (ulq_retrain); offset_w = 0
     shift_bit         = search-N argmin per output channel, from eval forwards
 
+A MatMul between two activations has no weight; its input 1's ULQ op (``<layer>.input_1``)
+gives ``scale_h``/``offset_h`` of the same entry (:mod:`qdqforge.graph.activation_matmul`).
+
 AMCT copies these in the first eval forward after training and fails at save when none ran
 ("record_file is empty"); here they are read from the module, and :func:`ensure_statistics`
 runs ``input_data`` in eval mode when the clips or the search-N statistics are missing.
@@ -21,6 +24,7 @@ from torch import nn
 from qdqforge.errors import CalibrationError
 from qdqforge.front.qat_graph import tensor_at
 from qdqforge.front.record import LayerRecord
+from qdqforge.graph.activation_matmul import layer_of_input
 from qdqforge.passes.weight_grid import weight_type_field
 from qdqforge.runtime import distributed
 from qdqforge.runtime.kernels.ulq import ulq_scale_offset
@@ -67,21 +71,29 @@ def learned_records(module: nn.Module) -> dict[str, LayerRecord]:
     """
     weights = ops_by_layer(module, WEIGHT_OPS)
     searches = ops_by_layer(module, SearchNOp)
-    records = {}
-    for layer, act in ops_by_layer(module, UlqActQuantOp).items():
-        if not act.ready:
-            raise CalibrationError(f"layer '{layer}': ULQ clips were never initialized")
-        with torch.no_grad():
-            scale, offset = ulq_scale_offset(*act.clips(), act.num_bits)
-        fields = {"scale_d": float(scale), "offset_d": int(offset)}
+    fields_of: dict[str, dict] = {}
+    for name, act in ops_by_layer(module, UlqActQuantOp).items():
+        layer = layer_of_input(name)
+        fields = fields_of.setdefault(layer, {})
+        fields.update(_activation_fields(name, act, second=layer != name))
         if layer in weights:
             scale_w = _weight_scale(module, weights[layer]).tolist()
             fields.update(scale_w=tuple(scale_w), offset_w=(0,) * len(scale_w))
             fields["dst_type"] = weight_type_field(weights[layer].num_bits)  # the savers' grid
         if layer in searches:
             fields["shift_bit"] = tuple(searches[layer].shifts().tolist())
-        records[layer] = LayerRecord(**fields)
-    return records
+    return {layer: LayerRecord(**fields) for layer, fields in fields_of.items()}
+
+
+def _activation_fields(name: str, act: UlqActQuantOp, second: bool) -> dict:
+    """``scale_d``/``offset_d`` of a ULQ op; ``scale_h``/``offset_h`` for a MatMul's input 1."""
+    if not act.ready:
+        raise CalibrationError(f"layer '{name}': ULQ clips were never initialized")
+    with torch.no_grad():
+        scale, offset = ulq_scale_offset(*act.clips(), act.num_bits)
+    if second:
+        return {"scale_h": float(scale), "offset_h": int(offset)}
+    return {"scale_d": float(scale), "offset_d": int(offset)}
 
 
 @torch.no_grad()

@@ -11,7 +11,9 @@
    clamped 127), BN folded (``fold_bn``).
 4. BN folding keeps the integer grid (spec §4.6): with ``g_c = gamma_c / sqrt(var_c + eps)``,
    ``W'_c = W_c g_c`` is quantized with ``scale_w'_c = scale_w_c |g_c|`` (per-tensor scales become
-   per channel), so ``W'_c / scale_w'_c = sign(g_c) W_c / scale_w_c``.
+   per channel), so ``W'_c / scale_w'_c = sign(g_c) W_c / scale_w_c``; where gamma is (near) 0
+   the scale is floored by the folded bias so its int32 bias fits (``runtime.kernels.folded_scale``,
+   the definition search-N uses too).
 5. ``write_quant_models`` (shared with PTQ) writes ``<save_path>_fake_quant_model.onnx`` and
    ``<save_path>_deploy_model.onnx``; the record file gets the adjusted entries.
 6. Verification (``verify``): ``input_data`` through the QAT module in eval mode, the fake-quant
@@ -34,13 +36,16 @@ from qdqforge.front.config.qat_load import load_retrain_config
 from qdqforge.front.inputs import normalize_input_data
 from qdqforge.front.qat_graph import qat_module, tensor_at, trained_graph
 from qdqforge.front.qat_record import WEIGHT_OPS, ensure_statistics, learned_records, ops_by_layer
-from qdqforge.front.quant_save import SavedModels, write_quant_models
+from qdqforge.front.quant_save import SavedModels, saved_outputs, write_quant_models
 from qdqforge.front.record import LayerRecord, write_record
 from qdqforge.graph import meta
+from qdqforge.graph.activation_matmul import layer_of_input
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import layer_site
+from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes.pipeline import run_pipeline
 from qdqforge.passes.qat_search_n import folded_bn
+from qdqforge.runtime.kernels.folded_scale import folded_weight_scale
 from qdqforge.runtime.modules.qat_act import UlqActQuantOp
 from qdqforge.runtime.modules.qat_search_n import SearchNOp
 
@@ -83,6 +88,11 @@ def save_quant_retrain_model(
         CalibrationError: clips still uninitialized after ``batch_num`` forwards.
         VerificationError: the saved models disagree with the QAT module beyond the budget.
     """
+    check_roles(
+        "save_quant_retrain_model",
+        inputs={"config_file": config_file},
+        outputs={"record_file": record_file, **saved_outputs(save_path)},
+    )
     module, inputs = qat_module(model), normalize_input_data(input_data)
     _check_layers(config_file, module)
     ensure_statistics(module, inputs)
@@ -122,8 +132,8 @@ def _search_n_state(module: nn.Module) -> dict[nn.Module, dict]:
 
 def _check_layers(config_file, module: nn.Module) -> None:
     config = load_retrain_config(config_file)
-    wanted = [x.name for x in config.layers if x.retrain_enable and ".matmul_" not in f".{x.name}"]
-    built = list(ops_by_layer(module, UlqActQuantOp))
+    wanted = [x.name for x in config.layers if x.retrain_enable]
+    built = list(dict.fromkeys(map(layer_of_input, ops_by_layer(module, UlqActQuantOp))))
     for name in [*wanted, *built]:
         if (name in wanted) != (name in built):
             where = "config" if name in wanted else "model"
@@ -146,11 +156,17 @@ def bn_factors(graph: Graph, records: dict[str, LayerRecord]) -> dict[str, np.nd
 
 
 def fold_scale(graph: Graph, layer: str, record: LayerRecord, factor) -> LayerRecord:
-    """``record`` with ``scale_w * factor`` when ``fold_bn`` folded the layer's BN."""
+    """``record`` with the folded weight scale (``scale_w * factor``, floored by the folded bias:
+    :func:`~qdqforge.runtime.kernels.folded_scale.folded_weight_scale`) when ``fold_bn`` folded
+    the layer's BN."""
     site = layer_site(graph, layer)
     if factor is None or not record.scale_w or graph.meta(site.node).get(meta.PASS) != "fold_bn":
         return record
-    scale = np.broadcast_to(np.asarray(record.scale_w, np.float64), factor.shape) * factor
+    per_channel = [
+        torch.from_numpy(np.broadcast_to(np.asarray(v, np.float64), factor.shape).copy())
+        for v in (record.scale_w, factor, site.node.inputs[2].values)  # the folded bias b'
+    ]
+    scale = folded_weight_scale(*per_channel, record.scale_d).numpy()
     scale_w = tuple(float(np.float32(s)) for s in scale)
     return dataclasses.replace(record, scale_w=scale_w, offset_w=(0,) * len(scale_w))
 

@@ -42,6 +42,7 @@ from qdqforge.front.verify_budget import VerifyBudget
 from qdqforge.front.verify_report import write_unverified
 from qdqforge.front.verify_save import verify_path, verify_saved_models
 from qdqforge.graph import io
+from qdqforge.graph.detached import to_proto_detached
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import WEIGHT_AXIS, layer_site
 from qdqforge.graph.staged import StagedFiles
@@ -69,6 +70,12 @@ def output_path(save_path: str | os.PathLike, kind: str) -> Path:
     if text.endswith(("/", os.sep)):
         return Path(text) / f"{kind}_model.onnx"
     return Path(f"{text}_{kind}_model.onnx")
+
+
+def saved_outputs(save_path: str | os.PathLike) -> dict[str, Path]:
+    """Role -> path of every file a save writes under ``save_path`` (for ``check_roles``)."""
+    models = {f"{kind} model": output_path(save_path, kind) for kind in SavedModels._fields}
+    return {**models, "verify report": verify_path(save_path)}
 
 
 def check_save_path(save_path: str | os.PathLike) -> None:
@@ -112,18 +119,21 @@ def write_quant_models(
     """
     check_save_path(save_path)
     checking = verify is not False and verify_inputs is not None
-    if checking and torch_module is None:
-        torch_module = calibration_reference(graph, records)
+    if checking and torch_module is None and not io.graph_needs_external_data(graph):
+        torch_module = calibration_reference(graph, records)  # > 2 GB: not verified (yet)
     notes = _deploy_notes(graph, records)
-    models = {
-        "fake_quant": _fake_quant(graph.copy(), records),
-        "deploy": _deploy_graph(graph.copy(), records),
-        "qdq": _qdq_graph(graph, records),
+    builders = {  # one model at a time: each is written and dropped before the next is built
+        "fake_quant": lambda: _fake_quant(graph.copy(), records),
+        "deploy": lambda: _deploy_graph(graph.copy(), records),
+        "qdq": lambda: _qdq_graph(graph, records),
     }
     report = verify_path(save_path)
     with StagedFiles() as staged:
         paths = SavedModels(
-            **{k: staged.add_model(m, output_path(save_path, k)) for k, m in models.items()}
+            **{
+                k: staged.add_model(build(), output_path(save_path, k))
+                for k, build in builders.items()
+            }
         )
         write_unverified(report, "verification has not finished" if checking else _why_not(verify))
         staged.commit()
@@ -144,7 +154,10 @@ def write_quant_models(
 def calibration_reference(graph: Graph, records: dict[str, LayerRecord]) -> nn.Module:
     """The PTQ calibration module after calibration, from its modified graph and its record."""
     ctx = PassContext(options={"act_quant": {"records": records}})
-    return reimport(io.to_proto(run_pipeline(graph, ("act_quant",), ctx=ctx).graph)).eval()
+    proto, tensors = to_proto_detached(run_pipeline(graph, ("act_quant",), ctx=ctx).graph)
+    # shares the graph's arrays: the passes building the saved models replace arrays, never
+    # write into them (they already share them through graph.copy())
+    return reimport(proto, tensors=tensors).eval()
 
 
 def _why_not(verify) -> str:

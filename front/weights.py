@@ -54,10 +54,7 @@ def add_unused_weights(proto: onnx.ModelProto, model: nn.Module) -> list[str]:
         proto.graph.initializer.append(onnx.numpy_helper.from_array(array.numpy(), name))
         exported_ids.add(id(tensor))
         added.append(name)
-    order = {name: i for i, name in enumerate(state)}
-    ordered = sorted(proto.graph.initializer, key=lambda t: order.get(t.name, len(order)))
-    del proto.graph.initializer[:]
-    proto.graph.initializer.extend(ordered)
+    _order_like(proto, list(state))
     if added:
         log.debug("added %d unused weights as initializers: %s", len(added), added[:5])
     return added
@@ -77,3 +74,19 @@ def mark_frozen(proto: onnx.ModelProto, model: nn.Module, parameters: list[str])
     if frozen:
         proto.metadata_props.add(key=meta.FROZEN, value=meta.dump_names(frozen))
     return frozen
+
+
+def _order_like(proto: onnx.ModelProto, names: list[str]) -> None:
+    """Order initializers like ``names`` (others last, stable).
+
+    Re-adding the initializers copies every tensor into the proto (protobuf frees the old ones
+    only with the whole message): a > 2 GB model would hold its weights twice. Exporters
+    usually emit them in ``state_dict`` order already; then nothing is moved.
+    """
+    order = {name: i for i, name in enumerate(names)}
+    keys = [order.get(t.name, len(order)) for t in proto.graph.initializer]
+    if keys == sorted(keys):
+        return
+    ordered = sorted(proto.graph.initializer, key=lambda t: order.get(t.name, len(order)))
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(ordered)

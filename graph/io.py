@@ -71,12 +71,18 @@ def to_proto(graph: Graph) -> onnx.ModelProto:
 
 
 def load(source: str | os.PathLike | onnx.ModelProto | Graph) -> Graph:
-    """Load a Graph from a path, a ModelProto or a Graph (returned as is)."""
+    """Load a Graph from a path, a ModelProto or a Graph (returned as is).
+
+    A file with external data is read tensor by tensor into the graph's arrays
+    (:func:`qdqforge.graph.external.load_graph`): no proto holds its weights.
+    """
     if isinstance(source, Graph):
         return source
     if isinstance(source, onnx.ModelProto):
         return from_proto(source)
-    return from_proto(load_proto(source))
+    from qdqforge.graph import external
+
+    return external.load_graph(source)
 
 
 def load_proto(path: str | os.PathLike) -> onnx.ModelProto:
@@ -93,12 +99,21 @@ def save(model: onnx.ModelProto | Graph, path: str | os.PathLike) -> Path:
     Returns:
         The path written.
     """
-    proto = to_proto(model) if isinstance(model, Graph) else model
     target = Path(path)
+    if isinstance(model, Graph) and graph_needs_external_data(model):
+        return _save_external(model, target)
+    proto = to_proto(model) if isinstance(model, Graph) else model
     if needs_external_data(proto):
         return _save_external(proto, target)
     atomic_write_bytes(target, proto.SerializeToString())
     return target
+
+
+def graph_needs_external_data(graph: Graph) -> bool:
+    """:func:`needs_external_data` of the graph's proto, without copying its tensors into one."""
+    from qdqforge.graph import external
+
+    return external.external_size(graph)[2] > EXTERNAL_THRESHOLD
 
 
 def needs_external_data(proto: onnx.ModelProto) -> bool:
@@ -114,7 +129,7 @@ def _size_known(proto: onnx.ModelProto) -> bool:
     return True
 
 
-def _save_external(proto: onnx.ModelProto, target: Path) -> Path:
+def _save_external(proto: onnx.ModelProto | Graph, target: Path) -> Path:
     """Save with external data ``<name>.data``: both staged in a temp folder beside the target.
 
     Two files cannot be replaced at once, so the old graph is removed before the new data file
@@ -146,12 +161,23 @@ def prepare_data_target(target: str | os.PathLike) -> Path:
     return target
 
 
-def save_external_to(proto: onnx.ModelProto, staged: Path) -> Path:
+def save_external_to(proto: onnx.ModelProto | Graph, staged: Path) -> Path:
     """Write ``proto`` to ``staged`` with its tensors in ``<name>.data`` beside it (fsync'd).
+
+    A Graph is written tensor by tensor from its own arrays (:mod:`qdqforge.graph.external`,
+    the same files).
 
     Returns:
         The data file's path.
     """
+    if isinstance(proto, Graph):
+        from qdqforge.graph import external
+
+        detached, arrays, _ = external.external_size(proto)
+        try:
+            return external.save_graph_external(detached, arrays, staged)
+        except OSError as e:
+            raise output_error(staged, e) from e
     copy = onnx.ModelProto()
     copy.CopyFrom(proto)  # onnx.save_model rewrites tensors in place; keep the caller's
     data = staged.parent / (staged.name + ".data")

@@ -42,13 +42,14 @@ class StagedFiles:
 
     def add_model(self, model: onnx.ModelProto | Graph, target: str | os.PathLike) -> Path:
         """Stage ``model`` for ``target`` (external data ``<name>.data`` above ~2 GB)."""
-        proto = io.to_proto(model) if isinstance(model, Graph) else model
-        if not io.needs_external_data(proto):
-            return self.add_bytes(target, proto.SerializeToString())
+        if isinstance(model, Graph) and not io.graph_needs_external_data(model):
+            model = io.to_proto(model)
+        if isinstance(model, onnx.ModelProto) and not io.needs_external_data(model):
+            return self.add_bytes(target, model.SerializeToString())
         named, target = Path(target), io.prepare_data_target(target)
         folder = Path(tempfile.mkdtemp(dir=target.parent, prefix=".qdqforge-"))
         self._folders.append(folder)
-        data = io.save_external_to(proto, folder / target.name)
+        data = io.save_external_to(model, folder / target.name)
         self._moves += [(data, target.parent / data.name), (folder / target.name, target)]
         return named
 

@@ -15,7 +15,9 @@ their grid, stored dequantized as float (PTQ: the modified ONNX's ARQ/AdaRound w
 weights, BN folded), and the bias is the module's float bias (the deploy and QDQ models round it
 to int32 on ``s_d * s_w``). A zero ``o_d`` leaves out the Add
 and Sub. 16-bit activations (record ``act_type`` INT16) clip to ``[-32768, 32767]``: no opset
-upgrade is needed.
+upgrade is needed. A MatMul between two activations (``<module>.matmul_<k>``) gets the chain on
+both operands: input 1 on the record's ``scale_h``/``offset_h``, its integers named
+``<layer>.input_1.quant.out`` (:mod:`qdqforge.graph.activation_matmul`).
 
 Why not QuantizeLinear/DequantizeLinear: a runtime's default settings turn ``DQ -> Conv/MatMul ->
 Q`` into integer kernels (onnxruntime: QLinearConv, QGemm, MatMulIntegerToFloat; its
@@ -32,6 +34,11 @@ import numpy as np
 import onnx_graphsurgeon as gs
 
 from qdqforge.errors import PassError
+from qdqforge.graph.activation_matmul import (
+    activation_matmul_site,
+    quantized_inputs,
+    second_input_record,
+)
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import LayerSite, layer_site
 from qdqforge.graph.naming import taken_names, unique_name
@@ -54,11 +61,17 @@ class FakeQuantPass(GraphPass):
         taken = taken_names(graph)
         stats = {"activations": 0}
         for layer, rec in records.items():
-            site = layer_site(graph, layer)
-            if site is None or rec.scale_d is None or rec.offset_d is None:
-                raise PassError(f"fake_quant: layer '{layer}' has no node or no scale_d/offset_d")
-            site.node.inputs[0] = _fake_quant_input(graph, site, rec, taken)
-            stats["activations"] += 1
+            site = layer_site(graph, layer) or activation_matmul_site(graph, layer)
+            if site is None:
+                raise PassError(f"fake_quant: layer '{layer}' has no node in the graph")
+            for index, name in quantized_inputs(site):
+                grid = rec if index == 0 else second_input_record(rec)
+                if grid.scale_d is None or grid.offset_d is None:
+                    fields = "scale_d/offset_d" if index == 0 else "scale_h/offset_h"
+                    raise PassError(f"fake_quant: layer '{layer}' has no {fields}")
+                chain = _Chain(graph, site, name, taken)
+                site.node.inputs[index] = _fake_quant_input(chain, site.node.inputs[index], grid)
+                stats["activations"] += 1
         toposort(graph)
         return PassResult(graph, bool(records), stats)
 
@@ -66,27 +79,26 @@ class FakeQuantPass(GraphPass):
 class _Chain:
     """Appends the elementwise ops of one activation's fake quantization."""
 
-    def __init__(self, graph: Graph, site: LayerSite, taken: set[str]) -> None:
-        self.graph, self.site, self.taken = graph, site, taken
+    def __init__(self, graph: Graph, site: LayerSite, prefix: str, taken: set[str]) -> None:
+        self.graph, self.site, self.prefix, self.taken = graph, site, prefix, taken
 
     def const(self, tag: str, value: float) -> gs.Constant:
-        name = unique_name(f"{self.site.name}.{tag}", self.taken)
+        name = unique_name(f"{self.prefix}.{tag}", self.taken)
         return gs.Constant(name, np.asarray(value, np.float32))
 
     def op(self, op: str, x: gs.Tensor, operands, out_tag: str) -> gs.Tensor:
-        out = gs.Variable(unique_name(f"{self.site.name}.{out_tag}", self.taken), np.float32)
-        node_name = unique_name(f"{self.site.name}.quant_{op.lower()}", self.taken)
+        out = gs.Variable(unique_name(f"{self.prefix}.{out_tag}", self.taken), np.float32)
+        node_name = unique_name(f"{self.prefix}.quant_{op.lower()}", self.taken)
         node = gs.Node(op, node_name, {}, [x, *operands], [out])
         self.graph.gs.nodes.append(node)
         self.graph.stamp(node, "fake_quant", "activation", [self.site.node])
         return out
 
 
-def _fake_quant_input(graph: Graph, site: LayerSite, rec, taken: set[str]) -> gs.Tensor:
-    chain = _Chain(graph, site, taken)
+def _fake_quant_input(chain: _Chain, x: gs.Tensor, rec) -> gs.Tensor:
     qmin, qmax = act_range(act_bits(rec))
     scale, offset = chain.const("quant.scale", rec.scale_d), float(rec.offset_d)
-    y = chain.op("Div", site.activation, [scale], "quant.scaled")
+    y = chain.op("Div", x, [scale], "quant.scaled")
     y = chain.op("Round", y, [], "quant.rounded")
     if offset:
         y = chain.op("Add", y, [chain.const("quant.offset", offset)], "quant.shifted")

@@ -19,7 +19,10 @@ with, and on the 256 times finer ``s_d * s_w`` grid an int32 bias overflows 256 
 
 This is the QDQ model of ``save_model`` (the form TensorRT, OpenVINO and onnxruntime's QDQ path
 consume: the same integers as the deploy model), and the deploy model's form for layers without
-an integer op (ConvTranspose, AveragePool, 16-bit activations).
+an integer op (ConvTranspose, AveragePool, 16-bit activations, MatMuls between two
+activations). Such a MatMul (``<module>.matmul_<k>``) gets a Q/DQ pair on both operands: input 1
+on the record's ``scale_h``/``offset_h``, named ``<layer>.input_1.quant.out``
+(:mod:`qdqforge.graph.activation_matmul`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,11 @@ import onnx_graphsurgeon as gs
 
 from qdqforge.errors import PassError, PreconditionError
 from qdqforge.graph import query
+from qdqforge.graph.activation_matmul import (
+    activation_matmul_site,
+    quantized_inputs,
+    second_input_record,
+)
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import WEIGHT_AXIS, LayerSite, layer_site
 from qdqforge.graph.naming import taken_names, unique_name
@@ -59,11 +67,12 @@ class InsertQdqPass(GraphPass):
         taken = taken_names(graph)
         stats = {"activations": 0, "weights": 0}
         for layer, rec in records.items():
-            site = layer_site(graph, layer)
+            site = layer_site(graph, layer) or activation_matmul_site(graph, layer)
             if site is None:
                 raise PassError(f"insert_qdq: layer '{layer}' has no node in the graph")
-            _quantize_input(graph, site, rec, taken)
-            stats["activations"] += 1
+            for index, name in quantized_inputs(site):
+                _quantize_input(graph, site, index, name, rec, taken)
+                stats["activations"] += 1
             if site.weight is not None and rec.scale_w:
                 _quantize_weight(graph, site, rec, taken)
                 stats["weights"] += 1
@@ -74,20 +83,22 @@ class InsertQdqPass(GraphPass):
 def _qdq(
     graph: Graph, site: LayerSite, x: gs.Tensor, scale, zp, axis, tag: str, taken, stored=False
 ) -> gs.Tensor:
-    """Q/DQ pair on ``x`` (integer type of ``zp``); ``stored``: ``x`` is the integer constant."""
-    s = gs.Constant(
-        unique_name(f"{site.name}.{tag}quant.scale", taken), np.asarray(scale, np.float32)
-    )
+    """Q/DQ pair on ``x`` (integer type of ``zp``); ``stored``: ``x`` is the integer constant.
+
+    Names start with ``<site.name>.<tag>``; ``tag`` may be empty, ``"weight_"`` or ``"input_1."``.
+    """
+    prefix = f"{site.name}.{tag}"
+    s = gs.Constant(unique_name(f"{prefix}quant.scale", taken), np.asarray(scale, np.float32))
     zp = zp if isinstance(zp, np.ndarray) else np.asarray(zp, np.int8)
-    z = gs.Constant(unique_name(f"{site.name}.{tag}quant.offset", taken), zp)
-    out = gs.Variable(unique_name(f"{site.name}.{tag}dequant.out", taken), dtype=np.float32)
+    z = gs.Constant(unique_name(f"{prefix}quant.offset", taken), zp)
+    out = gs.Variable(unique_name(f"{prefix}dequant.out", taken), dtype=np.float32)
     attrs = {} if axis is None else {"axis": axis}
     nodes, q = [], x
     if not stored:
-        q = gs.Variable(unique_name(f"{site.name}.{tag}quant.out", taken), dtype=zp.dtype)
-        name = unique_name(f"{site.name}.{tag}quant", taken)
+        q = gs.Variable(unique_name(f"{prefix}quant.out", taken), dtype=zp.dtype)
+        name = unique_name(f"{prefix}quant", taken)
         nodes.append(gs.Node("QuantizeLinear", name, attrs, [x, s, z], [q]))
-    name = unique_name(f"{site.name}.{tag}dequant", taken)
+    name = unique_name(f"{prefix}dequant", taken)
     nodes.append(gs.Node("DequantizeLinear", name, attrs, [q, s, z], [out]))
     for node in nodes:
         graph.gs.nodes.append(node)
@@ -95,11 +106,15 @@ def _qdq(
     return out
 
 
-def _quantize_input(graph: Graph, site: LayerSite, rec, taken) -> None:
-    if rec.scale_d is None or rec.offset_d is None:
-        raise PassError(f"insert_qdq: layer '{site.name}' has no scale_d/offset_d")
-    site.node.inputs[0] = _qdq(
-        graph, site, site.activation, rec.scale_d, zero_point(rec), None, "", taken
+def _quantize_input(graph: Graph, site: LayerSite, index: int, name: str, rec, taken) -> None:
+    grid = rec if index == 0 else second_input_record(rec)
+    if grid.scale_d is None or grid.offset_d is None:
+        fields = "scale_d/offset_d" if index == 0 else "scale_h/offset_h"
+        raise PassError(f"insert_qdq: layer '{site.name}' has no {fields}")
+    tag = name.removeprefix(site.name).removeprefix(".")
+    x = site.node.inputs[index]
+    site.node.inputs[index] = _qdq(
+        graph, site, x, grid.scale_d, zero_point(grid), None, tag + "." if tag else "", taken
     )
 
 

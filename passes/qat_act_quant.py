@@ -5,6 +5,12 @@ Before / after::
     x -> Conv(W, B) -> y
     x -> qdqforge::UlqActQuant -> (x_q, scale_d);  x_q -> Conv(W, B) -> y
 
+A MatMul between two activations (``<module>.matmul_<k>``) gets one on each operand; input 1's
+node has ``layer`` ``<module>.matmul_<k>.input_1`` (:mod:`qdqforge.graph.activation_matmul`)::
+
+    a, b -> MatMul -> y
+    a -> UlqActQuant -> a_q;  b -> UlqActQuant -> b_q;  a_q, b_q -> MatMul -> y
+
 Math (AMCT spec §4.5), ``b`` bits, learnable clips ``clip_max > 0 >= clip_min``::
 
     s = (clip_max - clip_min) / (2^b - 1),  o = round(-2^(b-1) - clip_min / s)
@@ -23,6 +29,7 @@ import onnx_graphsurgeon as gs
 
 from qdqforge.front.config.qat import RetrainConfig, RetrainLayerConfig
 from qdqforge.graph import query
+from qdqforge.graph.activation_matmul import quantized_inputs
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import LayerSite
 from qdqforge.graph.naming import taken_names, unique_name
@@ -42,18 +49,21 @@ class QatActQuantPass(GraphPass):
         stats = {"act_quant_inserted": 0, "fixed_min": 0, "disabled": 0, "activation_matmul": 0}
         taken = taken_names(graph)
         for layer, site in retrain_sites(graph, ctx.config, stats, self.name):
-            attrs = act_quant_attrs(ctx.config, layer, site)
-            _insert(graph, site, attrs, taken)
-            stats["act_quant_inserted"] += 1
-            stats["fixed_min"] += attrs["fixed_min"]
+            for index, name in quantized_inputs(site):
+                attrs = act_quant_attrs(ctx.config, layer, site, index)
+                _insert(graph, site, index, attrs | {"layer": name}, taken)
+                stats["act_quant_inserted"] += 1
+                stats["fixed_min"] += attrs["fixed_min"]
         toposort(graph)
         return PassResult(graph, stats["act_quant_inserted"] > 0, stats)
 
 
-def act_quant_attrs(config: RetrainConfig, layer: RetrainLayerConfig, site: LayerSite) -> dict:
-    """ONNX attributes of ``layer``'s UlqActQuant node (module docstring)."""
+def act_quant_attrs(
+    config: RetrainConfig, layer: RetrainLayerConfig, site: LayerSite, index: int = 0
+) -> dict:
+    """ONNX attributes of ``layer``'s UlqActQuant node on input ``index`` (module docstring)."""
     data = layer.retrain_data_config
-    source = query.producer(site.activation)
+    source = query.producer(site.node.inputs[index])
     fixed_min = data.fixed_min
     if fixed_min is None:
         fixed_min = source is not None and source.op == "Relu" and not source.domain
@@ -68,12 +78,12 @@ def act_quant_attrs(config: RetrainConfig, layer: RetrainLayerConfig, site: Laye
     return attrs
 
 
-def _insert(graph: Graph, site: LayerSite, attrs: dict, taken: set[str]) -> None:
-    x = site.activation
+def _insert(graph: Graph, site: LayerSite, index: int, attrs: dict, taken: set[str]) -> None:
+    x, name = site.node.inputs[index], attrs["layer"]
     out = gs.Variable(unique_name(f"{x.name}.ulq", taken), dtype=x.dtype, shape=x.shape)
-    scale = gs.Variable(unique_name(f"{site.name}.scale_d", taken), dtype=np.float32, shape=[])
-    node = gs.Node(ACT_OP, unique_name(f"{site.name}.act_quant", taken), attrs, [x], [out, scale])
+    scale = gs.Variable(unique_name(f"{name}.scale_d", taken), dtype=np.float32, shape=[])
+    node = gs.Node(ACT_OP, unique_name(f"{name}.act_quant", taken), attrs, [x], [out, scale])
     node.domain = DOMAIN
     graph.gs.nodes.append(node)
-    site.node.inputs[0] = out
+    site.node.inputs[index] = out
     graph.stamp(node, "qat_act_quant", "ulq_" + site.node.op.lower(), [site.node])

@@ -7,7 +7,6 @@ or ``<layer>.search_n`` (:mod:`qdqforge.runtime.converters.qdqforge_qat`).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 
 import onnx_graphsurgeon as gs
@@ -15,10 +14,9 @@ import onnx_graphsurgeon as gs
 from qdqforge.errors import PassError
 from qdqforge.front.config.qat import RetrainConfig, RetrainLayerConfig
 from qdqforge.graph import query
+from qdqforge.graph.activation_matmul import activation_matmul_site
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import LayerSite, layer_site
-
-log = logging.getLogger(__name__)
 
 DOMAIN = "qdqforge"
 ACT_OP = "UlqActQuant"
@@ -37,19 +35,20 @@ def retrain_sites(
 ) -> Iterator[tuple[RetrainLayerConfig, LayerSite]]:
     """Every ``retrain_enable`` layer of ``config`` with its site in ``graph``.
 
-    Disabled layers and MatMuls between two activations (``<module>.matmul_<k>``, not quantized
-    in QAT yet) are counted in ``stats["disabled"]`` / ``stats["activation_matmul"]``.
+    Disabled layers are counted in ``stats["disabled"]``; MatMuls between two activations
+    (``<module>.matmul_<k>``, :mod:`qdqforge.graph.activation_matmul`) are yielded with a
+    weightless site and counted in ``stats["activation_matmul"]``.
 
     Raises:
         PassError: an enabled layer has no node in the graph.
     """
     for layer in config.layers if config is not None else ():
         site = layer_site(graph, layer.name) if layer.retrain_enable else None
+        if layer.retrain_enable and site is None:
+            site = activation_matmul_site(graph, layer.name)
+            stats["activation_matmul"] = stats.get("activation_matmul", 0) + (site is not None)
         if not layer.retrain_enable:
             stats["disabled"] = stats.get("disabled", 0) + 1
-        elif site is None and ".matmul_" in f".{layer.name}":
-            stats["activation_matmul"] = stats.get("activation_matmul", 0) + 1
-            log.warning("%s: activation MatMul '%s' is not quantized in QAT", pass_name, layer.name)
         elif site is None:
             raise PassError(f"{pass_name}: layer '{layer.name}' has no node in the graph")
         else:

@@ -5,14 +5,17 @@ it is folded into the layer and the deployed accumulator is the BN's output)::
 
     x_q -> Conv(W_q, B) -> [BatchNormalization] -> y
     x_q -> Conv(W_q, B) -> [BatchNormalization] -> y' -> qdqforge::SearchN(y', scale_d, scale_w
-                                                          [, gamma, running_var]) -> y
+                                           [, gamma, running_var, beta, running_mean[, B]]) -> y
 
 ``scale_d``/``scale_w`` are outputs 1 of the layer's UlqActQuant and weight nodes. In eval mode
 the runtime op accumulates, per output channel ``c``, the error of carrying the int32
 accumulator ``s32 = round(y' / deq_c)`` as int16 after a right shift by N in 1..16, with
-``deq_c = scale_d * scale_w[c] * |gamma_c / sqrt(var_c + eps)|`` (BN factor only with a BN).
+``deq_c = scale_d * scale_w[c]`` without a BN, and with one ``scale_d * s'_c``, the folded weight
+scale ``scale_w[c] * |gamma_c / sqrt(var_c + eps)|`` floored by the folded bias
+(``runtime.kernels.folded_scale``: beta, mean and the layer's bias ``B`` are inputs for that).
 The layer output keeps its name (``y``), so graph outputs do not change. Attributes: ``layer``,
-``channels``, ``channel_axis`` (1 for Conv/ConvTranspose, -1 for Gemm/MatMul), ``bn_epsilon``.
+``channels``, ``channel_axis`` (1 for Conv/ConvTranspose, -1 for Gemm/MatMul), ``bn_epsilon``
+and, for a Gemm whose ``beta`` is not 1, ``bias_beta``.
 """
 
 from __future__ import annotations
@@ -85,8 +88,12 @@ def _insert(graph: Graph, site: LayerSite, act, weight, bn, taken: set[str]) -> 
         "channel_axis": 1 if site.node.op in ("Conv", "ConvTranspose") else -1,
     }
     if bn is not None:
-        inputs += [bn.inputs[1], bn.inputs[4]]
+        inputs += [bn.inputs[1], bn.inputs[4], bn.inputs[2], bn.inputs[3]]
         attrs["bn_epsilon"] = float(bn.attrs.get("epsilon", 1e-5))
+        if len(site.node.inputs) > 2 and site.node.inputs[2].name:
+            inputs.append(site.node.inputs[2])  # the layer's bias, part of the folded bias
+            if float(site.node.attrs.get("beta", 1.0)) != 1.0:
+                attrs["bias_beta"] = float(site.node.attrs["beta"])
     node = gs.Node(SEARCH_N_OP, unique_name(f"{site.name}.search_n", taken), attrs, inputs, [out])
     node.domain = DOMAIN
     graph.gs.nodes.append(node)

@@ -19,7 +19,6 @@ import numpy as np
 import onnx
 import torch
 import torch.fx
-from onnx import numpy_helper
 
 from qdqforge.errors import ConversionError, GraphError
 from qdqforge.gc_pause import gc_paused
@@ -59,11 +58,16 @@ class ReimportedModule(FastChildren, torch.fx.GraphModule):
         return res
 
 
-def reimport(model: onnx.ModelProto | str | Path) -> ReimportedModule:
+def reimport(
+    model: onnx.ModelProto | str | Path, *, tensors: dict[str, np.ndarray] | None = None
+) -> ReimportedModule:
     """Convert an ONNX model into a trainable torch.fx GraphModule.
 
     Args:
         model: a ModelProto or the path of an ``.onnx`` file.
+        tensors: the arrays of initializers ``model`` holds as placeholders
+            (:func:`qdqforge.graph.detached.to_proto_detached`); the module's parameters and
+            buffers share their memory.
 
     Returns:
         The module; its ``forward`` takes the graph inputs in order and returns one tensor or a
@@ -76,7 +80,7 @@ def reimport(model: onnx.ModelProto | str | Path) -> ReimportedModule:
             it computes has a static shape over the one-tensor limit (``graph.tensor_budget``).
     """
     with gc_paused():
-        return _reimport(model)
+        return _reimport(model, tensors or {})
 
 
 def _load(path) -> onnx.ModelProto:
@@ -88,15 +92,15 @@ def _load(path) -> onnx.ModelProto:
     return load_proto(path)
 
 
-def _reimport(model: onnx.ModelProto | str | Path) -> ReimportedModule:
+def _reimport(model: onnx.ModelProto | str | Path, tensors: dict) -> ReimportedModule:
     start = time.perf_counter()
     proto = model if isinstance(model, onnx.ModelProto) else _load(model)
     nodes = toposort(proto)
     roles = decide_roles(proto, nodes)
     versions = opsets(proto)
-    index = GraphIndex(proto, nodes, roles)
+    index = GraphIndex(proto, nodes, roles, tensors)
     steps = make_plan(nodes, index, versions)
-    ctx = BuildContext(proto, roles, versions.get("", 1), index)
+    ctx = BuildContext(proto, roles, versions.get("", 1), index, tensors)
     ctx.shapes, ctx.dtypes = infer_types(proto)
     check_shapes(ctx.shapes, ctx.dtypes, nodes, "reimport")
     _register_state(ctx, proto, nodes)
@@ -126,7 +130,8 @@ def _register_state(ctx: BuildContext, proto: onnx.ModelProto, nodes: list[OnnxN
     for init in proto.graph.initializer:
         role = ctx.roles.get(init.name, Role.CONST)
         if role is not Role.CONST:
-            path = ctx.store.add(init.name, numpy_helper.to_array(init), role)
+            array = ctx.initializer_array(init.name)
+            path = ctx.store.add(init.name, ctx.tensor_of(init.name, array), role)
             owner, leaf = ctx.store.owner(path)
             if init.name in frozen and leaf in owner._parameters:  # requires_grad=False there
                 owner._parameters[leaf].requires_grad_(False)

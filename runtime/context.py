@@ -25,7 +25,7 @@ from qdqforge.runtime.emitter import EagerEmitter, FxEmitter, to_array
 from qdqforge.runtime.modules.namespace import Namespace
 from qdqforge.runtime.plan import Step
 from qdqforge.runtime.registry import OnnxNode, Sym
-from qdqforge.runtime.store import ParameterStore, Role
+from qdqforge.runtime.store import ParameterStore, Role, shared_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,12 @@ class BuildContext:
     """Everything the emitters share while one graph is built."""
 
     def __init__(
-        self, model: onnx.ModelProto, roles: dict[str, Role], opset: int, index: Any = None
+        self,
+        model: onnx.ModelProto,
+        roles: dict[str, Role],
+        opset: int,
+        index: Any = None,
+        detached: dict[str, np.ndarray] | None = None,
     ) -> None:
         self.index = index  # GraphView of the ONNX graph, for converters that look around
         self.memo: dict[Any, Any] = {}
@@ -52,6 +57,7 @@ class BuildContext:
         self.opset = opset
         self.roles = roles
         self.inits = {i.name: i for i in model.graph.initializer}
+        self.detached = detached or {}  # graph.detached: arrays the proto holds placeholders of
         self.env: dict[str, Any] = {}
         self.shapes: dict[str, tuple | None] = {}
         self.dtypes: dict[str, int] = {}
@@ -82,17 +88,28 @@ class BuildContext:
         if name in self._attrs:
             return self._attrs[name]
         if name not in self.store.mapping:
-            array = numpy_helper.to_array(self.inits[name])
+            array = self.initializer_array(name)
             if self.roles.get(name, Role.CONST) is Role.CONST:
                 self.env[name] = array
                 return array
-            self.store.add(name, array, self.roles[name])
+            self.store.add(name, self.tensor_of(name, array), self.roles[name])
         node = self.graph.get_attr(self.store.mapping[name])
         self._attrs[name] = node
         return node
 
     def is_param(self, name: str) -> bool:
         return self.roles.get(name) is Role.PARAM
+
+    def initializer_array(self, name: str) -> np.ndarray:
+        """Initializer ``name``'s value: the detached array itself, or a copy from the proto."""
+        if name in self.detached:
+            return self.detached[name]
+        return numpy_helper.to_array(self.inits[name])
+
+    def tensor_of(self, name: str, array: np.ndarray) -> torch.Tensor | np.ndarray:
+        """A detached array as a torch tensor sharing its memory; others as they are (the
+        store copies them)."""
+        return shared_tensor(array) if name in self.detached else array
 
     def const_node(self, name: str, array: np.ndarray) -> torch.fx.Node:
         """A constant needed as a tensor: one non-persistent buffer per ONNX value name."""

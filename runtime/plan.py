@@ -41,8 +41,15 @@ class Step:
 class GraphIndex:
     """Producer/consumer index over the ONNX graph (implements :class:`registry.GraphView`)."""
 
-    def __init__(self, model: onnx.ModelProto, nodes: list[OnnxNode], roles: dict[str, Role]):
+    def __init__(
+        self,
+        model: onnx.ModelProto,
+        nodes: list[OnnxNode],
+        roles: dict[str, Role],
+        detached: dict[str, np.ndarray] | None = None,
+    ):
         self.inits = {i.name: i for i in model.graph.initializer}
+        self.detached = detached or {}  # graph.detached: arrays the proto holds placeholders of
         self.roles = roles
         self.outputs = {o.name for o in model.graph.output}
         self._producer = {o: n for n in nodes for o in n.outputs if o}
@@ -65,6 +72,8 @@ class GraphIndex:
         return self.roles.get(value) is Role.PARAM
 
     def initializer(self, value: str) -> np.ndarray | None:
+        if value in self.detached:
+            return self.detached[value]
         if value in self.inits:
             return numpy_helper.to_array(self.inits[value])
         node = self._producer.get(value)

@@ -112,6 +112,14 @@ def _valid_atom(atom: str) -> bool:
     return bool(_ATOM.match(atom)) and not keyword.iskeyword(atom)
 
 
+def shared_tensor(array: np.ndarray) -> torch.Tensor:
+    """``array`` as a torch tensor sharing its memory (a copy only when torch cannot share it:
+    read-only or not C-contiguous)."""
+    if array.flags.writeable and array.flags.c_contiguous and array.dtype.kind in "biuf":
+        return torch.from_numpy(array)
+    return _to_tensor(array)
+
+
 def _to_tensor(array: np.ndarray) -> torch.Tensor:
     if array.dtype.kind not in "biuf":
         raise TypeError(f"initializer dtype {array.dtype} has no torch equivalent")

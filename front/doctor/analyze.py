@@ -37,6 +37,7 @@ from qdqforge.front.doctor.report import Report
 from qdqforge.front.doctor.skip import DEFAULT_SKIP_DB, choose_skips, rank_layers
 from qdqforge.front.export import export
 from qdqforge.front.inputs import normalize_input_data
+from qdqforge.front.model_dtype import refuse_non_float32
 from qdqforge.front.ptq_calibration import progress_disabled
 from qdqforge.front.record import read_record
 
@@ -69,9 +70,11 @@ def analyze(
         ConfigError: invalid config (every violation listed).
         RecordError: the record cannot be read.
         InputDataError: ``input_data`` is not a tensor or a tuple of tensors.
+        ModelError: a float64/float16/bfloat16 parameter, buffer or input (front/model_dtype.py).
         ExportError: the model cannot be exported.
     """
     inputs = normalize_input_data(input_data)
+    refuse_non_float32(model, inputs, "analyze")
     load_quant_config(config_file)  # a bad file fails before the export (seconds)
     proto = export(model, inputs)
     found = quant_layers_from_graph(model, proto)

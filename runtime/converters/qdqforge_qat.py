@@ -77,7 +77,7 @@ def convert_search_n(node: OnnxNode, emit: Emitter):
     layer = node.attr("layer")
     op = SearchNOp(
         layer, int(node.attr("channels")), int(node.attr("channel_axis", 1)),
-        node.attr("bn_epsilon"),
+        node.attr("bn_epsilon"), float(node.attr("bias_beta", 1.0)),
     )  # fmt: skip
     args = [emit.value(i) for i in range(len(node.inputs))]
     return emit.module(op, *args, path=f"{layer}.search_n")

@@ -2,7 +2,9 @@
 
 In eval mode, per output channel ``c`` of the deployed (BN-folded) layer::
 
-    deq[c] = scale_d * scale_w[c] * |gamma_c / sqrt(var_c + eps)|     (BN factor: folded BN only)
+    deq[c] = scale_d * scale_w[c]                                     (no BN)
+    deq[c] = scale_d * s'_c                      (folded BN: s' of runtime.kernels.folded_scale,
+             s_w |gamma_c / sqrt(var_c + eps)| floored by the folded bias |b'_c| / (s_d 2^30))
     s32    = round(y / deq[c])                   y: the layer output, after that BN when present
 
 and the ``[16, C]`` shift errors of :func:`~qdqforge.runtime.kernels.search_n.shift_errors` are
@@ -21,6 +23,7 @@ from torch import nn
 from qdqforge.errors import QdqforgeError
 from qdqforge.runtime import distributed
 from qdqforge.runtime.kernels.fake_quant_ref import per_axis
+from qdqforge.runtime.kernels.folded_scale import folded_weight_scale
 from qdqforge.runtime.kernels.search_n import MAX_SHIFT, SearchNObserver
 from qdqforge.runtime.modules.qat_act import REPLICA_ERROR
 
@@ -29,29 +32,42 @@ class SearchNOp(nn.Module):
     """Search-N statistics of one layer (module docstring)."""
 
     def __init__(
-        self, layer: str, channels: int, channel_axis: int, bn_epsilon: float | None = None
+        self,
+        layer: str,
+        channels: int,
+        channel_axis: int,
+        bn_epsilon: float | None = None,
+        bias_beta: float = 1.0,
     ) -> None:
         super().__init__()
         self.layer, self.channels, self.channel_axis = layer, channels, channel_axis
-        self.bn_epsilon = bn_epsilon
+        self.bn_epsilon, self.bias_beta = bn_epsilon, bias_beta  # bias_beta: a Gemm's beta
         self.register_buffer("error", torch.zeros(MAX_SHIFT, channels, dtype=torch.float64))
         self.register_buffer("batches", torch.tensor(0, dtype=torch.int64))
         self._stale = False
 
-    def forward(self, y, act_scale, weight_scale, bn_weight=None, bn_var=None) -> torch.Tensor:
+    def forward(self, y, act_scale, weight_scale, *bn_and_bias) -> torch.Tensor:
+        """``bn_and_bias``: with a folded BN its ``gamma, var, beta, mean`` and the layer's bias
+        (absent when the layer has none)."""
         if self.training:
             if not self._stale:  # nn.Module.__setattr__ costs ~1 us per training step otherwise
                 self._stale = True
         elif act_scale is not None and weight_scale is not None:
-            self._accumulate(y, self.deq_scale(act_scale, weight_scale, bn_weight, bn_var))
+            self._accumulate(y, self.deq_scale(act_scale, weight_scale, *bn_and_bias))
         return y
 
-    def deq_scale(self, act_scale, weight_scale, bn_weight=None, bn_var=None) -> torch.Tensor:
+    def deq_scale(
+        self, act_scale, weight_scale, bn_weight=None, bn_var=None, bn_bias=None, bn_mean=None,
+        layer_bias=None,
+    ) -> torch.Tensor:  # fmt: skip
         """``[C]`` dequantization scale of the deployed layer's int32 accumulator."""
-        deq = (act_scale * weight_scale).expand(self.channels)
-        if bn_weight is not None and self.bn_epsilon is not None:
-            deq = deq * (bn_weight / torch.sqrt(bn_var + self.bn_epsilon)).abs()
-        return deq
+        weight_scale = weight_scale.expand(self.channels)
+        if bn_weight is None or self.bn_epsilon is None:
+            return act_scale * weight_scale
+        g = bn_weight / torch.sqrt(bn_var + self.bn_epsilon)
+        bias = torch.zeros_like(g) if layer_bias is None else layer_bias * self.bias_beta
+        folded_bias = (bias - bn_mean) * g + bn_bias
+        return act_scale * folded_weight_scale(weight_scale, g.abs(), folded_bias, act_scale)
 
     @torch.no_grad()
     def _accumulate(self, y: torch.Tensor, deq: torch.Tensor) -> None:

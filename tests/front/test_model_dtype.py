@@ -17,6 +17,19 @@ def small_model() -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 2))
 
 
+class NeverCalled:
+    """An auto-calibration evaluator: the refusal must come before the first evaluation."""
+
+    def calibration(self, model):
+        raise AssertionError("calibration ran")
+
+    def evaluate(self, model):
+        raise AssertionError("evaluate ran")
+
+    def metric_eval(self, original_metric, new_metric):
+        raise AssertionError("metric_eval ran")
+
+
 CALLS = {
     "quantize_preprocess": lambda d, m, x: qdqforge.quantize_preprocess(
         str(d / "c.json"), str(d / "r.txt"), m, x
@@ -26,6 +39,10 @@ CALLS = {
     ),
     "create_quant_retrain_model": lambda d, m, x: qdqforge.create_quant_retrain_model(
         str(d / "c.json"), m, str(d / "r.txt"), x
+    ),
+    "analyze": lambda d, m, x: qdqforge.analyze(str(d / "c.json"), m, x),
+    "accuracy_based_auto_calibration": lambda d, m, x: qdqforge.accuracy_based_auto_calibration(
+        m, NeverCalled(), str(d / "c.json"), str(d / "r.txt"), str(d / "out"), x
     ),
 }
 

@@ -95,7 +95,8 @@ def test_insert_stats_structure_attributes(conv_net):
     assert attrs_of(nodes["ArqRetrainWeight", "fc"])["channel_wise"] == 0
     search = nodes["SearchN", "conv1"]
     producer = next(n for n in qat.graph.node if search.input[0] in n.output)
-    assert producer.op_type == "BatchNormalization" and len(search.input) == 5
+    assert producer.op_type == "BatchNormalization" and search.input[-1] == "conv1.bias"
+    assert list(search.input[3:7]) == [producer.input[i] for i in (1, 4, 2, 3)]
     assert attrs_of(search)["bn_epsilon"] == pytest.approx(1e-5)
     assert attrs_of(nodes["SearchN", "fc"])["channel_axis"] == -1
     assert [o.name for o in qat.graph.output] == [o.name for o in proto.graph.output]

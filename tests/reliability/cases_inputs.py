@@ -6,13 +6,21 @@ returned calibration module afterwards; both must say which input and what was e
 
 from __future__ import annotations
 
+import copy
+
 import onnx
 import torch
 from onnx import TensorProto, helper
 from torch import nn
 
 import qdqforge
-from qdqforge.errors import ExportError, GraphError, InputDataError, UnsupportedOpsError
+from qdqforge.errors import (
+    ExportError,
+    GraphError,
+    InputDataError,
+    ModelError,
+    UnsupportedOpsError,
+)
 from tests.reliability.catalogue import Case
 
 
@@ -112,6 +120,29 @@ CASES = [
         ExportError,
         "data-dependent control flow",
         "a model branching on a tensor value",
+    ),
+    _input(
+        "model-float16",
+        lambda w: w.quantize(w.config, model=copy.deepcopy(w.model).half(), x=w.x.half()),
+        ModelError,
+        "quantize_model: 'conv.weight' is float16",
+        "a float16 model and input (PTQ)",
+    ),
+    _input(
+        "model-bfloat16-qat",
+        lambda w: qdqforge.create_quant_retrain_model(
+            str(w.qat_config), copy.deepcopy(w.model).bfloat16(), str(w.tmp / "r.txt"), w.x
+        ),
+        ModelError,
+        "create_quant_retrain_model: 'conv.weight' is bfloat16",
+        "a bfloat16 model (QAT)",
+    ),
+    _input(
+        "input-float16",
+        _preprocess_with(lambda w: w.x.half()),
+        ModelError,
+        "quantize_preprocess: 'input_data[0]' is float16",
+        "a float16 input_data beside a float32 model (DMQ)",
     ),
     _input(
         "calib-shape",

@@ -1,16 +1,23 @@
-"""A model whose weights pass protobuf's 2 GB limit: export -> rewrite -> reimport -> save.
+"""A model whose weights pass protobuf's 2 GB limit: the round trip, and the flows' peak memory.
 
-Two Linear(16384, 16384) layers and a Linear(16384, 2048): 2.3 GB of float32 weights, built
-without torch's init (``torch.empty`` then a cheap fill). The exported proto goes through the
-default passes, is reimported (its outputs must equal the model's) and saved with external data
-(``<name>.data`` beside the graph); onnxruntime on the saved files must give the model's
-outputs. Marked ``slow``; skipped unless ``/proc/meminfo`` shows enough available memory.
+Two Linear(16384, 16384) layers and a Linear(16384, 2048) (``bench/models/wide_mlp.py``): 2.3 GB
+of float32 weights, built without torch's init. The round trip: the exported proto goes through
+the default passes, is reimported (its outputs must equal the model's) and saved with external
+data (``<name>.data`` beside the graph); onnxruntime on the saved files must give the model's
+outputs. The flows: ``bench/large_flow.py`` in a child process runs the PTQ flow
+(``create_quant_config``, ``quantize_model``, calibration, ``save_model``) and the QAT set-up +
+save on the same model; its peak RSS, read from outside (``RUSAGE_CHILDREN``), must stay under
+:data:`PEAK_LIMIT` times the weights (the user's model itself is 1x of it). Marked ``slow``;
+skipped unless ``/proc/meminfo`` shows enough available memory.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import resource
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,32 +26,22 @@ import onnx
 import onnxruntime
 import pytest
 import torch
-from torch import nn
 
 import qdqforge
+from bench.models.wide_mlp import WideMlp, wide_mlp_bytes
 from qdqforge.graph import io
 
 log = logging.getLogger(__name__)
 
 WIDTH = 16384
-WEIGHT_BYTES = 4 * (2 * WIDTH * WIDTH + WIDTH * 2048)
+WEIGHT_BYTES = wide_mlp_bytes(WIDTH)
 NEEDED_GIB = 16  # measured peak (README, Reliability) plus headroom
-
-
-class HugeMlp(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc1 = nn.utils.skip_init(nn.Linear, WIDTH, WIDTH)
-        self.fc2 = nn.utils.skip_init(nn.Linear, WIDTH, WIDTH)
-        self.head = nn.utils.skip_init(nn.Linear, WIDTH, 2048)
-        generator = torch.Generator().manual_seed(0)
-        with torch.no_grad():
-            for layer in (self.fc1, self.fc2, self.head):
-                layer.weight.uniform_(-1.0 / WIDTH**0.5, 1.0 / WIDTH**0.5, generator=generator)
-                layer.bias.uniform_(-0.1, 0.1, generator=generator)
-
-    def forward(self, x):
-        return self.head(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+ROOT = Path(__file__).resolve().parents[2]
+# Peak RSS of the flows / weight bytes. Target 2.0 (the model plus one copy), NOT reached.
+# Measured on this model (2026-12-03, one run, load 8-12 on 2 cores): 13.3 GB, 5.98x (RSS of
+# the child sampled every 2 s from outside; PTQ's part; QAT's 4.3x); a 0.35 GB instance on the
+# same path (bench/large_flow.py --width 6144 --external-mb 128): 6.9x. 7.0 = that plus margin.
+PEAK_LIMIT = 7.0
 
 
 def available_gib() -> float:
@@ -61,7 +58,10 @@ def available_gib() -> float:
 @pytest.mark.skipif(available_gib() < NEEDED_GIB, reason=f"needs {NEEDED_GIB} GiB available")
 def test_model_over_2gb_round_trips_with_external_data(tmp_path):
     start = time.perf_counter()
-    model, x = HugeMlp().eval(), torch.randn(2, WIDTH, generator=torch.Generator().manual_seed(1))
+    model, x = (
+        WideMlp(WIDTH).eval(),
+        torch.randn(2, WIDTH, generator=torch.Generator().manual_seed(1)),
+    )
     assert WEIGHT_BYTES > 2**31
     with torch.no_grad():
         want = model(x).numpy()
@@ -81,3 +81,27 @@ def test_model_over_2gb_round_trips_with_external_data(tmp_path):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     log.warning("2.3 GB model: %.0f s, peak RSS %.1f GiB", time.perf_counter() - start, peak)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(available_gib() < NEEDED_GIB, reason=f"needs {NEEDED_GIB} GiB available")
+def test_flows_on_model_over_2gb_peak_under_limit(tmp_path):
+    command = [sys.executable, str(ROOT / "bench" / "large_flow.py"), "--width", str(WIDTH),
+               "--pipeline", "both", "--out", str(tmp_path)]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
+    log.warning(
+        "flows on the 2.3 GB model: %s; child peak %.2fx the weights", result, peak / WEIGHT_BYTES
+    )
+    for kind in ("fake_quant", "deploy", "qdq"):
+        for prefix in ("net", "qat"):
+            path = tmp_path / f"{prefix}_{kind}_model.onnx"
+            onnx.checker.check_model(str(path))  # the graph and its external data
+    assert (tmp_path / "net_fake_quant_model.onnx.data").stat().st_size >= WEIGHT_BYTES
+    for prefix in ("net", "qat"):  # > 2 GB saves are not verified yet, and say so
+        status = json.loads((tmp_path / f"{prefix}_verify.json").read_text())["status"]
+        assert status == "unverified"
+    assert result["weight_bytes"] == WEIGHT_BYTES
+    assert peak / WEIGHT_BYTES <= PEAK_LIMIT

@@ -3,9 +3,9 @@
 ``test_alias_is_refused_and_nothing_changes`` is a hypothesis property: any public call, any
 two of its file roles (at least one an output), spelled as the same string, through ``..``, a
 symlink or a hard link: OutputError naming both roles, and every file in the folder exactly as
-it was (the check runs before the export). ``save_model`` and ``save_quant_retrain_model`` live
-in the save path being rewritten for issue 14; their tests are strict xfails until the call to
-``check_roles`` is added there (an XPASS then fails the suite, so the marker gets removed).
+it was (the check runs before the export). ``save_model`` and ``save_quant_retrain_model``
+check their inputs against every file the save writes (``quant_save.saved_outputs``: the three
+models and ``_verify.json``) and, for QAT, the record against the config.
 """
 
 from __future__ import annotations
@@ -144,7 +144,6 @@ def test_inputs_may_share_a_path(tmp_path):
     check_roles("f", inputs={"a": shared, "b": shared}, outputs={"c": tmp_path / "out"})
 
 
-@pytest.mark.xfail(strict=True, reason="lead: check_roles in save_model (front/ptq_save.py)")
 def test_save_model_refuses_an_output_over_its_input(world, tmp_path):
     onnx_copy = tmp_path / "net_fake_quant_model.onnx"
     onnx_copy.write_bytes(world.onnx.read_bytes())
@@ -153,7 +152,6 @@ def test_save_model_refuses_an_output_over_its_input(world, tmp_path):
     assert onnx_copy.read_bytes() == world.onnx.read_bytes()
 
 
-@pytest.mark.xfail(strict=True, reason="lead: check_roles in save_quant_retrain_model")
 def test_save_quant_retrain_model_refuses_record_over_config(world, tmp_path):
     config = tmp_path / "retrain.json"
     config.write_bytes(world.qat_config.read_bytes())

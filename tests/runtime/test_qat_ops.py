@@ -135,17 +135,55 @@ def test_search_n_eval_only_with_bn_factor_and_restarts_after_training():
     op = SearchNOp("conv", channels=3, channel_axis=1, bn_epsilon=1e-5)
     y, s_d, s_w = torch.randn(2, 3, 4, 4) * 50, torch.tensor(0.02), torch.tensor([0.01, 0.02, 0.04])
     gamma, var = torch.tensor([0.5, -2.0, 1.0]), torch.tensor([1.0, 4.0, 0.25])
-    assert op(y, s_d, s_w, gamma, var) is y and int(op.batches) == 0  # training
+    bn = (gamma, var, torch.tensor([0.1, -0.2, 0.3]), torch.tensor([0.0, 1.0, -1.0]))
+    assert op(y, s_d, s_w, *bn) is y and int(op.batches) == 0  # training
     op.eval()
-    op(y, s_d, s_w, gamma, var)
-    deq = s_d * s_w * (gamma / torch.sqrt(var + 1e-5)).abs()
+    op(y, s_d, s_w, *bn)
+    deq = s_d * (s_w * (gamma / torch.sqrt(var + 1e-5)).abs())  # the op's float order; no floor
     ref = SearchNObserver(3, 1, "conv")
     ref.update(torch.round(y / deq[:, None, None]))
     assert torch.equal(op.error, ref.error) and torch.equal(op.shifts(), ref.compute())
-    op.train()(y, s_d, s_w, gamma, var)
-    op.eval()(y * 2, s_d, s_w, gamma, var)
+    op.train()(y, s_d, s_w, *bn)
+    op.eval()(y * 2, s_d, s_w, *bn)
     assert int(op.batches) == 1 and not torch.equal(op.error, ref.error)
     assert op(y, None, s_w) is y and int(op.batches) == 1  # clips not initialized yet
+
+
+def test_search_n_floors_the_scale_of_a_zero_gamma_channel():
+    """gamma 0 (timm's zero-init last BN): y is the constant folded bias b'; the accumulator's
+    scale would be 0 (NaN/inf statistics). Floored: b' sits at 2^30 steps, b' = 0 at 0 steps."""
+    op = SearchNOp("conv", channels=4, channel_axis=1, bn_epsilon=1e-5).eval()
+    s_d, s_w = torch.tensor(0.02), torch.tensor([0.01, 0.02, 0.04, 0.03])
+    gamma, var = torch.tensor([0.0, 0.0, 1e-9, 1.0]), torch.ones(4)
+    beta, mean, bias = torch.tensor([0.5, 0.0, -0.3, 0.1]), torch.zeros(4), torch.zeros(4)
+    deq = op.deq_scale(s_d, s_w, gamma, var, beta, mean, bias)
+    g = gamma / torch.sqrt(var + 1e-5)
+    folded_bias = bias * g + beta
+    y = folded_bias[None, :, None, None] + g[None, :, None, None] * torch.randn(2, 4, 3, 3)
+    s32 = y / deq[:, None, None]
+    assert torch.isfinite(s32).all()
+    assert torch.allclose(s32[:, 0], torch.tensor(2.0**30)) and torch.equal(s32[:, 1], 0 * y[:, 1])
+    assert torch.allclose(s32[:, 2].abs(), torch.tensor(2.0**30), rtol=1e-6)  # 1e-9: floored
+    assert float(deq[3]) == pytest.approx(float(s_d * s_w[3] * g[3]), rel=1e-6)  # untouched
+    op(y, s_d, s_w, gamma, var, beta, mean, bias)
+    assert int(op.batches) == 1 and torch.isfinite(op.error).all()
+
+
+def test_search_n_folded_bias_reads_the_layer_bias_times_gemm_beta():
+    """b' = (beta_gemm * B - mean) g + beta: the floor of a gamma-0 channel is |b'| / (s_d 2^30)."""
+    s_d, s_w, gamma, var = torch.tensor(0.5), torch.tensor([0.25]), torch.zeros(1), torch.ones(1)
+    beta, mean, bias = torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([3.0])
+    plain = SearchNOp("fc", channels=1, channel_axis=-1, bn_epsilon=1e-5)
+    halved = SearchNOp("fc", channels=1, channel_axis=-1, bn_epsilon=1e-5, bias_beta=0.5)
+    assert float(plain.deq_scale(s_d, s_w, gamma, var, beta, mean, bias)) == 0.5  # b' = 0: s' = 1
+    mean = torch.tensor([1.0])  # b' = -mean * g = 0 too (g = 0); beta carries it
+    beta = torch.tensor([2.0**-20])
+    got = halved.deq_scale(s_d, s_w, gamma, var, beta, mean, bias)
+    assert float(got) == pytest.approx(2.0**-20 / 2.0**30)  # s_d * |b'| / (s_d 2^30)
+    g = torch.tensor([0.5]) / torch.sqrt(var + 1e-5)
+    want = ((0.5 * bias - mean) * g + beta).abs() / 2.0**30  # s_d s', the floor winning
+    got = halved.deq_scale(s_d, torch.tensor([1e-12]), torch.tensor([0.5]), var, beta, mean, bias)
+    assert float(got) == pytest.approx(float(want), rel=1e-6)
 
 
 @pytest.mark.parametrize("op", ["ulq_init", "search_n"])

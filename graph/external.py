@@ -1,0 +1,118 @@
+"""Models over protobuf's 2 GB limit: write and read their tensors one by one.
+
+Writing: ``onnx.save_model(save_as_external_data=True)`` needs the whole ModelProto (every
+weight copied into it) and copies it once more; :func:`save_graph_external` writes a graph's
+tensors from its own arrays straight into ``<name>.data`` and then the small proto that points
+at them. The files are the ones onnx writes (same tensor order, offsets and ``external_data``
+entries: every initializer with ``raw_data`` of at least :data:`SIZE_THRESHOLD` bytes,
+``sys.getsizeof`` as onnx measures it, back to back, no alignment).
+
+Reading: :func:`load_graph` reads the proto without its external data and each
+tensor from the data file into its own array, so the graph holds the weights once and no proto
+holds them at all.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx.external_data_helper import _get_initializer_tensors, uses_external_data
+
+from qdqforge.errors import GraphError
+from qdqforge.graph import detached
+from qdqforge.graph.ir import Graph
+
+SIZE_THRESHOLD = 1024  # onnx.save_model's size_threshold, as graph.io has always used it
+_BYTES_OVERHEAD = sys.getsizeof(b"")  # sys.getsizeof(raw_data) = len + this
+
+
+def external_size(graph: Graph) -> tuple[onnx.ModelProto, dict[str, np.ndarray], int]:
+    """The detached proto of ``graph``, its arrays and the serialized size of the full model
+    (the proto's size plus the arrays' bytes; a placeholder's marks stand in for the few
+    bytes of a ``raw_data`` header)."""
+    proto, arrays = detached.to_proto_detached(graph, SIZE_THRESHOLD - _BYTES_OVERHEAD)
+    return proto, arrays, proto.ByteSize() + sum(a.nbytes for a in arrays.values())
+
+
+def save_graph_external(
+    proto: onnx.ModelProto, arrays: dict[str, np.ndarray], staged: Path
+) -> Path:
+    """Write ``proto`` (from :func:`external_size`) to ``staged`` and its tensors to
+    ``<staged>.data``, one at a time; both fsync'd. Returns the data file's path."""
+    data = staged.parent / (staged.name + ".data")
+    with open(data, "wb") as handle:
+        for tensor in _get_initializer_tensors(proto):
+            if detached.is_placeholder(tensor):
+                _write(handle, tensor, memoryview(np.ascontiguousarray(arrays[tensor.name])))
+            elif tensor.HasField("raw_data") and sys.getsizeof(tensor.raw_data) >= SIZE_THRESHOLD:
+                _write(handle, tensor, tensor.raw_data)
+                tensor.ClearField("raw_data")
+        handle.flush()
+        os.fsync(handle.fileno())
+    with open(staged, "wb") as handle:
+        handle.write(proto.SerializeToString())
+        handle.flush()
+        os.fsync(handle.fileno())
+    return data
+
+
+def _write(handle, tensor: onnx.TensorProto, payload) -> None:
+    offset = handle.tell()
+    handle.write(payload.cast("B") if isinstance(payload, memoryview) else payload)
+    del tensor.external_data[:]
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", _location(handle)), ("offset", offset)):
+        tensor.external_data.add(key=key, value=str(value))
+    tensor.external_data.add(key="length", value=str(handle.tell() - offset))
+
+
+def _location(handle) -> str:
+    return os.path.basename(handle.name)
+
+
+def load_graph(path: str | os.PathLike) -> Graph:
+    """The graph of ``path``, its external tensors (if any) read one by one into arrays.
+
+    Raises:
+        GraphError: the file or a data file cannot be read or is too short.
+    """
+    from qdqforge.graph import io
+
+    try:
+        proto = onnx.load(os.fspath(path), load_external_data=False)
+    except Exception as e:
+        raise GraphError(f"cannot read ONNX file {os.fspath(path)!r}: {e}") from e
+    external = [t for t in _get_initializer_tensors(proto) if uses_external_data(t)]
+    if not external:
+        return io.from_proto(proto)
+    arrays = {t.name: _read(Path(path).parent, t) for t in external}
+    for tensor in external:  # placeholders, so the graph takes the arrays (no proto copy)
+        tensor.CopyFrom(detached.placeholder(tensor.name, arrays[tensor.name]))
+    graph = io.from_proto(proto)
+    for name, tensor in graph.gs.tensors().items():
+        if name in arrays:
+            tensor.values = arrays[name]
+            tensor.data_location = onnx.TensorProto.DEFAULT  # as onnx.load leaves it
+    return graph
+
+
+def _read(folder: Path, tensor: onnx.TensorProto) -> np.ndarray:
+    info = {e.key: e.value for e in tensor.external_data}
+    dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type))
+    count = int(np.prod(tensor.dims, dtype=np.int64))
+    location = info.get("location", "")
+    if location in ("", ".", "..") or os.path.basename(location) != location:
+        raise GraphError(f"tensor {tensor.name!r}: external data location {location!r} is not a "
+                         f"file name beside the model in {folder}")  # fmt: skip
+    file = folder / location
+    try:
+        array = np.fromfile(file, dtype, count, offset=int(info.get("offset", 0)))
+    except (OSError, ValueError) as e:
+        raise GraphError(f"cannot read tensor {tensor.name!r} from {file}: {e}") from e
+    if array.size != count:
+        raise GraphError(f"{file} ends before tensor {tensor.name!r} ({array.size} of {count})")
+    return array.reshape(tuple(tensor.dims))
