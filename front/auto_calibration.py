@@ -8,7 +8,8 @@
    the smallest ``k`` such that rolling back the first ``k`` ranked layers passes (assumes that
    rolling back more never hurts): ``k`` in ``1 .. n-1`` (at least one layer stays quantized),
    about ``log2(n)`` trials.
-4. The passing trial is saved with verification (``save_model``) to ``<save_dir>_*_model.onnx``,
+4. The passing trial is saved with verification (``save_model``) to ``<save_dir>_*_model.onnx``
+   (fake-quant, QDQ, deploy),
    its record to ``record_file``, its config to ``<save_dir>_quant_config.json`` and the report
    (ranking, every trial's rolled-back layers, metric and loss) to
    ``<save_dir>_auto_calibration.json``. ``save_dir`` is a prefix, as AMCT's (``dir/`` = none).
@@ -77,7 +78,7 @@ def accuracy_based_auto_calibration(
         sensitivity: only ``"CosineSimilarity"``.
 
     Returns:
-        The paths of the final fake-quant and deploy models.
+        The paths of the final fake-quant, QDQ and deploy models.
 
     Raises:
         ConfigError: a bad evaluator, strategy or sensitivity.
@@ -174,9 +175,9 @@ def _save(final: TrialResult, record_file, save_dir: str, report: dict) -> Saved
     atomic_write_bytes(record_file, final.record.read_bytes())
     config = prefixed(save_dir, "quant_config.json")
     atomic_write_bytes(config, final.config.read_bytes())
+    models = {kind: output_path(save_dir, kind) for kind in SavedModels._fields}  # save_model's
     files = {
-        "fake_quant": output_path(save_dir, "fake_quant"),
-        "deploy": output_path(save_dir, "deploy"),
+        **models,
         "verify": verify_path(save_dir),
         "config": config,
         "record": Path(record_file),

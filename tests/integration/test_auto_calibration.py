@@ -132,6 +132,15 @@ def test_planted_layer_is_exactly_the_one_rolled_back(tmp_path, digits):
     assert sorted(read_record(tmp_path / "record.txt")) == ["conv1", "fc"]
     assert json.loads((tmp_path / "out" / "net_verify.json").read_text())["passed"]
     assert paths.deploy.exists() and evaluator.evaluated == 1 + len(report["trials"])
+    assert_report_lists_every_file(report["files"], paths, tmp_path)
+
+
+def assert_report_lists_every_file(files: dict, paths, tmp_path) -> None:
+    """The report's ``files`` names every file the call wrote, the three models included."""
+    assert {files[kind] for kind in paths._fields} == {str(p) for p in paths}
+    assert files["qdq"] == str(tmp_path / "out" / "net_qdq_model.onnx")
+    written = {str(p) for p in (tmp_path / "out").iterdir()} | {str(tmp_path / "record.txt")}
+    assert set(files.values()) == written - {str(tmp_path / "out" / "net_auto_calibration.json")}
 
 
 def test_planting_keeps_the_float_model(digits):

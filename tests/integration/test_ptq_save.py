@@ -3,11 +3,14 @@
 Seed flow: quantize_preprocess -> forward -> quantize_model -> batch_num forwards -> save_model.
 The fake-quant model holds no QuantizeLinear/DequantizeLinear: each layer's input goes through
 Div -> Round -> Add -> Clip (``<layer>.quant.out``) -> Sub -> Mul, its weight is stored already
-dequantized and its bias stays float, the calibration module's arithmetic. Fake-quant in
-onnxruntime vs the reimported fake-quant module: 1e-6 (float summation order). Vs the
-calibration module's quantized forward, on every activation's int8 grid: at most 1 step, on at
-most 1e-3 of the integers (float summation order only: measured none on these models); where no
-integer differs, outputs agree within 1e-5 of their range. Vs FP32: <= 2% of the output range.
+dequantized and its bias stays float, the calibration module's arithmetic. Tolerances in LSB =
+output range / 255. Fake-quant in onnxruntime (ORT_DISABLE_ALL) vs the reimported fake-quant
+module: 1e-4 LSB (measured <= 8.4e-6 LSB, 1.2e-7 absolute, cnn and transformer, 3 batches:
+float summation order). Vs the calibration module's quantized forward, on every activation's
+int8 grid: at most 1 step, on at most 1e-3 of the integers (float summation order only:
+measured none on these models); where no integer differs, outputs within 1e-4 LSB (measured
+<= 8.4e-6; the former bound, 1e-5 of max |output|, was ~1.3e-3 LSB). Vs FP32: <= 2% of the
+output range (measured <= 0.7%: quantization noise, not a simulation check).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from qdqforge.graph.quant_compare import run_with_tensors
 from qdqforge.runtime import reimport
 from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
 from tests.helpers.ptq_flow import run_seed_flow
+from tests.integration.qat_flow import error_in_lsb
 from tests.integration.test_ptq_model import write_config
 from tests.integration.test_ptq_preprocess import MODELS, build
 
@@ -66,14 +70,14 @@ def calibration_grids(calib, x) -> dict[str, np.ndarray]:
 def assert_grids_match(calib, proto, x, feeds, onnx_out) -> None:
     """The calibration module's int8 activations on ``x`` vs the fake-quant ONNX's: at most one
     step apart, on at most 1e-3 of the integers; with no integer apart, the outputs within
-    1e-5 of their range."""
+    1e-4 LSB (module docstring)."""
     grids, calib_out = calibration_grids(calib, x)
     onnx_grids = run_with_tensors(proto, [f"{k}.quant.out" for k in grids], feeds)
     flips = [np.abs(grids[k] - onnx_grids[f"{k}.quant.out"]) for k in grids]
     assert max(f.max() for f in flips) <= 1
     assert sum(int((f > 0).sum()) for f in flips) <= 1e-3 * sum(f.size for f in flips)
     if not any(f.any() for f in flips):
-        assert np.abs(calib_out - onnx_out).max() <= 1e-5 * np.abs(calib_out).max()
+        assert error_in_lsb(onnx_out, calib_out) <= 1e-4
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -96,7 +100,8 @@ def test_fake_quant_model(tmp_path, name):
         got = numerics.run(proto, feeds)[0]
         with torch.no_grad():
             torch_out, fp32 = module(x).numpy(), model(x).numpy()
-        np.testing.assert_allclose(torch_out, got, rtol=0, atol=1e-6)
+        # measured <= 8.4e-6 LSB (1.2e-7 absolute; cnn, transformer): float summation order
+        assert error_in_lsb(got, torch_out) <= 1e-4
         assert np.abs(got - fp32).max() <= 0.02 * np.abs(fp32).max()
         assert_grids_match(calib, proto, x, feeds, got)
 

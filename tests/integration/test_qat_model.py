@@ -3,9 +3,14 @@
 create_quant_retrain_config -> create_quant_retrain_model -> SGD steps -> save_quant_retrain_model.
 Checks: the loss falls, every parameter (weights, BN affine, clips, ulq scales) gets a non-zero
 gradient, the record holds every retrained layer, onnxruntime on the fake-quant model agrees
-with ``qat.eval()`` (deep nets: within 4 LSB of the int8 grid over the output range, measured
-0.2-1.0 LSB: a rounding tie flipped by float32 reassociation in one layer moves the next layer's
-input by one step), and the user's model is untouched.
+with ``qat.eval()`` within ``FAKE_QUANT_LSB`` of the int8 grid over the output range, and the
+user's model is untouched.
+
+Measured (ORT_DISABLE_ALL and default session alike, 2 batches): resnet <= 2.2e-5 LSB,
+mobilenet <= 1.4e-5, transformer <= 2.4e-5 (float summation order: the fake-quant model is the
+module's own float ops; the former bound, 4 LSB, dated from the Q/DQ fake-quant model, measured
+0.2-1.0 LSB). Bound 1e-4 LSB (4x margin). One layer's ``s_d`` x1.05 in the saved file (conv1 or
+fc, resnet) moves the output by 0.96-1.4 LSB: under the old bound, 10^4 times over this one.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from tests.helpers.torch_models import build
 from tests.integration.qat_flow import error_in_lsb, ort_outputs, train, write_config
 
 SHAPES = {"resnet": (2, 3, 8, 8), "mobilenet": (2, 3, 16, 16), "transformer": (2, 6, 12)}
-DEEP_NET_LSB = 4.0
+FAKE_QUANT_LSB = 1e-4
 
 
 def retrained_layers(cfg) -> list[str]:
@@ -70,5 +75,5 @@ def test_seed_flow(tmp_path, name):
     for x in batches:
         with torch.no_grad():
             reference = qat(x).numpy()
-        assert error_in_lsb(ort_outputs(saved.fake_quant, x), reference) <= DEEP_NET_LSB
+        assert error_in_lsb(ort_outputs(saved.fake_quant, x), reference) <= FAKE_QUANT_LSB
     assert_untouched(model, before)

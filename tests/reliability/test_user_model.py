@@ -1,13 +1,17 @@
-"""All eight public functions on one model object leave it exactly as it was.
+"""All ten public functions on one model object leave it exactly as it was.
 
 After each call (and after running the module it returned: calibration forwards, QAT training
-steps), every parameter and buffer is bit-identical, each submodule's ``training`` flag,
+steps; ``analyze`` with and without a record; ``accuracy_based_auto_calibration``'s trials,
+sensitivity ranking and verified save), every parameter and buffer is bit-identical, each
+submodule's ``training`` flag,
 ``requires_grad``, parameter identity, ``.grad``, dtype and device are unchanged, and no hook of
 any kind (module, global, tensor) was added. The model is in ``train()`` with one BN in
 ``eval()`` and a frozen bias, so a call that switched modes or shared tensors would show.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -65,18 +69,29 @@ def _check(model, before, extra_before, step: str) -> None:
         raise AssertionError(f"after {step}: {e}") from e
 
 
-def test_eight_public_functions_leave_the_model_untouched(tmp_path):
+def user_model() -> UserNet:
+    """In ``train()`` with one BN in ``eval()`` and a frozen bias (module docstring)."""
     torch.manual_seed(0)
     model = UserNet().train()
     model.bn2.eval()
     model.conv.bias.requires_grad_(False)
-    x = torch.randn(4, 3, 8, 8)
-    before, extra = snapshot(model), full_snapshot(model)
-    cfg, qat_cfg = str(tmp_path / "c.json"), str(tmp_path / "q.json")
+    return model
+
+
+def dmq_config(model: nn.Module, x: torch.Tensor, tmp_path) -> str:
+    cfg = str(tmp_path / "c.json")
     (tmp_path / "dmq.cfg").write_text(DMQ_CFG)
+    qdqforge.create_quant_config(cfg, model, x, config_defination=str(tmp_path / "dmq.cfg"))
+    return cfg
+
+
+def test_eight_public_functions_leave_the_model_untouched(tmp_path):
+    model, x = user_model(), torch.randn(4, 3, 8, 8)
+    before, extra = snapshot(model), full_snapshot(model)
+    qat_cfg = str(tmp_path / "q.json")
     record, onnx_file = str(tmp_path / "r.txt"), str(tmp_path / "m.onnx")
 
-    qdqforge.create_quant_config(cfg, model, x, config_defination=str(tmp_path / "dmq.cfg"))
+    cfg = dmq_config(model, x, tmp_path)
     _check(model, before, extra, "create_quant_config")
     calib = qdqforge.quantize_preprocess(cfg, record, model, x)
     with torch.no_grad():
@@ -105,6 +120,56 @@ def test_eight_public_functions_leave_the_model_untouched(tmp_path):
     _train(restored, x)
     _check(model, before, extra, "restore_quant_retrain_model (and 3 SGD steps)")
     assert not torch.equal(restored.state_dict()["fc.weight"], model.fc.weight)  # it trained
+
+
+class FirstTrialFails:
+    """AMCT's evaluator interface; the first trial fails, so the sensitivity ranking runs too.
+
+    ``evaluate`` scores a copy in eval mode: the user's own ``train()`` model would update its
+    BN statistics in a forward, which is the evaluator's doing, not qdqforge's.
+    """
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x, self.judged = x, 0
+
+    def calibration(self, module):
+        with torch.no_grad():
+            module(self.x), module(self.x)  # batch_num: 2
+
+    def evaluate(self, module):
+        with torch.no_grad():
+            return float(copy.deepcopy(module).eval()(self.x).square().mean())
+
+    def metric_eval(self, original, new):
+        self.judged += 1
+        return self.judged > 1, abs(original - new)
+
+
+def test_doctor_and_auto_calibration_leave_the_model_untouched(tmp_path):
+    model, x = user_model(), torch.randn(4, 3, 8, 8)
+    cfg = dmq_config(model, x, tmp_path)
+    before, extra = snapshot(model), full_snapshot(model)
+    record, onnx_file = str(tmp_path / "r.txt"), str(tmp_path / "m.onnx")
+
+    report = qdqforge.analyze(cfg, model, x)
+    _check(model, before, extra, "analyze")
+    calib = qdqforge.quantize_preprocess(cfg, record, model, x)
+    with torch.no_grad():
+        calib(x)
+    calib = qdqforge.quantize_model(cfg, onnx_file, record, model, x)
+    with torch.no_grad():
+        calib(x), calib(x)
+    with_record = qdqforge.analyze(cfg, model, x, record)
+    _check(model, before, extra, "analyze with a record")
+    assert [layer.params_source for layer in with_record.layers] == ["record"] * 3
+    assert len(report.layers) == 3
+
+    evaluator = FirstTrialFails(x)
+    paths = qdqforge.accuracy_based_auto_calibration(
+        model, evaluator, cfg, str(tmp_path / "auto.txt"), str(tmp_path / "auto" / "net"), x
+    )
+    _check(model, before, extra, "accuracy_based_auto_calibration (ranking, 2+ trials)")
+    assert paths.qdq.exists() and evaluator.judged >= 2
 
 
 def _train(qat: nn.Module, x: torch.Tensor) -> None:
