@@ -33,6 +33,10 @@ from qdqforge.graph import numerics
 from qdqforge.graph.kernel_audit import KernelCheck, audit_kernels
 
 SATURATION_SAFE = 64  # |w| <= 64: 2 * 255 * 64 = 32640 fits int16 (onnxruntime's reduce_range)
+FIX_NO_SATURATION = (
+    "run the fake-quant model (exact in any runtime) or the deploy model, or open this one with "
+    "the session option session.disable_quant_qdq=1"
+)
 FIX = (
     'set "weight_reduce_range": true in the quantization config (weights on 7 bits: every u8 x s8 '
     "pair sum fits int16) and save again, or run the fake-quant model (exact in any runtime) or "
@@ -98,7 +102,7 @@ def runtime_issue(
         kernel_layer(kernel, layers),
         f"onnxruntime's fused {kernel.op_type} {violation.reason.split(') ', 1)[-1]}",
         _kernel_cause(kernel),
-        FIX,
+        FIX if _can_saturate(kernel) else FIX_NO_SATURATION,
     )
 
 
@@ -111,8 +115,19 @@ def kernel_layer(kernel: KernelCheck, layers: list[str]) -> str | None:
     return max(matches, key=len, default=None)
 
 
+def _can_saturate(kernel: KernelCheck) -> bool:
+    """u8 x s8 pair sums can pass int16 only where a weight is beyond ``SATURATION_SAFE``."""
+    return kernel.weight_max is None or kernel.weight_max > SATURATION_SAFE
+
+
 def _kernel_cause(kernel: KernelCheck) -> str:
     vnni = cpu_has_vnni()
+    if vnni is False and not _can_saturate(kernel):
+        return (
+            f"not int8 saturation (its weights fit 7 bits, |w| <= {kernel.weight_max}): "
+            f"onnxruntime's {kernel.op_type} computes differently from its float decomposition "
+            "on this CPU, e.g. in the fixed-point requantization of its output"
+        )
     if vnni is False:
         return (
             f"int8 saturation: onnxruntime's {kernel.op_type} multiplies u8 activations by s8 "

@@ -44,6 +44,8 @@ class KernelCheck:
         max_steps: largest integer difference (0 for float outputs).
         max_rel: largest difference relative to ``max|reference|``.
         integer: the output is on an integer grid (else float).
+        weight_max: largest ``|w|`` of its int8 weight input (:data:`WEIGHT_INPUT`), None when
+            it has none or it is not int8.
     """
 
     node: str
@@ -54,6 +56,7 @@ class KernelCheck:
     max_steps: int
     max_rel: float
     integer: bool = True
+    weight_max: int | None = None
 
 
 def fused_integer_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
@@ -100,7 +103,21 @@ def _check(node: onnx.NodeProto, values: dict[str, np.ndarray], float_rtol: floa
         int(diff.max(initial=0)) if integer else 0,
         float(diff.max(initial=0.0)) / scale,
         integer,
+        _weight_max(node, values),
     )
+
+
+WEIGHT_INPUT = {"QLinearConv": 3, "QGemm": 3, "QLinearMatMul": 3, "MatMulIntegerToFloat": 1}
+
+
+def _weight_max(node: onnx.NodeProto, values: dict[str, np.ndarray]) -> int | None:
+    index = WEIGHT_INPUT.get(node.op_type)
+    if index is None or index >= len(node.input) or node.input[index] not in values:
+        return None
+    weight = np.asarray(values[node.input[index]])
+    if weight.dtype != np.int8 or weight.size == 0:
+        return None  # u8 weights or activations (a MatMul of two activations): unknown
+    return int(np.abs(weight.astype(np.int32)).max())
 
 
 def _reference(node: onnx.NodeProto, values: dict[str, np.ndarray]) -> np.ndarray:

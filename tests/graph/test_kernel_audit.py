@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 from onnx import helper
 
+from qdqforge.front import verify_runtime
 from qdqforge.front.verify_runtime import cpu_has_vnni
 from qdqforge.graph import numerics
-from qdqforge.graph.kernel_audit import audit_kernels, fused_integer_nodes
+from qdqforge.graph.kernel_audit import KernelCheck, audit_kernels, fused_integer_nodes
 from tests.graph.qdq_cases import qdq_conv, qdq_linear
 from tests.helpers.onnx_graphs import make_model, tensor_info
 
@@ -31,6 +32,7 @@ def test_seven_bit_weights_agree_exactly(case):
     (check,) = audit_kernels(optimized, feeds)
     assert (check.op_type, check.differ, check.max_steps) == (op, 0, 0)
     assert check.total == numerics.run(model, feeds)[0].size
+    assert check.weight_max == 64
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -38,6 +40,7 @@ def test_saturating_pairs_show_where_the_cpu_has_no_vnni(case):
     build = CASES[case][0]
     model, feeds = build(127)
     (check,) = audit_kernels(numerics.optimized_graph(model), feeds)
+    assert check.weight_max == 127
     if cpu_has_vnni() is not False:
         assert check.differ == 0, "a VNNI CPU sums in int32: no saturation expected"
         return
@@ -55,3 +58,15 @@ def test_a_graph_without_integer_kernels_has_nothing_to_audit():
     )
     feeds = {"input": np.ones((2, 3), np.float32)}
     assert audit_kernels(numerics.optimized_graph(model), feeds) == []
+
+
+@pytest.mark.parametrize("weight_max", [127, 64, None])
+def test_the_cause_names_saturation_only_where_weights_can_saturate(monkeypatch, weight_max):
+    monkeypatch.setattr(verify_runtime, "cpu_has_vnni", lambda: False)
+    check = KernelCheck("n", "QLinearConv", ("x",), 10, 1, 2, 0.1, True, weight_max)
+    cause = verify_runtime._kernel_cause(check)
+    if weight_max == 64:  # 2 * 255 * 64 fits int16: something else differs
+        assert cause.startswith("not int8 saturation (its weights fit 7 bits, |w| <= 64)")
+        assert not verify_runtime._can_saturate(check)
+    else:
+        assert cause.startswith("int8 saturation") and verify_runtime._can_saturate(check)
