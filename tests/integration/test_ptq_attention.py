@@ -21,7 +21,7 @@ import torch
 from onnx import numpy_helper
 
 import qdqforge
-from qdqforge.errors import ConfigError, VerificationError
+from qdqforge.errors import ConfigError, RecordError, VerificationError
 from qdqforge.front.quant_save import calibration_reference
 from qdqforge.front.record import read_record, update_record
 from qdqforge.front.verify_save import verify_saved_models
@@ -219,3 +219,17 @@ def test_unsupported_requests_on_an_activation_matmul_are_refused(tmp_path, requ
         call(tmp_path)
     assert layer in str(caught.value)
     assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "r.txt").exists()
+
+
+@pytest.mark.parametrize(
+    "field, value", [("offset_h", 200), ("scale_h", -0.5)], ids=["offset_h", "scale_h"]
+)
+def test_record_check_refuses_input_1_off_its_grid(flow, tmp_path, field, value):
+    tmp, _, _, _ = flow
+    record = tmp_path / "r.txt"
+    shutil.copy(tmp / "r.txt", record)
+    update_record(record, "blocks.0.matmul_0", **{field: value})
+    with pytest.raises(RecordError) as caught:
+        qdqforge.save_model(str(tmp / "m.onnx"), str(record), str(tmp_path / "out" / "net"))
+    assert f"layer 'blocks.0.matmul_0': {field}={value!r}" in str(caught.value)
+    assert not (tmp_path / "out").exists()
