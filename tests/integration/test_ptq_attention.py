@@ -10,6 +10,7 @@ save-time check. Tolerances are in steps of the output's int8 range, ``LSB = (ma
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -22,6 +23,7 @@ from onnx import numpy_helper
 
 import qdqforge
 from qdqforge.errors import ConfigError, RecordError, VerificationError
+from qdqforge.front.layer_sensitivity import layer_cosines
 from qdqforge.front.quant_save import calibration_reference
 from qdqforge.front.record import read_record, update_record
 from qdqforge.front.verify_save import verify_saved_models
@@ -233,3 +235,19 @@ def test_record_check_refuses_input_1_off_its_grid(flow, tmp_path, field, value)
         qdqforge.save_model(str(tmp / "m.onnx"), str(record), str(tmp_path / "out" / "net"))
     assert f"layer 'blocks.0.matmul_0': {field}={value!r}" in str(caught.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_auto_calibration_ranking_quantizes_both_operands(flow):
+    """``layer_cosines`` (auto-calibration's ranking) Q/DQs both operands from the record."""
+    tmp, _, batches, _ = flow
+    layer = "blocks.0.matmul_0"
+    rec = read_record(tmp / "r.txt")[layer]
+    graph = io.load(tmp / "m.onnx")
+    squeezed = dataclasses.replace(rec, scale_h=rec.scale_h / 64)  # input 1 saturates
+    cosines = {
+        name: layer_cosines(graph, {layer: grid}, batches[0])[layer]
+        for name, grid in (("record", rec), ("squeezed", squeezed))
+    }
+    # measured: 1 - cos = 9.4e-8 on the record's grids, 1.4e-3 with input 1's scale / 64
+    assert 0.0 < 1.0 - cosines["record"] < 1e-5
+    assert 1.0 - cosines["squeezed"] > 100 * (1.0 - cosines["record"]), cosines
