@@ -38,6 +38,7 @@ from tests.integration.test_verify_faults import scaled, tamper
 
 MATMULS = [f"blocks.{i}.matmul_{k}" for i in range(2) for k in range(2)]
 ON = 'override_layer_types { layer_type: "MatMul" calibration_config {} }\n'
+A16 = "calibration_config { ifmr_quantize { dst_type: INT16 } }"
 
 
 def _batches(x: torch.Tensor) -> list[torch.Tensor]:
@@ -251,3 +252,22 @@ def test_auto_calibration_ranking_quantizes_both_operands(flow):
     # measured: 1 - cos = 9.4e-8 on the record's grids, 1.4e-3 with input 1's scale / 64
     assert 0.0 < 1.0 - cosines["record"] < 1e-5
     assert 1.0 - cosines["squeezed"] > 100 * (1.0 - cosines["record"]), cosines
+
+
+def test_a_16_bit_activation_matmul(tmp_path):
+    """``dst_type: INT16`` on one MatMul: both operands on the int16 grid, recorded and verified."""
+    layer = "blocks.0.matmul_0"
+    text = f'override_layer_configs {{ layer_name: "{layer}" {A16} }}'
+    model, (x,) = build("hand_attention")
+    cfg = _config(tmp_path, model, x, text)
+    run_seed_flow(cfg, tmp_path / "r.txt", tmp_path / "m.onnx", model, _batches(x), with_dmq=False)
+    qdqforge.save_model(str(tmp_path / "m.onnx"), str(tmp_path / "r.txt"), str(tmp_path / "net"))
+    rec = read_record(tmp_path / "r.txt")[layer]
+    assert rec.act_type == "INT16" and rec.scale_h is not None
+    assert max(abs(rec.offset_d), abs(rec.offset_h)) > 127  # measured: 1473 and -4394
+    report = json.loads((tmp_path / "net_verify.json").read_text())
+    assert report["status"] == "passed", report
+    tensors = report["comparisons"]["torch_vs_fake_quant"]["tensors"]
+    compared = {t["tensor"]: t for t in tensors}
+    for tensor in (f"{layer}.quant.out", f"{layer}.input_1.quant.out"):
+        assert compared[tensor]["differ"] == 0, tensor
