@@ -6,7 +6,9 @@ the ``batch_num`` calibration batches (tqdm; off when stderr is not a TTY or
 ``save_model`` can say how far calibration got, and, once the observers are done, writes every
 layer's ``scale_d``/``offset_d`` to the record in one atomic rewrite, with ``act_type: "INT16"``
 for a 16-bit layer (``offset_d`` is then an int16 zero point; INT8 layers leave the field out,
-AMCT's default). That rewrite first checks that every layer's ``scale_w`` is still the one
+AMCT's default). The observer of a MatMul's second operand (``<layer>.input_1``,
+:mod:`qdqforge.graph.activation_matmul`) gives ``scale_h``/``offset_h`` of ``<layer>``'s entry.
+That rewrite first checks that every layer's ``scale_w`` is still the one
 ``quantize_model`` wrote with this module: two flows sharing one record path would otherwise
 leave this model's activation scales beside another model's weight scales (``save_model`` then
 refuses the weights off that grid, but a same-shaped model's scales could pass). A layer whose
@@ -28,6 +30,7 @@ from tqdm import tqdm
 
 from qdqforge.errors import CalibrationError
 from qdqforge.front.record import update_records
+from qdqforge.graph.activation_matmul import layer_of_input
 from qdqforge.graph.io import atomic_write_text
 from qdqforge.passes.act_grid import act_type_field
 from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
@@ -93,14 +96,13 @@ class CalibrationRecorder:
         atomic_write_text(progress_path(self.record_file), text + "\n")
 
     def _write_scales(self, observers: list[ActObserverOp]) -> None:
-        updates = {
-            op.layer: {
-                "scale_d": op.params.scale,
-                "offset_d": op.params.offset,
-                "act_type": act_type_field(op.num_bits),
-            }
-            for op in observers
-        }
+        updates: dict[str, dict] = {}
+        for op in observers:
+            layer = layer_of_input(op.layer)
+            fields = ("scale_d", "offset_d") if layer == op.layer else ("scale_h", "offset_h")
+            entry = updates.setdefault(layer, {})
+            entry.update(zip(fields, (op.params.scale, op.params.offset), strict=True))
+            entry["act_type"] = act_type_field(op.num_bits)
         update_records(self.record_file, updates, expect_scale_w=self.own_scale_w)
 
 
@@ -110,5 +112,6 @@ def _check_ranges(observers: list[ActObserverOp]) -> None:
             raise CalibrationError(
                 f"layer '{op.layer}': every calibration activation was "
                 f"{op.params.clip_max:g} (zero range), so it has no integer grid; calibrate "
-                f"with data that reach this layer or add '{op.layer}' to skip_layers"
+                f"with data that reach this layer or add '{layer_of_input(op.layer)}' to "
+                "skip_layers"
             )

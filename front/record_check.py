@@ -1,9 +1,11 @@
 """Check a record against the modified ONNX before ``save_model`` quantizes with it.
 
 A record belongs to one model: every layer it names must be a quantizable layer of the modified
-ONNX, and every layer whose weight ``quantize_model`` fake-quantized (its ``<weight>.arq``
-initializer) must be in it. Its values must make an integer grid: ``act_type`` absent, INT8 or
-INT16; ``scale_d`` and every ``scale_w`` finite and > 0; ``offset_d`` in [-128, 127], or in
+ONNX (a MatMul between two activations, ``<module>.matmul_<k>``, included:
+:mod:`qdqforge.graph.activation_matmul`), and every layer whose weight ``quantize_model``
+fake-quantized (its ``<weight>.arq`` initializer) must be in it. Its values must make an integer
+grid: ``act_type`` absent, INT8 or INT16; ``scale_d``, ``scale_h`` (an activation MatMul's input
+1) and every ``scale_w`` finite and > 0; ``offset_d`` and ``offset_h`` in [-128, 127], or in
 [-32768, 32767] when ``act_type`` is INT16; one ``scale_w`` for the tensor or one per output
 channel; ``dst_type`` (the weight grid) absent or INT4/INT6/INT7/INT8; fields that cannot take
 effect are refused or warned about (:mod:`qdqforge.front.record_effect`).
@@ -29,6 +31,7 @@ import numpy as np
 from qdqforge.errors import RecordError
 from qdqforge.front.record import LayerRecord
 from qdqforge.front.record_effect import check_field_effects
+from qdqforge.graph.activation_matmul import activation_matmul_site, quantized_inputs
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import LAYER_OPS, WEIGHT_AXIS, LayerSite, layer_site
 from qdqforge.passes.act_grid import ACT_TYPE_BITS, act_bits, act_range
@@ -44,7 +47,9 @@ def check_record(graph: Graph, records: dict[str, LayerRecord], record_file, onn
         RecordError: unknown or missing layer, or a scale/offset off the layer's grid.
     """
     where = f"{os.fspath(record_file)} (for {os.fspath(onnx_file)})"
-    sites = {name: layer_site(graph, name) for name in records}
+    sites = {
+        name: layer_site(graph, name) or activation_matmul_site(graph, name) for name in records
+    }
     for name, site in sites.items():
         if site is None:
             raise RecordError(
@@ -82,12 +87,15 @@ def _check_values(name: str, record: LayerRecord, site: LayerSite, where: str) -
 
     if record.act_type is not None and record.act_type not in ACT_TYPE_BITS:
         raise bad("act_type", record.act_type, " | ".join(ACT_TYPE_BITS))
-    if record.scale_d is not None and not _positive(record.scale_d):
-        raise bad("scale_d", record.scale_d, "a finite number > 0")
     qmin, qmax = act_range(act_bits(record))
-    if record.offset_d is not None and not qmin <= record.offset_d <= qmax:
-        grid = f"act_type {record.act_type}" if record.act_type else "act_type absent: INT8"
-        raise bad("offset_d", record.offset_d, f"an integer in [{qmin}, {qmax}] ({grid})")
+    grid = f"act_type {record.act_type}" if record.act_type else "act_type absent: INT8"
+    for scale, offset in _activation_fields(site):
+        value = getattr(record, scale)
+        if value is not None and not _positive(value):
+            raise bad(scale, value, "a finite number > 0")
+        value = getattr(record, offset)
+        if value is not None and not qmin <= value <= qmax:
+            raise bad(offset, value, f"an integer in [{qmin}, {qmax}] ({grid})")
     if record.dst_type is not None and record.dst_type not in WEIGHT_TYPE_BITS:
         raise bad("dst_type", record.dst_type, " | ".join(WEIGHT_TYPE_BITS))
     if not all(_positive(s) for s in record.scale_w):
@@ -98,6 +106,12 @@ def _check_values(name: str, record: LayerRecord, site: LayerSite, where: str) -
             f"{where}: layer '{name}' has {len(record.scale_w)} scale_w values; allowed: 1 "
             f"(per tensor) or {channels} (one per output channel)"
         )
+
+
+def _activation_fields(site: LayerSite) -> list[tuple[str, str]]:
+    """The record's (scale, offset) fields of each quantized input of ``site``."""
+    fields = [("scale_d", "offset_d"), ("scale_h", "offset_h")]
+    return fields[: len(quantized_inputs(site))]
 
 
 def _check_weight_grid(name: str, record: LayerRecord, site: LayerSite, where: str) -> None:

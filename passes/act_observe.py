@@ -14,7 +14,12 @@ stay float during calibration (§4.1): ``x' == x`` for those forwards, and after
 Attributes: ``layer``, ``algo`` (ifmr|hfmg), ``num_bits``, ``symmetric`` (0/1, from
 ``activation_offset``/``asymmetric``), ``batch_num``; IFMR: ``max_percentile``,
 ``min_percentile``, ``search_range`` (2 floats), ``search_step``; HFMG: ``num_of_bins``.
-MatMuls between two activations (``<module>.matmul_<k>`` layers) are counted, not observed yet.
+A MatMul between two activations (``<module>.matmul_<k>``, :mod:`qdqforge.graph.activation_matmul`)
+gets one observer on each operand, with the layer's settings; input 1's has ``layer``
+``<module>.matmul_<k>.input_1`` (its grid goes to the record's ``scale_h``/``offset_h``)::
+
+    a, b -> MatMul -> y
+    a -> ActObserver -> a';  b -> ActObserver(layer=<layer>.input_1) -> b';  a', b' -> MatMul -> y
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import onnx_graphsurgeon as gs
 
 from qdqforge.errors import PassError
 from qdqforge.front.config.ptq import LayerConfig, QuantConfig
+from qdqforge.graph.activation_matmul import activation_matmul_site, quantized_inputs
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import LayerSite, layer_site
 from qdqforge.graph.naming import taken_names, unique_name
@@ -45,15 +51,16 @@ class ActObservePass(GraphPass):
         taken = taken_names(graph)
         config: QuantConfig | None = ctx.config
         for layer in config.layers if config is not None else ():
-            site = layer_site(graph, layer.name) if layer.quant_enable else None
             if not layer.quant_enable:
                 stats["disabled"] += 1
-            elif site is None and ".matmul_" in f".{layer.name}":
-                stats["activation_matmul"] += 1
-            elif site is None:
+                continue
+            site = layer_site(graph, layer.name) or activation_matmul_site(graph, layer.name)
+            if site is None:
                 raise PassError(f"act_observe: layer '{layer.name}' has no node in the graph")
-            else:
-                _insert(graph, site, observer_attrs(config, layer), taken)
+            stats["activation_matmul"] += len(quantized_inputs(site)) > 1
+            for index, name in quantized_inputs(site):
+                attrs = observer_attrs(config, layer) | {"layer": name}
+                _insert(graph, site, index, attrs, taken)
                 stats["observers_inserted"] += 1
         toposort(graph)
         return PassResult(graph, stats["observers_inserted"] > 0, stats)
@@ -79,11 +86,11 @@ def observer_attrs(config: QuantConfig, layer: LayerConfig) -> dict:
     return attrs
 
 
-def _insert(graph: Graph, site: LayerSite, attrs: dict, taken: set[str]) -> None:
-    x = site.activation
+def _insert(graph: Graph, site: LayerSite, index: int, attrs: dict, taken: set[str]) -> None:
+    x = site.node.inputs[index]
     out = gs.Variable(unique_name(f"{x.name}.observed", taken), dtype=x.dtype, shape=x.shape)
-    name = unique_name(f"{site.name}.act_observer", taken)
+    name = unique_name(f"{attrs['layer']}.act_observer", taken)
     node = gs.Node(OP, name, attrs, [x], [out], domain=DOMAIN)
     graph.gs.nodes.append(node)
-    site.node.inputs[0] = out
+    site.node.inputs[index] = out
     graph.stamp(node, "act_observe", "observe_" + site.node.op.lower(), [site.node])

@@ -10,6 +10,9 @@ with the kernel call the ``quantize_model`` calibration module makes once its ob
 calibrated. Applied to the modified ONNX (whose weights ``W^`` are already on their grid), the
 reimported graph is that calibration module rebuilt from its two files: ``save_model`` checks the
 written models against it. The bit width comes from the record's ``act_type`` (``act_grid``).
+A MatMul between two activations (``<module>.matmul_<k>``) gets one on each operand, input 1's
+(``layer`` ``<layer>.input_1``) on the record's ``scale_h``/``offset_h``
+(:mod:`qdqforge.graph.activation_matmul`).
 """
 
 from __future__ import annotations
@@ -17,8 +20,13 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from qdqforge.errors import PassError
+from qdqforge.graph.activation_matmul import (
+    activation_matmul_site,
+    quantized_inputs,
+    second_input_record,
+)
 from qdqforge.graph.ir import Graph
-from qdqforge.graph.layers import layer_site
+from qdqforge.graph.layers import LayerSite, layer_site
 from qdqforge.graph.naming import taken_names, unique_name
 from qdqforge.graph.toposort import toposort
 from qdqforge.passes.act_grid import act_bits
@@ -39,21 +47,29 @@ class ActQuantPass(GraphPass):
         records = ctx.options_for(self.name).get("records", {})
         taken = taken_names(graph)
         for layer, rec in records.items():
-            site = layer_site(graph, layer)
-            if site is None or rec.scale_d is None or rec.offset_d is None:
-                raise PassError(f"act_quant: layer '{layer}' has no node or no scale_d/offset_d")
-            x = site.activation  # the quantizer keeps the type and shape (shape inference)
-            out = gs.Variable(unique_name(f"{layer}.act_quant.out", taken), x.dtype, x.shape)
-            attrs = {
-                "layer": layer,
-                "scale": float(rec.scale_d),
-                "offset": int(rec.offset_d),
-                "num_bits": act_bits(rec),
-            }
-            name = unique_name(f"{layer}.act_quant", taken)
-            node = gs.Node(OP, name, attrs, [site.activation], [out], domain=DOMAIN)
-            graph.gs.nodes.append(node)
-            graph.stamp(node, self.name, "activation", [site.node])
-            site.node.inputs[0] = out
+            site = layer_site(graph, layer) or activation_matmul_site(graph, layer)
+            if site is None:
+                raise PassError(f"act_quant: layer '{layer}' has no node in the graph")
+            for index, name in quantized_inputs(site):
+                grid = rec if index == 0 else second_input_record(rec)
+                if grid.scale_d is None or grid.offset_d is None:
+                    fields = "scale_d/offset_d" if index == 0 else "scale_h/offset_h"
+                    raise PassError(f"act_quant: layer '{layer}' has no {fields}")
+                _insert(graph, site, index, name, grid, taken)
         toposort(graph)
         return PassResult(graph, bool(records), {"quantizers": len(records)})
+
+
+def _insert(graph: Graph, site: LayerSite, index: int, name: str, rec, taken: set[str]) -> None:
+    x = site.node.inputs[index]  # the quantizer keeps the type and shape (shape inference)
+    out = gs.Variable(unique_name(f"{name}.act_quant.out", taken), x.dtype, x.shape)
+    attrs = {
+        "layer": name,
+        "scale": float(rec.scale_d),
+        "offset": int(rec.offset_d),
+        "num_bits": act_bits(rec),
+    }
+    node = gs.Node(OP, unique_name(f"{name}.act_quant", taken), attrs, [x], [out], domain=DOMAIN)
+    graph.gs.nodes.append(node)
+    graph.stamp(node, ActQuantPass.name, "activation", [site.node])
+    site.node.inputs[index] = out

@@ -67,7 +67,8 @@ def analyze(
         The :class:`Report` (``to_json``, ``write_html``, ``write_skip_config``).
 
     Raises:
-        ConfigError: invalid config (every violation listed).
+        ConfigError: invalid config (every violation listed), or an enabled MatMul between two
+            activations (not probed yet; named).
         RecordError: the record cannot be read.
         InputDataError: ``input_data`` is not a tensor or a tuple of tensors.
         ModelError: a float64/float16/bfloat16 parameter, buffer or input (front/model_dtype.py).

@@ -9,7 +9,9 @@ of "this layer's activation quantized" / "this layer's weight quantized" is one 
 the quantized everything-on run is the fake-quant model (its bias stays float: the saved
 model's int32 bias differs by at most half a step of ``s_d * s_w``). DMQ factors and
 ``scale_d``/``offset_d`` come from the record where it has them (on its ``act_type`` grid, 8 or
-16 bits), else from ``input_data`` (on the config's ``num_bits``).
+16 bits), else from ``input_data`` (on the config's ``num_bits``). An enabled MatMul between two
+activations (``<module>.matmul_<k>``, two quantized inputs) has no probe yet: a ConfigError
+names it before anything is calibrated.
 """
 
 from __future__ import annotations
@@ -22,12 +24,14 @@ import numpy as np
 import onnx
 import torch
 
+from qdqforge.errors import ConfigError
 from qdqforge.front.config.ptq import QuantConfig
 from qdqforge.front.doctor.dmq_factors import balance_factors_for
 from qdqforge.front.doctor.fidelity import flatten_outputs
 from qdqforge.front.doctor.probes import ActivationProbe, WeightSwitch
 from qdqforge.front.record import LayerRecord
 from qdqforge.graph import io
+from qdqforge.graph.activation_matmul import activation_matmul_site
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import WEIGHT_AXIS, LayerSite, layer_site
 from qdqforge.passes.act_grid import act_bits
@@ -114,6 +118,12 @@ def _sites(graph: Graph, config: QuantConfig) -> dict[str, LayerSite]:
         site = layer_site(graph, layer.name) if layer.quant_enable else None
         if site is not None:
             sites[layer.name] = site
+        elif layer.quant_enable and activation_matmul_site(graph, layer.name) is not None:
+            raise ConfigError(
+                f"layer '{layer.name}': the doctor does not probe MatMuls between two "
+                "activations yet (quantize_model does); set its quant_enable to false in the "
+                "config given to analyze"
+            )
     return sites
 
 
