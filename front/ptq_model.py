@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 from torch import nn
 
@@ -155,14 +156,24 @@ def modified_context(config: QuantConfig, record_file) -> PassContext:
 
 
 def _record_weight_scales(record_file, scales: dict, config: QuantConfig) -> dict[str, list]:
-    """Write ARQ's weight scales; returns ``{layer: scale_w}`` as the file now holds them."""
-    stale = {"scale_d": None, "offset_d": None, "act_type": None}
+    """Write ARQ's weight scales; returns ``{layer: scale_w}`` as the file now holds them.
+
+    Every other entry of an existing record (a layer this config disables or leaves out, an
+    activation MatMul) loses its grids, keeping only DMQ's ``tensor_balance_factor`` and
+    ``skip_fusion``: ``save_model`` quantizes what the record holds, so an earlier run's scales
+    would quantize a layer this config leaves float, or outlive a calibration that stops early.
+    """
+    stale = {"scale_d": None, "offset_d": None, "act_type": None, "scale_h": None}
+    stale |= {"offset_h": None}
     updates = {  # an earlier calibration's activation grid must not outlive the new weights
         layer: {"scale_w": s, "offset_w": [0] * len(s), **stale} for layer, s in scales.items()
     }
     for layer in config.layers:  # the savers put the weights on the recorded grid (weight_grid)
         if layer.name in updates and layer.weight_quant_params is not None:
             updates[layer.name]["dst_type"] = weight_type_field(config.weight_bits(layer))
+    earlier = read_record(record_file) if Path(record_file).exists() else {}
+    grids = {"scale_w": None, "offset_w": None, "shift_bit": None, "dst_type": None, **stale}
+    updates |= {layer: dict(grids) for layer in earlier if layer not in updates}
     update_records(record_file, updates)
     written = read_record(record_file)
-    return {layer: list(written[layer].scale_w) for layer in updates}
+    return {layer: list(written[layer].scale_w) for layer in scales}
