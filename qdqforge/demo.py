@@ -15,20 +15,14 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from qdqforge.demo_data import DigitsNet, digits_splits, evaluate, train
-from qdqforge.demo_stages import ptq_stage, qat_stage
-from qdqforge.graph import io, numerics
+from qdqforge.demo_stages import ort_accuracy, ptq_stage, qat_stage
+from qdqforge.graph import io
 from qdqforge.graph.diff import diff_graphs, write_diff_html
 
 log = logging.getLogger("qdqforge.demo")
-
-
-def ort_accuracy(proto, x: torch.Tensor, y: torch.Tensor) -> float:
-    logits = numerics.run(proto, numerics.feeds_for(proto, [x.numpy()]))[0]
-    return float((np.argmax(logits, 1) == y.numpy()).mean())
 
 
 def run(out_dir: Path, epochs: int) -> list[tuple[str, str, str]]:

@@ -16,10 +16,11 @@ def test_demo_quick_run_writes_files_and_keeps_accuracy(tmp_path):
         "reimported torch module",
     ):
         assert abs(accuracies[stage] - fp32) < 0.3, stage
-    ptq = [s for s in accuracies if s.startswith("PTQ")]
+    ptq = [s for s in accuracies if s.startswith("PTQ") and "QDQ" not in s]
     assert len(ptq) == 3
     for stage in ptq:  # 450 test images: one image is 0.22 pt
         assert accuracies[stage] >= fp32 - 1.0, stage
+    assert "PTQ QDQ ONNX, ORT int8 kernels" in accuracies  # no promise: onnxruntime's kernels
     assert accuracies["PTQ fake-quant ONNX, ORT"] == accuracies["PTQ deploy ONNX, ORT int8 kernels"]
     qat_torch, qat_deploy = (
         accuracies[f"QAT {k}"] for k in ("W8A8 (ULQ + ARQ), torch", "deploy ONNX, ORT int8 kernels")
