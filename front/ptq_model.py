@@ -163,8 +163,7 @@ def _record_weight_scales(record_file, scales: dict, config: QuantConfig) -> dic
     ``skip_fusion``: ``save_model`` quantizes what the record holds, so an earlier run's scales
     would quantize a layer this config leaves float, or outlive a calibration that stops early.
     """
-    stale = {"scale_d": None, "offset_d": None, "act_type": None, "scale_h": None}
-    stale |= {"offset_h": None}
+    stale = dict.fromkeys(("scale_d", "offset_d", "act_type", "scale_h", "offset_h"))
     updates = {  # an earlier calibration's activation grid must not outlive the new weights
         layer: {"scale_w": s, "offset_w": [0] * len(s), **stale} for layer, s in scales.items()
     }
@@ -172,7 +171,7 @@ def _record_weight_scales(record_file, scales: dict, config: QuantConfig) -> dic
         if layer.name in updates and layer.weight_quant_params is not None:
             updates[layer.name]["dst_type"] = weight_type_field(config.weight_bits(layer))
     earlier = read_record(record_file) if Path(record_file).exists() else {}
-    grids = {"scale_w": None, "offset_w": None, "shift_bit": None, "dst_type": None, **stale}
+    grids = dict.fromkeys(("scale_w", "offset_w", "shift_bit", "dst_type", *stale))
     updates |= {layer: dict(grids) for layer in earlier if layer not in updates}
     update_records(record_file, updates)
     written = read_record(record_file)
