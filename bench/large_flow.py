@@ -18,7 +18,6 @@ import logging
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -27,33 +26,12 @@ import onnxruntime  # noqa: F401  (loaded before the baseline RSS is read)
 import torch
 
 import qdqforge as amct
+from bench.flow_worker import Stages, forward_all
 from bench.models.wide_mlp import WideMlp, wide_mlp_batches, wide_mlp_bytes
-from bench.rss import PeakRss, current_rss_bytes, max_rss_bytes
+from bench.rss import current_rss_bytes, max_rss_bytes
 
 log = logging.getLogger("bench.large_flow")
 BATCHES = 2
-
-
-class Stages:
-    """Seconds and peak RSS (bytes) of named stages."""
-
-    def __init__(self) -> None:
-        self.rows: list[dict] = []
-
-    def run(self, name: str, action):
-        start = time.perf_counter()
-        with PeakRss() as memory:
-            result = action()
-        seconds = time.perf_counter() - start
-        self.rows.append({"name": name, "seconds": round(seconds, 2), "peak": memory.peak})
-        log.info("%s: %.1f s, peak %.0f MB", name, seconds, memory.peak / 2**20)
-        return result
-
-
-def forward_all(module, batches) -> None:
-    with torch.no_grad():
-        for x in batches:
-            module(x)
 
 
 def run_ptq(model, batches, out: Path, stages: Stages) -> None:
@@ -90,7 +68,8 @@ def measure(width: int, pipeline: str, out: Path) -> dict:
     if pipeline in ("qat", "both"):
         run_qat(model, batches, out, stages)
     for row in stages.rows:
-        row["x_weights"] = round(row.pop("peak") / weights, 2)
+        row["seconds"] = round(row["seconds"], 2)
+        row["x_weights"] = round(row.pop("peak_mb") * 2**20 / weights, 2)
         row["above_base_x"] = round(row["x_weights"] - base_rss / weights, 2)
     return {
         "width": width,

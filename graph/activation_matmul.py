@@ -20,8 +20,9 @@ import re
 
 import onnx_graphsurgeon as gs
 
+from qdqforge.errors import PassError
 from qdqforge.graph.ir import Graph
-from qdqforge.graph.layers import LayerSite
+from qdqforge.graph.layers import LayerSite, layer_site
 
 SECOND_INPUT = ".input_1"
 _NAME = re.compile(r"^(?:(?P<module>.*)\.)?matmul_(?P<index>\d+)$")
@@ -78,3 +79,23 @@ def activation_matmuls(graph: Graph) -> list[gs.Node]:
 def second_input_record(record):
     """``record`` with input 1's grid (``scale_h``/``offset_h``) as ``scale_d``/``offset_d``."""
     return dataclasses.replace(record, scale_d=record.scale_h, offset_d=record.offset_h)
+
+
+def recorded_inputs(graph: Graph, layer: str, record, user: str) -> tuple[LayerSite, list]:
+    """``layer``'s site and ``[(input index, quantizer name, grid)]`` for every quantized input,
+    ``grid`` being ``record`` with that input's scale/offset as ``scale_d``/``offset_d``.
+
+    Raises:
+        PassError: (from ``user``, the pass) the layer has no node, or an input has no grid.
+    """
+    site = layer_site(graph, layer) or activation_matmul_site(graph, layer)
+    if site is None:
+        raise PassError(f"{user}: layer '{layer}' has no node in the graph")
+    found = []
+    for index, name in quantized_inputs(site):
+        grid = record if index == 0 else second_input_record(record)
+        if grid.scale_d is None or grid.offset_d is None:
+            fields = "scale_d/offset_d" if index == 0 else "scale_h/offset_h"
+            raise PassError(f"{user}: layer '{layer}' has no {fields}")
+        found.append((index, name, grid))
+    return site, found

@@ -33,14 +33,9 @@ from __future__ import annotations
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from qdqforge.errors import PassError
-from qdqforge.graph.activation_matmul import (
-    activation_matmul_site,
-    quantized_inputs,
-    second_input_record,
-)
+from qdqforge.graph.activation_matmul import recorded_inputs
 from qdqforge.graph.ir import Graph
-from qdqforge.graph.layers import LayerSite, layer_site
+from qdqforge.graph.layers import LayerSite
 from qdqforge.graph.naming import taken_names, unique_name
 from qdqforge.graph.toposort import toposort
 from qdqforge.passes.act_grid import act_bits, act_range
@@ -61,14 +56,8 @@ class FakeQuantPass(GraphPass):
         taken = taken_names(graph)
         stats = {"activations": 0}
         for layer, rec in records.items():
-            site = layer_site(graph, layer) or activation_matmul_site(graph, layer)
-            if site is None:
-                raise PassError(f"fake_quant: layer '{layer}' has no node in the graph")
-            for index, name in quantized_inputs(site):
-                grid = rec if index == 0 else second_input_record(rec)
-                if grid.scale_d is None or grid.offset_d is None:
-                    fields = "scale_d/offset_d" if index == 0 else "scale_h/offset_h"
-                    raise PassError(f"fake_quant: layer '{layer}' has no {fields}")
+            site, inputs = recorded_inputs(graph, layer, rec, self.name)
+            for index, name, grid in inputs:
                 chain = _Chain(graph, site, name, taken)
                 site.node.inputs[index] = _fake_quant_input(chain, site.node.inputs[index], grid)
                 stats["activations"] += 1

@@ -30,15 +30,11 @@ from __future__ import annotations
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from qdqforge.errors import PassError, PreconditionError
+from qdqforge.errors import PreconditionError
 from qdqforge.graph import query
-from qdqforge.graph.activation_matmul import (
-    activation_matmul_site,
-    quantized_inputs,
-    second_input_record,
-)
+from qdqforge.graph.activation_matmul import recorded_inputs
 from qdqforge.graph.ir import Graph
-from qdqforge.graph.layers import WEIGHT_AXIS, LayerSite, layer_site
+from qdqforge.graph.layers import WEIGHT_AXIS, LayerSite
 from qdqforge.graph.naming import taken_names, unique_name
 from qdqforge.graph.toposort import toposort
 from qdqforge.passes.act_grid import act_bits, opset_needed, zero_point
@@ -67,11 +63,9 @@ class InsertQdqPass(GraphPass):
         taken = taken_names(graph)
         stats = {"activations": 0, "weights": 0}
         for layer, rec in records.items():
-            site = layer_site(graph, layer) or activation_matmul_site(graph, layer)
-            if site is None:
-                raise PassError(f"insert_qdq: layer '{layer}' has no node in the graph")
-            for index, name in quantized_inputs(site):
-                _quantize_input(graph, site, index, name, rec, taken)
+            site, inputs = recorded_inputs(graph, layer, rec, self.name)
+            for index, name, grid in inputs:
+                _quantize_input(graph, site, index, name, grid, taken)
                 stats["activations"] += 1
             if site.weight is not None and rec.scale_w:
                 _quantize_weight(graph, site, rec, taken)
@@ -106,11 +100,8 @@ def _qdq(
     return out
 
 
-def _quantize_input(graph: Graph, site: LayerSite, index: int, name: str, rec, taken) -> None:
-    grid = rec if index == 0 else second_input_record(rec)
-    if grid.scale_d is None or grid.offset_d is None:
-        fields = "scale_d/offset_d" if index == 0 else "scale_h/offset_h"
-        raise PassError(f"insert_qdq: layer '{site.name}' has no {fields}")
+def _quantize_input(graph: Graph, site: LayerSite, index: int, name: str, grid, taken) -> None:
+    """Q/DQ on input ``index`` on ``grid`` (its ``scale_d``/``offset_d``: ``recorded_inputs``)."""
     tag = name.removeprefix(site.name).removeprefix(".")
     x = site.node.inputs[index]
     site.node.inputs[index] = _qdq(
