@@ -171,9 +171,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def _exports() -> int | None:
     """Exports qdqforge ran in this process (export-cache misses and uncached calls)."""
-    if "qdqforge.front.export_cache" not in sys.modules:
+    if "qdqforge.front.export.cache" not in sys.modules:
         return None
-    stats = sys.modules["qdqforge.front.export_cache"].CACHE.stats
+    stats = sys.modules["qdqforge.front.export.cache"].CACHE.stats
     return stats.misses + stats.uncached
 
 

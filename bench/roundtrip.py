@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import qdqforge
 from bench.synthetic import deep_conv_model
-from qdqforge.passes.pipeline import rewrite
+from qdqforge.passes.infra.pipeline import rewrite
 from tests.helpers.torch_models import build
 
 BATCHES = {

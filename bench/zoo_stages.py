@@ -30,8 +30,8 @@ import qdqforge
 from bench.zoo_cases import ZooCase
 from bench.zoo_numbers import leaves, ort_rel_l2, rel_err
 from qdqforge.errors import QdqforgeError
-from qdqforge.front.qat_model import quant_parameters
-from qdqforge.front.record import read_record
+from qdqforge.front.qat.retrain_model import quant_parameters
+from qdqforge.front.record.file import read_record
 
 ROUNDTRIP_REL = 1e-4  # max |a - b| / max |b| per output: float round-off
 # per gradient (see _gradient_error): float32 summation order differs more in the backward

@@ -5,7 +5,7 @@ quantizable (Conv, ConvTranspose, Gemm, MatMul, AveragePool; shared/spec/amct.md
 activation is input 0; its weight is input 1, or the constant behind a ``Transpose`` when a
 Linear on a 3-D input was exported as ``MatMul(x, Transpose(W))``.
 
-``weight_layout`` names the stored weight's layout for :mod:`qdqforge.runtime.kernels.dmq`:
+``weight_layout`` names the stored weight's layout for :mod:`qdqforge.runtime.calibration.dmq`:
 ``Conv`` ``[Cout, Cin/g, k...]``, ``ConvTranspose`` ``[Cin, Cout/g, k...]``, ``Linear``
 ``[Cout, Cin]`` (Gemm transB=1, MatMul of a transposed weight), ``MatMul`` ``[Cin, Cout]``.
 """

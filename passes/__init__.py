@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from qdqforge.passes import (
-    act_observe,
-    act_quant,
-    ada_weights,
-    apply_balance,
-    arq_weights,
-    canonicalize,
-    dmq_observe,
-    fake_quant,
-    fold_bn,
-    insert_qdq,
-    integer_layers,
-    opset_upgrade,
-    qat_act_quant,
-    qat_search_n,
-    qat_strip,
-    qat_weight_quant,
-)
-from qdqforge.passes.base import GraphPass, PassContext, PassResult
-from qdqforge.passes.manager import PassManager
-from qdqforge.passes.registry import all_passes, get_pass, register_pass
+from qdqforge.passes.common import canonicalize, fold_bn, opset_upgrade
+from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
+from qdqforge.passes.infra.manager import PassManager
+from qdqforge.passes.infra.registry import all_passes, get_pass, register_pass
+from qdqforge.passes.ptq import act_observe, ada_weights, apply_balance, arq_weights, dmq_observe
+from qdqforge.passes.qat import qat_act_quant, qat_search_n, qat_strip, qat_weight_quant
+from qdqforge.passes.quantized import act_quant, fake_quant, insert_qdq, integer_layers
 
 BUILTIN_PASSES = (
     canonicalize.CanonicalizePass,

@@ -20,14 +20,14 @@ import torch
 from qdqforge.demo_data import DigitsNet, digits_splits, evaluate, train
 from qdqforge.demo_stages import ort_accuracy, ptq_stage, qat_stage
 from qdqforge.graph import io
-from qdqforge.graph.diff import diff_graphs, write_diff_html
+from qdqforge.graph.diff.graph_diff import diff_graphs, write_diff_html
 
 log = logging.getLogger("qdqforge.demo")
 
 
 def run(out_dir: Path, epochs: int) -> list[tuple[str, str, str]]:
     import qdqforge
-    from qdqforge.passes.pipeline import rewrite
+    from qdqforge.passes.infra.pipeline import rewrite
 
     (x_tr, y_tr), (x_te, y_te) = digits_splits()
     torch.manual_seed(0)

@@ -58,8 +58,8 @@ def fine_tune(module: nn.Module, x, y, *, epochs: int, lr: float = 1e-4, batch: 
     """The QAT fine-tuning recipe: AdamW with cosine decay from ``lr``, weight decay on weights
     only (none on clips/scales), BatchNorm statistics frozen (``freeze_bn_stats``; torch BN
     layers in eval for a float control). ``wrap`` wraps the epoch range (a progress bar)."""
-    from qdqforge.front.qat_bn import freeze_bn_stats
-    from qdqforge.front.qat_model import quant_parameters
+    from qdqforge.front.qat.freeze_bn import freeze_bn_stats
+    from qdqforge.front.qat.retrain_model import quant_parameters
 
     quant, weights = quant_parameters(module)
     groups = [{"params": weights}, {"params": quant, "weight_decay": 0.0}]

@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from qdqforge.demo_data import evaluate, fine_tune
-from qdqforge.front.ptq_calibration import progress_disabled
+from qdqforge.front.ptq.calibration import progress_disabled
 from qdqforge.graph import numerics
 from qdqforge.graph.io import atomic_write_text
 

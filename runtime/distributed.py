@@ -5,7 +5,7 @@ Two statistics are gathered in ``forward`` rather than learned, so DDP's gradien
 does not keep them in sync: the IFMR data behind a ULQ clip initialization (all-gathered, so every
 rank runs IFMR on the union of the ranks' batches) and the search-N error sums (all-reduced).
 PTQ calibration merges each observer's statistics once, when it computes (IFMR, HFMG:
-:mod:`qdqforge.runtime.kernels.observer_sync`), and DMQ's running maxima after every forward.
+:mod:`qdqforge.runtime.calibration.observer_sync`), and DMQ's running maxima after every forward.
 All are no-ops unless ``torch.distributed`` is initialized with more than one rank, and inside
 :func:`local_only` (``save_quant_retrain_model`` may run on rank 0 alone; a collective there would
 wait for ranks that never come).

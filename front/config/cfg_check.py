@@ -14,7 +14,7 @@ from qdqforge.front.config.issues import Issues, join
 from qdqforge.front.config.layer_types import CHANNEL_WISE_TYPES, has_weights, weight_bits_allowed
 from qdqforge.front.config.ptq_params import HFMG_BINS
 from qdqforge.front.proto.text import proto_float
-from qdqforge.runtime.kernels.ifmr_cost import candidate_problem
+from qdqforge.runtime.calibration.ifmr_cost import candidate_problem
 
 
 def check_calibration(

@@ -25,8 +25,8 @@ import onnx
 from torch import nn
 
 from qdqforge.front.config.layer_types import MATMUL, PTQ_TYPES, QuantLayer
-from qdqforge.front.export import export
-from qdqforge.front.module_names import shared_modules
+from qdqforge.front.export.module_names import shared_modules
+from qdqforge.front.export.to_onnx import export
 
 log = logging.getLogger(__name__)
 

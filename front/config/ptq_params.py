@@ -24,7 +24,7 @@ from qdqforge.front.config.ptq import (
     ActivationQuantParams,
     WeightQuantParams,
 )
-from qdqforge.runtime.kernels.ifmr_cost import candidate_problem
+from qdqforge.runtime.calibration.ifmr_cost import candidate_problem
 
 HFMG_BINS = (1024, 2048, 4096, 8192)
 

@@ -1,7 +1,7 @@
 """``qdqforge diff A.onnx B.onnx -o diff.html [--inputs X.npz] [--json out.json]``.
 
-Writes the offline HTML page of :func:`qdqforge.graph.diff.diff_graphs` and prints a summary:
-nodes added/removed/changed, op deltas and, with inputs, the first diverging tensor.
+Writes the offline HTML page of :func:`qdqforge.graph.diff.graph_diff.diff_graphs` and prints a
+summary: nodes added/removed/changed, op deltas and, with inputs, the first diverging tensor.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import argparse
 
 from qdqforge.cli.say import say
 from qdqforge.graph import io
-from qdqforge.graph.diff import diff_graphs, write_diff_html
+from qdqforge.graph.diff.graph_diff import diff_graphs, write_diff_html
 from qdqforge.graph.path_roles import check_roles
-from qdqforge.passes.debug_inputs import load_feeds
+from qdqforge.passes.debug.inputs import load_feeds
 from qdqforge.safe_text import shown
 
 

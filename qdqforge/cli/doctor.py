@@ -20,7 +20,7 @@ from torch import nn
 
 from qdqforge.cli.say import say
 from qdqforge.errors import InputDataError
-from qdqforge.front.doctor.skip import DEFAULT_SKIP_DB
+from qdqforge.front.analysis.doctor.skip import DEFAULT_SKIP_DB
 from qdqforge.graph.path_roles import check_roles
 from qdqforge.safe_text import shown
 
@@ -55,7 +55,7 @@ def run_doctor(args: argparse.Namespace) -> int:
     except (ImportError, AttributeError, OSError, TypeError) as e:
         say(f"qdqforge doctor: error: --model {args.model!r}: {shown(e)}", err=True)
         return 2
-    from qdqforge.front.doctor import analyze  # heavy (export, runtime): only when run
+    from qdqforge.front.analysis.doctor import analyze  # heavy (export, runtime): only when run
 
     inputs = load_inputs(args.inputs)
     report = analyze(args.config, model, inputs, args.record, skip_db=args.skip_db)

@@ -1,7 +1,7 @@
 """``qdqforge passes list|ops|run|bisect``: see and debug what each graph pass does.
 
 ``run`` writes every stage, its GraphDiff (JSON + HTML) and ``passlog.jsonl`` into ``--dump-dir``
-(:func:`qdqforge.passes.debug_run.run_debug`). Exit codes of ``run``: 0 ok, 1 a pass failed (the
+(:func:`qdqforge.passes.debug.run.run_debug`). Exit codes of ``run``: 0 ok, 1 a pass failed (the
 graph before it is dumped), 2 a numeric check went over ``--max-error``, 3 unsupported ops.
 ``bisect`` exits 2 when it finds a pass over the threshold, 0 when there is none.
 """
@@ -16,19 +16,19 @@ from qdqforge.errors import ConfigError
 from qdqforge.graph import io
 from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes import all_passes
-from qdqforge.passes.base import PassContext
-from qdqforge.passes.debug_bisect import DEFAULT_BISECT_THRESHOLD, bisect
-from qdqforge.passes.debug_inputs import load_feeds, random_feeds
-from qdqforge.passes.debug_ops import coverage
-from qdqforge.passes.debug_report import coverage_table, op_table, stage_line
-from qdqforge.passes.debug_run import (
+from qdqforge.passes.debug.bisect import DEFAULT_BISECT_THRESHOLD, bisect
+from qdqforge.passes.debug.inputs import load_feeds, random_feeds
+from qdqforge.passes.debug.ops import coverage
+from qdqforge.passes.debug.report import coverage_table, op_table, stage_line
+from qdqforge.passes.debug.run import (
     EXIT_NUMERIC,
     EXIT_UNSUPPORTED,
     run_debug,
     select_passes,
     stage_files,
 )
-from qdqforge.passes.pipeline import DEFAULT_PIPELINE
+from qdqforge.passes.infra.base import PassContext
+from qdqforge.passes.infra.pipeline import DEFAULT_PIPELINE
 from qdqforge.safe_text import shown
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 
 from qdqforge.cli.say import say
-from qdqforge.front.record import LayerRecord, read_record
+from qdqforge.front.record.file import LayerRecord, read_record
 from qdqforge.safe_text import shown
 
 COLUMNS = (

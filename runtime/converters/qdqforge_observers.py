@@ -5,7 +5,7 @@ the first ``batch_num`` forwards to the IFMR or HFMG kernel observer and then ho
 ``scale_d``/``offset_d`` (``params``); later forwards return ``x`` fake-quantized on that grid,
 int8 or int16 (the node's ``num_bits``; the fake-quant model's QuantizeLinear/DequantizeLinear,
 same rounding). Under ``torch.distributed`` the observer's state is merged over the ranks before
-it computes (:mod:`qdqforge.runtime.kernels.observer_sync`). Observers of one tensor with equal
+it computes (:mod:`qdqforge.runtime.calibration.observer_sync`). Observers of one tensor with equal
 settings share one computation (:func:`share_observers`).
 
 ``qdqforge::DmqObserver(x, w_max)`` (inserted by the ``dmq_observe`` pass) becomes a
@@ -22,12 +22,12 @@ from torch import nn
 
 from qdqforge.errors import ConversionError
 from qdqforge.runtime import distributed
-from qdqforge.runtime.kernels.dmq import DmqObserver, balance_factors
+from qdqforge.runtime.calibration.dmq import DmqObserver, balance_factors
+from qdqforge.runtime.calibration.hfmg import HfmgObserver
+from qdqforge.runtime.calibration.ifmr import IfmrObserver
+from qdqforge.runtime.calibration.ifmr_cost import candidate_problem
+from qdqforge.runtime.calibration.observer_sync import sync_observer
 from qdqforge.runtime.kernels.fake_quant_ref import fake_quantize
-from qdqforge.runtime.kernels.hfmg import HfmgObserver
-from qdqforge.runtime.kernels.ifmr import IfmrObserver
-from qdqforge.runtime.kernels.ifmr_cost import candidate_problem
-from qdqforge.runtime.kernels.observer_sync import sync_observer
 from qdqforge.runtime.kernels.quant_math import int_range
 from qdqforge.runtime.registry import Emitter, OnnxNode, converter
 

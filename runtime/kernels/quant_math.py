@@ -65,7 +65,7 @@ def check_finite(x: torch.Tensor, layer: str | None = None, what: str = "input")
 
 
 def _nonfinite_count(x: torch.Tensor) -> int:
-    from qdqforge.runtime.kernels.observe_ops import observe_ops  # it imports this module
+    from qdqforge.runtime.calibration.observe_ops import observe_ops  # it imports this module
 
     ops = observe_ops(x)
     if ops is None:

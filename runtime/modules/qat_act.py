@@ -26,7 +26,7 @@ from torch import nn
 
 from qdqforge.errors import QdqforgeError
 from qdqforge.runtime import distributed
-from qdqforge.runtime.kernels.ifmr import IfmrObserver
+from qdqforge.runtime.calibration.ifmr import IfmrObserver
 from qdqforge.runtime.kernels.ulq import sanitize_clips, ulq_clips_from_scale, ulq_scale_offset
 from qdqforge.runtime.kernels.ulq_dispatch import ulq_act_fake_quant
 from qdqforge.runtime.modules.qat_act_cpu import valid_clips_cpu

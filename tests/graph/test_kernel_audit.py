@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from qdqforge.front import verify_runtime
-from qdqforge.front.verify_runtime import cpu_has_vnni
+from qdqforge.front.save import verify_runtime
+from qdqforge.front.save.verify_runtime import cpu_has_vnni
 from qdqforge.graph import numerics
 from qdqforge.graph.kernel_audit import KernelCheck, audit_kernels, fused_integer_nodes
-from tests.graph.qdq_cases import qdq_conv, qdq_linear
 from tests.helpers.onnx_graphs import make_model, tensor_info
+from tests.helpers.qdq_cases import qdq_conv, qdq_linear
 
 CASES = {"conv": (qdq_conv, "QLinearConv"), "linear": (qdq_linear, "QGemm")}
 

@@ -21,10 +21,10 @@ from torch import nn
 
 import qdqforge
 from qdqforge.errors import ConfigError
-from qdqforge.front.auto_calibration import smallest_passing_prefix
+from qdqforge.front.analysis.auto_calibration import smallest_passing_prefix
 from qdqforge.front.config.jsonio import write_json
 from qdqforge.front.config.ptq import LayerConfig, QuantConfig, WeightQuantParams
-from qdqforge.front.record import read_record
+from qdqforge.front.record.file import read_record
 
 
 class TinyDigitsCnn(nn.Module):

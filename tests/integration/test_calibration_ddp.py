@@ -22,7 +22,7 @@ import torch.multiprocessing as mp
 
 import qdqforge
 from qdqforge.errors import ConfigError
-from qdqforge.front.record import read_record
+from qdqforge.front.record.file import read_record
 from tests.integration.test_ptq_preprocess import build, write_config
 from tests.integration.test_qat_ddp import free_port
 

@@ -13,12 +13,12 @@ import torch
 import qdqforge
 from qdqforge.errors import RecordError
 from qdqforge.front.config import load_quant_config
-from qdqforge.front.dmq_record import dmq_layers, recorded_balance_factors
-from qdqforge.front.export import export
-from qdqforge.front.record import write_record
+from qdqforge.front.export.to_onnx import export
+from qdqforge.front.record.dmq_factors import dmq_layers, recorded_balance_factors
+from qdqforge.front.record.file import write_record
 from qdqforge.graph import io, numerics
 from qdqforge.passes import PassContext
-from qdqforge.passes.pipeline import run_pipeline
+from qdqforge.passes.infra.pipeline import run_pipeline
 from tests.integration.test_ptq_preprocess import MODELS, build, write_config
 
 

@@ -13,7 +13,7 @@ from torch import nn
 
 import qdqforge
 from qdqforge.errors import ConfigError
-from qdqforge.front.record import read_record
+from qdqforge.front.record.file import read_record
 from tests.helpers.ptq_flow import run_seed_flow
 
 

@@ -34,10 +34,10 @@ import torch
 
 import qdqforge
 from qdqforge.errors import VerificationError
-from qdqforge.front.example_inputs import load_example_inputs
-from qdqforge.front.quant_save import calibration_reference
-from qdqforge.front.record import read_record
-from qdqforge.front.verify_save import verify_saved_models
+from qdqforge.front.entry.example_inputs import load_example_inputs
+from qdqforge.front.record.file import read_record
+from qdqforge.front.save.verify import verify_saved_models
+from qdqforge.front.save.write_models import calibration_reference
 from qdqforge.graph import io, numerics
 from qdqforge.graph.quant_compare import (
     activation_bits,

@@ -18,8 +18,8 @@ import pytest
 import torch
 
 import qdqforge
-import qdqforge.front.ptq_adaround as ptq_adaround
-from qdqforge.front.record import read_record
+import qdqforge.front.ptq.adaround as ptq_adaround
+from qdqforge.front.record.file import read_record
 from qdqforge.graph import numerics
 from qdqforge.runtime.kernels.arq import to_channel_major
 from tests.helpers.ptq_flow import run_seed_flow

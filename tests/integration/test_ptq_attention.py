@@ -23,16 +23,16 @@ from onnx import numpy_helper
 
 import qdqforge
 from qdqforge.errors import ConfigError, RecordError, VerificationError
-from qdqforge.front.layer_sensitivity import layer_cosines
-from qdqforge.front.quant_save import calibration_reference
-from qdqforge.front.record import read_record, update_record
-from qdqforge.front.verify_save import verify_saved_models
+from qdqforge.front.analysis.layer_sensitivity import layer_cosines
+from qdqforge.front.record.file import read_record, update_record
+from qdqforge.front.save.verify import verify_saved_models
+from qdqforge.front.save.write_models import calibration_reference
 from qdqforge.graph import io
 from qdqforge.graph.quant_compare import compare_grid, expose, quantized_activations
 from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
 from tests.helpers.ptq_flow import run_seed_flow
+from tests.helpers.qat_flow import error_in_lsb
 from tests.helpers.torch_models import build
-from tests.integration.qat_flow import error_in_lsb
 from tests.integration.test_ptq_save import calibration_grids
 from tests.integration.test_verify_faults import scaled, tamper
 

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 import qdqforge
-from qdqforge.front.record import read_record
+from qdqforge.front.record.file import read_record
 from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
 from tests.helpers.ptq_flow import run_seed_flow
 from tests.integration.test_ptq_attention import _batches, _config

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import qdqforge
-from qdqforge.front.record import read_record
+from qdqforge.front.record.file import read_record
 from qdqforge.graph import numerics
 from qdqforge.graph.quant_compare import grid_mismatch
 from tests.helpers.ptq_flow import run_seed_flow

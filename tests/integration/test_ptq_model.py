@@ -16,10 +16,10 @@ import torch
 import qdqforge
 from qdqforge.errors import RecordError
 from qdqforge.front.config import load_quant_config
-from qdqforge.front.record import read_record, write_record
+from qdqforge.front.record.file import read_record, write_record
 from qdqforge.graph import numerics
+from qdqforge.runtime.calibration.ifmr import IfmrObserver
 from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
-from qdqforge.runtime.kernels.ifmr import IfmrObserver
 from tests.helpers.state import assert_untouched, snapshot
 from tests.integration.test_ptq_preprocess import ALPHA, MODELS, build
 

@@ -15,7 +15,7 @@ from torch import nn
 import qdqforge
 from qdqforge.errors import ConfigError
 from qdqforge.front.config import load_quant_config
-from qdqforge.front.record import read_record
+from qdqforge.front.record.file import read_record
 from tests.helpers.state import assert_untouched, snapshot
 from tests.helpers.torch_models import MODEL_NAMES
 from tests.helpers.torch_models import build as build_test_model

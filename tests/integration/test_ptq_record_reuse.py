@@ -14,7 +14,7 @@ import onnx
 import torch
 
 import qdqforge
-from qdqforge.front.record import read_record, update_records
+from qdqforge.front.record.file import read_record, update_records
 from tests.reliability.world import net_and_input
 
 

@@ -25,13 +25,13 @@ from torch import nn
 
 import qdqforge
 from qdqforge.errors import CalibrationError, QuantizationError
-from qdqforge.front.record import read_record
+from qdqforge.front.record.file import read_record
 from qdqforge.graph import numerics
 from qdqforge.graph.quant_compare import run_with_tensors
 from qdqforge.runtime import reimport
 from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
 from tests.helpers.ptq_flow import run_seed_flow
-from tests.integration.qat_flow import error_in_lsb
+from tests.helpers.qat_flow import error_in_lsb
 from tests.integration.test_ptq_model import write_config
 from tests.integration.test_ptq_preprocess import MODELS, build
 

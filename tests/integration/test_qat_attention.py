@@ -19,10 +19,10 @@ import torch
 from onnx import numpy_helper
 
 import qdqforge
-from qdqforge.front.record import read_record
+from qdqforge.front.record.file import read_record
 from qdqforge.runtime.kernels.ulq import ulq_scale_offset
+from tests.helpers.qat_flow import error_in_lsb, train
 from tests.helpers.torch_models import build
-from tests.integration.qat_flow import error_in_lsb, train
 
 MATMULS = [f"blocks.{i}.matmul_{k}" for i in range(2) for k in range(2)]
 ON = 'override_layer_types { layer_type: "MatMul" }\n'

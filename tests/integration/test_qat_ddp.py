@@ -18,7 +18,7 @@ import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
 import qdqforge
-from qdqforge.runtime.kernels.ifmr import IfmrObserver
+from qdqforge.runtime.calibration.ifmr import IfmrObserver
 from qdqforge.runtime.kernels.ulq import ulq_clips_from_scale
 from tests.integration.test_ptq_preprocess import build
 

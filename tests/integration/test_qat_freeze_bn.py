@@ -9,8 +9,8 @@ import torch
 
 import qdqforge
 from qdqforge.errors import ModelError
+from tests.helpers.qat_flow import train, write_config
 from tests.helpers.torch_models import build
-from tests.integration.qat_flow import train, write_config
 
 
 @pytest.fixture()

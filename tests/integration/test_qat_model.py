@@ -22,10 +22,10 @@ import torch
 
 import qdqforge
 from qdqforge.front.config.qat_load import load_retrain_config
-from qdqforge.front.record import read_record
+from qdqforge.front.record.file import read_record
+from tests.helpers.qat_flow import error_in_lsb, ort_outputs, train, write_config
 from tests.helpers.state import assert_untouched, snapshot
 from tests.helpers.torch_models import build
-from tests.integration.qat_flow import error_in_lsb, ort_outputs, train, write_config
 
 SHAPES = {"resnet": (2, 3, 8, 8), "mobilenet": (2, 3, 16, 16), "transformer": (2, 6, 12)}
 FAKE_QUANT_LSB = 1e-4

@@ -18,9 +18,9 @@ from torch import nn
 
 import qdqforge
 from qdqforge.errors import ConfigError, InputDataError
-from qdqforge.front.qat_model import quant_parameters
-from qdqforge.front.record import read_record
-from tests.integration.qat_flow import error_in_lsb, ort_outputs, train, write_config
+from qdqforge.front.qat.retrain_model import quant_parameters
+from qdqforge.front.record.file import read_record
+from tests.helpers.qat_flow import error_in_lsb, ort_outputs, train, write_config
 from tests.integration.test_ptq_preprocess import build
 
 

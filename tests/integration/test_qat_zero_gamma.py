@@ -22,9 +22,9 @@ from onnx import numpy_helper
 from torch import nn
 
 import qdqforge
-from qdqforge.front.record import read_record
+from qdqforge.front.record.file import read_record
 from qdqforge.runtime.kernels.folded_scale import BIAS_STEPS
-from tests.integration.qat_flow import error_in_lsb, ort_outputs, train, write_config
+from tests.helpers.qat_flow import error_in_lsb, ort_outputs, train, write_config
 
 CONSTANT, TINY, ZERO = 0, 1, 2  # bn2 channels: gamma 0 with beta 0.7, gamma 1e-9, gamma and beta 0
 

@@ -15,7 +15,7 @@ import torch
 
 import qdqforge
 from qdqforge.graph import numerics
-from qdqforge.passes.pipeline import rewrite
+from qdqforge.passes.infra.pipeline import rewrite
 from tests.helpers import state
 from tests.helpers.torch_models import MODEL_NAMES, build
 

@@ -23,11 +23,11 @@ import pytest
 import torch
 
 import qdqforge
-from qdqforge.front.record import read_record
+from qdqforge.front.record.file import read_record
 from tests.helpers.ptq_flow import run_seed_flow
+from tests.helpers.qat_flow import train, write_config
+from tests.helpers.runtime_checks import assert_default_session_reproduces, layer_integers
 from tests.helpers.torch_models import build
-from tests.integration.qat_flow import train, write_config
-from tests.integration.runtime_checks import assert_default_session_reproduces, layer_integers
 
 MODELS = ("vit", "mobilenet", "bottleneck_resnet")
 END_TO_END = 1e-3

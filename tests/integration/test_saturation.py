@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 import qdqforge
-from qdqforge.front.record import read_record
-from qdqforge.front.verify_runtime import cpu_has_vnni
+from qdqforge.front.record.file import read_record
+from qdqforge.front.save.verify_runtime import cpu_has_vnni
 from qdqforge.graph import numerics
 from tests.helpers.ptq_flow import run_seed_flow
 

@@ -24,9 +24,9 @@ from onnx import numpy_helper
 
 import qdqforge
 from qdqforge.errors import VerificationError
-from qdqforge.front.quant_save import calibration_reference
-from qdqforge.front.record import read_record
-from qdqforge.front.verify_save import verify_saved_models
+from qdqforge.front.record.file import read_record
+from qdqforge.front.save.verify import verify_saved_models
+from qdqforge.front.save.write_models import calibration_reference
 from qdqforge.graph import io
 from tests.helpers.ptq_flow import run_seed_flow
 from tests.helpers.torch_models import build

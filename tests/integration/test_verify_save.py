@@ -23,10 +23,10 @@ import torch
 
 import qdqforge
 from qdqforge.errors import VerificationError
-from qdqforge.front.example_inputs import inputs_path, load_example_inputs
-from qdqforge.front.quant_save import SavedModels, calibration_reference
-from qdqforge.front.record import read_record
-from qdqforge.front.verify_save import verify_saved_models
+from qdqforge.front.entry.example_inputs import inputs_path, load_example_inputs
+from qdqforge.front.record.file import read_record
+from qdqforge.front.save.verify import verify_saved_models
+from qdqforge.front.save.write_models import SavedModels, calibration_reference
 from qdqforge.graph import io
 from tests.integration.test_ptq_deploy import model_and_batches, seed_flow
 
@@ -134,7 +134,7 @@ def test_missing_inputs_warn_and_say_unverified(saved, tmp_path, caplog):
     tmp, _ = saved
     shutil.copy(tmp / "m.onnx", tmp_path / "m.onnx")
     assert not inputs_path(tmp_path / "m.onnx").exists()
-    with caplog.at_level(logging.WARNING, logger="qdqforge.front.ptq_save"):
+    with caplog.at_level(logging.WARNING, logger="qdqforge.front.save.save_model"):
         qdqforge.save_model(str(tmp_path / "m.onnx"), str(tmp / "r.txt"), str(tmp_path / "c"))
     assert "skips verification" in caplog.text
     report = json.loads((tmp_path / "c_verify.json").read_text())

@@ -16,11 +16,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 import qdqforge
 from qdqforge.errors import GraphError, InputDataError, NumericMismatchError
-from qdqforge.graph.diff import diff_graphs
-from qdqforge.passes.debug_inputs import random_feeds
-from qdqforge.passes.debug_run import run_debug
-from qdqforge.passes.instruments import NumericCheck
-from qdqforge.passes.pipeline import run_pipeline
+from qdqforge.graph.diff.graph_diff import diff_graphs
+from qdqforge.passes.debug.inputs import random_feeds
+from qdqforge.passes.debug.instruments import NumericCheck
+from qdqforge.passes.debug.run import run_debug
+from qdqforge.passes.infra.pipeline import run_pipeline
 from tests.reliability.bombs import bomb
 from tests.reliability.catalogue import Case
 

@@ -15,7 +15,7 @@ import threading
 import warnings
 from pathlib import Path
 
-from qdqforge.front.quiet import _NOISY_LOGGERS
+from qdqforge.front.export.quiet import _NOISY_LOGGERS
 from tests.reliability.concurrent_flow import OUTPUTS, model_named, ptq_run
 
 NAMES = ("conv", "mlp")

@@ -23,9 +23,9 @@ def entry_points():
     import onnx
 
     import qdqforge
-    from qdqforge.graph.diff import diff_graphs
-    from qdqforge.passes.debug_inputs import random_feeds
-    from qdqforge.passes.debug_run import run_debug
+    from qdqforge.graph.diff.graph_diff import diff_graphs
+    from qdqforge.passes.debug.inputs import random_feeds
+    from qdqforge.passes.debug.run import run_debug
 
     def passes_run(path):  # qdqforge passes run (no onnxruntime): canonicalize folds
         return run_debug(path, ["canonicalize", "fold_bn"], dump_dir=Path(path).parent / "d")

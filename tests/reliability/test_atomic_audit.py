@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("front", "graph", "passes", "runtime", "qdqforge")
 ALLOWED = {
     ("graph/io.py", "onnx.save_model"),  # into the temp folder that _save_external renames from
-    ("front/example_inputs.py", "np.savez"),  # into an io.BytesIO, then atomic_write_bytes
+    ("front/entry/example_inputs.py", "np.savez"),  # into an io.BytesIO, then atomic_write_bytes
     ("graph/external.py", "open"),  # > 2 GB graphs, into the same temp folder as onnx.save_model
 }
 WRITERS = {"write_text", "write_bytes"}

@@ -24,7 +24,7 @@ import pytest
 import torch
 
 import qdqforge
-from qdqforge.front.record import parse_record
+from qdqforge.front.record.file import parse_record
 from tests.reliability.world import kill_test_model
 
 ROOT = Path(__file__).resolve().parents[2]

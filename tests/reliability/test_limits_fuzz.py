@@ -19,11 +19,11 @@ from onnx import TensorProto, helper
 
 from qdqforge.errors import ConfigError, InputDataError
 from qdqforge.front.config import load_quant_config
-from qdqforge.front.io_names import check_io_names
+from qdqforge.front.export.io_names import check_io_names
 from qdqforge.graph.tensor_budget import max_tensor_bytes
-from qdqforge.passes.debug_inputs import random_feeds
-from qdqforge.runtime.kernels.ifmr import search_factors
-from qdqforge.runtime.kernels.ifmr_cost import MAX_CANDIDATES
+from qdqforge.passes.debug.inputs import random_feeds
+from qdqforge.runtime.calibration.ifmr import search_factors
+from qdqforge.runtime.calibration.ifmr_cost import MAX_CANDIDATES
 
 MAGNITUDES = st.one_of(st.floats(5e-324, 1e-300), st.floats(1e-12, 10.0), st.floats(10.0, 1e300))
 

@@ -18,7 +18,7 @@ from torch import nn
 
 import qdqforge
 from qdqforge.front.config.layers import find_quant_layers
-from qdqforge.front.record import read_record
+from qdqforge.front.record.file import read_record
 
 LEFT_OUT = "left out of the config"
 KEYS = ['a"b', "x/y", "a@1", "b_1", "n\nl", "ü层", "\\", "/", "0"]

@@ -21,12 +21,12 @@ from hypothesis.extra import numpy as hnp
 from onnx import numpy_helper
 
 from qdqforge.cli.main import main
-from qdqforge.front.doctor.fidelity import fidelity
-from qdqforge.front.layer_sensitivity import cosine
-from qdqforge.graph.diff import diff_graphs
-from qdqforge.graph.diff_values import abs_rel_error
+from qdqforge.front.analysis.doctor.fidelity import fidelity
+from qdqforge.front.analysis.layer_sensitivity import cosine
+from qdqforge.graph.diff.graph_diff import diff_graphs
+from qdqforge.graph.diff.values import abs_rel_error
 from qdqforge.graph.numerics import max_abs_error
-from qdqforge.passes.debug_inputs import random_feeds
+from qdqforge.passes.debug.inputs import random_feeds
 from tests.reliability.cases_untrusted import overflowing_bn
 
 PIPELINE = "canonicalize,fold_bn"

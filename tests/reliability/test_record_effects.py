@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 import qdqforge
 from qdqforge.errors import RecordError
-from qdqforge.front.record import LayerRecord, read_record, write_record
-from qdqforge.front.record_effect import check_field_effects
+from qdqforge.front.record.effect import check_field_effects
+from qdqforge.front.record.file import LayerRecord, read_record, write_record
 from qdqforge.graph import io
 
 NO_EFFECT = "tensor_balance_factor has no effect"
@@ -45,7 +45,7 @@ def test_unused_balance_factors_are_warned_about(world, tmp_path, caplog):
     conv = records["conv"]
     records["conv"] = LayerRecord(**{**vars(conv), "tensor_balance_factor": (1.0, 2.0, 1.0)})
     record = write_record(tmp_path / "r.txt", records)
-    with caplog.at_level(logging.WARNING, logger="qdqforge.front.record_effect"):
+    with caplog.at_level(logging.WARNING, logger="qdqforge.front.record.effect"):
         qdqforge.save_model(str(world.onnx), str(record), str(tmp_path / "net"))
     assert f"layer 'conv': {NO_EFFECT}" in caplog.text
 
@@ -59,7 +59,7 @@ def test_balanced_layers_stay_silent(world, tmp_path, caplog):
     )
     graph = io.load(onnx_file)
     balanced = LayerRecord(scale_d=0.1, offset_d=0, tensor_balance_factor=(1.0, 2.0, 1.0))
-    with caplog.at_level(logging.WARNING, logger="qdqforge.front.record_effect"):
+    with caplog.at_level(logging.WARNING, logger="qdqforge.front.record.effect"):
         for name in read_record(world.dmq_record):
             check_field_effects(name, balanced, graph, "dmq.txt")
     assert NO_EFFECT not in caplog.text

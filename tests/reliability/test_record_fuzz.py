@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from qdqforge.errors import QuantizationError, RecordError
-from qdqforge.front.quant_save import write_quant_models
-from qdqforge.front.record import LayerRecord
-from qdqforge.front.record_check import check_record
+from qdqforge.front.record.check import check_record
+from qdqforge.front.record.file import LayerRecord
+from qdqforge.front.save.write_models import write_quant_models
 from qdqforge.graph import io
 
 FIXTURES = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
 from qdqforge.cli.main import main
-from qdqforge.front.record import LayerRecord, write_record
+from qdqforge.front.record.file import LayerRecord, write_record
 from qdqforge.safe_text import UNSAFE, shown
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,7 +146,7 @@ def test_doctor_summary_escapes_layer_names():
     from types import SimpleNamespace
 
     from qdqforge.cli.doctor import summary
-    from qdqforge.front.doctor.fidelity import Fidelity
+    from qdqforge.front.analysis.doctor.fidelity import Fidelity
 
     fid = Fidelity(20.0, 0.99, 0.1)
     layer = SimpleNamespace(quantized=fid, cause="outlier\x1b[31m")

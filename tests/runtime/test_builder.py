@@ -10,7 +10,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from qdqforge.errors import ConversionError, GraphError, UnsupportedOpsError
 from qdqforge.runtime import registry, reimport
-from tests.runtime.ortcheck import assert_matches_ort, rand
+from tests.helpers.ortcheck import assert_matches_ort, rand
 
 
 def _model(nodes, inputs=("x",), outputs=("y",), inits=(), opset=17, domains=()):

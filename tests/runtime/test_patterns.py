@@ -7,7 +7,7 @@ import pytest
 import torch
 from onnx import TensorProto, helper, numpy_helper
 
-from tests.runtime.ortcheck import assert_matches_ort, rand
+from tests.helpers.ortcheck import assert_matches_ort, rand
 
 
 def _parts_model(indices, axis=1, squeeze_attr=False, opset=17):

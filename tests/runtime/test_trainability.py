@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from qdqforge.runtime import reimport
-from tests.runtime.graphs import TinyNet, tied_onnx, tiny_net_onnx
+from tests.helpers.runtime_graphs import TinyNet, tied_onnx, tiny_net_onnx
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import onnx
 import pytest
 
 from qdqforge.cli.main import main
-from qdqforge.graph.diff_model import GraphDiff
-from qdqforge.passes.pipeline import rewrite
+from qdqforge.graph.diff.model import GraphDiff
+from qdqforge.passes.infra.pipeline import rewrite
 from tests.helpers.onnx_graphs import conv_bn_model
 
 QDQFORGE = Path(sys.executable).with_name("qdqforge")

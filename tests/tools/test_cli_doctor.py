@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from qdqforge.cli.main import main
+from qdqforge.front.analysis.doctor.html import read_report_html
 from qdqforge.front.config import load_quant_config
-from qdqforge.front.doctor.html import read_report_html
-from tests.front.doctor_models import mlp_config, mlp_input, planted_mlp
+from tests.helpers.doctor_models import mlp_config, mlp_input, planted_mlp
 
 MODEL_FILE = """
-from tests.front.doctor_models import planted_mlp
+from tests.helpers.doctor_models import planted_mlp
 
 def build():
     return planted_mlp()

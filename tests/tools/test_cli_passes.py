@@ -17,9 +17,10 @@ import pytest
 from onnx import helper
 
 from qdqforge.cli.main import main
-from qdqforge.graph.diff_model import GraphDiff
-from qdqforge.passes import GraphPass, PassResult, registry
-from qdqforge.passes.debug_inputs import random_feeds
+from qdqforge.graph.diff.model import GraphDiff
+from qdqforge.passes import GraphPass, PassResult
+from qdqforge.passes.debug.inputs import random_feeds
+from qdqforge.passes.infra import registry
 from tests.helpers.onnx_graphs import conv_bn_model, make_model, tensor_info
 
 QDQFORGE = Path(sys.executable).with_name("qdqforge")

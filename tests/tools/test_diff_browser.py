@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from qdqforge.graph.diff import diff_graphs
-from qdqforge.graph.diff_html import write_diff_html
-from tests.graph import diff_cases as cases
-from tests.tools.browser_page import LoadedPage, chromium_or_skip, page_opener
+from qdqforge.graph.diff.graph_diff import diff_graphs
+from qdqforge.graph.diff.html import write_diff_html
+from tests.helpers import diff_cases as cases
+from tests.helpers.browser_page import LoadedPage, chromium_or_skip, page_opener
 
 pytestmark = pytest.mark.browser
 
@@ -122,7 +122,7 @@ def test_numerics_tab_flags_first_divergence(open_page, tmp_path):
 
 def test_10k_node_diff_stays_usable(open_page, tmp_path):
     from bench.synthetic import deep_conv_model
-    from qdqforge.passes.pipeline import rewrite
+    from qdqforge.passes.infra.pipeline import rewrite
 
     before = deep_conv_model(1430)
     path = write_diff_html(diff_graphs(before, rewrite(before)), tmp_path / "big.html")

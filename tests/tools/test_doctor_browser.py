@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import qdqforge
-from qdqforge.front.doctor.channels import ChannelRanges
-from qdqforge.front.doctor.fidelity import Fidelity
-from tests.front.doctor_models import OUTLIER_CHANNEL, mlp_config, mlp_input, planted_mlp
-from tests.tools.browser_page import LoadedPage, chromium_or_skip, page_opener
+from qdqforge.front.analysis.doctor.channels import ChannelRanges
+from qdqforge.front.analysis.doctor.fidelity import Fidelity
+from tests.helpers.browser_page import LoadedPage, chromium_or_skip, page_opener
+from tests.helpers.doctor_models import OUTLIER_CHANNEL, mlp_config, mlp_input, planted_mlp
 
 pytestmark = pytest.mark.browser
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from qdqforge.cli import main
 from qdqforge.cli.main import SUBCOMMANDS, build_parser
-from qdqforge.front.record import LayerRecord, write_record
+from qdqforge.front.record.file import LayerRecord, write_record
 
-GOLDEN = Path(__file__).parents[1] / "front" / "golden" / "amct_record.txt"
+GOLDEN = Path(__file__).parents[1] / "front" / "config" / "golden" / "amct_record.txt"
 
 
 def test_show_prints_one_row_per_layer(capsys):

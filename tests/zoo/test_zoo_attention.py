@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 import qdqforge
-from qdqforge.front.qat_model import quant_parameters
-from qdqforge.front.record import read_record
+from qdqforge.front.qat.retrain_model import quant_parameters
+from qdqforge.front.record.file import read_record
 
 if not all(importlib.util.find_spec(name) for name in ("timm", "transformers")):
     pytest.skip("the zoo extra is not installed", allow_module_level=True)

@@ -1,0 +1,164 @@
+"""``qdqforge.export``: torch model -> ONNX ModelProto that keeps what training needs.
+
+The export works on a deep copy put in "train, BN eval" mode (:mod:`.attempts`):
+Dropout is exported as Dropout nodes (so the reimported model can train with dropout) while
+BatchNormalization uses its running stats (``training_mode=0``). The Dropout nodes then get
+inference semantics (:mod:`.fixups`) and onnxruntime checks the graph against
+``model.eval()`` (:mod:`.check`). A module that branches on ``self.training``
+in some other way is exported fully in eval mode (no Dropout nodes) with a WARNING: found before
+exporting by one eager forward (:mod:`.train_branches`), or after a training-mode
+export that every exporter refused or whose graph differs. A graph that still differs is an
+ExportError.
+
+Exporter choice (``exporter=``): ``"dynamo"``, ``"torchscript"`` or ``"auto"`` (dynamo, then
+TorchScript with a WARNING naming the dynamo error). dynamo cannot emit opset < 18: an explicit
+``"dynamo"`` with ``opset=17`` logs a warning and uses 18, ``"auto"`` goes straight to TorchScript.
+
+Exports are serialized process-wide (:data:`EXPORT_LOCK`): torch's exporters patch global state
+(dynamo's patcher, the RNG that ``fork_rng`` saves and restores, ``sys.stderr`` and the warning
+filters that :mod:`.quiet` captures), so two threads exporting at once made dynamo
+fail ("CURRENT_PATCHER is None") and fall back to TorchScript: another graph. Everything after
+the export (passes, reimport, calibration) runs concurrently.
+
+An unchanged model exported again with the same input signature and options is not exported
+again: :mod:`.cache` returns a copy of the earlier graph.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import onnx
+import torch
+from torch import nn
+
+from qdqforge.errors import ExportError
+from qdqforge.front.entry.inputs import normalize_input_data
+from qdqforge.front.export import attempts, exporters, fixups
+from qdqforge.front.export import check as verify
+from qdqforge.front.export.cache import CACHE
+from qdqforge.front.export.embedding_padding import mark_padding_rows
+from qdqforge.front.export.module_names import annotate_modules
+from qdqforge.front.export.tied_weights import tie_aliases
+from qdqforge.front.export.weights import add_unused_weights, mark_frozen, weight_names
+from qdqforge.graph import io as graph_io
+from qdqforge.graph import meta
+
+log = logging.getLogger(__name__)
+
+EXPORTERS = ("auto", "dynamo", "torchscript")
+EXPORT_LOCK = threading.RLock()
+
+
+def export(
+    model: nn.Module,
+    input_data: torch.Tensor | tuple[torch.Tensor, ...],
+    path: str | os.PathLike | None = None,
+    *,
+    opset: int | None = None,
+    dynamic_batch: bool = True,
+    exporter: str = "auto",
+    check: bool = True,
+) -> onnx.ModelProto:
+    """Export ``model`` to ONNX without touching it.
+
+    Graph inputs are named ``input`` (one tensor) or ``input_0..N``; outputs ``output`` or
+    ``output_0..N``. Initializers keep the torch parameter/buffer names, BatchNormalization and
+    Dropout survive, and every node that comes from a module carries node metadata
+    ``qdqforge.module`` / ``qdqforge.module_type``.
+
+    Args:
+        model: the torch module; it is deep-copied, never modified.
+        input_data: a tensor or a tuple of tensors, the positional inputs of ``model``.
+        path: if given, the model is also written there atomically.
+        opset: ONNX opset; default is the exporter's (20 for dynamo, 17 for TorchScript).
+        dynamic_batch: make dim 0 of every input (and output) symbolic (``batch``).
+        exporter: ``"auto"`` (dynamo, falling back to TorchScript), ``"dynamo"`` or
+            ``"torchscript"``.
+        check: compare the graph with ``model.eval()`` in onnxruntime on ``input_data``.
+
+    Returns:
+        The exported model.
+
+    Raises:
+        InputDataError: ``input_data`` is not a tensor or a tuple of tensors.
+        ExportError: ``model`` is not an ``nn.Module``, ``exporter`` is unknown, every exporter
+            tried failed, or the graph does not compute ``model.eval()``; the message names the
+            model class, the exporters and their errors, and the error is chained.
+    """
+    args = normalize_input_data(input_data)
+    _check_arguments(model, exporter)
+    options = {"opset": opset, "dynamic_batch": dynamic_batch}
+    with EXPORT_LOCK, torch.random.fork_rng(devices=[]):  # dropout runs: keep the user's RNG
+        key = CACHE.key(model, args, {**options, "exporter": exporter, "check": check})
+        proto = CACHE.get(key, args)
+        if proto is None:
+            names = attempts.plan(exporter, opset)
+            proto, used = _export_checked(model, args, names, check, options)
+            _annotate(proto, model, used)
+            CACHE.put(key, proto, used, args)
+    if path is not None:
+        graph_io.save(proto, path)
+        log.info("saved ONNX model to %s", os.fspath(path))
+    return proto
+
+
+def _check_arguments(model: object, exporter: str) -> None:
+    if not isinstance(model, nn.Module):
+        raise ExportError(f"model must be a torch.nn.Module; received {type(model).__qualname__}")
+    if exporter not in EXPORTERS:
+        raise ExportError(f"exporter must be one of {list(EXPORTERS)}; received {exporter!r}")
+
+
+def _export_checked(
+    model: nn.Module, args: tuple, names: list[str], check: bool, options: dict
+) -> tuple[onnx.ModelProto, str]:
+    """Export in training mode; if that graph is not ``model.eval()``, export again in eval."""
+    proto, used, work = attempts.run_exporters(model, args, names, **options)
+    in_train = work.training  # eval when the model branches on self.training beyond dropout
+    _fix(proto, used)
+    error = verify.eval_error(proto, work, args) if check else 0.0
+    if not error > verify.TOLERANCE or not in_train:  # NaN: ORT could not run it, no check
+        return _checked(proto, used, error, model)
+    log.warning(
+        "%s exported in training mode differs from model.eval() by %.3g (relative): a module "
+        "branches on self.training; exporting again in eval mode, without Dropout nodes",
+        type(model).__qualname__, error,
+    )  # fmt: skip
+    proto, used, work = attempts.run_exporters(model, args, [used], mode="eval", **options)
+    _fix(proto, used)
+    return _checked(proto, used, verify.eval_error(proto, work, args), model)
+
+
+def _checked(proto: onnx.ModelProto, used: str, error: float, model: nn.Module):
+    if error > verify.TOLERANCE:
+        raise ExportError(
+            f"the {used} exporter's graph of {type(model).__qualname__} differs from "
+            f"model.eval() by {error:.3g} (relative) in onnxruntime on input_data"
+        )
+    return proto, used
+
+
+def _fix(proto: onnx.ModelProto, used: str) -> None:
+    """Stable output and node names; Dropout with inference semantics."""
+    if used == "dynamo":
+        fixups.rename_outputs(proto, exporters.io_names("output", len(proto.graph.output)))
+    dropouts = fixups.dropout_to_inference(proto)
+    fixups.uniquify_node_names(proto)
+    log.debug("%d Dropout nodes given inference semantics", dropouts)
+
+
+def _annotate(proto: onnx.ModelProto, model: nn.Module, used: str) -> None:
+    """Module names on nodes, torch weight names on the model (names only are read)."""
+    annotated = annotate_modules(proto, model, used)
+    tie_aliases(proto, model)
+    mark_padding_rows(proto, model)
+    add_unused_weights(proto, model)
+    parameters, buffers = weight_names(model, {t.name for t in proto.graph.initializer})
+    proto.metadata_props.add(key=meta.PARAMETERS, value=meta.dump_names(parameters))
+    proto.metadata_props.add(key=meta.BUFFERS, value=meta.dump_names(buffers))
+    mark_frozen(proto, model, parameters)
+    nodes, name = len(proto.graph.node), type(model).__qualname__
+    log.info("exported %s with %s: %d nodes, %d annotated", name, used, nodes, annotated)

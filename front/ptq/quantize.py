@@ -1,0 +1,178 @@
+"""``quantize_model``: the calibration step of AMCT's PTQ flow (spec §1, §4.1-4.4).
+
+export -> canonicalize -> fold_bn (``do_fusion``) -> apply_balance (recorded DMQ factors) ->
+arq_weights; that graph is the modified ONNX file (BN folded, balance Muls, ARQ weights), and
+``scale_w``/``offset_w`` go into the record at once. Then act_observe -> reimport: the returned
+module runs the modified model with float activations; after ``batch_num`` forwards each
+layer's ``scale_d``/``offset_d`` (IFMR or HFMG on the balanced input) are in the record
+(:mod:`qdqforge.front.ptq.calibration`) and later forwards are fake-quantized on that grid.
+Layers with ``wts_algo: "ada_quantize"`` start on ARQ's weights; their inputs are gathered during
+those forwards and AdaRound rewrites their weights (module and modified ONNX) before the scales
+are written (:mod:`qdqforge.front.ptq.adaround`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from torch import nn
+
+from qdqforge.errors import ConfigError
+from qdqforge.front.config.enabled import require_enabled
+from qdqforge.front.config.grouped_transpose import refuse_channel_wise
+from qdqforge.front.config.layers import quant_layers_from_graph
+from qdqforge.front.config.ptq import QuantConfig
+from qdqforge.front.config.ptq_load import load_quant_config
+from qdqforge.front.entry.example_inputs import inputs_path, save_example_inputs
+from qdqforge.front.entry.input_guard import guard_inputs
+from qdqforge.front.entry.inputs import normalize_input_data
+from qdqforge.front.entry.model_dtype import refuse_non_float32
+from qdqforge.front.export.io_names import check_io_names, rename_io
+from qdqforge.front.export.to_onnx import export
+from qdqforge.front.ptq.ada_sites import ada_layers
+from qdqforge.front.ptq.adaround import AdaRoundStep
+from qdqforge.front.ptq.calibration import CalibrationRecorder
+from qdqforge.front.record.dmq_factors import dmq_layers, recorded_balance_factors
+from qdqforge.front.record.file import read_record, update_records
+from qdqforge.graph import io
+from qdqforge.graph.detached import materialize, to_proto_detached
+from qdqforge.graph.ir import Graph
+from qdqforge.graph.path_roles import check_roles
+from qdqforge.passes.grids.weight_grid import weight_type_field
+from qdqforge.passes.infra.base import PassContext
+from qdqforge.passes.infra.pipeline import run_pipeline
+from qdqforge.runtime import reimport
+from qdqforge.runtime.converters.qdqforge_observers import share_observers
+
+log = logging.getLogger(__name__)
+
+
+def quantize_model(
+    config_file: str | os.PathLike,
+    modfied_onnx_file: str | os.PathLike | None = None,
+    record_file: str | os.PathLike | None = None,
+    model: nn.Module | None = None,
+    input_data=None,
+    input_names=None,
+    output_names=None,
+    dynamic_axes=None,
+    *,
+    modified_onnx_file: str | os.PathLike | None = None,
+) -> nn.Module:
+    """Write the modified ONNX and ``scale_w``; return the activation calibration module.
+
+    Args:
+        config_file: PTQ JSON config.
+        modfied_onnx_file: where to write the modified ONNX (AMCT's spelling; the keyword
+            ``modified_onnx_file`` works too); ``input_data`` goes beside it as
+            ``<file>.inputs.npz`` for ``save_model``'s verification.
+        record_file: record file (with ``tensor_balance_factor`` when the config uses DMQ).
+        model: the float torch model (left untouched).
+        input_data: example input, a tensor or a tuple of tensors.
+        input_names: optional names of the modified ONNX's inputs.
+        output_names: optional names of its outputs.
+        dynamic_axes: accepted for AMCT compatibility; the batch axis is always dynamic.
+
+    Returns:
+        The calibration module (outputs as the modified ONNX's).
+
+    Raises:
+        ModelError: a float64/float16/bfloat16 parameter, buffer or input (front/model_dtype.py).
+        ConfigError: invalid config or arguments.
+        RecordError: DMQ layers without recorded factors.
+        OutputError: ``modified_onnx_file``, ``record_file`` and the config are not three
+            different files (checked before anything is written), or one cannot be written.
+    """
+    onnx_file = _onnx_path(modfied_onnx_file, modified_onnx_file)
+    if record_file is None or model is None:
+        raise ConfigError("quantize_model needs record_file, model and input_data")
+    check_roles(
+        "quantize_model",
+        inputs={"config_file": config_file},
+        outputs={
+            "modified_onnx_file": onnx_file,
+            "record_file": record_file,
+            "example inputs": inputs_path(onnx_file),
+        },
+    )
+    check_io_names(input_names, output_names, "quantize_model")
+    inputs = normalize_input_data(input_data)  # None too: an InputDataError
+    refuse_non_float32(model, inputs, "quantize_model")
+    proto = export(model, inputs)
+    layers = quant_layers_from_graph(model, proto)
+    config = load_quant_config(config_file, layers)
+    require_enabled(config, layers, config_file, "quant_enable", "quantize_model")
+    refuse_channel_wise(config, model)
+    ctx = modified_context(config, record_file)
+    graph = run_pipeline(proto, modified_passes(config), ctx=ctx).graph
+    materialize(graph)  # the graph no longer refers into the exported proto: it can go
+    del proto
+    ada = ada_layers(graph, config, ctx.state)  # a layer AdaRound cannot take fails here
+    rename_io(graph, input_names, output_names, "quantize_model")
+    io.save(graph, onnx_file)
+    save_example_inputs(onnx_file, inputs)  # for save_model's sim = deploy check
+    own_scale_w = _record_weight_scales(record_file, ctx.state["scale_w"], config)
+    observed = run_pipeline(graph, ("act_observe",), ctx=PassContext(config=config)).graph
+    del graph
+    module = guard_inputs(_reimport_shared(observed).train(model.training), inputs)
+    share_observers(module)  # one pass per observed tensor (q/k/v, conv + downsample)
+    step = AdaRoundStep(ada, onnx_file) if ada else None
+    if step is not None:
+        step.attach(module)
+    recorder = CalibrationRecorder(record_file, config.batch_num, step, own_scale_w)
+    module.register_forward_hook(recorder)
+    return module
+
+
+def _reimport_shared(graph: Graph) -> nn.Module:
+    """The module of ``graph`` holding the graph's own weight arrays (no copy of the weights:
+    the caller drops the graph)."""
+    proto, tensors = to_proto_detached(graph)
+    return reimport(proto, tensors=tensors)
+
+
+def _onnx_path(misspelt, correct) -> str | os.PathLike:
+    if (misspelt is None) == (correct is None):
+        raise ConfigError("give exactly one of modfied_onnx_file / modified_onnx_file")
+    return misspelt if correct is None else correct
+
+
+def modified_passes(config: QuantConfig) -> tuple[str, ...]:
+    """The passes from the exported graph to the modified ONNX (the float graph before ARQ)."""
+    fusion = ("fold_bn",) if config.do_fusion else ()
+    return ("canonicalize", *fusion, "apply_balance", "arq_weights")
+
+
+def modified_context(config: QuantConfig, record_file) -> PassContext:
+    """Their options: BN fusion skips and the recorded DMQ balance factors."""
+    factors = recorded_balance_factors(record_file, config) if dmq_layers(config) else {}
+    options = {
+        "fold_bn": {"skip_layers": list(config.skip_fusion_layers)},
+        "apply_balance": {"factors": factors},
+    }
+    return PassContext(config=config, options=options)
+
+
+def _record_weight_scales(record_file, scales: dict, config: QuantConfig) -> dict[str, list]:
+    """Write ARQ's weight scales; returns ``{layer: scale_w}`` as the file now holds them.
+
+    Every other entry of an existing record (a layer this config disables or leaves out, an
+    activation MatMul) loses its grids, keeping only DMQ's ``tensor_balance_factor`` and
+    ``skip_fusion``: ``save_model`` quantizes what the record holds, so an earlier run's scales
+    would quantize a layer this config leaves float, or outlive a calibration that stops early.
+    """
+    stale = dict.fromkeys(("scale_d", "offset_d", "act_type", "scale_h", "offset_h"))
+    updates = {  # an earlier calibration's activation grid must not outlive the new weights
+        layer: {"scale_w": s, "offset_w": [0] * len(s), **stale} for layer, s in scales.items()
+    }
+    for layer in config.layers:  # the savers put the weights on the recorded grid (weight_grid)
+        if layer.name in updates and layer.weight_quant_params is not None:
+            updates[layer.name]["dst_type"] = weight_type_field(config.weight_bits(layer))
+    earlier = read_record(record_file) if Path(record_file).exists() else {}
+    grids = dict.fromkeys(("scale_w", "offset_w", "shift_bit", "dst_type", *stale))
+    updates |= {layer: dict(grids) for layer in earlier if layer not in updates}
+    update_records(record_file, updates)
+    written = read_record(record_file)
+    return {layer: list(written[layer].scale_w) for layer in scales}

@@ -1,0 +1,109 @@
+"""``create_quant_retrain_model``: AMCT's quantization-aware training entry point (spec §4.5-4.6).
+
+export (BatchNormalization and Dropout kept) -> canonicalize -> qat_act_quant (ULQ on each
+``retrain_enable`` layer's input) -> qat_weight_quant (arq_retrain / ulq_retrain on its weight)
+-> qat_search_n (search-N statistics after the layer, after its BN when one follows) ->
+reimport. The returned module trains with any optimizer: BN keeps batch statistics in
+``train()`` and updates its running stats; it is folded only when saving (spec §4.6).
+
+Learnable quantization parameters are named ``<layer>.act_quant.clip_max``,
+``<layer>.act_quant.clip_min`` and ``<layer>.weight_quant.scale_log_ratio`` (``ulq_retrain``);
+:func:`quant_parameters` splits them from the float weights for their own optimizer group.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from torch import nn
+
+from qdqforge.errors import ConfigError
+from qdqforge.front.config.enabled import require_enabled
+from qdqforge.front.config.grouped_transpose import refuse_channel_wise
+from qdqforge.front.config.layers import quant_layers_from_graph
+from qdqforge.front.config.qat_load import load_retrain_config
+from qdqforge.front.entry.input_guard import guard_inputs
+from qdqforge.front.entry.inputs import normalize_input_data
+from qdqforge.front.entry.model_dtype import refuse_non_float32
+from qdqforge.front.export.to_onnx import export
+from qdqforge.front.qat.carried_graph import attach_graph
+from qdqforge.front.record.file import write_record
+from qdqforge.graph.detached import materialize, to_proto_detached
+from qdqforge.graph.path_roles import check_roles
+from qdqforge.passes.infra.base import PassContext
+from qdqforge.passes.infra.pipeline import run_pipeline
+from qdqforge.runtime import reimport
+
+log = logging.getLogger(__name__)
+
+QAT_PASSES = ("canonicalize", "qat_act_quant", "qat_weight_quant", "qat_search_n")
+QUANT_MODULES = (".act_quant.", ".weight_quant.")
+
+
+def create_quant_retrain_model(
+    config_file: str | os.PathLike,
+    model: nn.Module,
+    record_file: str | os.PathLike,
+    input_data,
+) -> nn.Module:
+    """Build the QAT model of ``model`` (AMCT ``create_quant_retrain_model``).
+
+    Args:
+        config_file: QAT JSON config (``create_quant_retrain_config``).
+        model: the float torch model with its weights loaded; it is left untouched.
+        record_file: the record ``save_quant_retrain_model`` fills; created empty here when
+            missing (AMCT creates it too), an existing one is left alone.
+        input_data: example input, a tensor or a tuple of tensors.
+
+    Returns:
+        The trainable QAT module (a torch.fx GraphModule, in ``model``'s train/eval mode).
+        Activation clips not given in the config are initialized by IFMR over its first
+        ``batch_num`` forwards.
+
+    Raises:
+        ModelError: a float64/float16/bfloat16 parameter, buffer or input (front/model_dtype.py).
+        ConfigError: invalid config, or no layer has ``retrain_enable``.
+        InputDataError: ``input_data`` is not a tensor or a tuple of tensors.
+        ExportError: the model cannot be exported.
+        RecordError: ``record_file`` cannot be written.
+        OutputError: ``record_file`` is ``config_file``.
+    """
+    if not isinstance(model, nn.Module):
+        raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_roles(
+        "create_quant_retrain_model",
+        inputs={"config_file": config_file},
+        outputs={"record_file": record_file},
+    )
+    inputs = normalize_input_data(input_data)
+    refuse_non_float32(model, inputs, "create_quant_retrain_model")
+    proto = export(model, inputs)
+    layers = quant_layers_from_graph(model, proto)
+    config = load_retrain_config(config_file, layers)
+    require_enabled(config, layers, config_file, "retrain_enable", "create_quant_retrain_model")
+    refuse_channel_wise(config, model)
+    graph = run_pipeline(proto, QAT_PASSES, ctx=PassContext(config=config)).graph
+    materialize(graph)  # the graph no longer refers into the exported proto: it can go
+    del proto
+    qat_proto, tensors = to_proto_detached(graph)  # the module takes the graph's arrays
+    del graph
+    module = guard_inputs(reimport(qat_proto, tensors=tensors).train(model.training), inputs)
+    attach_graph(module, qat_proto, tensors)
+    if not Path(record_file).exists():  # never clobber a record an earlier save wrote
+        write_record(record_file, {})
+    log.info("QAT model: %d layers retrained", sum(x.retrain_enable for x in config.layers))
+    return module
+
+
+def quant_parameters(model: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter]]:
+    """``(quant_params, other_params)`` of a QAT model, for two optimizer param groups.
+
+    ``quant_params`` are the ULQ clips and ulq_retrain scales (names containing ``.act_quant.``
+    or ``.weight_quant.``); ``other_params`` everything else (weights, biases, BN affine).
+    """
+    quant, other = [], []
+    for name, param in model.named_parameters():
+        (quant if any(key in f".{name}" for key in QUANT_MODULES) else other).append(param)
+    return quant, other

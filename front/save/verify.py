@@ -1,0 +1,149 @@
+"""Sim = deploy, checked on every save, as written and as a default runtime runs it.
+
+After ``write_quant_models`` has written the fake-quant, QDQ and deploy models, the example
+inputs run through the torch model (PTQ: the calibration module rebuilt from the modified ONNX
+and the record; QAT: the QAT module) and the three models, and every quantized activation
+``<layer>.quant.out`` is compared on its integer grid, forced (:mod:`.verify_budget`):
+
+reference stage, every model as written, onnxruntime optimizations off:
+    ``torch_vs_fake_quant``, ``fake_quant_vs_qdq`` (with optimizations off the QDQ model is the
+    fake-quant model's arithmetic with the deploy format's int32 bias), ``qdq_vs_deploy``;
+runtime stage, as ``ort.InferenceSession(path)`` runs it (:mod:`.verify_runtime`):
+    ``torch_vs_fake_quant_session``, ``deploy_vs_deploy_session``, ``qdq_vs_qdq_session``.
+
+A reference-stage violation, or the fake-quant model's in the runtime stage, is the tool's fault:
+a VerificationError names the first diverging tensor (the fault lies between the quantized tensor
+before it and it). A QDQ or deploy model that the runtime computes differently is logged as one
+warning with its cause and fix and listed under ``runtime_warnings``. ``<save_path>_verify.json``
+holds it all (:mod:`.verify_report`); the files stay written (they are what one debugs with).
+Models with external data (> 2 GB) are not verified yet: the JSON says so.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from torch import nn
+
+from qdqforge.errors import VerificationError
+from qdqforge.front.entry.example_inputs import as_arrays
+from qdqforge.front.save.verify_budget import BIAS, Comparison, VerifyBudget
+from qdqforge.front.save.verify_diffs import free_running, grid_errors, output_errors
+from qdqforge.front.save.verify_report import Verdict, message, summary, write_report
+from qdqforge.front.save.verify_runtime import runtime_comparison, runtime_issue
+from qdqforge.front.save.verify_taps import Run, ort_forced, ort_run, torch_run
+from qdqforge.graph import io, numerics
+from qdqforge.graph.quant_compare import activation_bits, quantized_activations
+
+log = logging.getLogger(__name__)
+
+
+def verify_path(save_path: str | os.PathLike) -> Path:
+    """``<save_path>_verify.json``; a ``dir/`` save_path means ``dir/verify.json``."""
+    text = os.fspath(save_path)
+    if text.endswith(("/", os.sep)):
+        return Path(text) / "verify.json"
+    return Path(f"{text}_verify.json")
+
+
+def verify_saved_models(
+    paths,
+    inputs,
+    save_path: str | os.PathLike,
+    *,
+    torch_module: nn.Module,
+    budget: VerifyBudget | None = None,
+    notes: dict | None = None,
+) -> Verdict:
+    """Compare the torch model and the saved models on ``inputs``; write the JSON; raise.
+
+    Args:
+        paths: the written ``SavedModels`` (fake_quant, deploy, qdq).
+        inputs: a tensor or tuple of tensors/arrays (positional model inputs).
+        save_path: the save prefix; the report is ``<save_path>_verify.json``.
+        torch_module: the torch side, run in eval mode under ``no_grad`` (mode restored); its
+            activation quantizers expose ``layer`` and ``quant_grid()``.
+        budget: what is allowed (default :class:`VerifyBudget`).
+        notes: extra top-level entries for the JSON (the saver's ``deploy_float_layers``).
+
+    Returns:
+        The verdict (comparisons, first violation, runtime warnings).
+
+    Raises:
+        VerificationError: the first tensor, kernel or output beyond the budget that the tool
+            is responsible for, by name.
+    """
+    budget, report = budget or VerifyBudget(), verify_path(save_path)
+    external = [p for p in paths if Path(f"{os.fspath(p)}.data").exists()]
+    if external:
+        log.warning("%s has external data (> 2 GB): not verified", external[0])
+        write_report(report, Verdict.unverified(f"{external[0]} has external data"), budget)
+        return Verdict.unverified("external data")
+    arrays = as_arrays(inputs)
+    models = {k: io.load_proto(p) for k, p in paths._asdict().items()}
+    verdict = _judge(_compare(models, arrays, torch_module), budget)
+    write_report(report, verdict, budget, arrays, notes or {})
+    log.info("%s", summary(report, verdict))
+    for issue in verdict.runtime_warnings:
+        log.warning("%s: %s", report.name, issue.text())
+    if verdict.violation is not None:
+        raise VerificationError(message(verdict.violation, report))
+    return verdict
+
+
+def _compare(models: dict, arrays, module) -> list[Comparison]:
+    fake = models["fake_quant"]
+    names, bits = quantized_activations(fake), activation_bits(fake)
+    feeds = numerics.feeds_for(fake, arrays)
+    torch_side = torch_run(module, arrays)
+    if not torch_side[1]:
+        raise VerificationError(
+            "the torch model exposes no quantized activation to compare: its activation "
+            "quantizers need 'layer' and 'quant_grid() -> (scale, offset)'"
+        )
+    free = {k: ort_run(m, names, feeds) for k, m in models.items()}
+    pairs = [
+        ("torch_vs_fake_quant", torch_side, fake, "fake_quant", "round_off"),
+        ("fake_quant_vs_qdq", free["fake_quant"], models["qdq"], "qdq", BIAS),
+        ("qdq_vs_deploy", free["qdq"], models["deploy"], "deploy", "round_off"),
+    ]
+    result = [_forced(n, a, b, free[k], names, feeds, bits, kind) for n, a, b, k, kind in pairs]
+    sessions = [
+        ("torch_vs_fake_quant_session", fake, torch_side),
+        ("deploy_vs_deploy_session", models["deploy"], free["deploy"]),
+        ("qdq_vs_qdq_session", models["qdq"], free["qdq"]),
+    ]
+    result += [runtime_comparison(n, m, ref, names, feeds, bits) for n, m, ref in sessions]
+    return result
+
+
+def _forced(name, a: Run, model, b_free: Run, names, feeds, bits, kind) -> Comparison:
+    outputs = [o.name for o in model.graph.output]
+    b_out, b_q = ort_forced(model, model, feeds, a[1])
+    comparison = Comparison(
+        name,
+        "reference",
+        grid_errors(names, a[1], b_q, bits),
+        output_errors(outputs, a[0], b_out),
+        kind=kind,
+        not_compared=[n for n in names if n in a[1] and n not in b_q],
+    )
+    comparison.free_running = free_running(names, a, b_free, bits)
+    return comparison
+
+
+def _judge(comparisons: list[Comparison], budget: VerifyBudget) -> Verdict:
+    violation, warnings = None, []
+    layers = sorted({t.tensor.removesuffix(".quant.out") for c in comparisons for t in c.tensors})
+    for c in comparisons:
+        found = c.violation(budget)
+        if found is None:
+            continue
+        if c.stage == "reference" or c.name == "torch_vs_fake_quant_session":
+            violation = violation or found
+        else:
+            model = c.name.split("_vs_")[0]
+            warnings.append(runtime_issue(model, c, found, layers))
+    return Verdict(comparisons, violation, warnings)
