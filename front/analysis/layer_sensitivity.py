@@ -21,7 +21,7 @@ from qdqforge.front.config.ptq_load import load_quant_config
 from qdqforge.front.entry.inputs import normalize_input_data
 from qdqforge.front.export.to_onnx import export
 from qdqforge.front.ptq.ada_sites import warn_rounded_like_arq
-from qdqforge.front.ptq.quantize import modified_context, modified_passes
+from qdqforge.front.ptq.quantize import modified_options, modified_passes
 from qdqforge.front.record.file import LayerRecord
 from qdqforge.graph import numerics
 from qdqforge.graph.ir import Graph
@@ -36,7 +36,8 @@ def float_graph(config_file, record_file, model: nn.Module, input_data) -> Graph
     config = load_quant_config(config_file, quant_layers_from_graph(model, proto))
     warn_rounded_like_arq(config, "layer sensitivity")
     passes = tuple(p for p in modified_passes(config) if p != "arq_weights")
-    return run_pipeline(proto, passes, ctx=modified_context(config, record_file)).graph
+    options = modified_options(config, record_file)
+    return run_pipeline(proto, passes, ctx=PassContext(config=config), options=options).graph
 
 
 def layer_cosines(graph: Graph, records: dict[str, LayerRecord], input_data) -> dict[str, float]:
@@ -46,9 +47,9 @@ def layer_cosines(graph: Graph, records: dict[str, LayerRecord], input_data) -> 
     reference = _flat(numerics.run(graph, feeds))
     cosines = {}
     for layer, rec in records.items():
-        ctx = PassContext(options={"insert_qdq": {"records": {layer: rec}}})
+        options = {"insert_qdq": {"records": {layer: rec}}}
         passes = with_opset_upgrade({layer: rec}, ("insert_qdq",))
-        quantized = run_pipeline(graph.copy(), passes, ctx=ctx).graph
+        quantized = run_pipeline(graph.copy(), passes, options=options).graph
         cosines[layer] = cosine(reference, _flat(numerics.run(quantized, feeds)))
     return cosines
 

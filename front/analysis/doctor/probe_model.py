@@ -99,8 +99,8 @@ def build_probe_model(
         "fold_bn": {"skip_layers": list(config.skip_fusion_layers)},
         "apply_balance": {"factors": factors},
     }
-    ctx = PassContext(config=calib, options=options)
-    graph = run_pipeline(proto, ("canonicalize", *fusion, "apply_balance"), ctx=ctx).graph
+    passes = ("canonicalize", *fusion, "apply_balance")
+    graph = run_pipeline(proto, passes, ctx=PassContext(config=calib), options=options).graph
     sites = _sites(graph, config)
     observed = run_pipeline(graph, ("act_observe",), ctx=PassContext(config=calib)).graph
     module = reimport(io.to_proto(observed)).eval()
