@@ -1,25 +1,25 @@
 """The ``qdqforge`` custom domain: its op types and the attributes each one carries.
 
 One definition for the passes that write these nodes and the runtime converters that read them.
-Every op takes the quantized tensor as input 0 and returns a tensor of its type and shape as
-output 0 (:mod:`qdqforge.graph.shapes` looks through them). ``layer`` is always the torch layer
+Every op returns, as output 0, a tensor of input 0's type and shape (its other outputs are
+scales; :mod:`qdqforge.graph.shapes` looks through these ops). ``layer`` is always the torch layer
 name (``<module>.matmul_<k>.input_1`` for input 1 of a MatMul between two activations).
 
-========================  ==================  =====================================================
-op                        written by          attributes (``?``: only in some nodes)
-========================  ==================  =====================================================
-``ActObserver``           ``act_observe``     layer, algo, num_bits, symmetric, batch_num;
-                                              ifmr: max_percentile, min_percentile, search_range,
-                                              search_step; hfmg: num_of_bins
-``DmqObserver``           ``dmq_observe``     layer, alpha, channel_axis, op_type, groups
-``ActQuant``              ``act_quant``       layer, scale, offset, num_bits
-``UlqActQuant``           ``qat_act_quant``   layer, num_bits, batch_num, fixed_min,
-                                              clip_max?, clip_min?
-``ArqRetrainWeight``      ``qat_weight_quant``  layer, num_bits, channel_wise, channel_axis,
-``UlqRetrainWeight``                          groups, channels
-``SearchN``               ``qat_search_n``    layer, channels, channel_axis, bn_epsilon,
-                                              bias_beta?
-========================  ==================  =====================================================
+=====================  ====================  ===============================================
+op                     written by            attributes (``?``: only in some nodes)
+=====================  ====================  ===============================================
+``ActObserver``        ``act_observe``       layer, algo, num_bits, symmetric, batch_num;
+                                             ifmr: max_percentile, min_percentile,
+                                             search_range, search_step; hfmg: num_of_bins
+``DmqObserver``        ``dmq_observe``       layer, alpha, channel_axis, op_type, groups
+``ActQuant``           ``act_quant``         layer, scale, offset, num_bits
+``UlqActQuant``        ``qat_act_quant``     layer, num_bits, batch_num, fixed_min,
+                                             clip_max?, clip_min?
+``ArqRetrainWeight``   ``qat_weight_quant``  layer, num_bits, channel_wise, channel_axis,
+``UlqRetrainWeight``                         groups, channels
+``SearchN``            ``qat_search_n``      layer, channels, channel_axis, bn_epsilon,
+                                             bias_beta?
+=====================  ====================  ===============================================
 """
 
 from __future__ import annotations
