@@ -48,7 +48,7 @@ def quantize_preprocess(
         A torch module with the model's outputs.
 
     Raises:
-        ModelError: a float64/float16/bfloat16 parameter, buffer or input (front/model_dtype.py).
+        ModelError: a float64/float16/bfloat16 parameter, buffer or input (entry/model_dtype.py).
         ConfigError: invalid config, or no enabled layer has ``dmq_balancer_param``.
         OutputError: ``record_file`` is ``config_file`` (or cannot be written).
     """

@@ -79,7 +79,7 @@ def quantize_model(
         The calibration module (outputs as the modified ONNX's).
 
     Raises:
-        ModelError: a float64/float16/bfloat16 parameter, buffer or input (front/model_dtype.py).
+        ModelError: a float64/float16/bfloat16 parameter, buffer or input (entry/model_dtype.py).
         ConfigError: invalid config or arguments.
         RecordError: DMQ layers without recorded factors.
         OutputError: ``modified_onnx_file``, ``record_file`` and the config are not three

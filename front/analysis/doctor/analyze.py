@@ -71,7 +71,7 @@ def analyze(
             activations (not probed yet; named).
         RecordError: the record cannot be read.
         InputDataError: ``input_data`` is not a tensor or a tuple of tensors.
-        ModelError: a float64/float16/bfloat16 parameter, buffer or input (front/model_dtype.py).
+        ModelError: a float64/float16/bfloat16 parameter, buffer or input (entry/model_dtype.py).
         ExportError: the model cannot be exported.
     """
     inputs = normalize_input_data(input_data)
