@@ -9,9 +9,10 @@ dataclasses match them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
+@runtime_checkable
 class ActivationSettings(Protocol):
     """A layer's activation calibration settings (observer node attributes)."""
 
@@ -31,6 +32,7 @@ class ActivationSettings(Protocol):
     def num_of_bins(self) -> int | None: ...
 
 
+@runtime_checkable
 class WeightSettings(Protocol):
     """A layer's weight quantization settings."""
 
@@ -40,6 +42,7 @@ class WeightSettings(Protocol):
     def channel_wise(self) -> bool: ...
 
 
+@runtime_checkable
 class PtqLayerSettings(Protocol):
     """One layer of a PTQ config."""
 
@@ -55,6 +58,7 @@ class PtqLayerSettings(Protocol):
     def weight_quant_params(self) -> WeightSettings | None: ...
 
 
+@runtime_checkable
 class PtqSettings(Protocol):
     """A PTQ config: its layers in order and the global values the passes need."""
 

@@ -12,7 +12,7 @@ its ``RetrainConfig`` in through ``PassContext.config`` (it matches them structu
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import onnx_graphsurgeon as gs
 
@@ -26,6 +26,7 @@ from qdqforge.graph.qdqforge_ops import DOMAIN, QAT_OPS
 QAT_OP_TYPES = frozenset(schema.op for schema in QAT_OPS)
 
 
+@runtime_checkable
 class RetrainDataSettings(Protocol):
     """A layer's activation QAT settings."""
 
@@ -39,6 +40,7 @@ class RetrainDataSettings(Protocol):
     def dst_type(self) -> str: ...
 
 
+@runtime_checkable
 class RetrainWeightSettings(Protocol):
     """A layer's weight QAT settings."""
 
@@ -48,6 +50,7 @@ class RetrainWeightSettings(Protocol):
     def channel_wise(self) -> bool: ...
 
 
+@runtime_checkable
 class RetrainLayerSettings(Protocol):
     """One layer of a retrain config."""
 
@@ -61,6 +64,7 @@ class RetrainLayerSettings(Protocol):
     def retrain_weight_config(self) -> RetrainWeightSettings | None: ...
 
 
+@runtime_checkable
 class RetrainSettings(Protocol):
     """A retrain config: its layers in order and the global values the passes need."""
 
