@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import numpy as np
 
@@ -69,7 +69,6 @@ def deviation(reference, test) -> Deviation:
     )
 
 
-@runtime_checkable
 class Metric(Protocol):
     """A per-layer sensitivity metric: a number from a :class:`Deviation`.
 
