@@ -117,12 +117,11 @@ def sweep(runner: LayerRunner, progress: str | None = None) -> Sweep:
 
 
 def _layer(runner: LayerRunner, layer: str) -> LayerSensitivity:
-    outputs = {variant: runner.run(layer, variant) for variant in runner.variants}
-    deviations = {
-        variant: deviation(runner.reference, output)
-        for variant, output in outputs.items()
-        if output is not None
-    }
+    deviations = {}
+    for variant in runner.variants:  # one output alive at a time: a model's outputs can be large
+        output = runner.run(layer, variant)
+        if output is not None:
+            deviations[variant] = deviation(runner.reference, output)
     return LayerSensitivity(layer, deviations)
 
 
