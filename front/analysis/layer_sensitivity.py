@@ -19,17 +19,15 @@ from torch import nn
 
 from qdqforge.front.analysis.sensitivity import Variant, rank, sweep
 from qdqforge.front.analysis.sensitivity_metrics import CosineSimilarity, flatten_outputs
-from qdqforge.front.config.layers import quant_layers_from_graph
 from qdqforge.front.config.ptq_load import load_quant_config
 from qdqforge.front.entry.inputs import normalize_input_data
-from qdqforge.front.export.to_onnx import export
+from qdqforge.front.entry.prelude import run_prelude
 from qdqforge.front.ptq.ada_sites import warn_rounded_like_arq
-from qdqforge.front.ptq.quantize import modified_options, modified_passes
+from qdqforge.front.recipes import ptq_float_graph, recorded_factors
 from qdqforge.front.record.file import LayerRecord
 from qdqforge.graph import numerics
 from qdqforge.graph.ir import Graph
 from qdqforge.passes.grids.act_grid import with_opset_upgrade
-from qdqforge.passes.infra.base import PassContext
 from qdqforge.passes.infra.pipeline import run_pipeline
 
 COSINE = CosineSimilarity()
@@ -37,12 +35,11 @@ COSINE = CosineSimilarity()
 
 def float_graph(config_file, record_file, model: nn.Module, input_data) -> Graph:
     """The modified ONNX before ARQ: BN folded and DMQ balanced, weights still float."""
-    proto = export(model, normalize_input_data(input_data))
-    config = load_quant_config(config_file, quant_layers_from_graph(model, proto))
-    warn_rounded_like_arq(config, "layer sensitivity")
-    passes = tuple(p for p in modified_passes(config) if p != "arq_weights")
-    options = modified_options(config, record_file)
-    return run_pipeline(proto, passes, ctx=PassContext(config=config), options=options).graph
+    api = "accuracy_based_auto_calibration"
+    entry = run_prelude(api, model, input_data, config_file, load_quant_config)
+    warn_rounded_like_arq(entry.config, "layer sensitivity")
+    factors = recorded_factors(entry.config, record_file)
+    return ptq_float_graph(entry.config, factors).run(entry.proto)
 
 
 class OnnxLayerRunner:

@@ -30,11 +30,8 @@ from qdqforge.front.analysis.doctor.probe_model import ProbeModel, build_probe_m
 from qdqforge.front.analysis.doctor.report import Report
 from qdqforge.front.analysis.doctor.skip import DEFAULT_SKIP_DB, choose_skips, rank_layers
 from qdqforge.front.analysis.sensitivity_probe import doctor_layer_reports
-from qdqforge.front.config.layers import quant_layers_from_graph
 from qdqforge.front.config.ptq_load import load_quant_config
-from qdqforge.front.entry.inputs import normalize_input_data
-from qdqforge.front.entry.model_dtype import refuse_non_float32
-from qdqforge.front.export.to_onnx import export
+from qdqforge.front.entry.prelude import run_prelude
 from qdqforge.front.ptq.ada_sites import warn_rounded_like_arq
 from qdqforge.front.record.file import read_record
 
@@ -71,17 +68,14 @@ def analyze(
         ModelError: a float64/float16/bfloat16 parameter, buffer or input (entry/model_dtype.py).
         ExportError: the model cannot be exported.
     """
-    inputs = normalize_input_data(input_data)
-    refuse_non_float32(model, inputs, "analyze")
-    load_quant_config(config_file)  # a bad file fails before the export (seconds)
-    proto = export(model, inputs)
-    found = quant_layers_from_graph(model, proto)
-    config = load_quant_config(config_file, found)
+    load = load_quant_config  # config_first: a bad file fails before the export (seconds)
+    entry = run_prelude("analyze", model, input_data, config_file, load, config_first=True)
+    config = entry.config
     warn_rounded_like_arq(config, "doctor")
     records = read_record(record_file) if record_file is not None else {}
-    probe = build_probe_model(proto, inputs, config, records)
+    probe = build_probe_model(entry.proto, entry.inputs, config, records)
     reference = probe.run(observe=True)
-    types = {layer.name: layer.layer_type for layer in found}
+    types = {layer.name: layer.layer_type for layer in entry.layers}
     layers = doctor_layer_reports(probe, reference, types, config, records)
     return _report(probe, layers, reference, config, skip_db)
 
