@@ -28,8 +28,8 @@ import torch
 
 from qdqforge.errors import ConfigError
 from qdqforge.front.analysis.doctor.dmq_factors import balance_factors_for
-from qdqforge.front.analysis.doctor.fidelity import flatten_outputs
 from qdqforge.front.analysis.doctor.probes import ActivationProbe, WeightSwitch
+from qdqforge.front.analysis.sensitivity_metrics import flatten_outputs
 from qdqforge.front.config.ptq import QuantConfig
 from qdqforge.front.recipes import calibration, ptq_float_graph
 from qdqforge.front.record.file import LayerRecord
