@@ -10,6 +10,12 @@
                         (quantize_model, the doctor: IFMR/HFMG observers on each layer's input)
     qat_training        canonicalize -> qat_act_quant -> qat_weight_quant -> qat_search_n
                         (create_quant_retrain_model)
+    adaround_weights    ada_weights (quantize_model's AdaRound step: the modified ONNX)
+    calibrated_reference  act_quant (save_model's reference: the calibrated module)
+    fake_quant_model    fake_quant        (the saved models, from a record: save_model and
+    qdq_model           [opset_upgrade ->] insert_qdq            save_quant_retrain_model)
+    deploy_model        [opset_upgrade ->] integer_layers -> insert_qdq
+    qat_float_graph     qat_strip (save_quant_retrain_model), then qat_fold_bn: fold_bn
 
 ``fold_bn`` leaves the config's ``skip_fusion_layers`` unfolded; ``apply_balance`` multiplies
 each DMQ layer by its ``tensor_balance_factor`` (``{}``: no DMQ layer, nothing changes). A
@@ -29,13 +35,16 @@ import onnx
 from qdqforge.front.config.ptq import QuantConfig
 from qdqforge.front.config.qat import RetrainConfig
 from qdqforge.front.record.dmq_factors import dmq_layers, recorded_balance_factors
+from qdqforge.front.record.file import LayerRecord
 from qdqforge.graph.ir import Graph
+from qdqforge.passes.grids.act_grid import with_opset_upgrade
 from qdqforge.passes.infra.base import PassContext
 from qdqforge.passes.infra.pipeline import run_pipeline
 
 log = logging.getLogger(__name__)
 
 Factors = Mapping[str, Sequence[float]]
+Records = Mapping[str, LayerRecord]
 
 
 @dataclass(frozen=True)
@@ -111,3 +120,51 @@ def _fold_bn_options(config: QuantConfig) -> dict:
 
 def _ptq_options(config: QuantConfig, factors: Factors) -> dict:
     return {"fold_bn": _fold_bn_options(config), "apply_balance": {"factors": factors}}
+
+
+def adaround_weights(weights: Mapping[str, object]) -> Recipe:
+    """AdaRound's rounded weights (``{layer: array}``) in place of ARQ's in the modified ONNX."""
+    return Recipe(
+        "adaround_weights", ("ada_weights",), PassContext(), {"ada_weights": {"weights": weights}}
+    )
+
+
+def calibrated_reference(records: Records) -> Recipe:
+    """The calibration module after calibration: each recorded layer's activation quantizer."""
+    return Recipe(
+        "calibrated_reference", ("act_quant",), PassContext(), _records("act_quant", records)
+    )
+
+
+def fake_quant_model(records: Records) -> Recipe:
+    """The saved fake-quant model: each recorded layer's quantization in plain float ops."""
+    return Recipe(
+        "fake_quant_model", ("fake_quant",), PassContext(), _records("fake_quant", records)
+    )
+
+
+def qdq_model(records: Records) -> Recipe:
+    """The saved QDQ model: int8 weights, int32 bias, activation Q/DQ (opset 21 for int16)."""
+    passes = with_opset_upgrade(records, ("insert_qdq",))
+    return Recipe("qdq_model", passes, PassContext(), _records("insert_qdq", records))
+
+
+def deploy_model(integer: Records, rest: Records) -> Recipe:
+    """The saved deploy model: ``integer`` layers on integers, the ``rest`` as QDQ."""
+    passes = with_opset_upgrade({**integer, **rest}, ("integer_layers", "insert_qdq"))
+    options = {**_records("integer_layers", integer), **_records("insert_qdq", rest)}
+    return Recipe("deploy_model", passes, PassContext(), options)
+
+
+def qat_float_graph() -> Recipe:
+    """A trained QAT graph without its QAT nodes (``save_quant_retrain_model``, then fold_bn)."""
+    return Recipe("qat_float_graph", ("qat_strip",), PassContext())
+
+
+def qat_fold_bn() -> Recipe:
+    """Every BatchNormalization folded into its layer (the saved QAT models)."""
+    return Recipe("qat_fold_bn", ("fold_bn",), PassContext())
+
+
+def _records(pass_name: str, records: Records) -> dict:
+    return {pass_name: {"records": records}}

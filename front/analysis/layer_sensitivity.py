@@ -23,12 +23,10 @@ from qdqforge.front.config.ptq_load import load_quant_config
 from qdqforge.front.entry.inputs import normalize_input_data
 from qdqforge.front.entry.prelude import run_prelude
 from qdqforge.front.ptq.ada_sites import warn_rounded_like_arq
-from qdqforge.front.recipes import ptq_float_graph, recorded_factors
+from qdqforge.front.recipes import ptq_float_graph, qdq_model, recorded_factors
 from qdqforge.front.record.file import LayerRecord
 from qdqforge.graph import numerics
 from qdqforge.graph.ir import Graph
-from qdqforge.passes.grids.act_grid import with_opset_upgrade
-from qdqforge.passes.infra.pipeline import run_pipeline
 
 COSINE = CosineSimilarity()
 
@@ -62,9 +60,7 @@ class OnnxLayerRunner:
     def run(self, layer: str, variant: Variant):
         """Outputs with only ``layer`` Q/DQ'd (``variant`` is always ``quantized``)."""
         rec = {layer: self.records[layer]}
-        options = {"insert_qdq": {"records": rec}}
-        passes = with_opset_upgrade(rec, ("insert_qdq",))
-        quantized = run_pipeline(self.graph.copy(), passes, options=options).graph
+        quantized = qdq_model(rec).run(self.graph)
         return flatten_outputs(numerics.run(quantized, self.feeds))
 
 

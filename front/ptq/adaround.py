@@ -33,8 +33,8 @@ from tqdm import tqdm
 from qdqforge.errors import CalibrationError, ConfigError
 from qdqforge.front.ptq.ada_sites import AdaLayer
 from qdqforge.front.ptq.calibration import progress_disabled
+from qdqforge.front.recipes import adaround_weights
 from qdqforge.graph import io
-from qdqforge.passes.infra.pipeline import run_pipeline
 from qdqforge.runtime import distributed
 from qdqforge.runtime.calibration.adaround import adaround
 from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
@@ -87,9 +87,8 @@ class AdaRoundStep:
             for layer in self.layers.values():
                 weights[layer.name] = _round_layer(layer, bar.update)
                 _set_module_weight(module, layer.constant, weights[layer.name])
-        options = {"ada_weights": {"weights": {k: w.cpu().numpy() for k, w in weights.items()}}}
-        graph = run_pipeline(self.onnx_file, ("ada_weights",), options=options)
-        io.save(graph.graph, self.onnx_file)
+        arrays = {k: w.cpu().numpy() for k, w in weights.items()}
+        io.save(adaround_weights(arrays).run(self.onnx_file), self.onnx_file)
         self.layers.clear()  # the Grams and float weights are no longer needed
 
 

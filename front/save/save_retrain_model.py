@@ -36,6 +36,7 @@ from qdqforge.front.config.qat_load import load_retrain_config
 from qdqforge.front.entry.inputs import normalize_input_data
 from qdqforge.front.qat.carried_graph import qat_module, tensor_at, trained_graph
 from qdqforge.front.qat.record import WEIGHT_OPS, ensure_statistics, learned_records, ops_by_layer
+from qdqforge.front.recipes import qat_float_graph, qat_fold_bn
 from qdqforge.front.record.file import LayerRecord, write_record
 from qdqforge.front.save.write_models import SavedModels, saved_outputs, write_quant_models
 from qdqforge.graph import meta
@@ -43,7 +44,6 @@ from qdqforge.graph.activation_matmul import layer_of_input
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import layer_site
 from qdqforge.graph.path_roles import check_roles
-from qdqforge.passes.infra.pipeline import run_pipeline
 from qdqforge.passes.qat.qat_search_n import folded_bn
 from qdqforge.runtime.kernels.folded_scale import folded_weight_scale
 from qdqforge.runtime.modules.qat_act import UlqActQuantOp
@@ -97,10 +97,10 @@ def save_quant_retrain_model(
     _check_layers(config_file, module)
     ensure_statistics(module, inputs)
     records = learned_records(module)
-    graph = run_pipeline(trained_graph(module), ("qat_strip",)).graph
+    graph = qat_float_graph().run(trained_graph(module))
     _fake_quantized_weights(graph, module)
     factors = bn_factors(graph, records)
-    graph = run_pipeline(graph, ("fold_bn",)).graph
+    graph = qat_fold_bn().run(graph)
     records = {k: fold_scale(graph, k, r, factors.get(k)) for k, r in records.items()}
     _rename(graph, input_names, output_names)
     write_record(record_file, records)

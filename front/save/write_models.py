@@ -37,6 +37,7 @@ import numpy as np
 from torch import nn
 
 from qdqforge.errors import OutputError
+from qdqforge.front.recipes import calibrated_reference, deploy_model, fake_quant_model, qdq_model
 from qdqforge.front.record.file import LayerRecord
 from qdqforge.front.save.verify import verify_path, verify_saved_models
 from qdqforge.front.save.verify_budget import VerifyBudget
@@ -46,9 +47,8 @@ from qdqforge.graph.detached import to_proto_detached
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import WEIGHT_AXIS, layer_site
 from qdqforge.graph.staged import StagedFiles
-from qdqforge.passes.grids.act_grid import wide_layers, with_opset_upgrade
+from qdqforge.passes.grids.act_grid import wide_layers
 from qdqforge.passes.grids.weight_grid import clamped_weights
-from qdqforge.passes.infra.pipeline import run_pipeline
 from qdqforge.passes.quantized.integer_layers import integer_capable
 from qdqforge.runtime import reimport
 
@@ -152,8 +152,7 @@ def write_quant_models(
 
 def calibration_reference(graph: Graph, records: dict[str, LayerRecord]) -> nn.Module:
     """The PTQ calibration module after calibration, from its modified graph and its record."""
-    options = {"act_quant": {"records": records}}
-    proto, tensors = to_proto_detached(run_pipeline(graph, ("act_quant",), options=options).graph)
+    proto, tensors = to_proto_detached(calibrated_reference(records).run(graph))
     # shares the graph's arrays: the passes building the saved models replace arrays, never
     # write into them (they already share them through graph.copy())
     return reimport(proto, tensors=tensors).eval()
@@ -164,7 +163,7 @@ def _why_not(verify) -> str:
 
 
 def _fake_quant(graph: Graph, records: dict[str, LayerRecord]) -> Graph:
-    return run_pipeline(graph, ("fake_quant",), options={"fake_quant": {"records": records}}).graph
+    return fake_quant_model(records).run(graph)
 
 
 def _deploy_notes(graph: Graph, records: dict[str, LayerRecord]) -> dict:
@@ -206,14 +205,8 @@ def _clamped(graph: Graph, records: dict[str, LayerRecord]) -> dict[str, int]:
 def _deploy_graph(graph: Graph, records: dict[str, LayerRecord]) -> Graph:
     integer = {k: r for k, r in records.items() if integer_capable(graph, layer_site(graph, k), r)}
     rest = {k: r for k, r in records.items() if k not in integer}
-    options = {
-        "integer_layers": {"records": integer},
-        "insert_qdq": {"records": rest},
-    }
-    passes = with_opset_upgrade(records, ("integer_layers", "insert_qdq"))
-    return run_pipeline(graph, passes, options=options).graph
+    return deploy_model(integer, rest).run(graph)
 
 
 def _qdq_graph(graph: Graph, records: dict[str, LayerRecord]) -> Graph:
-    options = {"insert_qdq": {"records": records}}
-    return run_pipeline(graph, with_opset_upgrade(records, ("insert_qdq",)), options=options).graph
+    return qdq_model(records).run(graph)
