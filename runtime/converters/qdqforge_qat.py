@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from qdqforge.errors import ConversionError
-from qdqforge.runtime.kernels.ulq import ulq_weight_init
+from qdqforge.runtime.kernels.ulq_weight import ulq_weight_init
 from qdqforge.runtime.modules.qat_act import UlqActQuantOp
 from qdqforge.runtime.modules.qat_search_n import SearchNOp
 from qdqforge.runtime.modules.qat_weight import ArqRetrainWeightOp, UlqRetrainWeightOp

@@ -18,7 +18,7 @@ pytest.importorskip("triton")
 
 from triton.runtime.interpreter import InterpretedFunction
 
-from qdqforge.runtime.kernels import ulq, ulq_dispatch, ulq_fused, ulq_triton
+from qdqforge.runtime.kernels import ulq, ulq_dispatch, ulq_fused, ulq_triton, ulq_weight
 from qdqforge.runtime.modules.qat_act import UlqActQuantOp
 from qdqforge.runtime.modules.qat_weight import ArqRetrainWeightOp, UlqRetrainWeightOp
 from tests.helpers.ulq_cases import (
@@ -56,7 +56,7 @@ def test_ulq_act_fused_vs_reference(case):
 def test_arq_retrain_fused_vs_reference(case):
     (m,) = leaves(case.m)
     y = ulq_fused.FusedArqRetrainFakeQuant.apply(m, case.bits, case.channel_wise)
-    y_ref = ulq.ArqRetrainFakeQuant.apply(case.m, case.bits, case.channel_wise, torch.round)
+    y_ref = ulq_weight.ArqRetrainFakeQuant.apply(case.m, case.bits, case.channel_wise, torch.round)
     assert torch.equal(y, y_ref)
     y.backward(case.grad)
     assert torch.equal(m.grad, case.grad)
@@ -67,7 +67,7 @@ def test_ulq_weight_fused_vs_reference(case):
     m, s = leaves(case.m, case.scale)
     mr, sr = leaves(case.m, case.scale)
     y = ulq_fused.FusedUlqWeightFakeQuant.apply(m, s, case.bits, case.factor)
-    y_ref = ulq.UlqWeightFakeQuant.apply(mr, sr, case.bits, case.factor, torch.round)
+    y_ref = ulq_weight.UlqWeightFakeQuant.apply(mr, sr, case.bits, case.factor, torch.round)
     assert torch.equal(y, y_ref)
     y.backward(case.grad)
     y_ref.backward(case.grad)
@@ -116,7 +116,9 @@ def test_weight_ops_dispatch_to_fused_by_layout(fused_on_cpu, monkeypatch, name)
     shape, axis, groups = LAYOUTS[name]
     w, g = torch.randn(shape), torch.randn(shape)
     arq = ArqRetrainWeightOp("l", 8, True, axis, groups)
-    ulq_op = UlqRetrainWeightOp("l", 4, ulq.ulq_weight_init(w, 4, True, axis, groups), axis, groups)
+    ulq_op = UlqRetrainWeightOp(
+        "l", 4, ulq_weight.ulq_weight_init(w, 4, True, axis, groups), axis, groups
+    )
     fused = [weight_grads(op, w, g) for op in (arq, ulq_op)]
     assert len(fused_on_cpu) == 2
     for op in (arq, ulq_op):
