@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 
 from qdqforge.errors import GraphError, InputDataError
-from qdqforge.graph.diff.index import GraphIndex
+from qdqforge.graph.diff.index import DiffIndex
 from qdqforge.graph.diff.model import Numerics, TensorError
 from qdqforge.graph.diff.values import abs_rel_error
 from qdqforge.graph.exposed_run import run_exposed
@@ -27,8 +27,8 @@ ABS_FLOOR = 1e-6  # errors below this never count (float32 rounding of tiny tens
 
 
 def tensor_errors(
-    a: GraphIndex,
-    b: GraphIndex,
+    a: DiffIndex,
+    b: DiffIndex,
     inputs: Mapping[str, np.ndarray],
     threshold: float = DEFAULT_THRESHOLD,
 ) -> Numerics:
