@@ -2,9 +2,8 @@
 
 onnxruntime: each model names its quantized activations ``<layer>.quant.out``
 (``graph.quant_compare``); they are exposed as extra graph outputs next to the real ones
-(``graph.exposed_run``). A
-forced run (``graph.forced_run``) feeds another run's integers in at those tensors and returns
-what the model computes for each of them.
+(``graph.exposed_run``). A forced run (``graph.forced_run``) feeds another run's integers in at
+those tensors and returns what the model computes for each of them.
 
 torch: any submodule with a ``layer`` name and a ``quant_grid() -> (scale, offset) | None``
 method is hooked (the QAT activation ops; the PTQ calibration module's observers once
