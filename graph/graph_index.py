@@ -14,7 +14,8 @@ Empty names (omitted optional inputs and outputs) are not indexed.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
+from functools import cached_property
 
 
 class GraphIndex:
@@ -27,18 +28,19 @@ class GraphIndex:
         consumers: tensor -> positions of the nodes that read it, in node order, once per slot.
     """
 
-    def __init__(self, inputs: Sequence[Iterable[str]], outputs: Sequence[Iterable[str]]) -> None:
-        self.inputs = [tuple(names) for names in inputs]
-        self.outputs = [tuple(names) for names in outputs]
-        self.producer: dict[str, int] = {}
-        self.consumers: dict[str, list[int]] = defaultdict(list)
-        for i, written in enumerate(self.outputs):
-            self.producer.update((name, i) for name in written if name)
+    def __init__(self, inputs: Sequence[Sequence[str]], outputs: Sequence[Sequence[str]]) -> None:
+        self.inputs = inputs
+        self.outputs = outputs
+        self.producer: dict[str, int] = {
+            name: i for i, written in enumerate(outputs) for name in written if name
+        }
+
+    @cached_property
+    def consumers(self) -> dict[str, list[int]]:
+        """Built on first use (the toposort needs only producers)."""
+        readers: dict[str, list[int]] = defaultdict(list)
         for i, read in enumerate(self.inputs):
             for name in read:
                 if name:
-                    self.consumers[name].append(i)
-
-    def dependencies(self, i: int) -> set[int]:
-        """Positions of the nodes whose outputs node ``i`` reads."""
-        return {self.producer[t] for t in self.inputs[i] if t in self.producer}
+                    readers[name].append(i)
+        return readers

@@ -12,7 +12,7 @@ and nodes that become ready are taken in their original order (first in, first o
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable
 
 import onnx_graphsurgeon as gs
 
@@ -25,28 +25,29 @@ def toposort(graph: Graph) -> None:
     """Reorder ``graph.gs.nodes`` so every producer precedes its consumers (stable)."""
     nodes = graph.gs.nodes
     index = GraphIndex(
-        [[t.name for t in _all_inputs(n)] for n in nodes],
-        [[t.name for t in n.outputs] for n in nodes],
+        [_input_names(n) for n in nodes], [[t.name for t in n.outputs] for n in nodes]
     )
-    order = topological_order(index, [n.name for n in nodes], [n.op for n in nodes])
+    order = topological_order(index, lambda i: (nodes[i].name, nodes[i].op))
     graph.gs.nodes = [nodes[i] for i in order]
 
 
-def topological_order(index: GraphIndex, names: Sequence[str], ops: Sequence[str]) -> list[int]:
+def topological_order(index: GraphIndex, name_op: Callable[[int], tuple[str, str]]) -> list[int]:
     """Positions of ``index``'s nodes, producers first, stable with respect to their order.
 
     Args:
-        index: producers and consumers of the nodes.
-        names, ops: each node's name and op type, for the error messages.
+        index: producers of the nodes' tensors.
+        name_op: a node's ``(name, op type)`` by position, for the error messages.
 
     Raises:
         GraphError: a node reads its own output, or nodes are on a cycle (names the first 8).
     """
-    dependencies = [index.dependencies(j) for j in range(len(names))]
-    users: list[list[int]] = [[] for _ in names]
+    producer = index.producer
+    dependencies = [{producer[t] for t in read if t in producer} for read in index.inputs]
+    users: list[list[int]] = [[] for _ in dependencies]
     for j, sources in enumerate(dependencies):
         if j in sources:
-            raise GraphError(f"node {names[j]!r} ({ops[j]}) consumes its own output")
+            name, op = name_op(j)
+            raise GraphError(f"node {name!r} ({op}) consumes its own output")
         for i in sources:
             users[i].append(j)
     indegree = [len(sources) for sources in dependencies]
@@ -59,16 +60,17 @@ def topological_order(index: GraphIndex, names: Sequence[str], ops: Sequence[str
             indegree[j] -= 1
             if indegree[j] == 0:
                 ready.append(j)
-    if len(order) != len(names):
-        stuck = [names[i] or ops[i] for i, d in enumerate(indegree) if d > 0]
+    if len(order) != len(dependencies):
+        stuck = [name or op for name, op in (name_op(i) for i, d in enumerate(indegree) if d > 0)]
         raise GraphError(f"graph has a cycle through {len(stuck)} nodes: {', '.join(stuck[:8])}")
     return order
 
 
-def _all_inputs(node: gs.Node):
+def _input_names(node: gs.Node) -> list[str]:
     """Inputs of ``node`` plus tensors its subgraphs (If/Loop bodies) read from outside."""
-    yield from node.inputs
+    names = [t.name for t in node.inputs]
     for attr in node.attrs.values():
         if isinstance(attr, gs.Graph):
             for sub in attr.nodes:
-                yield from _all_inputs(sub)
+                names += _input_names(sub)
+    return names

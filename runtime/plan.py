@@ -99,8 +99,8 @@ def toposort(model: onnx.ModelProto) -> list[OnnxNode]:
     """The graph's nodes, producers first, stable with respect to file order (graph.toposort's
     Kahn sort); GraphError naming the nodes on a cycle."""
     nodes = [OnnxNode.from_proto(n) for n in model.graph.node]
-    names, ops = [n.name for n in nodes], [n.op_type for n in nodes]
-    return [nodes[i] for i in topological_order(node_index(nodes), names, ops)]
+    order = topological_order(node_index(nodes), lambda i: (nodes[i].name, nodes[i].op_type))
+    return [nodes[i] for i in order]
 
 
 def decide_roles(model: onnx.ModelProto, nodes: list[OnnxNode]) -> dict[str, Role]:

@@ -34,7 +34,6 @@ def test_index_counts_every_input_slot_and_skips_empty_names():
     index = GraphIndex([["x", "x"], ["", "a"]], [["a"], ["b", ""]])
     assert index.producer == {"a": 0, "b": 1}
     assert dict(index.consumers) == {"x": [0, 0], "a": [1]}
-    assert index.dependencies(1) == {0}
 
 
 def test_ir_runtime_and_diff_read_the_same_graph_alike():
