@@ -30,8 +30,7 @@ from qdqforge.front.analysis.auto_calibration_report import prefixed, write_repo
 from qdqforge.front.analysis.auto_calibration_trial import PtqTrials, TrialResult
 from qdqforge.front.analysis.layer_sensitivity import float_graph, layer_cosines, rank_by_cosine
 from qdqforge.front.config.jsonio import read_json
-from qdqforge.front.entry.inputs import normalize_input_data
-from qdqforge.front.entry.model_dtype import refuse_non_float32
+from qdqforge.front.entry.prelude import checked_inputs
 from qdqforge.front.export.io_names import check_io_names
 from qdqforge.front.record.file import read_record
 from qdqforge.front.save.roles import save_outputs
@@ -98,7 +97,7 @@ def accuracy_based_auto_calibration(
             "save_dir report": prefixed(save_dir, "auto_calibration.json"),
         },
     )
-    refuse_non_float32(model, normalize_input_data(input_data), "accuracy_based_auto_calibration")
+    checked_inputs("accuracy_based_auto_calibration", model, input_data)  # trials export later
     tree = read_json(config_file)
     original = model_evaluator.evaluate(model)
     names = {"input_names": input_names, "output_names": output_names}

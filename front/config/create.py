@@ -1,10 +1,12 @@
 """``create_quant_config`` and ``create_quant_retrain_config``: AMCT's config writers.
 
-Both export the model once to find its quantizable layers (:mod:`.layers`), turn either the
-function arguments or the ``.cfg`` (``config_defination``) into a config, validate it and write
-the JSON atomically. As in AMCT, a ``.cfg`` makes ``skip_layers``, ``batch_num`` and
-``activation_offset`` arguments irrelevant (logged when they were set). Without a ``.cfg``,
-grouped ConvTranspose weights default to per tensor (:mod:`.grouped_transpose`).
+Both run the entry prelude (:mod:`qdqforge.front.entry.prelude`: a float64/float16/bfloat16
+model or input is refused, as by every call that takes a model), which exports the model once to
+find its quantizable layers (:mod:`.layers`); then either the function arguments or the ``.cfg``
+(``config_defination``) become a config, validated and written as JSON atomically. As in AMCT, a
+``.cfg`` makes ``skip_layers``, ``batch_num`` and ``activation_offset`` arguments irrelevant
+(logged when they were set). Without a ``.cfg``, grouped ConvTranspose weights default to per
+tensor (:mod:`.grouped_transpose`).
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ def create_quant_config(
 
     Raises:
         ConfigError: invalid arguments or ``.cfg`` (every violation listed).
+        InputDataError: ``input_data`` is not a tensor or a tuple of tensors.
+        ModelError: a float64/float16/bfloat16 parameter, buffer or input (entry/model_dtype.py).
         ExportError: the model cannot be exported.
         OutputError: ``config_file`` cannot be written, or is ``config_defination``.
     """
@@ -63,7 +67,7 @@ def create_quant_config(
     else:
         cfg = _args_cfg(skip_layers, batch_num, activation_offset)
         source = "create_quant_config arguments"
-    layers = _layers(model, input_data)  # after the cheap checks: exporting takes seconds
+    layers = _layers("create_quant_config", model, input_data)  # after the cheap checks
     config = build_quant_config(cfg, layers, source)
     if config_defination is None:
         config = per_tensor_defaults(config, model)
@@ -82,6 +86,8 @@ def create_quant_retrain_config(config_file, model, input_data, config_definatio
 
     Raises:
         ConfigError: invalid ``.cfg`` (every violation listed).
+        InputDataError: ``input_data`` is not a tensor or a tuple of tensors.
+        ModelError: a float64/float16/bfloat16 parameter, buffer or input (entry/model_dtype.py).
         ExportError: the model cannot be exported.
         OutputError: ``config_file`` cannot be written, or is ``config_defination``.
     """
@@ -95,7 +101,7 @@ def create_quant_retrain_config(config_file, model, input_data, config_definatio
         source = os.fspath(config_defination)
     else:
         cfg, source = message_class("AMCTRetrainConfig")(), "defaults"
-    layers = _layers(model, input_data)
+    layers = _layers("create_quant_retrain_config", model, input_data)
     config = build_retrain_config(cfg, layers, source)
     if config_defination is None:
         config = per_tensor_defaults(config, model)
@@ -103,10 +109,11 @@ def create_quant_retrain_config(config_file, model, input_data, config_definatio
     log.info("wrote QAT config %s", config_file)
 
 
-def _layers(model, input_data):
-    from qdqforge.front.config.layers import find_quant_layers  # imports torch: only when needed
+def _layers(api: str, model, input_data):
+    """The model's quantizable layers (the entry prelude: exporting takes seconds)."""
+    from qdqforge.front.entry.prelude import run_prelude  # imports torch: only when needed
 
-    return find_quant_layers(model, input_data)
+    return run_prelude(api, model, input_data).layers
 
 
 def read_cfg(path, message: str):

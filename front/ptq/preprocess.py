@@ -1,9 +1,11 @@
 """``quantize_preprocess``: the DMQ statistics step of AMCT's PTQ flow (spec §1, §1a, §4.4).
 
-export -> canonicalize -> fold_bn (``do_fusion``, minus ``skip_fusion_layers``) -> dmq_observe
--> reimport. The returned module computes what the original model computes; every forward also
-updates each DMQ layer's running ``max |X|`` and then rewrites the record file atomically with
-every layer's ``tensor_balance_factor``. Unlike AMCT, any number of forwards is fine.
+entry prelude (:mod:`qdqforge.front.entry.prelude`: checks, export, config) -> the
+``dmq_statistics`` recipe (:mod:`qdqforge.front.recipes`: canonicalize -> fold_bn (``do_fusion``,
+minus ``skip_fusion_layers``) -> dmq_observe) -> reimport. The returned module computes what the
+original model computes; every forward also updates each DMQ layer's running ``max |X|`` and
+then rewrites the record file atomically with every layer's ``tensor_balance_factor``. Unlike
+AMCT, any number of forwards is fine.
 """
 
 from __future__ import annotations
@@ -15,18 +17,14 @@ import os
 from torch import nn
 
 from qdqforge.errors import ConfigError
-from qdqforge.front.config.layers import quant_layers_from_graph
 from qdqforge.front.config.ptq import QuantConfig
 from qdqforge.front.config.ptq_load import load_quant_config
 from qdqforge.front.entry.input_guard import guard_inputs
-from qdqforge.front.entry.inputs import normalize_input_data
-from qdqforge.front.entry.model_dtype import refuse_non_float32
-from qdqforge.front.export.to_onnx import export
+from qdqforge.front.entry.prelude import run_prelude
+from qdqforge.front.recipes import dmq_statistics
 from qdqforge.front.record.file import LayerRecord, read_record, write_record
 from qdqforge.graph import io
 from qdqforge.graph.path_roles import check_roles
-from qdqforge.passes.infra.base import PassContext
-from qdqforge.passes.infra.pipeline import run_pipeline
 from qdqforge.runtime import reimport
 from qdqforge.runtime.converters.qdqforge_observers import DmqObserverOp
 
@@ -48,7 +46,7 @@ def quantize_preprocess(
         A torch module with the model's outputs.
 
     Raises:
-        ModelError: a float64/float16/bfloat16 parameter, buffer or input (front/model_dtype.py).
+        ModelError: a float64/float16/bfloat16 parameter, buffer or input (entry/model_dtype.py).
         ConfigError: invalid config, or no enabled layer has ``dmq_balancer_param``.
         OutputError: ``record_file`` is ``config_file`` (or cannot be written).
     """
@@ -57,15 +55,12 @@ def quantize_preprocess(
         inputs={"config_file": config_file},
         outputs={"record_file": record_file},
     )
-    input_data = normalize_input_data(input_data)
-    refuse_non_float32(model, input_data, "quantize_preprocess")
-    proto = export(model, input_data)
-    config = load_quant_config(config_file, quant_layers_from_graph(model, proto))
-    _require_dmq(config, config_file)
-    graph = run_pipeline(proto, _passes(config), ctx=_context(config)).graph
+    entry = run_prelude("quantize_preprocess", model, input_data, config_file, load_quant_config)
+    _require_dmq(entry.config, config_file)
+    graph = dmq_statistics(entry.config).run(entry.proto)
     module = reimport(io.to_proto(graph)).train(model.training)  # dropout etc. as the user's
     write_record(record_file, {})
-    guard_inputs(module, input_data)
+    guard_inputs(module, entry.inputs)
     module.register_forward_hook(_RecordWriter(record_file))
     return module
 
@@ -76,16 +71,6 @@ def _require_dmq(config: QuantConfig, source) -> None:
             f"{os.fspath(source)}: quantize_preprocess needs at least one enabled layer with "
             "'dmq_balancer_param' (set it through a .cfg given to create_quant_config)"
         )
-
-
-def _passes(config: QuantConfig) -> tuple[str, ...]:
-    fusion = ("fold_bn",) if config.do_fusion else ()
-    return ("canonicalize", *fusion, "dmq_observe")
-
-
-def _context(config: QuantConfig) -> PassContext:
-    options = {"fold_bn": {"skip_layers": list(config.skip_fusion_layers)}}
-    return PassContext(config=config, options=options)
 
 
 def _observers(module: nn.Module) -> list[DmqObserverOp]:

@@ -1,11 +1,13 @@
 """``quantize_model``: the calibration step of AMCT's PTQ flow (spec §1, §4.1-4.4).
 
-export -> canonicalize -> fold_bn (``do_fusion``) -> apply_balance (recorded DMQ factors) ->
-arq_weights; that graph is the modified ONNX file (BN folded, balance Muls, ARQ weights), and
-``scale_w``/``offset_w`` go into the record at once. Then act_observe -> reimport: the returned
-module runs the modified model with float activations; after ``batch_num`` forwards each
-layer's ``scale_d``/``offset_d`` (IFMR or HFMG on the balanced input) are in the record
-(:mod:`qdqforge.front.ptq.calibration`) and later forwards are fake-quantized on that grid.
+entry prelude (:mod:`qdqforge.front.entry.prelude`) -> the ``ptq_modified_graph`` recipe
+(:mod:`qdqforge.front.recipes`: canonicalize -> fold_bn (``do_fusion``) -> apply_balance
+(recorded DMQ factors) -> arq_weights); that graph is the modified ONNX file (BN folded, balance
+Muls, ARQ weights), and ``scale_w``/``offset_w`` go into the record at once. Then the
+``calibration`` recipe (act_observe) -> reimport: the returned module runs the modified model
+with float activations; after ``batch_num`` forwards each layer's ``scale_d``/``offset_d`` (IFMR
+or HFMG on the balanced input) are in the record (:mod:`qdqforge.front.ptq.calibration`) and
+later forwards are fake-quantized on that grid.
 Layers with ``wts_algo: "ada_quantize"`` start on ARQ's weights; their inputs are gathered during
 those forwards and AdaRound rewrites their weights (module and modified ONNX) before the scales
 are written (:mod:`qdqforge.front.ptq.adaround`).
@@ -22,27 +24,22 @@ from torch import nn
 from qdqforge.errors import ConfigError
 from qdqforge.front.config.enabled import require_enabled
 from qdqforge.front.config.grouped_transpose import refuse_channel_wise
-from qdqforge.front.config.layers import quant_layers_from_graph
 from qdqforge.front.config.ptq import QuantConfig
 from qdqforge.front.config.ptq_load import load_quant_config
 from qdqforge.front.entry.example_inputs import inputs_path, save_example_inputs
 from qdqforge.front.entry.input_guard import guard_inputs
-from qdqforge.front.entry.inputs import normalize_input_data
-from qdqforge.front.entry.model_dtype import refuse_non_float32
+from qdqforge.front.entry.prelude import run_prelude
 from qdqforge.front.export.io_names import check_io_names, rename_io
-from qdqforge.front.export.to_onnx import export
 from qdqforge.front.ptq.ada_sites import ada_layers
 from qdqforge.front.ptq.adaround import AdaRoundStep
 from qdqforge.front.ptq.calibration import CalibrationRecorder
-from qdqforge.front.record.dmq_factors import dmq_layers, recorded_balance_factors
+from qdqforge.front.recipes import calibration, ptq_modified_graph, recorded_factors
 from qdqforge.front.record.file import read_record, update_records
 from qdqforge.graph import io
 from qdqforge.graph.detached import materialize, to_proto_detached
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes.grids.weight_grid import weight_type_field
-from qdqforge.passes.infra.base import PassContext
-from qdqforge.passes.infra.pipeline import run_pipeline
 from qdqforge.runtime import reimport
 from qdqforge.runtime.converters.qdqforge_observers import share_observers
 
@@ -79,7 +76,7 @@ def quantize_model(
         The calibration module (outputs as the modified ONNX's).
 
     Raises:
-        ModelError: a float64/float16/bfloat16 parameter, buffer or input (front/model_dtype.py).
+        ModelError: a float64/float16/bfloat16 parameter, buffer or input (entry/model_dtype.py).
         ConfigError: invalid config or arguments.
         RecordError: DMQ layers without recorded factors.
         OutputError: ``modified_onnx_file``, ``record_file`` and the config are not three
@@ -98,23 +95,23 @@ def quantize_model(
         },
     )
     check_io_names(input_names, output_names, "quantize_model")
-    inputs = normalize_input_data(input_data)  # None too: an InputDataError
-    refuse_non_float32(model, inputs, "quantize_model")
-    proto = export(model, inputs)
-    layers = quant_layers_from_graph(model, proto)
-    config = load_quant_config(config_file, layers)
-    require_enabled(config, layers, config_file, "quant_enable", "quantize_model")
+    # input_data None too: an InputDataError
+    entry = run_prelude("quantize_model", model, input_data, config_file, load_quant_config)
+    config, inputs = entry.config, entry.inputs
+    require_enabled(config, entry.layers, config_file, "quant_enable", "quantize_model")
     refuse_channel_wise(config, model)
-    ctx = modified_context(config, record_file)
-    graph = run_pipeline(proto, modified_passes(config), ctx=ctx).graph
+    modified = ptq_modified_graph(config, recorded_factors(config, record_file))
+    graph = modified.run(entry.proto)
     materialize(graph)  # the graph no longer refers into the exported proto: it can go
-    del proto
-    ada = ada_layers(graph, config, ctx.state)  # a layer AdaRound cannot take fails here
+    del entry  # and the exported proto with it
+    ada = ada_layers(
+        graph, config, modified.context.arq_weights
+    )  # a layer AdaRound cannot take fails
     rename_io(graph, input_names, output_names, "quantize_model")
     io.save(graph, onnx_file)
     save_example_inputs(onnx_file, inputs)  # for save_model's sim = deploy check
-    own_scale_w = _record_weight_scales(record_file, ctx.state["scale_w"], config)
-    observed = run_pipeline(graph, ("act_observe",), ctx=PassContext(config=config)).graph
+    own_scale_w = _record_weight_scales(record_file, modified.context.arq_weights.scale_w, config)
+    observed = calibration(config).run(graph)
     del graph
     module = guard_inputs(_reimport_shared(observed).train(model.training), inputs)
     share_observers(module)  # one pass per observed tensor (q/k/v, conv + downsample)
@@ -137,22 +134,6 @@ def _onnx_path(misspelt, correct) -> str | os.PathLike:
     if (misspelt is None) == (correct is None):
         raise ConfigError("give exactly one of modfied_onnx_file / modified_onnx_file")
     return misspelt if correct is None else correct
-
-
-def modified_passes(config: QuantConfig) -> tuple[str, ...]:
-    """The passes from the exported graph to the modified ONNX (the float graph before ARQ)."""
-    fusion = ("fold_bn",) if config.do_fusion else ()
-    return ("canonicalize", *fusion, "apply_balance", "arq_weights")
-
-
-def modified_context(config: QuantConfig, record_file) -> PassContext:
-    """Their options: BN fusion skips and the recorded DMQ balance factors."""
-    factors = recorded_balance_factors(record_file, config) if dmq_layers(config) else {}
-    options = {
-        "fold_bn": {"skip_layers": list(config.skip_fusion_layers)},
-        "apply_balance": {"factors": factors},
-    }
-    return PassContext(config=config, options=options)
 
 
 def _record_weight_scales(record_file, scales: dict, config: QuantConfig) -> dict[str, list]:

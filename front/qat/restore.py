@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from qdqforge.errors import CheckpointError
-from qdqforge.front.qat.retrain_model import create_quant_retrain_model
+from qdqforge.front.qat.retrain_model import build_retrain_model
 from qdqforge.graph.path_roles import check_roles
 
 QAT_PARTS = (".act_quant.", ".weight_quant.", ".search_n.")
@@ -51,6 +51,8 @@ def restore_quant_retrain_model(
         CheckpointError: unreadable file, missing ``state_dict_name``, or a state dict that
             does not match the model built from ``config_file`` (first differing layer named).
         OutputError: ``record_file`` is the config or the checkpoint.
+        ModelError, ConfigError, InputDataError, ExportError: as ``create_quant_retrain_model``
+            (named ``restore_quant_retrain_model``).
     """
     check_roles(
         "restore_quant_retrain_model",
@@ -58,7 +60,8 @@ def restore_quant_retrain_model(
         outputs={"record_file": record_file},
     )
     state = _strip_ddp_prefix(_read_state(pth_file, state_dict_name))  # fail before exporting
-    qat = create_quant_retrain_model(config_file, model, record_file, input_data)
+    api = "restore_quant_retrain_model"
+    qat = build_retrain_model(api, config_file, model, record_file, input_data)
     mismatch = first_mismatch(qat.state_dict(), state)
     if mismatch is not None:
         raise CheckpointError(

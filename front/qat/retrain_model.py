@@ -1,10 +1,12 @@
 """``create_quant_retrain_model``: AMCT's quantization-aware training entry point (spec §4.5-4.6).
 
-export (BatchNormalization and Dropout kept) -> canonicalize -> qat_act_quant (ULQ on each
-``retrain_enable`` layer's input) -> qat_weight_quant (arq_retrain / ulq_retrain on its weight)
--> qat_search_n (search-N statistics after the layer, after its BN when one follows) ->
-reimport. The returned module trains with any optimizer: BN keeps batch statistics in
-``train()`` and updates its running stats; it is folded only when saving (spec §4.6).
+entry prelude (:mod:`qdqforge.front.entry.prelude`; the export keeps BatchNormalization and
+Dropout) -> the ``qat_training`` recipe (:mod:`qdqforge.front.recipes`): canonicalize ->
+qat_act_quant (ULQ on each ``retrain_enable`` layer's input) -> qat_weight_quant (arq_retrain /
+ulq_retrain on its weight) -> qat_search_n (search-N statistics after the layer, after its BN
+when one follows) -> reimport. The returned module trains with any optimizer: BN keeps batch
+statistics in ``train()`` and updates its running stats; it is folded only when saving
+(spec §4.6).
 
 Learnable quantization parameters are named ``<layer>.act_quant.clip_max``,
 ``<layer>.act_quant.clip_min`` and ``<layer>.weight_quant.scale_log_ratio`` (``ulq_retrain``);
@@ -22,23 +24,18 @@ from torch import nn
 from qdqforge.errors import ConfigError
 from qdqforge.front.config.enabled import require_enabled
 from qdqforge.front.config.grouped_transpose import refuse_channel_wise
-from qdqforge.front.config.layers import quant_layers_from_graph
 from qdqforge.front.config.qat_load import load_retrain_config
 from qdqforge.front.entry.input_guard import guard_inputs
-from qdqforge.front.entry.inputs import normalize_input_data
-from qdqforge.front.entry.model_dtype import refuse_non_float32
-from qdqforge.front.export.to_onnx import export
+from qdqforge.front.entry.prelude import run_prelude
 from qdqforge.front.qat.carried_graph import attach_graph
+from qdqforge.front.recipes import qat_training
 from qdqforge.front.record.file import write_record
 from qdqforge.graph.detached import materialize, to_proto_detached
 from qdqforge.graph.path_roles import check_roles
-from qdqforge.passes.infra.base import PassContext
-from qdqforge.passes.infra.pipeline import run_pipeline
 from qdqforge.runtime import reimport
 
 log = logging.getLogger(__name__)
 
-QAT_PASSES = ("canonicalize", "qat_act_quant", "qat_weight_quant", "qat_search_n")
 QUANT_MODULES = (".act_quant.", ".weight_quant.")
 
 
@@ -63,30 +60,31 @@ def create_quant_retrain_model(
         ``batch_num`` forwards.
 
     Raises:
-        ModelError: a float64/float16/bfloat16 parameter, buffer or input (front/model_dtype.py).
+        ModelError: a float64/float16/bfloat16 parameter, buffer or input (entry/model_dtype.py).
         ConfigError: invalid config, or no layer has ``retrain_enable``.
         InputDataError: ``input_data`` is not a tensor or a tuple of tensors.
         ExportError: the model cannot be exported.
         RecordError: ``record_file`` cannot be written.
         OutputError: ``record_file`` is ``config_file``.
     """
+    api = "create_quant_retrain_model"
+    return build_retrain_model(api, config_file, model, record_file, input_data)
+
+
+def build_retrain_model(
+    api: str, config_file, model: nn.Module, record_file, input_data
+) -> nn.Module:
+    """:func:`create_quant_retrain_model`, its errors naming the public call ``api``."""
     if not isinstance(model, nn.Module):
         raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    check_roles(
-        "create_quant_retrain_model",
-        inputs={"config_file": config_file},
-        outputs={"record_file": record_file},
-    )
-    inputs = normalize_input_data(input_data)
-    refuse_non_float32(model, inputs, "create_quant_retrain_model")
-    proto = export(model, inputs)
-    layers = quant_layers_from_graph(model, proto)
-    config = load_retrain_config(config_file, layers)
-    require_enabled(config, layers, config_file, "retrain_enable", "create_quant_retrain_model")
+    check_roles(api, inputs={"config_file": config_file}, outputs={"record_file": record_file})
+    entry = run_prelude(api, model, input_data, config_file, load_retrain_config)
+    config, inputs = entry.config, entry.inputs
+    require_enabled(config, entry.layers, config_file, "retrain_enable", api)
     refuse_channel_wise(config, model)
-    graph = run_pipeline(proto, QAT_PASSES, ctx=PassContext(config=config)).graph
+    graph = qat_training(config).run(entry.proto)
     materialize(graph)  # the graph no longer refers into the exported proto: it can go
-    del proto
+    del entry  # and the exported proto with it
     qat_proto, tensors = to_proto_detached(graph)  # the module takes the graph's arrays
     del graph
     module = guard_inputs(reimport(qat_proto, tensors=tensors).train(model.training), inputs)

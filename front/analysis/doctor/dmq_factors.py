@@ -1,7 +1,8 @@
 """The DMQ balance factors the doctor applies: the record's, else measured on ``input_data``.
 
-Measuring is ``quantize_preprocess``'s graph (canonicalize -> fold_bn -> dmq_observe ->
-reimport) run once on ``input_data``: ``s_j = a_j^alpha / w_j^(1 - alpha)`` with ``a_j`` the
+Measuring is ``quantize_preprocess``'s graph (the ``dmq_statistics`` recipe of
+:mod:`qdqforge.front.recipes`: canonicalize -> fold_bn -> dmq_observe; reimported) run once on
+``input_data``: ``s_j = a_j^alpha / w_j^(1 - alpha)`` with ``a_j`` the
 batch's ``max |X|`` per input channel (``kernels.dmq``, spec §4.4).
 """
 
@@ -13,11 +14,10 @@ import onnx
 import torch
 
 from qdqforge.front.config.ptq import QuantConfig
+from qdqforge.front.recipes import dmq_statistics
 from qdqforge.front.record.dmq_factors import dmq_layers
 from qdqforge.front.record.file import LayerRecord
 from qdqforge.graph import io
-from qdqforge.passes.infra.base import PassContext
-from qdqforge.passes.infra.pipeline import run_pipeline
 from qdqforge.runtime import reimport
 from qdqforge.runtime.converters.qdqforge_observers import DmqObserverOp
 
@@ -44,11 +44,7 @@ def measure_balance_factors(
     proto: onnx.ModelProto, inputs: tuple, config: QuantConfig
 ) -> dict[str, tuple[float, ...]]:
     """Factors of every enabled DMQ layer from one forward of ``inputs`` (module docstring)."""
-    fusion = ("fold_bn",) if config.do_fusion else ()
-    ctx = PassContext(
-        config=config, options={"fold_bn": {"skip_layers": list(config.skip_fusion_layers)}}
-    )
-    graph = run_pipeline(proto, ("canonicalize", *fusion, "dmq_observe"), ctx=ctx).graph
+    graph = dmq_statistics(config).run(proto)
     module = reimport(io.to_proto(graph)).eval()
     with torch.no_grad():
         module(*inputs)

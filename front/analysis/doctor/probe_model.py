@@ -1,7 +1,9 @@
 """The doctor's instrumented model: the PTQ float graph, reimported once, with per-layer switches.
 
-    export -> canonicalize -> fold_bn (do_fusion) -> apply_balance (DMQ factors) -> act_observe
-    -> reimport -> one float forward (IFMR/HFMG calibrate every layer on ``input_data``)
+    ptq_float_graph recipe (front/recipes.py: canonicalize -> fold_bn (do_fusion) ->
+    apply_balance (DMQ factors))
+    -> calibration recipe (act_observe) -> reimport
+    -> one float forward (IFMR/HFMG calibrate every layer on ``input_data``)
     -> each ActObserverOp swapped for an ActivationProbe; each weight gets a WeightSwitch (ARQ)
 
 This is the graph ``quantize_model`` builds, minus the ARQ weights written into it, so any mix
@@ -26,17 +28,16 @@ import torch
 
 from qdqforge.errors import ConfigError
 from qdqforge.front.analysis.doctor.dmq_factors import balance_factors_for
-from qdqforge.front.analysis.doctor.fidelity import flatten_outputs
 from qdqforge.front.analysis.doctor.probes import ActivationProbe, WeightSwitch
+from qdqforge.front.analysis.sensitivity_metrics import flatten_outputs
 from qdqforge.front.config.ptq import QuantConfig
+from qdqforge.front.recipes import calibration, ptq_float_graph
 from qdqforge.front.record.file import LayerRecord
 from qdqforge.graph import io
 from qdqforge.graph.activation_matmul import activation_matmul_site
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import WEIGHT_AXIS, LayerSite, layer_site
 from qdqforge.passes.grids.act_grid import act_bits
-from qdqforge.passes.infra.base import PassContext
-from qdqforge.passes.infra.pipeline import run_pipeline
 from qdqforge.runtime import ReimportedModule, reimport
 from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
 from qdqforge.runtime.kernels.arq import arq_quantize
@@ -94,15 +95,9 @@ def build_probe_model(
     """
     calib = dataclasses.replace(config, batch_num=1)
     factors = balance_factors_for(proto, inputs, calib, records)
-    fusion = ("fold_bn",) if config.do_fusion else ()
-    options = {
-        "fold_bn": {"skip_layers": list(config.skip_fusion_layers)},
-        "apply_balance": {"factors": factors},
-    }
-    ctx = PassContext(config=calib, options=options)
-    graph = run_pipeline(proto, ("canonicalize", *fusion, "apply_balance"), ctx=ctx).graph
+    graph = ptq_float_graph(calib, factors).run(proto)
     sites = _sites(graph, config)
-    observed = run_pipeline(graph, ("act_observe",), ctx=PassContext(config=calib)).graph
+    observed = calibration(calib).run(graph)
     module = reimport(io.to_proto(observed)).eval()
     with torch.no_grad():
         module(*inputs)  # the observers calibrate on this float forward (batch_num=1)

@@ -1,8 +1,12 @@
-"""float64, float16 and bfloat16 models and inputs are refused up front by the calls whose results
-end as quantized ONNX models (front/model_dtype.py): a ModelError naming the tensor and its type,
-before any export or file write. Integer inputs (token ids) pass."""
+"""float64, float16 and bfloat16 models and inputs are refused up front by every public call that
+takes a model to quantize (front/entry/model_dtype.py), all through the one entry prelude
+(front/entry/prelude.py): a ModelError naming the call, the tensor and its type, before any
+export or file write. Integer inputs (token ids) pass."""
 
 from __future__ import annotations
+
+import inspect
+from pathlib import Path
 
 import pytest
 import torch
@@ -31,6 +35,10 @@ class NeverCalled:
 
 
 CALLS = {
+    "create_quant_config": lambda d, m, x: qdqforge.create_quant_config(str(d / "c2.json"), m, x),
+    "create_quant_retrain_config": lambda d, m, x: qdqforge.create_quant_retrain_config(
+        str(d / "q2.json"), m, x
+    ),
     "quantize_preprocess": lambda d, m, x: qdqforge.quantize_preprocess(
         str(d / "c.json"), str(d / "r.txt"), m, x
     ),
@@ -40,29 +48,68 @@ CALLS = {
     "create_quant_retrain_model": lambda d, m, x: qdqforge.create_quant_retrain_model(
         str(d / "c.json"), m, str(d / "r.txt"), x
     ),
+    "restore_quant_retrain_model": lambda d, m, x: qdqforge.restore_quant_retrain_model(
+        str(d / "c.json"), m, str(d / "r.txt"), x, str(d / "ckpt.pth")
+    ),
     "analyze": lambda d, m, x: qdqforge.analyze(str(d / "c.json"), m, x),
     "accuracy_based_auto_calibration": lambda d, m, x: qdqforge.accuracy_based_auto_calibration(
         m, NeverCalled(), str(d / "c.json"), str(d / "r.txt"), str(d / "out"), x
     ),
 }
+# Public calls with a ``model`` parameter that are not quantization entry points: ``export`` is
+# the engine's building block (any float type exports), ``rewrite`` and ``reimport`` take an
+# ONNX model, the last two the QAT module create_quant_retrain_model returned.
+NOT_ENTRY_POINTS = {"export", "rewrite", "reimport", "save_quant_retrain_model", "freeze_bn_stats"}
+WRITTEN_BEFORE = ["c.json", "ckpt.pth"]
+
+
+def write_inputs(folder: Path, model: nn.Module, x: torch.Tensor) -> None:
+    """A valid float32 PTQ config and an (empty) QAT checkpoint, the files the calls read."""
+    qdqforge.create_quant_config(str(folder / "c.json"), model, x)
+    torch.save({}, folder / "ckpt.pth")
+
+
+def raised_in_prelude(caught: pytest.ExceptionInfo) -> bool:
+    """The error came through front/entry/prelude.py (the one definition of the checks)."""
+    files = [Path(entry.path).as_posix() for entry in caught.traceback]
+    return any(file.endswith("front/entry/prelude.py") for file in files)
+
+
+def test_every_public_call_taking_a_model_is_checked():
+    public = {name for name in dir(qdqforge) if not name.startswith("_")}
+    takes_model = {
+        name
+        for name in public
+        if callable(getattr(qdqforge, name)) and "model" in _parameters(getattr(qdqforge, name))
+    }
+    assert takes_model - NOT_ENTRY_POINTS == set(CALLS)
+
+
+def _parameters(function) -> list[str]:
+    try:
+        return list(inspect.signature(function).parameters)
+    except (TypeError, ValueError):  # classes and builtins without a signature
+        return []
 
 
 @pytest.mark.parametrize("api", list(CALLS))
 def test_float64_model_is_refused(tmp_path, api):
     model, x = small_model(), torch.randn(2, 3, 6, 6)
-    qdqforge.create_quant_config(str(tmp_path / "c.json"), model, x)  # a valid float32 config
-    with pytest.raises(ModelError, match=rf"{api}: '0.weight' is float64"):
+    write_inputs(tmp_path, model, x)
+    with pytest.raises(ModelError, match=rf"{api}: '0.weight' is float64") as caught:
         CALLS[api](tmp_path, model.double(), x.double())
-    with pytest.raises(ModelError, match=r"'input_data\[0\]' is float64"):
+    assert raised_in_prelude(caught)
+    with pytest.raises(ModelError, match=r"'input_data\[0\]' is float64") as caught:
         CALLS[api](tmp_path, small_model(), x.double())
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json"]  # nothing written
+    assert raised_in_prelude(caught)
+    assert sorted(p.name for p in tmp_path.iterdir()) == WRITTEN_BEFORE  # nothing written
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["float16", "bfloat16"])
 @pytest.mark.parametrize("api", list(CALLS))
 def test_half_precision_model_is_refused(tmp_path, api, dtype):
     model, x = small_model(), torch.randn(2, 3, 6, 6)
-    qdqforge.create_quant_config(str(tmp_path / "c.json"), model, x)
+    write_inputs(tmp_path, model, x)
     name = str(dtype).removeprefix("torch.")
     with pytest.raises(ModelError, match=rf"{api}: '0.weight' is {name}; .*model.float\(\)"):
         CALLS[api](tmp_path, small_model().to(dtype), x.to(dtype))
@@ -70,9 +117,10 @@ def test_half_precision_model_is_refused(tmp_path, api, dtype):
         CALLS[api](tmp_path, small_model(), x.to(dtype))
     half_buffer = small_model()
     half_buffer.register_buffer("table", torch.zeros(3, dtype=dtype))
-    with pytest.raises(ModelError, match=rf"'table' is {name}"):
+    with pytest.raises(ModelError, match=rf"'table' is {name}") as caught:
         CALLS[api](tmp_path, half_buffer, x)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.json"]  # nothing written
+    assert raised_in_prelude(caught)
+    assert sorted(p.name for p in tmp_path.iterdir()) == WRITTEN_BEFORE  # nothing written
 
 
 class Embedder(nn.Module):
