@@ -37,7 +37,7 @@ SMOKE_CASES = {name: ((4, 8, 6, 6), nbytes) for name, (_, nbytes) in GPU_CASES.i
 
 def quantizer(name: str, x: torch.Tensor):
     """``(fused forward, reference forward, leaves)`` of one quantizer on ``x``."""
-    from qdqforge.runtime.kernels import ulq, ulq_fused
+    from qdqforge.runtime.kernels import ulq, ulq_fused, ulq_weight
 
     w = x.detach().requires_grad_()
     m = w.reshape(w.shape[0], -1)
@@ -47,10 +47,10 @@ def quantizer(name: str, x: torch.Tensor):
         return fused, partial(ulq.UlqActFakeQuant.apply, w, *clips, 8, torch.round), [w, *clips]
     if name == "arq_retrain":
         fused = partial(ulq_fused.FusedArqRetrainFakeQuant.apply, m, 8, True)
-        return fused, partial(ulq.ArqRetrainFakeQuant.apply, m, 8, True, torch.round), [w]
-    s = ulq.ulq_weight_init(m.detach()).requires_grad_()
+        return fused, partial(ulq_weight.ArqRetrainFakeQuant.apply, m, 8, True, torch.round), [w]
+    s = ulq_weight.ulq_weight_init(m.detach()).requires_grad_()
     fused = partial(ulq_fused.FusedUlqWeightFakeQuant.apply, m, s, 8, 1e-3)
-    return fused, partial(ulq.UlqWeightFakeQuant.apply, m, s, 8, 1e-3, torch.round), [w, s]
+    return fused, partial(ulq_weight.UlqWeightFakeQuant.apply, m, s, 8, 1e-3, torch.round), [w, s]
 
 
 def backward(forward, grad: torch.Tensor) -> torch.Tensor:

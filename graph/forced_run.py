@@ -23,6 +23,7 @@ import numpy as np
 import onnx
 
 from qdqforge.graph import numerics
+from qdqforge.graph.exposed_run import expose
 
 COMPUTED = ".computed"
 
@@ -48,8 +49,7 @@ def forced_model(
         onnx.helper.make_tensor_value_info(n, onnx.helper.np_dtype_to_tensor_dtype(dtypes[n]), None)
         for n in names
     )
-    forced.graph.output.extend(onnx.ValueInfoProto(name=n + COMPUTED) for n in names)
-    return forced
+    return expose(forced, [n + COMPUTED for n in names])
 
 
 def forced_run(

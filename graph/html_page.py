@@ -1,16 +1,23 @@
 """One self-contained offline HTML page: a packaged template with JSON embedded in a script tag.
 
-Shared by the graph diff viewer and the doctor report. Inside ``<script>`` only ``</script`` or
-``<!--`` can end the data early; escaping every ``<``, ``>`` and ``&`` as ``\\u`` escapes keeps
-the JSON valid and the tag closed.
+Shared by the graph diff viewer and the doctor report: rendering, writing (atomically, refusing a
+directory with the caller's error type) and reading the data back. Inside ``<script>`` only
+``</script`` or ``<!--`` can end the data early; escaping every ``<``, ``>`` and ``&`` as ``\\u``
+escapes keeps the JSON valid and the tag closed.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import cache
 from importlib import resources
 from pathlib import Path
+
+from qdqforge.errors import QdqforgeError
+from qdqforge.graph.io import atomic_write_text
+
+log = logging.getLogger(__name__)
 
 _ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
 
@@ -36,3 +43,31 @@ def embedded_json(path: str | os.PathLike, data_tag: str) -> str | None:
     if start < 0 or end < 0:
         return None
     return text[start + len(data_tag) : end]
+
+
+def write_page(path: str | os.PathLike, page: str, what: str, error: type[QdqforgeError]) -> Path:
+    """Write ``page`` to ``path`` atomically (temp file, then rename); returns the path.
+
+    Raises:
+        ``error``: ``path`` is a directory (the message names ``what`` and the path).
+    """
+    target = Path(path)
+    if target.is_dir():
+        raise error(f"cannot write the {what} to {os.fspath(target)!r}: it is a directory")
+    atomic_write_text(target, page)
+    log.info("wrote %s %s", what, target)
+    return target
+
+
+def read_embedded(
+    path: str | os.PathLike, data_tag: str, what: str, error: type[QdqforgeError]
+) -> str:
+    """The JSON text embedded after ``data_tag`` in the page at ``path``.
+
+    Raises:
+        ``error``: the page holds no ``data_tag`` (the message names ``what`` and the path).
+    """
+    data = embedded_json(path, data_tag)
+    if data is None:
+        raise error(f"{os.fspath(path)!r} holds no embedded {what}")
+    return data

@@ -28,6 +28,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from qdqforge.graph import numerics
+from qdqforge.graph.exposed_run import run_exposed
 from qdqforge.graph.kernel_decompose import DECOMPOSE
 
 
@@ -74,17 +75,8 @@ def audit_kernels(
     constants = {i.name: numpy_helper.to_array(i) for i in optimized.graph.initializer}
     wanted = {t for n in nodes for t in [*n.input, n.output[0]] if t and t not in constants}
     values = dict(constants)
-    values.update(_run_exposed(optimized, sorted(wanted), feeds))
+    values.update(run_exposed(optimized, sorted(wanted), feeds))
     return [_check(node, values, float_rtol) for node in nodes]
-
-
-def _run_exposed(model: onnx.ModelProto, names: list[str], feeds) -> dict[str, np.ndarray]:
-    exposed = onnx.ModelProto()
-    exposed.CopyFrom(model)
-    present = {o.name for o in exposed.graph.output}
-    exposed.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in present)
-    outputs = [o.name for o in exposed.graph.output]
-    return dict(zip(outputs, numerics.run(exposed, feeds)))
 
 
 def _check(node: onnx.NodeProto, values: dict[str, np.ndarray], float_rtol: float) -> KernelCheck:

@@ -13,15 +13,21 @@ from qdqforge.graph.ir import Graph
 
 
 def session(model: onnx.ModelProto | Graph, *, optimize: bool = False) -> ort.InferenceSession:
-    """CPU session; graph optimizations off by default so results are bit-comparable."""
+    """CPU session; graph optimizations off by default (ORT_DISABLE_ALL) so results are
+    bit-comparable; ``optimize`` keeps onnxruntime's default level (ORT_ENABLE_ALL)."""
     from qdqforge.graph.io import to_proto
 
     proto = to_proto(model) if isinstance(model, Graph) else model
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
+    opts = _quiet_options()
     if not optimize:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     return ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def _quiet_options() -> ort.SessionOptions:
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3  # errors only: onnxruntime's warnings are not the user's
+    return opts
 
 
 def run(model: onnx.ModelProto | Graph, feeds: Mapping[str, np.ndarray]) -> list[np.ndarray]:
@@ -77,9 +83,7 @@ def error_in_lsb(a: np.ndarray, b: np.ndarray, scale: float) -> float:
 
 def default_session(model: onnx.ModelProto) -> ort.InferenceSession:
     """A session as ``ort.InferenceSession(path)`` makes it: CPU, every default optimization."""
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    return session(model, optimize=True)
 
 
 def optimized_graph(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -89,8 +93,7 @@ def optimized_graph(model: onnx.ModelProto) -> onnx.ModelProto:
     from pathlib import Path
 
     with tempfile.TemporaryDirectory(prefix="qdqforge-ort-") as tmp:
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
+        opts = _quiet_options()
         opts.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
         ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
         return onnx.load(opts.optimized_model_filepath)

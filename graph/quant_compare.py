@@ -3,8 +3,9 @@
 Every model ``save_model`` writes names each quantized activation alike, ``<layer>.quant.out``:
 a QuantizeLinear output (QDQ, deploy) or, in the fake-quant model, the output of the ``Clip``
 that bounds ``round(x / s) + o`` (integers held in float32). Running two models in onnxruntime
-with those tensors exposed as extra outputs gives, per tensor, how the integers differ. Float
-summation order flips a rounding now and then; on an int8 grid a flip is one step.
+with those tensors exposed as extra outputs (:mod:`.exposed_run`) gives, per tensor, how the
+integers differ. Float summation order flips a rounding now and then; on an int8 grid a flip is
+one step.
 
 Each tensor is read on its own grid: ``bits`` is its QuantizeLinear zero point's type, or the
 fake-quant Clip's lower bound (int8, or int16 for a layer calibrated with ``act_type`` INT16).
@@ -16,13 +17,13 @@ from half an int8 step on. ``max_steps`` stays in the tensor's own integers.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import onnx
 
-from qdqforge.graph import numerics
+from qdqforge.graph.exposed_run import run_exposed
 
 T = onnx.TensorProto
 GRID_BITS = {T.INT8: 8, T.UINT8: 8, T.INT16: 16, T.UINT16: 16}
@@ -104,23 +105,11 @@ def activation_bits(model: onnx.ModelProto) -> dict[str, int]:
     return bits
 
 
-def expose(model: onnx.ModelProto, names: Sequence[str], keep_outputs: bool) -> onnx.ModelProto:
-    """A copy of ``model`` with the integer tensors ``names`` as extra (or the only) outputs."""
-    exposed = onnx.ModelProto()
-    exposed.CopyFrom(model)
-    if not keep_outputs:
-        del exposed.graph.output[:]
-    present = {o.name for o in exposed.graph.output}
-    # Name-only outputs: onnxruntime takes each one's type and shape from its producer.
-    exposed.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in present)
-    return exposed
-
-
 def run_with_tensors(
     model: onnx.ModelProto, names: list[str], feeds: Mapping[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    """Values of the intermediate integer tensors ``names`` on ``feeds``."""
-    return dict(zip(names, numerics.run(expose(model, names, keep_outputs=False), feeds)))
+    """Values of the intermediate integer tensors ``names`` on ``feeds`` (optimizations off)."""
+    return run_exposed(model, names, feeds, keep_outputs=False)
 
 
 def grid_mismatch(

@@ -1,23 +1,56 @@
-"""Kahn topological sort with a clear cycle error.
+"""Kahn topological sort with a clear cycle error: one for the IR and the runtime's node list.
 
 gs's own toposort has reported false cycles and exponential cases; this one is linear in
-nodes + edges and names the nodes stuck in a cycle.
+nodes + edges and names the nodes stuck in a cycle. Stable: a node waits only for its producers,
+and nodes that become ready are taken in their original order (first in, first out)::
+
+    indegree[j] = |producers of j|;  ready = {j : indegree[j] = 0} in order
+    take i from ready; for every user j of i: indegree[j] -= 1, ready += j when it reaches 0
+    nodes never taken are on (or behind) a cycle -> GraphError naming them
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 import onnx_graphsurgeon as gs
 
 from qdqforge.errors import GraphError
+from qdqforge.graph.graph_index import GraphIndex
 from qdqforge.graph.ir import Graph
 
 
 def toposort(graph: Graph) -> None:
     """Reorder ``graph.gs.nodes`` so every producer precedes its consumers (stable)."""
     nodes = graph.gs.nodes
-    indegree, users = _dependencies(nodes)
+    index = GraphIndex(
+        [_input_names(n) for n in nodes], [[t.name for t in n.outputs] for n in nodes]
+    )
+    order = topological_order(index, lambda i: (nodes[i].name, nodes[i].op))
+    graph.gs.nodes = [nodes[i] for i in order]
+
+
+def topological_order(index: GraphIndex, name_op: Callable[[int], tuple[str, str]]) -> list[int]:
+    """Positions of ``index``'s nodes, producers first, stable with respect to their order.
+
+    Args:
+        index: producers of the nodes' tensors.
+        name_op: a node's ``(name, op type)`` by position, for the error messages.
+
+    Raises:
+        GraphError: a node reads its own output, or nodes are on a cycle (names the first 8).
+    """
+    producer = index.producer
+    dependencies = [{producer[t] for t in read if t in producer} for read in index.inputs]
+    users: list[list[int]] = [[] for _ in dependencies]
+    for j, sources in enumerate(dependencies):
+        if j in sources:
+            name, op = name_op(j)
+            raise GraphError(f"node {name!r} ({op}) consumes its own output")
+        for i in sources:
+            users[i].append(j)
+    indegree = [len(sources) for sources in dependencies]
     ready = deque(i for i, d in enumerate(indegree) if d == 0)
     order: list[int] = []
     while ready:
@@ -27,32 +60,17 @@ def toposort(graph: Graph) -> None:
             indegree[j] -= 1
             if indegree[j] == 0:
                 ready.append(j)
-    if len(order) != len(nodes):
-        stuck = [nodes[i].name for i, d in enumerate(indegree) if d > 0]
+    if len(order) != len(dependencies):
+        stuck = [name or op for name, op in (name_op(i) for i, d in enumerate(indegree) if d > 0)]
         raise GraphError(f"graph has a cycle through {len(stuck)} nodes: {', '.join(stuck[:8])}")
-    graph.gs.nodes = [nodes[i] for i in order]
+    return order
 
 
-def _dependencies(nodes: list[gs.Node]):
-    producer: dict[str, int] = {}
-    for i, node in enumerate(nodes):
-        for out in node.outputs:
-            producer[out.name] = i
-    indegree = [0] * len(nodes)
-    users: list[list[int]] = [[] for _ in nodes]
-    for j, node in enumerate(nodes):
-        for src in {producer[t.name] for t in _all_inputs(node) if t.name in producer}:
-            if src == j:
-                raise GraphError(f"node {node.name!r} ({node.op}) consumes its own output")
-            indegree[j] += 1
-            users[src].append(j)
-    return indegree, users
-
-
-def _all_inputs(node: gs.Node):
+def _input_names(node: gs.Node) -> list[str]:
     """Inputs of ``node`` plus tensors its subgraphs (If/Loop bodies) read from outside."""
-    yield from node.inputs
+    names = [t.name for t in node.inputs]
     for attr in node.attrs.values():
         if isinstance(attr, gs.Graph):
             for sub in attr.nodes:
-                yield from _all_inputs(sub)
+                names += _input_names(sub)
+    return names

@@ -28,7 +28,7 @@ from qdqforge.graph.shapes import infer_types
 from qdqforge.graph.tensor_budget import check_shapes
 from qdqforge.runtime.context import BuildContext
 from qdqforge.runtime.modules.namespace import FastChildren, remirror
-from qdqforge.runtime.plan import GraphIndex, decide_roles, make_plan, opsets, toposort
+from qdqforge.runtime.plan import PlanView, decide_roles, make_plan, opsets, toposort
 from qdqforge.runtime.registry import OnnxNode, Sym
 from qdqforge.runtime.store import Role
 
@@ -98,7 +98,7 @@ def _reimport(model: onnx.ModelProto | str | Path, tensors: dict) -> ReimportedM
     nodes = toposort(proto)
     roles = decide_roles(proto, nodes)
     versions = opsets(proto)
-    index = GraphIndex(proto, nodes, roles, tensors)
+    index = PlanView(proto, nodes, roles, tensors)
     steps = make_plan(nodes, index, versions)
     ctx = BuildContext(proto, roles, versions.get("", 1), index, tensors)
     ctx.shapes, ctx.dtypes = infer_types(proto)

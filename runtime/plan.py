@@ -7,7 +7,7 @@ reported in ONE :class:`UnsupportedOpsError` (domain, op, opset, count, first 3 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,8 +15,10 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from qdqforge.errors import GraphError, UnsupportedOpsError
+from qdqforge.errors import UnsupportedOpsError
 from qdqforge.graph import meta as keys
+from qdqforge.graph.graph_index import GraphIndex
+from qdqforge.graph.toposort import topological_order
 from qdqforge.runtime import registry
 from qdqforge.runtime.registry import OnnxNode
 from qdqforge.runtime.store import Role
@@ -38,8 +40,9 @@ class Step:
         return self.nodes[-1]
 
 
-class GraphIndex:
-    """Producer/consumer index over the ONNX graph (implements :class:`registry.GraphView`)."""
+class PlanView:
+    """The :class:`registry.GraphView` pattern matchers query: a
+    :class:`~qdqforge.graph.graph_index.GraphIndex` over the plan's (toposorted) nodes."""
 
     def __init__(
         self,
@@ -52,18 +55,16 @@ class GraphIndex:
         self.detached = detached or {}  # graph.detached: arrays the proto holds placeholders of
         self.roles = roles
         self.outputs = {o.name for o in model.graph.output}
-        self._producer = {o: n for n in nodes for o in n.outputs if o}
-        self._consumers: dict[str, list[OnnxNode]] = defaultdict(list)
-        for node in nodes:
-            for name in dict.fromkeys(node.inputs):
-                if name:
-                    self._consumers[name].append(node)
+        self._nodes = nodes
+        self._index = node_index(nodes)
 
     def producer(self, value: str) -> OnnxNode | None:
-        return self._producer.get(value)
+        position = self._index.producer.get(value)
+        return None if position is None else self._nodes[position]
 
     def consumers(self, value: str) -> list[OnnxNode]:
-        return self._consumers.get(value, [])
+        """Each reading node once (``Mul(x, x)`` reads ``x`` once here), in plan order."""
+        return [self._nodes[i] for i in dict.fromkeys(self._index.consumers.get(value, ()))]
 
     def is_output(self, value: str) -> bool:
         return value in self.outputs
@@ -76,7 +77,7 @@ class GraphIndex:
             return self.detached[value]
         if value in self.inits:
             return numpy_helper.to_array(self.inits[value])
-        node = self._producer.get(value)
+        node = self.producer(value)
         if node is not None and node.op_type == "Constant" and node.domain == "":
             from qdqforge.runtime.converters.constant import constant_value
 
@@ -89,28 +90,16 @@ def opsets(model: onnx.ModelProto) -> dict[str, int]:
     return {("" if o.domain == "ai.onnx" else o.domain): o.version for o in model.opset_import}
 
 
+def node_index(nodes: list[OnnxNode]) -> GraphIndex:
+    """Producers and consumers of ``nodes``' tensors, by position in ``nodes``."""
+    return GraphIndex([n.inputs for n in nodes], [n.outputs for n in nodes])
+
+
 def toposort(model: onnx.ModelProto) -> list[OnnxNode]:
-    """Kahn toposort, stable with respect to file order; GraphError naming nodes on a cycle."""
+    """The graph's nodes, producers first, stable with respect to file order (graph.toposort's
+    Kahn sort); GraphError naming the nodes on a cycle."""
     nodes = [OnnxNode.from_proto(n) for n in model.graph.node]
-    producer = {o: i for i, n in enumerate(nodes) for o in n.outputs if o}
-    deps = [{producer[x] for x in n.inputs if x in producer} for n in nodes]
-    users: dict[int, list[int]] = defaultdict(list)
-    for i, d in enumerate(deps):
-        for j in d:
-            users[j].append(i)
-    pending = [len(d) for d in deps]
-    ready = deque(i for i, p in enumerate(pending) if p == 0)
-    order: list[int] = []
-    while ready:
-        i = ready.popleft()
-        order.append(i)
-        for j in users[i]:
-            pending[j] -= 1
-            if pending[j] == 0:
-                ready.append(j)
-    if len(order) != len(nodes):
-        stuck = [nodes[i].name or nodes[i].op_type for i, p in enumerate(pending) if p][:5]
-        raise GraphError(f"graph has a cycle through nodes {stuck}")
+    order = topological_order(node_index(nodes), lambda i: (nodes[i].name, nodes[i].op_type))
     return [nodes[i] for i in order]
 
 
@@ -154,7 +143,7 @@ def _read_at(nodes: list[OnnxNode], where: dict | None, exclude: dict | None = N
     return names
 
 
-def make_plan(nodes: list[OnnxNode], index: GraphIndex, versions: dict[str, int]) -> list[Step]:
+def make_plan(nodes: list[OnnxNode], index: PlanView, versions: dict[str, int]) -> list[Step]:
     """Claim patterns (last node first), resolve the rest; raise on any unsupported op."""
     claimed: dict[int, Step] = {}  # keyed by id(): foreign files may repeat or omit node names
     for node in reversed(nodes):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from qdqforge.front.config.config_layers import ConfigLayers
+
 IFMR_DEFAULTS = {
     "max_percentile": 0.999999,
     "min_percentile": 0.999999,
@@ -95,7 +97,7 @@ class LayerConfig:
 
 
 @dataclass(frozen=True)
-class QuantConfig:
+class QuantConfig(ConfigLayers):
     """A whole PTQ config; ``layers`` keep file (or model) order."""
 
     version: int = 1
@@ -106,18 +108,6 @@ class QuantConfig:
     fakequant_precision_mode: str | None = None
     weight_reduce_range: bool = False
     layers: tuple[LayerConfig, ...] = ()
-
-    def layer(self, name: str) -> LayerConfig:
-        """The entry of layer ``name``. Raises KeyError when absent."""
-        for item in self.layers:
-            if item.name == name:
-                return item
-        raise KeyError(name)
-
-    @property
-    def layer_names(self) -> tuple[str, ...]:
-        """Names of all layers, in order."""
-        return tuple(item.name for item in self.layers)
 
     def with_offset(self, layer: LayerConfig) -> bool:
         """Asymmetric activations for ``layer``: its ``asymmetric``, else ``activation_offset``."""
@@ -139,13 +129,7 @@ class QuantConfig:
             "do_fusion": self.do_fusion,
             "skip_fusion_layers": list(self.skip_fusion_layers),
         }
-        if self.fakequant_precision_mode is not None:
-            out["fakequant_precision_mode"] = self.fakequant_precision_mode
-        if self.weight_reduce_range:
-            out["weight_reduce_range"] = True
-        for item in self.layers:
-            out[item.name] = item.to_dict()
-        return out
+        return self._with_options_and_layers(out)
 
 
 GLOBAL_KEYS = (

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from qdqforge.front.config.config_layers import ConfigLayers
+
 
 @dataclass(frozen=True)
 class RetrainDataConfig:
@@ -69,7 +71,7 @@ class RetrainLayerConfig:
 
 
 @dataclass(frozen=True)
-class RetrainConfig:
+class RetrainConfig(ConfigLayers):
     """A whole QAT config; ``layers`` keep file (or model) order."""
 
     version: int = 1
@@ -77,18 +79,6 @@ class RetrainConfig:
     fakequant_precision_mode: str | None = None
     weight_reduce_range: bool = False
     layers: tuple[RetrainLayerConfig, ...] = ()
-
-    def layer(self, name: str) -> RetrainLayerConfig:
-        """The entry of layer ``name``. Raises KeyError when absent."""
-        for item in self.layers:
-            if item.name == name:
-                return item
-        raise KeyError(name)
-
-    @property
-    def layer_names(self) -> tuple[str, ...]:
-        """Names of all layers, in order."""
-        return tuple(item.name for item in self.layers)
 
     def weight_bits(self, layer: RetrainLayerConfig) -> int:
         """Bit width of ``layer``'s weight grid: its ``dst_type``; INT8 becomes 7 bits (in an
@@ -99,13 +89,7 @@ class RetrainConfig:
     def to_dict(self) -> dict:
         """JSON object in AMCT key order (globals first, then layers)."""
         out: dict = {"version": self.version, "batch_num": self.batch_num}
-        if self.fakequant_precision_mode is not None:
-            out["fakequant_precision_mode"] = self.fakequant_precision_mode
-        if self.weight_reduce_range:
-            out["weight_reduce_range"] = True
-        for item in self.layers:
-            out[item.name] = item.to_dict()
-        return out
+        return self._with_options_and_layers(out)
 
 
 GLOBAL_KEYS = ("version", "batch_num", "fakequant_precision_mode", "weight_reduce_range")

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from qdqforge.front.config import fields as f
+from qdqforge.front.config.config_layers import read_layer_entries, read_precision_mode
 from qdqforge.front.config.issues import MISSING, Issues, join
 from qdqforge.front.config.jsonio import parse_json, read_json, report_duplicates
 from qdqforge.front.config.layer_types import (
@@ -66,29 +67,13 @@ def retrain_config_from_dict(
     issues = Issues(source)
     report_duplicates(tree, "", issues)
     known = {x.name: x for x in layers if x.layer_type in QAT_TYPES} if layers is not None else None
-    entries = []
-    for key, value in tree.items():
-        if key in GLOBAL_KEYS:
-            continue
-        if not isinstance(value, Mapping):
-            issues.unknown_key("", key, GLOBAL_KEYS)
-        elif known is not None and key not in known:
-            issues.unknown_key("", key, known, what="layer")
-        else:
-            entries.append(_layer(key, value, known.get(key) if known else None, issues))
+    entries = read_layer_entries(tree, GLOBAL_KEYS, known, issues, _layer)
     config = RetrainConfig(
         version=f.get_choice(tree, "version", "", issues, 1, (1,)),
         batch_num=f.get_int(tree, "batch_num", "", issues, 1, lambda v: v > 0, "integer > 0"),
-        fakequant_precision_mode=f.get_choice(
-            tree,
-            "fakequant_precision_mode",
-            "",
-            issues,
-            None,
-            ("DEFAULT", "FORCE_FP16_QUANT", None),
-        ),
+        fakequant_precision_mode=read_precision_mode(tree, issues),
         weight_reduce_range=f.get_bool(tree, "weight_reduce_range", "", issues, False),
-        layers=tuple(entries),
+        layers=entries,
     )
     issues.raise_if_any()
     return config

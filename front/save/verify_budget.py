@@ -36,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from qdqforge.front.save.verify_diffs import FreeRunning, OutputError
+from qdqforge.front.save.verify_diffs import FreeRunning, OutputDifference
 from qdqforge.graph.kernel_audit import KernelCheck
 from qdqforge.graph.quant_compare import GridMismatch
 
@@ -88,7 +88,7 @@ class Comparison:
     name: str
     stage: str
     tensors: list[GridMismatch]
-    outputs: list[OutputError]
+    outputs: list[OutputDifference]
     kind: str = "round_off"
     kernels: list[KernelCheck] = field(default_factory=list)
     free_running: FreeRunning | None = None

@@ -26,7 +26,7 @@ class FreeRunning:
 
 
 @dataclass(frozen=True)
-class OutputError:
+class OutputDifference:
     """Largest absolute and relative (to ``max|reference|``) error of one model output."""
 
     output: str
@@ -55,18 +55,22 @@ def grid_errors(
     return result
 
 
-def output_errors(names: list[str], a: list[np.ndarray], b: list[np.ndarray]) -> list[OutputError]:
+def output_errors(
+    names: list[str], a: list[np.ndarray], b: list[np.ndarray]
+) -> list[OutputDifference]:
     """Per output pair, max |a - b| absolute and relative to ``max|a|``."""
     if len(a) != len(b):
-        return [OutputError(f"{len(a)} vs {len(b)} outputs", float("inf"), float("inf"))]
+        return [OutputDifference(f"{len(a)} vs {len(b)} outputs", float("inf"), float("inf"))]
     result = []
     for name, ya, yb in zip(names, a, b):
         ya, yb = np.asarray(ya, np.float64), np.asarray(yb, np.float64)
         if ya.shape != yb.shape:
-            result.append(OutputError(name, float("inf"), float("inf")))
+            result.append(OutputDifference(name, float("inf"), float("inf")))
             continue
         err = float(np.abs(ya - yb).max(initial=0.0))
-        result.append(OutputError(name, err, err / max(float(np.abs(ya).max(initial=0.0)), 1e-12)))
+        result.append(
+            OutputDifference(name, err, err / max(float(np.abs(ya).max(initial=0.0)), 1e-12))
+        )
     return result
 
 

@@ -1,9 +1,9 @@
 """Read the integer activations of the models the save-time check compares.
 
 onnxruntime: each model names its quantized activations ``<layer>.quant.out``
-(``graph.quant_compare``); they are exposed as extra graph outputs next to the real ones. A
-forced run (``graph.forced_run``) feeds another run's integers in at those tensors and returns
-what the model computes for each of them.
+(``graph.quant_compare``); they are exposed as extra graph outputs next to the real ones
+(``graph.exposed_run``). A forced run (``graph.forced_run``) feeds another run's integers in at
+those tensors and returns what the model computes for each of them.
 
 torch: any submodule with a ``layer`` name and a ``quant_grid() -> (scale, offset) | None``
 method is hooked (the QAT activation ops; the PTQ calibration module's observers once
@@ -22,8 +22,9 @@ from onnx import helper
 from torch import nn
 
 from qdqforge.graph import numerics
+from qdqforge.graph.exposed_run import run_exposed
 from qdqforge.graph.forced_run import forced_run
-from qdqforge.graph.quant_compare import activation_types, expose
+from qdqforge.graph.quant_compare import activation_types
 
 Run = tuple[list[np.ndarray], dict[str, np.ndarray]]
 
@@ -36,9 +37,7 @@ def ort_run(
     ``session_of`` builds the session (default: optimizations off, ``numerics.session``).
     """
     present = [n for n in names if n in produced(model)]
-    exposed = expose(model, present, keep_outputs=True)
-    session = (session_of or numerics.session)(exposed)
-    values = dict(zip((o.name for o in exposed.graph.output), session.run(None, dict(feeds))))
+    values = run_exposed(model, present, feeds, session_of=session_of or numerics.session)
     outputs = [o.name for o in model.graph.output]
     return [values[n] for n in outputs], {n: values[n] for n in present}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from onnx import AttributeProto, NodeProto, numpy_helper
 
-from qdqforge.graph.diff.index import GraphIndex
+from qdqforge.graph.diff.index import DiffIndex
 from qdqforge.graph.diff.model import AttrChange, InputChange, NodeChange, TensorChange
 from qdqforge.graph.diff.values import attr_key, attr_text, same_tensor, tensor_change
 
@@ -12,7 +12,7 @@ from qdqforge.graph.diff.values import attr_key, attr_text, same_tensor, tensor_
 class TensorComparer:
     """Compares initializers of A and B, each (A name, B name) pair once."""
 
-    def __init__(self, a: GraphIndex, b: GraphIndex) -> None:
+    def __init__(self, a: DiffIndex, b: DiffIndex) -> None:
         self.a, self.b = a, b
         self._seen: dict[tuple[str, str], TensorChange | None] = {}
 

@@ -27,7 +27,7 @@ import onnx
 from qdqforge.graph import io
 from qdqforge.graph.diff.compare import TensorComparer, compare_pair
 from qdqforge.graph.diff.html import write_diff_html
-from qdqforge.graph.diff.index import GraphIndex
+from qdqforge.graph.diff.index import DiffIndex
 from qdqforge.graph.diff.match import match_nodes
 from qdqforge.graph.diff.model import GraphDiff, NodeChange
 from qdqforge.graph.diff.numerics import DEFAULT_THRESHOLD, tensor_errors
@@ -69,7 +69,7 @@ def diff_graphs(
         InputDataError: ``inputs`` lacks an input one of the graphs needs.
     """
     label_a, label_b = names or (_label(a, "A"), _label(b, "B"))
-    ia, ib = GraphIndex(_proto(a)), GraphIndex(_proto(b))
+    ia, ib = DiffIndex(_proto(a)), DiffIndex(_proto(b))
     matching = match_nodes(ia, ib)
     tensors = TensorComparer(ia, ib)
     changed, unchanged = _compare_pairs(matching.pairs, tensors)

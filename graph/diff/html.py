@@ -9,16 +9,12 @@ forbids any request.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
 from qdqforge.errors import GraphError
 from qdqforge.graph.diff.model import GraphDiff
-from qdqforge.graph.html_page import embed_json, embedded_json, package_template
-from qdqforge.graph.io import atomic_write_text
-
-log = logging.getLogger(__name__)
+from qdqforge.graph.html_page import embed_json, package_template, read_embedded, write_page
 
 TEMPLATE = "diff_template.html"
 PLACEHOLDER = "__GRAPHDIFF_JSON__"
@@ -44,12 +40,7 @@ def write_diff_html(diff: GraphDiff, path: str | os.PathLike) -> Path:
     Raises:
         GraphError: ``path`` is a directory.
     """
-    target = Path(path)
-    if target.is_dir():
-        raise GraphError(f"cannot write the diff page to {os.fspath(target)!r}: it is a directory")
-    atomic_write_text(target, render_diff_html(diff))
-    log.info("wrote graph diff page %s", target)
-    return target
+    return write_page(path, render_diff_html(diff), "graph diff page", GraphError)
 
 
 def read_diff_html(path: str | os.PathLike) -> GraphDiff:
@@ -58,7 +49,4 @@ def read_diff_html(path: str | os.PathLike) -> GraphDiff:
     Raises:
         GraphError: the file has no embedded GraphDiff.
     """
-    data = embedded_json(path, DATA_TAG)
-    if data is None:
-        raise GraphError(f"{os.fspath(path)!r} holds no embedded graph diff")
-    return GraphDiff.from_json(data)
+    return GraphDiff.from_json(read_embedded(path, DATA_TAG, "graph diff", GraphError))

@@ -1,4 +1,5 @@
-"""Read-only lookup tables over one ModelProto for the diff (producers, consumers, metadata).
+"""Read-only lookup tables over one ModelProto for the diff: the producers and consumers of
+:class:`~qdqforge.graph.graph_index.GraphIndex`, plus node metadata, names and initializers.
 
 The diff works on protos rather than gs graphs: a 10k-node model indexes in milliseconds, node
 metadata (provenance) is right there in ``metadata_props``, and nothing is copied or mutated.
@@ -6,7 +7,7 @@ metadata (provenance) is right there in ``metadata_props``, and nothing is copie
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import Counter
 from functools import cached_property
 
 import numpy as np
@@ -16,25 +17,18 @@ from onnx import numpy_helper
 from qdqforge.graph import meta as keys
 from qdqforge.graph.diff.model import NodeInfo, Provenance, TensorInfo
 from qdqforge.graph.diff.values import attr_text, dtype_name
+from qdqforge.graph.graph_index import GraphIndex
 
 
-class GraphIndex:
+class DiffIndex(GraphIndex):
     """Nodes of one model with their metadata, producers, consumers and initializers."""
 
     def __init__(self, model: onnx.ModelProto) -> None:
         self.model = model
         self.nodes = list(model.graph.node)
+        super().__init__([n.input for n in self.nodes], [n.output for n in self.nodes])
         self.meta = [{p.key: p.value for p in n.metadata_props} for n in self.nodes]
         self.initializers = {t.name: t for t in model.graph.initializer}
-        self.producer: dict[str, int] = {}
-        self.consumers: dict[str, list[int]] = defaultdict(list)
-        for i, node in enumerate(self.nodes):
-            for name in node.output:
-                if name:
-                    self.producer[name] = i
-            for name in node.input:
-                if name:
-                    self.consumers[name].append(i)
         self.name_counts = Counter(n.name for n in self.nodes)
         self._arrays: dict[str, np.ndarray] = {}
 

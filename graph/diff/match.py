@@ -17,7 +17,7 @@ from collections import Counter, defaultdict, deque
 from dataclasses import dataclass, field
 
 from qdqforge.graph import meta as keys
-from qdqforge.graph.diff.index import GraphIndex
+from qdqforge.graph.diff.index import DiffIndex
 from qdqforge.graph.diff.values import attr_key
 
 STAMP_KEYS = (keys.PASS, keys.RULE, keys.ORIGIN, keys.ACTION)
@@ -27,8 +27,8 @@ STAMP_KEYS = (keys.PASS, keys.RULE, keys.ORIGIN, keys.ACTION)
 class Matching:
     """``pairs``: (A index, B index, key name) in B order; the rest is unmatched."""
 
-    a: GraphIndex
-    b: GraphIndex
+    a: DiffIndex
+    b: DiffIndex
     a_to_b: dict[int, int] = field(default_factory=dict)
     b_to_a: dict[int, int] = field(default_factory=dict)
     how: dict[int, str] = field(default_factory=dict)
@@ -53,7 +53,7 @@ def _by_b(pair: tuple[int, int, str]) -> int:
     return pair[1]
 
 
-def match_nodes(a: GraphIndex, b: GraphIndex) -> Matching:
+def match_nodes(a: DiffIndex, b: DiffIndex) -> Matching:
     """Match A nodes to B nodes by provenance, name, outputs, then structure."""
     m = Matching(a, b)
     _by_provenance(m)
@@ -63,7 +63,7 @@ def match_nodes(a: GraphIndex, b: GraphIndex) -> Matching:
     return m
 
 
-def _outputs_key(g: GraphIndex, i: int) -> tuple[str, ...]:
+def _outputs_key(g: DiffIndex, i: int) -> tuple[str, ...]:
     outputs = tuple(g.nodes[i].output)
     return outputs if any(outputs) else ()
 
@@ -107,7 +107,7 @@ def _by_unique_key(m: Matching, how: str, key_of) -> None:
             m.pair(a_keys[key], bi, how)
 
 
-def _unique(g: GraphIndex, indices: list[int], key_of) -> dict:
+def _unique(g: DiffIndex, indices: list[int], key_of) -> dict:
     """key -> index for the non-empty keys that occur once among ``indices``."""
     keyed = [(key_of(g, i), i) for i in indices]
     counts = Counter(k for k, _ in keyed)
@@ -129,7 +129,7 @@ def _by_structure(m: Matching) -> None:
             m.pair(queue.popleft(), bi, "structure")
 
 
-def _signatures(g: GraphIndex, indices: list[int], matched_b) -> dict[int, int]:
+def _signatures(g: DiffIndex, indices: list[int], matched_b) -> dict[int, int]:
     """Two rounds of (op, domain, attrs, producer keys) hashing over the unmatched ``indices``."""
     base = {i: hash(_local_key(g, i)) for i in indices}
     sig = dict(base)
@@ -138,17 +138,17 @@ def _signatures(g: GraphIndex, indices: list[int], matched_b) -> dict[int, int]:
     return sig
 
 
-def _local_key(g: GraphIndex, i: int) -> tuple:
+def _local_key(g: DiffIndex, i: int) -> tuple:
     node = g.nodes[i]
     attrs = tuple(sorted((a.name, attr_key(a)) for a in node.attribute))
     return (node.domain, node.op_type, len(node.input), len(node.output), attrs)
 
 
-def _input_keys(g: GraphIndex, i: int, sig: dict[int, int], matched_b) -> list[tuple]:
+def _input_keys(g: DiffIndex, i: int, sig: dict[int, int], matched_b) -> list[tuple]:
     return [_input_key(g, t, sig, matched_b) for t in g.nodes[i].input]
 
 
-def _input_key(g: GraphIndex, tensor: str, sig: dict[int, int], matched_b) -> tuple:
+def _input_key(g: DiffIndex, tensor: str, sig: dict[int, int], matched_b) -> tuple:
     if not tensor:
         return ("",)
     if tensor in g.initializers:

@@ -14,10 +14,10 @@ import numpy as np
 import onnx
 
 from qdqforge.errors import GraphError, InputDataError
-from qdqforge.graph import numerics as ort_numerics
-from qdqforge.graph.diff.index import GraphIndex
+from qdqforge.graph.diff.index import DiffIndex
 from qdqforge.graph.diff.model import Numerics, TensorError
 from qdqforge.graph.diff.values import abs_rel_error
+from qdqforge.graph.exposed_run import run_exposed
 from qdqforge.graph.tensor_budget import check_model
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,8 @@ ABS_FLOOR = 1e-6  # errors below this never count (float32 rounding of tiny tens
 
 
 def tensor_errors(
-    a: GraphIndex,
-    b: GraphIndex,
+    a: DiffIndex,
+    b: DiffIndex,
     inputs: Mapping[str, np.ndarray],
     threshold: float = DEFAULT_THRESHOLD,
 ) -> Numerics:
@@ -63,20 +63,11 @@ def _error(name: str, node, x: np.ndarray, y: np.ndarray, threshold: float) -> T
 def _run_exposing(
     model: onnx.ModelProto, tensors: list[str], inputs: Mapping[str, np.ndarray], side: str
 ) -> dict[str, np.ndarray]:
-    exposed = onnx.ModelProto()
-    exposed.CopyFrom(model)
-    present = {o.name for o in exposed.graph.output}
-    for name in tensors:
-        if name not in present:
-            # A name-only output: onnxruntime takes type and shape from the producing node.
-            exposed.graph.output.append(onnx.ValueInfoProto(name=name))
-    names = [o.name for o in exposed.graph.output]
     feeds = _feeds(model, inputs, side)
     try:
-        values = ort_numerics.session(exposed).run(names, feeds)
+        return run_exposed(model, tensors, feeds)
     except Exception as e:
         raise GraphError(f"onnxruntime could not run graph {side} for the numeric diff: {e}") from e
-    return dict(zip(names, values))
 
 
 def _feeds(

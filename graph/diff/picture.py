@@ -7,7 +7,7 @@ itself; the picture is capped so a diff touching thousands of nodes still draws 
 
 from __future__ import annotations
 
-from qdqforge.graph.diff.index import GraphIndex
+from qdqforge.graph.diff.index import DiffIndex
 from qdqforge.graph.diff.match import Matching
 from qdqforge.graph.diff.model import Neighbourhood, PictureNode
 
@@ -70,7 +70,7 @@ def _neighbours(m: Matching, key: Key) -> list[Key]:
     return found
 
 
-def _adjacent(g: GraphIndex, i: int) -> list[int]:
+def _adjacent(g: DiffIndex, i: int) -> list[int]:
     node = g.nodes[i]
     producers = [g.producer[t] for t in node.input if t in g.producer]
     consumers = [j for t in node.output for j in g.consumers.get(t, ())]

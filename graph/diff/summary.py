@@ -7,11 +7,11 @@ from collections import Counter
 import onnx
 
 from qdqforge.graph.diff.compare import TensorComparer
-from qdqforge.graph.diff.index import GraphIndex
+from qdqforge.graph.diff.index import DiffIndex
 from qdqforge.graph.diff.model import InitializerDiff, IoChange, ModelSummary
 
 
-def model_summary(index: GraphIndex, name: str) -> ModelSummary:
+def model_summary(index: DiffIndex, name: str) -> ModelSummary:
     """Header facts: name, opset, IR version, node and initializer counts, serialized size."""
     model = index.model
     opsets = {o.domain: o.version for o in model.opset_import}
@@ -34,17 +34,17 @@ def _size(model: onnx.ModelProto) -> int:
         return -1
 
 
-def op_counts(a: GraphIndex, b: GraphIndex) -> dict[str, tuple[int, int]]:
+def op_counts(a: DiffIndex, b: DiffIndex) -> dict[str, tuple[int, int]]:
     """op -> (count in A, count in B), ops outside the default domain as ``domain::op``."""
     count_a, count_b = _ops(a), _ops(b)
     return {op: (count_a[op], count_b[op]) for op in sorted(count_a.keys() | count_b.keys())}
 
 
-def _ops(g: GraphIndex) -> Counter:
+def _ops(g: DiffIndex) -> Counter:
     return Counter(f"{n.domain}::{n.op_type}" if n.domain else n.op_type for n in g.nodes)
 
 
-def io_changes(a: GraphIndex, b: GraphIndex) -> tuple[IoChange, ...]:
+def io_changes(a: DiffIndex, b: DiffIndex) -> tuple[IoChange, ...]:
     """Graph inputs (initializers excluded) and outputs added, removed or retyped."""
     changes = []
     for kind, a_vis, b_vis in (
@@ -59,7 +59,7 @@ def io_changes(a: GraphIndex, b: GraphIndex) -> tuple[IoChange, ...]:
     return tuple(changes)
 
 
-def _graph_inputs(g: GraphIndex) -> dict[str, str]:
+def _graph_inputs(g: DiffIndex) -> dict[str, str]:
     inputs = [vi for vi in g.model.graph.input if vi.name not in g.initializers]
     return _value_types(inputs)
 

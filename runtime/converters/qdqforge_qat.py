@@ -26,7 +26,7 @@ from qdqforge.graph.qdqforge_ops import (
     ULQ_ACT_QUANT,
     ULQ_RETRAIN_WEIGHT,
 )
-from qdqforge.runtime.kernels.ulq import ulq_weight_init
+from qdqforge.runtime.kernels.ulq_weight import ulq_weight_init
 from qdqforge.runtime.modules.qat_act import UlqActQuantOp
 from qdqforge.runtime.modules.qat_search_n import SearchNOp
 from qdqforge.runtime.modules.qat_weight import ArqRetrainWeightOp, UlqRetrainWeightOp

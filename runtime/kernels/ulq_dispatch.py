@@ -1,13 +1,14 @@
 """Backend choice for QAT fake quantization: fused Triton kernels on CUDA, compiled C++ kernels on
 CPU, the references elsewhere.
 
-The three entry points take the arguments of their :mod:`.ulq` namesakes and pick, per call::
+The three entry points take the arguments of their :mod:`.ulq` / :mod:`.ulq_weight` namesakes
+and pick, per call::
 
     fused (ulq_fused)     <=>  tensor.device.type in FUSED_DEVICES ("cuda") and triton imports
     compiled (cpu_ext)    <=>  not fused, tensor.device.type == "cpu" and the C++ kernels built
         both also need: tensor.dtype in (float32, float64), _round is torch.round (the
         gradcheck hook stays on the reference) and QDQFORGE_FUSED != "0"
-    reference (ulq)       otherwise: half/bfloat16 (AMP), no triton/compiler, QDQFORGE_FUSED=0
+    reference (ulq[_weight]) otherwise: half/bfloat16 (AMP), no triton/compiler, QDQFORGE_FUSED=0
 
 Triton and the C++ toolchain are optional: each is tried on the first call that would use it, so
 the package and every path work without them. All backends give the same forward values and
@@ -25,8 +26,8 @@ from types import ModuleType, SimpleNamespace
 
 import torch
 
-from qdqforge.runtime.kernels import cpu_ext, ulq
-from qdqforge.runtime.kernels.arq import from_channel_major, to_channel_major
+from qdqforge.runtime.kernels import cpu_ext, ulq, ulq_weight
+from qdqforge.runtime.kernels.arq import from_channel_major
 from qdqforge.runtime.kernels.quant_math import int_range
 
 logger = logging.getLogger(__name__)
@@ -87,23 +88,19 @@ def _clip_dtypes_match(clip_max: torch.Tensor, clip_min: torch.Tensor | None) ->
     return clip_max.dtype in FUSED_DTYPES and (clip_min is None or clip_min.dtype == clip_max.dtype)
 
 
-def _channel_major(w, per_channel: bool, channel_axis: int, groups: int) -> torch.Tensor:
-    return to_channel_major(w, channel_axis, groups) if per_channel else w.reshape(1, -1)
-
-
 def arq_retrain_fake_quant(
     w, num_bits=8, channel_wise=True, channel_axis=0, groups=1, *, _round=torch.round
 ) -> torch.Tensor:
-    """:func:`.ulq.arq_retrain_fake_quant`, fused on CUDA, compiled on CPU."""
+    """:func:`.ulq_weight.arq_retrain_fake_quant`, fused on CUDA, compiled on CPU."""
     fused = fused_backend(w, _round)
     compiled = None if fused is not None else cpu_backend(w, _round)
     if fused is None and compiled is None:
-        return ulq.arq_retrain_fake_quant(
+        return ulq_weight.arq_retrain_fake_quant(
             w, num_bits, channel_wise, channel_axis, groups, _round=_round
         )
     if compiled is not None and channel_axis == 0:  # rows are already the output channels
         return compiled.arq_retrain(w, num_bits, channel_wise)
-    m = _channel_major(w, channel_wise, channel_axis, groups)
+    m = ulq_weight.channel_major(w, channel_wise, channel_axis, groups)
     if compiled is not None:
         out = compiled.arq_retrain(m, num_bits, channel_wise)
     else:
@@ -114,12 +111,12 @@ def arq_retrain_fake_quant(
 def ulq_weight_fake_quant(
     w, scale, num_bits=8, channel_axis=0, groups=1, *, _round=torch.round, grad_factor=None
 ) -> torch.Tensor:
-    """:func:`.ulq.ulq_weight_fake_quant`, fused on CUDA, compiled on CPU (LSQ factor
+    """:func:`.ulq_weight.ulq_weight_fake_quant`, fused on CUDA, compiled on CPU (LSQ factor
     ``1/sqrt(K qmax)``)."""
     fused = fused_backend(w, _round)
     compiled = None if fused is not None else cpu_backend(w, _round)
     if compiled is None and fused is None:
-        return ulq.ulq_weight_fake_quant(
+        return ulq_weight.ulq_weight_fake_quant(
             w, scale, num_bits, channel_axis, groups, _round=_round, grad_factor=grad_factor
         )
     per_channel = scale.numel() > 1
@@ -127,7 +124,7 @@ def ulq_weight_fake_quant(
     factor = factor if grad_factor is None else grad_factor
     if compiled is not None and channel_axis == 0:
         return compiled.ulq_weight(w, scale, num_bits, factor)
-    m = _channel_major(w, per_channel, channel_axis, groups)
+    m = ulq_weight.channel_major(w, per_channel, channel_axis, groups)
     if compiled is not None:
         out = compiled.ulq_weight(m, scale, num_bits, factor)
     else:

@@ -4,8 +4,8 @@
 call, per output channel when ``channel_wise``; straight-through gradient; no quant parameters.
 
 ``UlqRetrainWeightOp``: LSQ-style learnable scale ``s = scale_init * exp(scale_log_ratio)``
-(:func:`~qdqforge.runtime.kernels.ulq.positive_scale`): ``scale_init`` is the ARQ scale of the
-weight the model was built with (a buffer), ``scale_log_ratio`` starts at 0 (the parameter), so
+(:func:`~qdqforge.runtime.kernels.ulq_weight.positive_scale`): ``scale_init`` is the ARQ scale of
+the weight the model was built with (a buffer), ``scale_log_ratio`` starts at 0 (the parameter), so
 ``s`` can never reach 0 or go negative.
 
 Both take the stored weight (Conv ``[Cout, Cin/g, k...]``, Linear ``[Cout, Cin]``, ConvTranspose
@@ -19,8 +19,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from qdqforge.runtime.kernels.ulq import positive_scale, ulq_weight_init
 from qdqforge.runtime.kernels.ulq_dispatch import arq_retrain_fake_quant, ulq_weight_fake_quant
+from qdqforge.runtime.kernels.ulq_weight import positive_scale, ulq_weight_init
 
 
 class ArqRetrainWeightOp(nn.Module):

@@ -47,6 +47,20 @@ def close_sums(got, ref, terms_abs_sum, dtype):
     assert torch.all((got - ref).abs() <= REL[dtype] * terms_abs_sum + 1e-30), (got, ref)
 
 
+def assert_same_act_gradients(case: ActCase, y, y_ref, leaves_got, leaves_ref) -> None:
+    """Backpropagate ``case.grad`` through an accelerated ULQ activation ``y`` and the reference
+    ``y_ref``: ``dL/dx`` equal, the clip gradients (sums) within :func:`close_sums`."""
+    (x, cmax, cmin), (xr, cmax_r, cmin_r) = leaves_got, leaves_ref
+    (y * case.grad).sum().backward()
+    (y_ref * case.grad).sum().backward()
+    assert torch.equal(x.grad, xr.grad)
+    bound = case.grad.abs().sum().to(case.x.dtype)
+    close_sums(cmax.grad, cmax_r.grad, bound, case.x.dtype)
+    if not case.fixed_min:
+        close_sums(cmin.grad, cmin_r.grad, bound, case.x.dtype)
+    assert cmax.grad != 0
+
+
 def neighbours(v: torch.Tensor) -> torch.Tensor:
     """``v`` and the floats just below and above it."""
     inf = torch.full_like(v, math.inf)

@@ -28,7 +28,8 @@ from qdqforge.front.record.file import read_record, update_record
 from qdqforge.front.save.verify import verify_saved_models
 from qdqforge.front.save.write_models import calibration_reference
 from qdqforge.graph import io
-from qdqforge.graph.quant_compare import compare_grid, expose, quantized_activations
+from qdqforge.graph.exposed_run import expose
+from qdqforge.graph.quant_compare import compare_grid, quantized_activations
 from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
 from tests.helpers.ptq_flow import run_seed_flow
 from tests.helpers.qat_flow import error_in_lsb

@@ -9,15 +9,11 @@ per-channel input ranges before/after DMQ as inline SVG.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
 from qdqforge.errors import OutputError, QdqforgeError
-from qdqforge.graph.html_page import embed_json, embedded_json, package_template
-from qdqforge.graph.io import atomic_write_text
-
-log = logging.getLogger(__name__)
+from qdqforge.graph.html_page import embed_json, package_template, read_embedded, write_page
 
 TEMPLATE = "doctor_template.html"
 PLACEHOLDER = "__DOCTOR_JSON__"
@@ -36,19 +32,11 @@ def write_report_html(report, path: str | os.PathLike) -> Path:
     Raises:
         OutputError: ``path`` is a directory.
     """
-    target = Path(path)
-    if target.is_dir():
-        raise OutputError(f"cannot write the doctor page to {os.fspath(target)!r}: a directory")
-    atomic_write_text(target, render_report_html(report))
-    log.info("wrote doctor page %s", target)
-    return target
+    return write_page(path, render_report_html(report), "doctor page", OutputError)
 
 
 def read_report_html(path: str | os.PathLike):
     """The :class:`Report` embedded in a page written by :func:`write_report_html`."""
     from qdqforge.front.analysis.doctor.report import Report
 
-    data = embedded_json(path, DATA_TAG)
-    if data is None:
-        raise QdqforgeError(f"{os.fspath(path)!r} holds no embedded doctor report")
-    return Report.from_json(data)
+    return Report.from_json(read_embedded(path, DATA_TAG, "doctor report", QdqforgeError))

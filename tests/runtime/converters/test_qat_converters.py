@@ -12,9 +12,9 @@ from qdqforge.graph import io
 from qdqforge.passes import PassContext
 from qdqforge.passes.infra.pipeline import run_pipeline
 from qdqforge.runtime import reimport
-from qdqforge.runtime.kernels.ulq import (
+from qdqforge.runtime.kernels.ulq import ulq_act_fake_quant
+from qdqforge.runtime.kernels.ulq_weight import (
     arq_retrain_fake_quant,
-    ulq_act_fake_quant,
     ulq_weight_fake_quant,
     ulq_weight_init,
 )

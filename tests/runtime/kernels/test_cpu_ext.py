@@ -1,6 +1,6 @@
 """Compiled CPU QAT kernels (runtime/kernels/csrc/fake_quant_cpu.cpp via cpu_ext.py) vs the
-Python paths of runtime/kernels/ulq.py, on the fused-kernel cases (ties, clip edges, 4/8 bits,
-float32/64, all-zero and |min| > |max| weight rows).
+Python paths of runtime/kernels/ulq.py and ulq_weight.py, on the fused-kernel cases (ties, clip
+edges, 4/8 bits, float32/64, all-zero and |min| > |max| weight rows).
 
 Forward values and ``dL/dx``/``dL/dW``: ``torch.equal``. Clip and scale gradients are sums in
 another order: ``|compiled - ref| <= 1e-5 * sum |terms|`` (1e-12 in float64). The kernels must
@@ -16,10 +16,11 @@ import shutil
 import pytest
 import torch
 
-from qdqforge.runtime.kernels import cpu_ext, ulq, ulq_dispatch
+from qdqforge.runtime.kernels import cpu_ext, ulq, ulq_dispatch, ulq_weight
 from tests.helpers.ulq_cases import (
     act_cases,
     arq_cases,
+    assert_same_act_gradients,
     close_sums,
     leaves,
     ulq_weight_cases,
@@ -56,24 +57,16 @@ def test_ulq_act_compiled_vs_reference(ops, case):
     y = ops.ulq_act(x, cmax, None if case.fixed_min else cmin, case.bits)
     y_ref = ulq.UlqActFakeQuant.apply(xr, cmax_r, cmin_rf, case.bits, torch.round)
     assert torch.equal(y, y_ref)
-    (y * case.grad).sum().backward()
-    (y_ref * case.grad).sum().backward()
-    assert torch.equal(x.grad, xr.grad)
-    bound = case.grad.abs().sum().to(case.x.dtype)
-    close_sums(cmax.grad, cmax_r.grad, bound, case.x.dtype)
+    assert_same_act_gradients(case, y, y_ref, (x, cmax, cmin), (xr, cmax_r, cmin_r))
     assert cmax.grad.dtype == cmax.dtype and cmax.grad.shape == cmax.shape
-    if case.fixed_min:
-        assert cmin.grad is None
-    else:
-        close_sums(cmin.grad, cmin_r.grad, bound, case.x.dtype)
-    assert cmax.grad != 0
+    assert (cmin.grad is None) == case.fixed_min
 
 
 @pytest.mark.parametrize("case", arq_cases(), ids=lambda c: c.name)
 def test_arq_retrain_compiled_vs_reference(ops, case):
     (m,) = leaves(case.m)
     y = ops.arq_retrain(m, case.bits, case.channel_wise)
-    y_ref = ulq.ArqRetrainFakeQuant.apply(case.m, case.bits, case.channel_wise, torch.round)
+    y_ref = ulq_weight.ArqRetrainFakeQuant.apply(case.m, case.bits, case.channel_wise, torch.round)
     assert torch.equal(y, y_ref)
     y.backward(case.grad)
     assert torch.equal(m.grad, case.grad)
@@ -84,7 +77,7 @@ def test_ulq_weight_compiled_vs_reference(ops, case):
     m, s = leaves(case.m, case.scale)
     mr, sr = leaves(case.m, case.scale)
     y = ops.ulq_weight(m, s, case.bits, case.factor)
-    y_ref = ulq.UlqWeightFakeQuant.apply(mr, sr, case.bits, case.factor, torch.round)
+    y_ref = ulq_weight.UlqWeightFakeQuant.apply(mr, sr, case.bits, case.factor, torch.round)
     assert torch.equal(y, y_ref)
     y.backward(case.grad)
     y_ref.backward(case.grad)
@@ -102,7 +95,10 @@ def test_nan_and_inf_follow_the_reference(ops):
         ulq.ulq_act_fake_quant(x, clip_max, clip_min).isnan(),
     )
     w = torch.tensor([[0.1, float("nan"), 0.3], [0.2, float("inf"), -0.1], [0.5, -0.25, 1.0]])
-    got, ref = ops.arq_retrain(w, 8, True), ulq.ArqRetrainFakeQuant.apply(w, 8, True, torch.round)
+    got, ref = (
+        ops.arq_retrain(w, 8, True),
+        ulq_weight.ArqRetrainFakeQuant.apply(w, 8, True, torch.round),
+    )
     assert torch.equal(got.isnan(), ref.isnan())
     assert torch.equal(got[2], ref[2])
 
@@ -152,7 +148,7 @@ def test_dispatch_takes_the_compiled_ops_on_cpu(ops, monkeypatch):
     w = torch.randn(4, 3, 2, 2, requires_grad=True)  # ConvTranspose layout, groups 2
     got = ulq_dispatch.arq_retrain_fake_quant(w, 8, True, channel_axis=1, groups=2)
     assert any("CppNode" in name for name in backward_names(got))
-    assert torch.equal(got, ulq.arq_retrain_reference(w, 8, True, channel_axis=1, groups=2))
+    assert torch.equal(got, ulq_weight.arq_retrain_reference(w, 8, True, channel_axis=1, groups=2))
     monkeypatch.setenv(ulq_dispatch.ENV_SWITCH, "0")
     y = ulq_dispatch.ulq_act_fake_quant(x, clip_max, torch.tensor(-1.0))
     assert y.grad_fn.name() == "UlqActFakeQuantBackward"
@@ -164,11 +160,11 @@ def test_conv_weights_dispatch_without_reshapes(ops, channel_wise):
     w = torch.randn(6, 3, 3, 3, generator=gen, requires_grad=True)
     got = ulq_dispatch.arq_retrain_fake_quant(w, 4, channel_wise)
     assert got.shape == w.shape and "CppNode" in got.grad_fn.name()
-    assert torch.equal(got, ulq.arq_retrain_reference(w, 4, channel_wise))
-    scale = ulq.ulq_weight_init(w, 8, channel_wise).requires_grad_()
+    assert torch.equal(got, ulq_weight.arq_retrain_reference(w, 4, channel_wise))
+    scale = ulq_weight.ulq_weight_init(w, 8, channel_wise).requires_grad_()
     ref_scale = scale.detach().clone().requires_grad_()
     got = ulq_dispatch.ulq_weight_fake_quant(w, scale, 8)
-    ref = ulq.ulq_weight_fake_quant(w, ref_scale, 8)
+    ref = ulq_weight.ulq_weight_fake_quant(w, ref_scale, 8)
     assert torch.equal(got, ref)
     grad = torch.randn(w.shape, generator=gen)
     got.backward(grad)

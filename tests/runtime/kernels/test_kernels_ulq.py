@@ -11,14 +11,16 @@ import torch
 from qdqforge.runtime.kernels.arq import arq_quantize
 from qdqforge.runtime.kernels.fake_quant_ref import fake_quantize
 from qdqforge.runtime.kernels.ulq import (
-    arq_retrain_fake_quant,
-    arq_retrain_reference,
-    positive_scale,
     sanitize_clips,
     ulq_act_fake_quant,
     ulq_act_reference,
     ulq_clips_from_scale,
     ulq_scale_offset,
+)
+from qdqforge.runtime.kernels.ulq_weight import (
+    arq_retrain_fake_quant,
+    arq_retrain_reference,
+    positive_scale,
     ulq_weight_fake_quant,
     ulq_weight_init,
     ulq_weight_reference,

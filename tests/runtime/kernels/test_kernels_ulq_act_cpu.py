@@ -17,8 +17,8 @@ from qdqforge.runtime.kernels import ulq_act_cpu
 from qdqforge.runtime.kernels.quant_math import int_range
 from qdqforge.runtime.kernels.ulq import (
     UlqActFakeQuant,
-    _grid,
     _ulq_act_backward,
+    fake_quant_grid,
     ulq_scale_offset,
 )
 from qdqforge.runtime.kernels.ulq_act_cpu import (
@@ -73,7 +73,7 @@ def test_cpu_forward_equals_grid(case):
     bits, dtype, clips = CASES[case]
     x, clip_max, clip_min, s, o = edge_inputs(bits, dtype, clips)
     qmin, qmax = int_range(bits)
-    want = _grid(x, s, o, qmin, qmax, torch.round)
+    want = fake_quant_grid(x, s, o, qmin, qmax, torch.round)
     assert torch.equal(grid_one_buffer(x, s, o, bits, torch.round), want)
     assert torch.equal(grid_forward(x, _scalar(clip_max, clip_min, bits, x), bits), want)
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from qdqforge.runtime import kernels
-from qdqforge.runtime.kernels import cpu_ext, ulq, ulq_dispatch
+from qdqforge.runtime.kernels import cpu_ext, ulq, ulq_dispatch, ulq_weight
 
 
 @pytest.fixture
@@ -58,11 +58,11 @@ def test_missing_triton_falls_back(monkeypatch, fresh_backend):
         monkeypatch.delattr(kernels, name, raising=False)
     w = torch.randn(4, 2, 3, 3)
     assert ulq_dispatch.fused_backend(w) is None
-    scale = ulq.ulq_weight_init(w)
+    scale = ulq_weight.ulq_weight_init(w)
     assert torch.equal(
-        ulq_dispatch.ulq_weight_fake_quant(w, scale), ulq.ulq_weight_reference(w, scale)
+        ulq_dispatch.ulq_weight_fake_quant(w, scale), ulq_weight.ulq_weight_reference(w, scale)
     )
-    assert torch.equal(ulq_dispatch.arq_retrain_fake_quant(w), ulq.arq_retrain_reference(w))
+    assert torch.equal(ulq_dispatch.arq_retrain_fake_quant(w), ulq_weight.arq_retrain_reference(w))
 
 
 def test_package_imports_and_trains_without_triton():

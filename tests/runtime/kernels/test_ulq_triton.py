@@ -18,63 +18,50 @@ pytest.importorskip("triton")
 
 from triton.runtime.interpreter import InterpretedFunction
 
-from qdqforge.runtime.kernels import ulq, ulq_dispatch, ulq_fused, ulq_triton
+from qdqforge.runtime.kernels import ulq, ulq_dispatch, ulq_fused, ulq_triton, ulq_weight
 from qdqforge.runtime.modules.qat_act import UlqActQuantOp
 from qdqforge.runtime.modules.qat_weight import ArqRetrainWeightOp, UlqRetrainWeightOp
-from tests.helpers.ulq_cases import (
-    act_cases,
-    arq_cases,
-    close_sums,
-    leaves,
-    ulq_weight_cases,
-)
+from tests.helpers import ulq_cases as cases
 
 if not isinstance(ulq_triton.rint, InterpretedFunction):
     pytest.skip("ulq_triton was imported before TRITON_INTERPRET=1", allow_module_level=True)
 
 
-@pytest.mark.parametrize("case", act_cases(), ids=lambda c: c.name)
+@pytest.mark.parametrize("case", cases.act_cases(), ids=lambda c: c.name)
 def test_ulq_act_fused_vs_reference(case):
-    x, cmax, cmin = leaves(case.x, case.clip_max, case.clip_min)
-    xr, cmax_r, cmin_r = leaves(case.x, case.clip_max, case.clip_min)
+    x, cmax, cmin = cases.leaves(case.x, case.clip_max, case.clip_min)
+    xr, cmax_r, cmin_r = cases.leaves(case.x, case.clip_max, case.clip_min)
     cmin_f = torch.zeros_like(cmax) if case.fixed_min else cmin
     cmin_rf = torch.zeros_like(cmax_r) if case.fixed_min else cmin_r
     y = ulq_fused.FusedUlqActFakeQuant.apply(x, cmax, cmin_f, case.bits)
     y_ref = ulq.UlqActFakeQuant.apply(xr, cmax_r, cmin_rf, case.bits, torch.round)
     assert torch.equal(y, y_ref)
-    (y * case.grad).sum().backward()
-    (y_ref * case.grad).sum().backward()
-    assert torch.equal(x.grad, xr.grad)
-    bound = case.grad.abs().sum().to(case.x.dtype)
-    close_sums(cmax.grad, cmax_r.grad, bound, case.x.dtype)
-    if not case.fixed_min:
-        close_sums(cmin.grad, cmin_r.grad, bound, case.x.dtype)
-    assert cmax.grad != 0
+    cases.assert_same_act_gradients(case, y, y_ref, (x, cmax, cmin), (xr, cmax_r, cmin_r))
 
 
-@pytest.mark.parametrize("case", arq_cases(), ids=lambda c: c.name)
+@pytest.mark.parametrize("case", cases.arq_cases(), ids=lambda c: c.name)
 def test_arq_retrain_fused_vs_reference(case):
-    (m,) = leaves(case.m)
+    (m,) = cases.leaves(case.m)
     y = ulq_fused.FusedArqRetrainFakeQuant.apply(m, case.bits, case.channel_wise)
-    y_ref = ulq.ArqRetrainFakeQuant.apply(case.m, case.bits, case.channel_wise, torch.round)
+    y_ref = ulq_weight.ArqRetrainFakeQuant.apply(case.m, case.bits, case.channel_wise, torch.round)
     assert torch.equal(y, y_ref)
     y.backward(case.grad)
     assert torch.equal(m.grad, case.grad)
 
 
-@pytest.mark.parametrize("case", ulq_weight_cases(), ids=lambda c: c.name)
+@pytest.mark.parametrize("case", cases.ulq_weight_cases(), ids=lambda c: c.name)
 def test_ulq_weight_fused_vs_reference(case):
-    m, s = leaves(case.m, case.scale)
-    mr, sr = leaves(case.m, case.scale)
+    m, s = cases.leaves(case.m, case.scale)
+    mr, sr = cases.leaves(case.m, case.scale)
     y = ulq_fused.FusedUlqWeightFakeQuant.apply(m, s, case.bits, case.factor)
-    y_ref = ulq.UlqWeightFakeQuant.apply(mr, sr, case.bits, case.factor, torch.round)
+    y_ref = ulq_weight.UlqWeightFakeQuant.apply(mr, sr, case.bits, case.factor, torch.round)
     assert torch.equal(y, y_ref)
     y.backward(case.grad)
     y_ref.backward(case.grad)
     assert torch.equal(m.grad, mr.grad)
     qmax = 2 ** (case.bits - 1)
     bound = (case.grad.abs() * qmax).sum(dim=1) * case.factor
-    close_sums(s.grad, sr.grad, bound, case.m.dtype)
+    cases.close_sums(s.grad, sr.grad, bound, case.m.dtype)
     assert (s.grad != 0).all()
 
 
@@ -116,7 +103,9 @@ def test_weight_ops_dispatch_to_fused_by_layout(fused_on_cpu, monkeypatch, name)
     shape, axis, groups = LAYOUTS[name]
     w, g = torch.randn(shape), torch.randn(shape)
     arq = ArqRetrainWeightOp("l", 8, True, axis, groups)
-    ulq_op = UlqRetrainWeightOp("l", 4, ulq.ulq_weight_init(w, 4, True, axis, groups), axis, groups)
+    ulq_op = UlqRetrainWeightOp(
+        "l", 4, ulq_weight.ulq_weight_init(w, 4, True, axis, groups), axis, groups
+    )
     fused = [weight_grads(op, w, g) for op in (arq, ulq_op)]
     assert len(fused_on_cpu) == 2
     for op in (arq, ulq_op):
@@ -136,7 +125,7 @@ def test_act_op_dispatches_to_fused(fused_on_cpu):
     y, _ = op(x)
     y.square().sum().backward()
     assert len(fused_on_cpu) == 1 and y.grad_fn.name() == "FusedUlqActFakeQuantBackward"
-    cmax, cmin = leaves(torch.tensor(2.0), torch.tensor(-1.5))
+    cmax, cmin = cases.leaves(torch.tensor(2.0), torch.tensor(-1.5))
     y_ref = ulq.ulq_act_reference(x, cmax, cmin)
     y_ref.square().sum().backward()
     assert torch.equal(y, y_ref)

@@ -13,13 +13,12 @@ from qdqforge.runtime.calibration.ifmr import IfmrObserver
 from qdqforge.runtime.kernels.quant_math import FLT_EPSILON
 from qdqforge.runtime.kernels.search_n import SearchNObserver
 from qdqforge.runtime.kernels.ulq import (
-    arq_retrain_fake_quant,
     clearly_valid_clips,
     sanitize_scalar_clips,
     ulq_act_fake_quant,
     ulq_clips_from_scale,
-    ulq_weight_init,
 )
+from qdqforge.runtime.kernels.ulq_weight import arq_retrain_fake_quant, ulq_weight_init
 from qdqforge.runtime.modules.qat_act import UlqActQuantOp
 from qdqforge.runtime.modules.qat_search_n import SearchNOp
 from qdqforge.runtime.modules.qat_weight import ArqRetrainWeightOp, UlqRetrainWeightOp
