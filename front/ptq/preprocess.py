@@ -1,4 +1,4 @@
-"""``quantize_preprocess``: the DMQ statistics step of AMCT's PTQ flow (spec §1, §1a, §4.4).
+"""``quantize_preprocess``: the DMQ statistics step of AMCT's PTQ flow (docs/amct.md §1, §1a, §4.4).
 
 export -> canonicalize -> fold_bn (``do_fusion``, minus ``skip_fusion_layers``) -> dmq_observe
 -> reimport. The returned module computes what the original model computes; every forward also

@@ -1,4 +1,4 @@
-"""``quantize_model``: the calibration step of AMCT's PTQ flow (spec §1, §4.1-4.4).
+"""``quantize_model``: the calibration step of AMCT's PTQ flow (docs/amct.md §1, §4.1-4.4).
 
 export -> canonicalize -> fold_bn (``do_fusion``) -> apply_balance (recorded DMQ factors) ->
 arq_weights; that graph is the modified ONNX file (BN folded, balance Muls, ARQ weights), and

@@ -1,4 +1,4 @@
-"""QAT fake quantization with AMCT's gradients (AMCT spec §4.5): ULQ activations, arq_retrain and
+"""QAT fake quantization with AMCT's gradients (docs/amct.md §4.5): ULQ activations, arq_retrain and
 ulq_retrain weights. Each comes as a plain-torch reference (STE by ``v + (round(v) - v).detach()``,
 autograd gives the gradients) and a ``torch.autograd.Function`` with a fused hand-written backward.
 Forward values are the ONNX grid (``fake_quant_ref``): ``(clamp(round(x/s) + o) - o) * s``.

@@ -1,7 +1,7 @@
 """Recorded DMQ factors applied to the folded graph keep the model's outputs.
 
 quantize_preprocess -> forwards -> record -> (export, fold_bn, apply_balance): onnxruntime's output
-equals the original torch model's (spec §4.4: balancing is an identity until quantized).
+equals the original torch model's (docs/amct.md §4.4: balancing is an identity until quantized).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The activations are captured with forward pre-hooks on the ORIGINAL model; the weight maxima come
 from BN-folded weights computed here in numpy; factors ``s_j = a_j^a / w_j^(1-a)`` with ``a_j``
-the running max over every forward (spec §4.4).
+the running max over every forward (docs/amct.md §4.4).
 """
 
 from __future__ import annotations

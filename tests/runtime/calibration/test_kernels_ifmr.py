@@ -1,4 +1,4 @@
-"""IFMR: exact reference vs numpy (spec §4.2), streaming observer vs exact, bounded memory.
+"""IFMR: exact reference vs numpy (docs/amct.md §4.2), streaming observer vs exact, bounded memory.
 
 Bounded memory is measured from outside the observer: the peak RSS of a child process
 (:mod:`tests.runtime.calibration.ifmr_memory_probe`) streaming 256 MiB after its first batches.
