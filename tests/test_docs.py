@@ -96,3 +96,26 @@ def test_nothing_cites_the_specification_outside_the_repository():
         if OUTSIDE_SPEC.search(path.read_text(encoding="utf-8"))
     ]
     assert outside == []
+
+
+CODE_FOLDERS = ("front", "graph", "passes", "runtime")
+
+
+def _code_folders() -> list[Path]:
+    return sorted(
+        {path.parent for top in CODE_FOLDERS for path in (ROOT / top).rglob("*.py")},
+    )
+
+
+def test_every_code_folder_has_a_readme_naming_each_module():
+    """A README per code folder says what lives there: each ``<module>.py`` is named in it."""
+    missing = []
+    for folder in _code_folders():
+        readme = folder / "README.md"
+        text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
+        missing += [
+            str(module.relative_to(ROOT))
+            for module in sorted(folder.glob("*.py"))
+            if module.name != "__init__.py" and f"`{module.name}`" not in text
+        ]
+    assert missing == []
