@@ -98,7 +98,7 @@ def test_nothing_cites_the_specification_outside_the_repository():
     assert outside == []
 
 
-CODE_FOLDERS = ("front", "graph", "passes", "runtime")
+CODE_FOLDERS = ("front", "graph", "passes", "runtime", "qdqforge")
 
 
 def _code_folders() -> list[Path]:
