@@ -8,6 +8,7 @@ A citation is ``docs/<name>.md`` followed by one or more sections, ``§4.4``, ``
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -119,3 +120,22 @@ def test_every_code_folder_has_a_readme_naming_each_module():
             if module.name != "__init__.py" and f"`{module.name}`" not in text
         ]
     assert missing == []
+
+
+def test_shared_test_code_lives_in_tests_helpers():
+    """As tests/README.md says: no module imports a ``test_*.py`` module (also in functions)."""
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            offenders += [
+                f"{path.relative_to(ROOT)}:{node.lineno} {name}"
+                for name in names
+                if name.startswith("tests.") and name.rsplit(".", 1)[-1].startswith("test_")
+            ]
+    assert offenders == []

@@ -19,7 +19,7 @@ from qdqforge.front.record.file import write_record
 from qdqforge.graph import io, numerics
 from qdqforge.passes import PassContext
 from qdqforge.passes.infra.pipeline import run_pipeline
-from tests.integration.test_ptq_preprocess import MODELS, build, write_config
+from tests.helpers.dmq_flow import MODELS, build, write_config
 
 
 @pytest.mark.parametrize("name", MODELS, ids=list(MODELS))
