@@ -28,8 +28,7 @@ from qdqforge.errors import CalibrationError, QuantizationError
 from qdqforge.front.record.file import read_record
 from qdqforge.graph import numerics
 from qdqforge.runtime import reimport
-from tests.helpers.dmq_flow import MODELS, build
-from tests.helpers.dmq_flow import write_calibration_config as write_config
+from tests.helpers.dmq_flow import MODELS, build, write_calibration_config
 from tests.helpers.ptq_flow import run_seed_flow
 from tests.helpers.ptq_grids import assert_grids_match
 from tests.helpers.qat_flow import error_in_lsb
@@ -38,7 +37,7 @@ from tests.helpers.qat_flow import error_in_lsb
 def calibrate(tmp_path, name, forwards=2, model_and_batches=None):
     model, batches = model_and_batches or build(name)
     cfg, record, onnx_file = (
-        write_config(tmp_path, model, batches[0]),
+        write_calibration_config(tmp_path, model, batches[0]),
         tmp_path / "r.txt",
         tmp_path / "m.onnx",
     )
@@ -118,7 +117,7 @@ def test_zero_range_activation_names_the_layer(tmp_path):
 
 def test_int4_weights_are_recorded_and_saved_on_the_4_bit_grid(tmp_path):
     model, batches = build("transformer")
-    cfg = write_config(tmp_path, model, batches[0])
+    cfg = write_calibration_config(tmp_path, model, batches[0])
     config = json.loads(cfg.read_text())
     config["fc1"]["weight_quant_params"]["num_bits"] = 4
     cfg.write_text(json.dumps(config))
