@@ -9,6 +9,8 @@ from collections.abc import Mapping
 import numpy as np
 import onnx
 
+from qdqforge.graph.qdqforge_ops import DOMAIN, SCHEMAS
+
 logger = logging.getLogger(__name__)
 
 SMALL = 4096  # initializers up to this many elements keep their data during inference
@@ -16,9 +18,7 @@ SMALL = 4096  # initializers up to this many elements keep their data during inf
 # 0's shape and type as output 0 (their other outputs are scales); ONNX inference cannot see
 # through an unknown op, so every shape after one (e.g. a Pad's rank, a LayerNorm's dims) would
 # be lost.
-_OBSERVERS = ("ActObserver", "DmqObserver", "ActQuant")
-_QAT = ("UlqActQuant", "SearchN", "ArqRetrainWeight", "UlqRetrainWeight")
-IDENTITY_OPS = {("qdqforge", op) for op in (*_OBSERVERS, *_QAT)}
+IDENTITY_OPS = {(DOMAIN, op) for op in SCHEMAS}
 
 
 def infer_types(

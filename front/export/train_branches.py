@@ -24,7 +24,7 @@ from torch.overrides import TorchFunctionMode
 
 log = logging.getLogger(__name__)
 
-TOLERANCE = 1e-4  # relative max error, as the exported graph's check (front/verify.py)
+TOLERANCE = 1e-4  # relative max error, as the exported graph's check (front/export/check.py)
 _DROPOUTS = {
     F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout, F.feature_alpha_dropout,
     torch.dropout, torch.alpha_dropout, torch.feature_dropout, torch.feature_alpha_dropout,

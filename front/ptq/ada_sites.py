@@ -20,6 +20,7 @@ from qdqforge.errors import ConfigError
 from qdqforge.front.config.ptq import QuantConfig
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import WEIGHT_AXIS, LayerSite, layer_site
+from qdqforge.passes.infra.results import ArqWeightResults
 from qdqforge.runtime.calibration.adaround import AdaRoundParams
 from qdqforge.runtime.calibration.layer_gram import GramAccumulator, RowGeometry
 
@@ -51,13 +52,13 @@ class AdaLayer:
     batches: int = 0
 
 
-def ada_layers(graph: Graph, config: QuantConfig, state: dict) -> list[AdaLayer]:
-    """The AdaRound layers of the graph ``arq_weights`` produced (its ``ctx.state``).
+def ada_layers(graph: Graph, config: QuantConfig, arq: ArqWeightResults) -> list[AdaLayer]:
+    """The AdaRound layers of the graph ``arq_weights`` produced (``arq``: what it handed on).
 
     Raises:
         ConfigError: an ``ada_quantize`` layer whose node AdaRound cannot take (named).
     """
-    floats, scales = state.get("ada_float_weights", {}), state.get("scale_w", {})
+    floats, scales = arq.ada_float_weights, arq.scale_w
     out = []
     for layer in config.layers:
         if layer.name not in floats:

@@ -35,7 +35,6 @@ from qdqforge.errors import CalibrationError, ConfigError
 from qdqforge.front.ptq.ada_sites import AdaLayer
 from qdqforge.front.ptq.calibration import progress_disabled
 from qdqforge.graph import io
-from qdqforge.passes.infra.base import PassContext
 from qdqforge.passes.infra.pipeline import run_pipeline
 from qdqforge.runtime import distributed
 from qdqforge.runtime.calibration.adaround import adaround
@@ -90,7 +89,7 @@ class AdaRoundStep:
                 weights[layer.name] = _round_layer(layer, bar.update)
                 _set_module_weight(module, layer.constant, weights[layer.name])
         options = {"ada_weights": {"weights": {k: w.cpu().numpy() for k, w in weights.items()}}}
-        graph = run_pipeline(self.onnx_file, ("ada_weights",), ctx=PassContext(options=options))
+        graph = run_pipeline(self.onnx_file, ("ada_weights",), options=options)
         io.save(graph.graph, self.onnx_file)
         self.layers.clear()  # the Grams and float weights are no longer needed
 

@@ -48,7 +48,7 @@ def quantize_preprocess(
         A torch module with the model's outputs.
 
     Raises:
-        ModelError: a float64/float16/bfloat16 parameter, buffer or input (front/model_dtype.py).
+        ModelError: a float64/float16/bfloat16 parameter, buffer or input (entry/model_dtype.py).
         ConfigError: invalid config, or no enabled layer has ``dmq_balancer_param``.
         OutputError: ``record_file`` is ``config_file`` (or cannot be written).
     """
@@ -62,7 +62,9 @@ def quantize_preprocess(
     proto = export(model, input_data)
     config = load_quant_config(config_file, quant_layers_from_graph(model, proto))
     _require_dmq(config, config_file)
-    graph = run_pipeline(proto, _passes(config), ctx=_context(config)).graph
+    graph = run_pipeline(
+        proto, _passes(config), ctx=PassContext(config=config), options=_options(config)
+    ).graph
     module = reimport(io.to_proto(graph)).train(model.training)  # dropout etc. as the user's
     write_record(record_file, {})
     guard_inputs(module, input_data)
@@ -83,9 +85,8 @@ def _passes(config: QuantConfig) -> tuple[str, ...]:
     return ("canonicalize", *fusion, "dmq_observe")
 
 
-def _context(config: QuantConfig) -> PassContext:
-    options = {"fold_bn": {"skip_layers": list(config.skip_fusion_layers)}}
-    return PassContext(config=config, options=options)
+def _options(config: QuantConfig) -> dict:
+    return {"fold_bn": {"skip_layers": list(config.skip_fusion_layers)}}
 
 
 def _observers(module: nn.Module) -> list[DmqObserverOp]:

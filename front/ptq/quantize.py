@@ -79,7 +79,7 @@ def quantize_model(
         The calibration module (outputs as the modified ONNX's).
 
     Raises:
-        ModelError: a float64/float16/bfloat16 parameter, buffer or input (front/model_dtype.py).
+        ModelError: a float64/float16/bfloat16 parameter, buffer or input (entry/model_dtype.py).
         ConfigError: invalid config or arguments.
         RecordError: DMQ layers without recorded factors.
         OutputError: ``modified_onnx_file``, ``record_file`` and the config are not three
@@ -105,15 +105,15 @@ def quantize_model(
     config = load_quant_config(config_file, layers)
     require_enabled(config, layers, config_file, "quant_enable", "quantize_model")
     refuse_channel_wise(config, model)
-    ctx = modified_context(config, record_file)
-    graph = run_pipeline(proto, modified_passes(config), ctx=ctx).graph
+    ctx, options = PassContext(config=config), modified_options(config, record_file)
+    graph = run_pipeline(proto, modified_passes(config), ctx=ctx, options=options).graph
     materialize(graph)  # the graph no longer refers into the exported proto: it can go
     del proto
-    ada = ada_layers(graph, config, ctx.state)  # a layer AdaRound cannot take fails here
+    ada = ada_layers(graph, config, ctx.arq_weights)  # a layer AdaRound cannot take fails here
     rename_io(graph, input_names, output_names, "quantize_model")
     io.save(graph, onnx_file)
     save_example_inputs(onnx_file, inputs)  # for save_model's sim = deploy check
-    own_scale_w = _record_weight_scales(record_file, ctx.state["scale_w"], config)
+    own_scale_w = _record_weight_scales(record_file, ctx.arq_weights.scale_w, config)
     observed = run_pipeline(graph, ("act_observe",), ctx=PassContext(config=config)).graph
     del graph
     module = guard_inputs(_reimport_shared(observed).train(model.training), inputs)
@@ -145,14 +145,13 @@ def modified_passes(config: QuantConfig) -> tuple[str, ...]:
     return ("canonicalize", *fusion, "apply_balance", "arq_weights")
 
 
-def modified_context(config: QuantConfig, record_file) -> PassContext:
-    """Their options: BN fusion skips and the recorded DMQ balance factors."""
+def modified_options(config: QuantConfig, record_file) -> dict:
+    """Their options by pass name: BN fusion skips and the recorded DMQ balance factors."""
     factors = recorded_balance_factors(record_file, config) if dmq_layers(config) else {}
-    options = {
+    return {
         "fold_bn": {"skip_layers": list(config.skip_fusion_layers)},
         "apply_balance": {"factors": factors},
     }
-    return PassContext(config=config, options=options)
 
 
 def _record_weight_scales(record_file, scales: dict, config: QuantConfig) -> dict[str, list]:

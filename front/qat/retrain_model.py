@@ -63,7 +63,7 @@ def create_quant_retrain_model(
         ``batch_num`` forwards.
 
     Raises:
-        ModelError: a float64/float16/bfloat16 parameter, buffer or input (front/model_dtype.py).
+        ModelError: a float64/float16/bfloat16 parameter, buffer or input (entry/model_dtype.py).
         ConfigError: invalid config, or no layer has ``retrain_enable``.
         InputDataError: ``input_data`` is not a tensor or a tuple of tensors.
         ExportError: the model cannot be exported.

@@ -48,7 +48,6 @@ from qdqforge.graph.layers import WEIGHT_AXIS, layer_site
 from qdqforge.graph.staged import StagedFiles
 from qdqforge.passes.grids.act_grid import wide_layers, with_opset_upgrade
 from qdqforge.passes.grids.weight_grid import clamped_weights
-from qdqforge.passes.infra.base import PassContext
 from qdqforge.passes.infra.pipeline import run_pipeline
 from qdqforge.passes.quantized.integer_layers import integer_capable
 from qdqforge.runtime import reimport
@@ -153,8 +152,8 @@ def write_quant_models(
 
 def calibration_reference(graph: Graph, records: dict[str, LayerRecord]) -> nn.Module:
     """The PTQ calibration module after calibration, from its modified graph and its record."""
-    ctx = PassContext(options={"act_quant": {"records": records}})
-    proto, tensors = to_proto_detached(run_pipeline(graph, ("act_quant",), ctx=ctx).graph)
+    options = {"act_quant": {"records": records}}
+    proto, tensors = to_proto_detached(run_pipeline(graph, ("act_quant",), options=options).graph)
     # shares the graph's arrays: the passes building the saved models replace arrays, never
     # write into them (they already share them through graph.copy())
     return reimport(proto, tensors=tensors).eval()
@@ -165,8 +164,7 @@ def _why_not(verify) -> str:
 
 
 def _fake_quant(graph: Graph, records: dict[str, LayerRecord]) -> Graph:
-    ctx = PassContext(options={"fake_quant": {"records": records}})
-    return run_pipeline(graph, ("fake_quant",), ctx=ctx).graph
+    return run_pipeline(graph, ("fake_quant",), options={"fake_quant": {"records": records}}).graph
 
 
 def _deploy_notes(graph: Graph, records: dict[str, LayerRecord]) -> dict:
@@ -213,9 +211,9 @@ def _deploy_graph(graph: Graph, records: dict[str, LayerRecord]) -> Graph:
         "insert_qdq": {"records": rest},
     }
     passes = with_opset_upgrade(records, ("integer_layers", "insert_qdq"))
-    return run_pipeline(graph, passes, ctx=PassContext(options=options)).graph
+    return run_pipeline(graph, passes, options=options).graph
 
 
 def _qdq_graph(graph: Graph, records: dict[str, LayerRecord]) -> Graph:
-    ctx = PassContext(options={"insert_qdq": {"records": records}})
-    return run_pipeline(graph, with_opset_upgrade(records, ("insert_qdq",)), ctx=ctx).graph
+    options = {"insert_qdq": {"records": records}}
+    return run_pipeline(graph, with_opset_upgrade(records, ("insert_qdq",)), options=options).graph

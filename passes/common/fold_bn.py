@@ -12,12 +12,14 @@ Math, per output channel c, with s_c = gamma_c / sqrt(var_c + eps)::
     B'_c  = (B_c - mean_c) * s_c + beta_c          (B = 0 when absent; Gemm: B = beta_gemm * C)
 
 Applies only when the layer's output feeds the BN alone, every BN operand is constant and the
-BN has a single output (inference mode). Layers named in options ``skip_layers`` (torch module
+BN has a single output (inference mode). Layers named in ``FoldBnOptions.skip_layers`` (torch module
 names, AMCT's ``skip_fusion_layers``) are left alone. Folded tensors get new names
 (``<layer>.folded_weight``/``folded_bias``) so a name never means two different values.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import onnx_graphsurgeon as gs
@@ -32,14 +34,26 @@ from qdqforge.passes.infra.registry import register_pass
 FOLDABLE = ("Conv", "ConvTranspose", "Gemm")
 
 
+@dataclass(frozen=True)
+class FoldBnOptions:
+    """``skip_layers``: torch module names whose BN stays (AMCT's ``skip_fusion_layers``)."""
+
+    skip_layers: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "skip_layers", tuple(self.skip_layers))
+
+
 @register_pass
 class FoldBatchNormPass(GraphPass):
     """Fold inference BatchNormalization into the preceding Conv/ConvTranspose/Gemm."""
 
     name = "fold_bn"
+    options_type = FoldBnOptions
+    options: FoldBnOptions
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
-        skip = set(ctx.options_for(self.name).get("skip_layers", ()))
+        skip = set(self.options.skip_layers)
         stats = {"bn_folded": 0, "skipped_by_config": 0, "not_foldable": 0}
         taken = taken_names(graph)
         for bn in [n for n in graph.gs.nodes if n.op == "BatchNormalization"]:

@@ -17,6 +17,8 @@ already at ``opset`` or above is left alone.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import onnx
 import onnx.version_converter
 
@@ -30,14 +32,23 @@ DEFAULT_OPSET = 21
 IR_VERSION = {21: 10}
 
 
+@dataclass(frozen=True)
+class OpsetUpgradeOptions:
+    """``opset``: the default-domain opset to reach."""
+
+    opset: int = DEFAULT_OPSET
+
+
 @register_pass
 class OpsetUpgradePass(GraphPass):
     """Convert the graph to a newer default-domain opset (21: int16 Q/DQ) with onnx's converter."""
 
     name = "opset_upgrade"
+    options_type = OpsetUpgradeOptions
+    options: OpsetUpgradeOptions
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
-        target = int(ctx.options_for(self.name).get("opset", DEFAULT_OPSET))
+        target = int(self.options.opset)
         before = graph.opset
         if before >= target:
             return PassResult(graph, False, {"already": 1})

@@ -17,13 +17,12 @@ import onnx_graphsurgeon as gs
 
 from qdqforge.errors import PassError
 from qdqforge.graph.ir import Graph
-from qdqforge.graph.layers import LayerSite
+from qdqforge.graph.layers import WEIGHT_AXIS, LayerSite
 from qdqforge.passes.grids.act_grid import act_bits
 from qdqforge.passes.grids.bias_int32 import layer_bias
 from qdqforge.passes.grids.weight_grid import weight_integers
 
 CONV_ATTRS = ("auto_pad", "dilations", "group", "kernel_shape", "pads", "strides")
-CHANNEL_AXIS = {"Conv": 0, "Linear": 0, "MatMul": 1}
 
 
 @dataclass(frozen=True)
@@ -81,7 +80,7 @@ def _plain_gemm(node: gs.Node) -> bool:
 
 def _weight_int8(site: LayerSite, scale_w: np.ndarray, rec) -> tuple[np.ndarray, int]:
     w = np.asarray(site.weight.values, np.float32)
-    axis = CHANNEL_AXIS[site.weight_layout]
+    axis = WEIGHT_AXIS[site.weight_layout]
     channels = w.shape[axis]
     if scale_w.size not in (1, channels):
         raise PassError(

@@ -1,9 +1,11 @@
 """The pass contract: ``requires -> call -> ensures``, returning a :class:`PassResult`.
 
-A pass rewrites a :class:`qdqforge.graph.ir.Graph` in place. "Does not apply here" is a counted
-reason in ``stats`` (and a debug log line), never an exception; exceptions mean bad input or a
-broken invariant. Every node a pass creates is stamped with ``graph.stamp(node, self.name, rule,
-origin)`` so the diff viewer can say who made it.
+A pass rewrites a :class:`qdqforge.graph.ir.Graph` in place. Its options are a frozen dataclass
+(``options_type``) given to its constructor; ``name`` is its registry and CLI key. Results it
+hands on beyond the graph are typed fields of :class:`PassContext`. "Does not apply here" is a
+counted reason in ``stats`` (and a debug log line), never an exception; exceptions mean bad
+input or a broken invariant. Every node a pass creates is stamped with
+``graph.stamp(node, self.name, rule, origin)`` so the diff viewer can say who made it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from qdqforge.graph.ir import Graph
+from qdqforge.passes.infra.options import NoOptions, options_for_pass
+from qdqforge.passes.infra.results import ArqWeightResults
 
 
 @dataclass(frozen=True)
@@ -27,26 +31,34 @@ class PassResult:
 
 @dataclass
 class PassContext:
-    """Data shared by the passes of one pipeline run.
+    """Data shared by the passes of one pipeline run (per-pass options go to each constructor).
 
     Attributes:
-        config: the validated quantization config (or None for plain rewrites).
-        options: per-pass options, keyed by pass name.
-        state: cross-pass results (e.g. calibration ranges, records).
+        config: the validated quantization config the passes read (None for plain rewrites);
+            each pass states the part it reads as a Protocol (``passes/ptq/ptq_settings.py``,
+            ``passes/qat/retrain_layers.py``), so passes never import ``front``.
+        config_path: the config file named on the command line (``passes run --config``).
+        arq_weights: what ``arq_weights`` hands on (weight scales, AdaRound's float weights).
     """
 
     config: Any = None
-    options: dict[str, dict[str, Any]] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)
-
-    def options_for(self, name: str) -> dict[str, Any]:
-        return self.options.get(name, {})
+    config_path: str | None = None
+    arq_weights: ArqWeightResults = field(default_factory=ArqWeightResults)
 
 
 class GraphPass(abc.ABC):
     """Base class of every pass. The first docstring line is what ``passes list`` shows."""
 
     name: ClassVar[str]
+    options_type: ClassVar[type] = NoOptions
+
+    def __init__(self, options: Any = None) -> None:
+        """``options``: an ``options_type`` instance, a dict of its fields, or None (defaults).
+
+        Raises:
+            PassError: an unknown option key, or options of another type.
+        """
+        self.options = options_for_pass(self.name, self.options_type, options)
 
     def requires(self, graph: Graph, ctx: PassContext) -> None:  # noqa: B027 - optional hook
         """Raise PreconditionError if the pass cannot run on ``graph``."""

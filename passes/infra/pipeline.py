@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import onnx
 
+from qdqforge.errors import PassError
 from qdqforge.gc_pause import gc_paused
 from qdqforge.graph import io
 from qdqforge.graph.ir import Graph
 from qdqforge.passes.debug.instruments import instruments_from_env
-from qdqforge.passes.infra.base import PassContext, PassResult
+from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.manager import PassManager
 from qdqforge.passes.infra.registry import get_pass
 
@@ -19,21 +21,38 @@ DEFAULT_PIPELINE = ("canonicalize", "fold_bn")
 
 def run_pipeline(
     model: onnx.ModelProto | Graph | str,
-    passes: Sequence[str] = DEFAULT_PIPELINE,
+    passes: Sequence[str | GraphPass] = DEFAULT_PIPELINE,
     *,
     ctx: PassContext | None = None,
+    options: Mapping[str, Any] | None = None,
     instruments: Sequence = (),
     label: str | None = None,
 ) -> PassResult:
-    """Run the passes named in ``passes`` over ``model`` (copied when it is a Graph).
+    """Run ``passes`` (registry names or pass instances) over ``model`` (copied when a Graph).
 
+    ``options`` maps a pass name to its options (a dict of its ``options_type`` fields, or an
+    instance of it); every entry is checked, also for passes this pipeline does not run.
     ``QDQFORGE_DEBUG_DIR`` dumps every stage into ``<dir>/NN_<label>/`` (label: the pass names
     when not given) without code changes.
+
+    Raises:
+        PassError: an unknown pass name or option key (named), options for a pass given as an
+            instance, or a pass that failed.
     """
     graph = model.copy() if isinstance(model, Graph) else io.load(model)
-    chosen = [get_pass(name)() for name in passes]
-    extra = instruments_from_env(label or "-".join(passes))
+    chosen = build_passes(passes, options or {})
+    extra = instruments_from_env(label or "-".join(p.name for p in chosen))
     return PassManager(chosen, instruments=[*instruments, *extra])(graph, ctx)
+
+
+def build_passes(passes: Sequence[str | GraphPass], options: Mapping[str, Any]) -> list[GraphPass]:
+    """Instances of ``passes``, each named one constructed with its entry of ``options``."""
+    built = {name: get_pass(name)(given) for name, given in options.items()}
+    given_as_instances = {p.name for p in passes if isinstance(p, GraphPass)} & set(options)
+    if given_as_instances:
+        name = sorted(given_as_instances)[0]
+        raise PassError(f"pass {name!r}: options given both in the instance and by name")
+    return [p if isinstance(p, GraphPass) else built.get(p) or get_pass(p)() for p in passes]
 
 
 def rewrite(
@@ -42,7 +61,9 @@ def rewrite(
     """Rewrite an ONNX model with ``passes``; ``options`` are per-pass option dicts by name.
 
     Example: ``rewrite(proto, ("canonicalize", "fold_bn"), fold_bn={"skip_layers": ["conv1"]})``.
+
+    Raises:
+        PassError: an unknown pass name or option key (named), or a pass that failed.
     """
-    ctx = PassContext(options=dict(options))
     with gc_paused():  # import and export touch every node too
-        return io.to_proto(run_pipeline(model, passes, ctx=ctx).graph)
+        return io.to_proto(run_pipeline(model, passes, options=options).graph)

@@ -27,17 +27,15 @@ from __future__ import annotations
 import onnx_graphsurgeon as gs
 
 from qdqforge.errors import PassError
-from qdqforge.front.config.ptq import LayerConfig, QuantConfig
 from qdqforge.graph.activation_matmul import activation_matmul_site, quantized_inputs
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import LayerSite, layer_site
 from qdqforge.graph.naming import taken_names, unique_name
+from qdqforge.graph.qdqforge_ops import ACT_OBSERVER, DOMAIN
 from qdqforge.graph.toposort import toposort
 from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
-
-DOMAIN = "qdqforge"
-OP = "ActObserver"
+from qdqforge.passes.ptq.ptq_settings import PtqLayerSettings, PtqSettings
 
 
 @register_pass
@@ -49,7 +47,7 @@ class ActObservePass(GraphPass):
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         stats = {"observers_inserted": 0, "disabled": 0, "activation_matmul": 0}
         taken = taken_names(graph)
-        config: QuantConfig | None = ctx.config
+        config: PtqSettings | None = ctx.config
         for layer in config.layers if config is not None else ():
             if not layer.quant_enable:
                 stats["disabled"] += 1
@@ -66,7 +64,7 @@ class ActObservePass(GraphPass):
         return PassResult(graph, stats["observers_inserted"] > 0, stats)
 
 
-def observer_attrs(config: QuantConfig, layer: LayerConfig) -> dict:
+def observer_attrs(config: PtqSettings, layer: PtqLayerSettings) -> dict:
     """ONNX attributes of the observer of ``layer`` (module docstring)."""
     act = layer.activation_quant_params
     attrs = {
@@ -90,7 +88,7 @@ def _insert(graph: Graph, site: LayerSite, index: int, attrs: dict, taken: set[s
     x = site.node.inputs[index]
     out = gs.Variable(unique_name(f"{x.name}.observed", taken), dtype=x.dtype, shape=x.shape)
     name = unique_name(f"{attrs['layer']}.act_observer", taken)
-    node = gs.Node(OP, name, attrs, [x], [out], domain=DOMAIN)
+    node = gs.Node(ACT_OBSERVER.op, name, attrs, [x], [out], domain=DOMAIN)
     graph.gs.nodes.append(node)
     site.node.inputs[index] = out
     graph.stamp(node, "act_observe", "observe_" + site.node.op.lower(), [site.node])

@@ -11,11 +11,15 @@ record's ``scale_w``/``offset_w`` stay as written and ``rint(W^ada / s)`` is the
 the fake-quant and deploy models store. The initializer keeps its name (``<weight>.arq``) and
 shape; only its values change.
 
-Options: ``weights``: ``{layer: array}`` in the stored weight's layout and dtype.
+Options (``AdaWeightsOptions``): ``weights``: ``{layer: array}`` in the stored weight's layout
+and dtype.
 Stats: ``layers_rounded``, ``values_changed`` (weights that differ from ARQ's), ``no_weight``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,15 +30,24 @@ from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
 
 
+@dataclass(frozen=True)
+class AdaWeightsOptions:
+    """``weights``: ``{layer: rounded weight}`` in the stored weight's layout and dtype."""
+
+    weights: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+
 @register_pass
 class AdaWeightsPass(GraphPass):
     """Replace the ARQ weights of ada_quantize layers by their AdaRound-rounded values."""
 
     name = "ada_weights"
+    options_type = AdaWeightsOptions
+    options: AdaWeightsOptions
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         stats = {"layers_rounded": 0, "values_changed": 0, "no_weight": 0}
-        for layer, values in ctx.options_for(self.name).get("weights", {}).items():
+        for layer, values in self.options.weights.items():
             site = layer_site(graph, layer)
             if site is None or site.weight is None:
                 stats["no_weight"] += 1

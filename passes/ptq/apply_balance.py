@@ -1,6 +1,6 @@
 """apply_balance: move DMQ balance factors into the weight and divide the activation by them.
 
-Before / after (for each layer with factors ``s`` in options ``factors``)::
+Before / after (for each layer with factors ``s`` in ``ApplyBalanceOptions.factors``)::
 
     x -> Conv(W, B) -> y
     x -> Mul(x, 1/s) -> Conv(W', B) -> y                       (y unchanged)
@@ -15,6 +15,9 @@ read by that group's ``Cout/g`` filters; ConvTranspose axis 0; Linear axis 1; Ma
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
 import numpy as np
 import onnx_graphsurgeon as gs
 
@@ -28,14 +31,23 @@ from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
 
 
+@dataclass(frozen=True)
+class ApplyBalanceOptions:
+    """``factors``: ``{layer: tensor_balance_factor}``, one factor per input channel."""
+
+    factors: Mapping[str, Sequence[float]] = field(default_factory=dict)
+
+
 @register_pass
 class ApplyBalancePass(GraphPass):
     """Fold DMQ balance factors into layer weights and insert Mul(1/s) on their inputs."""
 
     name = "apply_balance"
+    options_type = ApplyBalanceOptions
+    options: ApplyBalanceOptions
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
-        factors = ctx.options_for(self.name).get("factors", {})
+        factors = self.options.factors
         taken = taken_names(graph)
         for layer, values in factors.items():
             site = _site(graph, layer)

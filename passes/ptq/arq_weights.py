@@ -10,12 +10,12 @@ for the tensor (``/ 2^(b-1)`` when ``|min| > |max|``), offset 0 (``kernels.arq``
 channel sits on axis 0 (Conv, Linear), 1 (ConvTranspose, grouped) or 1 of a ``[Cin, Cout]``
 MatMul weight. ``b`` is the layer's weight ``num_bits`` (7 for 8-bit weights under the config's
 ``weight_reduce_range``). AMCT writes the fake-quantized weight into the modified ONNX so
-calibration sees it. ``ctx.state["scale_w"][layer]`` receives the scales (for the record's
+calibration sees it. ``ctx.arq_weights.scale_w[layer]`` receives the scales (for the record's
 ``scale_w``).
 
 A layer whose ``wts_algo`` is ``ada_quantize`` is quantized the same way here (AdaRound keeps
 ARQ's scale, and calibration runs on these weights, as AMCT's does), and its float weight goes to
-``ctx.state["ada_float_weights"][layer]``: AdaRound learns its rounding from the calibration
+``ctx.arq_weights.ada_float_weights[layer]``: AdaRound learns its rounding from the calibration
 inputs later (``front.ptq_adaround``), and ``ada_weights`` writes the result.
 """
 
@@ -31,6 +31,7 @@ from qdqforge.graph.layers import WEIGHT_AXIS, LayerSite, layer_site
 from qdqforge.graph.naming import taken_names, unique_name
 from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
+from qdqforge.passes.ptq.ptq_settings import PtqSettings
 from qdqforge.runtime.kernels.arq import arq_quantize
 
 
@@ -42,10 +43,10 @@ class ArqWeightsPass(GraphPass):
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         stats = {"weights_quantized": 0, "disabled": 0, "no_weight": 0, "ada_pending": 0}
-        scales = ctx.state.setdefault("scale_w", {})
-        floats = ctx.state.setdefault("ada_float_weights", {})
+        scales, floats = ctx.arq_weights.scale_w, ctx.arq_weights.ada_float_weights
         taken = taken_names(graph)
-        for layer in ctx.config.layers if ctx.config is not None else ():
+        config: PtqSettings | None = ctx.config
+        for layer in config.layers if config is not None else ():
             site = layer_site(graph, layer.name) if layer.quant_enable else None
             if not layer.quant_enable:
                 stats["disabled"] += 1
@@ -56,7 +57,7 @@ class ArqWeightsPass(GraphPass):
                 if params.wts_algo == "ada_quantize":
                     floats[layer.name] = np.asarray(site.weight.values).copy()
                     stats["ada_pending"] += 1
-                bits = ctx.config.weight_bits(layer)
+                bits = config.weight_bits(layer)
                 scales[layer.name] = _quantize(graph, site, bits, params.channel_wise, taken)
                 stats["weights_quantized"] += 1
         return PassResult(graph, stats["weights_quantized"] > 0, stats)

@@ -27,15 +27,14 @@ from qdqforge.errors import PassError
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import LayerSite, layer_site
 from qdqforge.graph.naming import taken_names, unique_name
+from qdqforge.graph.qdqforge_ops import DMQ_OBSERVER, DOMAIN
 from qdqforge.graph.toposort import toposort
 from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
+from qdqforge.passes.ptq.ptq_settings import PtqSettings
 from qdqforge.runtime.calibration.dmq import weight_input_channel_absmax
 
 log = logging.getLogger(__name__)
-
-DOMAIN = "qdqforge"
-OP = "DmqObserver"
 
 
 @register_pass
@@ -47,7 +46,8 @@ class DmqObservePass(GraphPass):
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         stats = {"observers_inserted": 0, "disabled": 0, "no_dmq": 0}
         taken = taken_names(graph)
-        for layer in ctx.config.layers if ctx.config is not None else ():
+        config: PtqSettings | None = ctx.config
+        for layer in config.layers if config is not None else ():
             if layer.dmq_balancer_param is None:
                 stats["no_dmq"] += 1
             elif not layer.quant_enable:
@@ -87,7 +87,7 @@ def _insert(graph: Graph, site: LayerSite, alpha: float, taken: set[str]) -> Non
         "groups": site.groups,
     }
     name = unique_name(f"{site.name}.dmq_observer", taken)
-    node = gs.Node(OP, name, attrs, [x, w_max], [out], domain=DOMAIN)
+    node = gs.Node(DMQ_OBSERVER.op, name, attrs, [x, w_max], [out], domain=DOMAIN)
     graph.gs.nodes.append(node)
     site.node.inputs[0] = out
     graph.stamp(node, "dmq_observe", "observe_" + site.node.op.lower(), [site.node])

@@ -27,16 +27,21 @@ from __future__ import annotations
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from qdqforge.front.config.qat import RetrainConfig, RetrainLayerConfig
 from qdqforge.graph import query
 from qdqforge.graph.activation_matmul import quantized_inputs
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import LayerSite
 from qdqforge.graph.naming import taken_names, unique_name
+from qdqforge.graph.qdqforge_ops import DOMAIN, ULQ_ACT_QUANT
 from qdqforge.graph.toposort import toposort
 from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
-from qdqforge.passes.qat.retrain_layers import ACT_OP, DOMAIN, dst_bits, retrain_sites
+from qdqforge.passes.qat.retrain_layers import (
+    RetrainLayerSettings,
+    RetrainSettings,
+    dst_bits,
+    retrain_sites,
+)
 
 
 @register_pass
@@ -59,7 +64,7 @@ class QatActQuantPass(GraphPass):
 
 
 def act_quant_attrs(
-    config: RetrainConfig, layer: RetrainLayerConfig, site: LayerSite, index: int = 0
+    config: RetrainSettings, layer: RetrainLayerSettings, site: LayerSite, index: int = 0
 ) -> dict:
     """ONNX attributes of ``layer``'s UlqActQuant node on input ``index`` (module docstring)."""
     data = layer.retrain_data_config
@@ -82,7 +87,9 @@ def _insert(graph: Graph, site: LayerSite, index: int, attrs: dict, taken: set[s
     x, name = site.node.inputs[index], attrs["layer"]
     out = gs.Variable(unique_name(f"{x.name}.ulq", taken), dtype=x.dtype, shape=x.shape)
     scale = gs.Variable(unique_name(f"{name}.scale_d", taken), dtype=np.float32, shape=[])
-    node = gs.Node(ACT_OP, unique_name(f"{name}.act_quant", taken), attrs, [x], [out, scale])
+    node = gs.Node(
+        ULQ_ACT_QUANT.op, unique_name(f"{name}.act_quant", taken), attrs, [x], [out, scale]
+    )
     node.domain = DOMAIN
     graph.gs.nodes.append(node)
     site.node.inputs[index] = out

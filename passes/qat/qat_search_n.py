@@ -26,17 +26,16 @@ from qdqforge.graph import query
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import LayerSite
 from qdqforge.graph.naming import taken_names, unique_name
+from qdqforge.graph.qdqforge_ops import (
+    DOMAIN,
+    RETRAIN_WEIGHT_OPS,
+    SEARCH_N,
+    ULQ_ACT_QUANT,
+)
 from qdqforge.graph.toposort import toposort
 from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
-from qdqforge.passes.qat.retrain_layers import (
-    ACT_OP,
-    DOMAIN,
-    SEARCH_N_OP,
-    WEIGHT_OPS,
-    qat_producer,
-    retrain_sites,
-)
+from qdqforge.passes.qat.retrain_layers import qat_producer, retrain_sites
 
 
 @register_pass
@@ -49,8 +48,8 @@ class QatSearchNPass(GraphPass):
         stats = {"search_n_inserted": 0, "after_bn": 0, "no_qat_nodes": 0, "disabled": 0}
         taken = taken_names(graph)
         for _, site in retrain_sites(graph, ctx.config, stats, self.name):
-            act = qat_producer(site.activation, ACT_OP)
-            weight = qat_producer(site.node.inputs[1], frozenset(WEIGHT_OPS.values()))
+            act = qat_producer(site.activation, ULQ_ACT_QUANT.op)
+            weight = qat_producer(site.node.inputs[1], frozenset(RETRAIN_WEIGHT_OPS.values()))
             if act is None or weight is None:
                 stats["no_qat_nodes"] += 1
                 continue
@@ -94,7 +93,7 @@ def _insert(graph: Graph, site: LayerSite, act, weight, bn, taken: set[str]) -> 
             inputs.append(site.node.inputs[2])  # the layer's bias, part of the folded bias
             if float(site.node.attrs.get("beta", 1.0)) != 1.0:
                 attrs["bias_beta"] = float(site.node.attrs["beta"])
-    node = gs.Node(SEARCH_N_OP, unique_name(f"{site.name}.search_n", taken), attrs, inputs, [out])
+    node = gs.Node(SEARCH_N.op, unique_name(f"{site.name}.search_n", taken), attrs, inputs, [out])
     node.domain = DOMAIN
     graph.gs.nodes.append(node)
     graph.stamp(node, "qat_search_n", "after_bn" if bn is not None else "after_layer", [site.node])

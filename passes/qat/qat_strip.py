@@ -18,10 +18,11 @@ import onnx_graphsurgeon as gs
 
 from qdqforge.graph import query
 from qdqforge.graph.ir import Graph
+from qdqforge.graph.qdqforge_ops import DOMAIN
 from qdqforge.graph.toposort import toposort
 from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
-from qdqforge.passes.qat.retrain_layers import DOMAIN, QAT_OPS
+from qdqforge.passes.qat.retrain_layers import QAT_OP_TYPES
 
 
 @register_pass
@@ -31,8 +32,8 @@ class QatStripPass(GraphPass):
     name = "qat_strip"
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
-        stats = {op: 0 for op in sorted(QAT_OPS)}
-        for node in [n for n in graph.gs.nodes if n.domain == DOMAIN and n.op in QAT_OPS]:
+        stats = {op: 0 for op in sorted(QAT_OP_TYPES)}
+        for node in [n for n in graph.gs.nodes if n.domain == DOMAIN and n.op in QAT_OP_TYPES]:
             bypass(graph, node)
             stats[node.op] += 1
         graph.gs.cleanup(remove_unused_graph_inputs=False)

@@ -22,15 +22,15 @@ from __future__ import annotations
 import numpy as np
 import onnx_graphsurgeon as gs
 
-from qdqforge.front.config.qat import RetrainLayerConfig
 from qdqforge.graph import query
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import WEIGHT_AXIS, LayerSite
 from qdqforge.graph.naming import taken_names, unique_name
+from qdqforge.graph.qdqforge_ops import DOMAIN, RETRAIN_WEIGHT_OPS
 from qdqforge.graph.toposort import toposort
 from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
-from qdqforge.passes.qat.retrain_layers import DOMAIN, WEIGHT_OPS, retrain_sites
+from qdqforge.passes.qat.retrain_layers import RetrainLayerSettings, retrain_sites
 
 
 @register_pass
@@ -62,7 +62,7 @@ def output_channels(site: LayerSite) -> int:
     return shape[WEIGHT_AXIS[site.weight_layout]]
 
 
-def weight_quant_attrs(layer: RetrainLayerConfig, site: LayerSite, bits: int) -> dict:
+def weight_quant_attrs(layer: RetrainLayerSettings, site: LayerSite, bits: int) -> dict:
     """ONNX attributes of ``layer``'s weight node (module docstring); ``bits`` of its grid."""
     weights = layer.retrain_weight_config
     return {
@@ -78,7 +78,7 @@ def weight_quant_attrs(layer: RetrainLayerConfig, site: LayerSite, bits: int) ->
 
 def _insert(graph: Graph, site: LayerSite, attrs: dict, taken: set[str]) -> None:
     w = site.weight
-    op = WEIGHT_OPS[attrs.pop("algo")]
+    op = RETRAIN_WEIGHT_OPS[attrs.pop("algo")]
     out = gs.Variable(unique_name(f"{w.name}.{op}", taken), dtype=w.dtype, shape=w.shape)
     width = attrs["channels"] if attrs["channel_wise"] else 1
     scale = gs.Variable(unique_name(f"{site.name}.scale_w", taken), dtype=np.float32, shape=[width])

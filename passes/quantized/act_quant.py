@@ -23,13 +23,12 @@ from qdqforge.graph.activation_matmul import recorded_inputs
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import LayerSite
 from qdqforge.graph.naming import taken_names, unique_name
+from qdqforge.graph.qdqforge_ops import ACT_QUANT, DOMAIN
 from qdqforge.graph.toposort import toposort
 from qdqforge.passes.grids.act_grid import act_bits
 from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
-from qdqforge.passes.ptq.act_observe import DOMAIN
-
-OP = "ActQuant"
+from qdqforge.passes.quantized.record_options import RecordOptions
 
 
 @register_pass
@@ -37,9 +36,11 @@ class ActQuantPass(GraphPass):
     """Put each recorded layer's fixed activation quantizer (qdqforge::ActQuant) before it."""
 
     name = "act_quant"
+    options_type = RecordOptions
+    options: RecordOptions
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
-        records = ctx.options_for(self.name).get("records", {})
+        records = self.options.records
         taken = taken_names(graph)
         for layer, rec in records.items():
             site, inputs = recorded_inputs(graph, layer, rec, self.name)
@@ -58,7 +59,9 @@ def _insert(graph: Graph, site: LayerSite, index: int, name: str, rec, taken: se
         "offset": int(rec.offset_d),
         "num_bits": act_bits(rec),
     }
-    node = gs.Node(OP, unique_name(f"{name}.act_quant", taken), attrs, [x], [out], domain=DOMAIN)
+    node = gs.Node(
+        ACT_QUANT.op, unique_name(f"{name}.act_quant", taken), attrs, [x], [out], domain=DOMAIN
+    )
     graph.gs.nodes.append(node)
     graph.stamp(node, ActQuantPass.name, "activation", [site.node])
     site.node.inputs[index] = out

@@ -41,6 +41,7 @@ from qdqforge.graph.toposort import toposort
 from qdqforge.passes.grids.act_grid import act_bits, act_range
 from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
+from qdqforge.passes.quantized.record_options import RecordOptions
 
 QUANT_OUT = ".quant.out"
 
@@ -50,9 +51,11 @@ class FakeQuantPass(GraphPass):
     """Simulate each recorded layer's input quantization with float ops (no Q/DQ)."""
 
     name = "fake_quant"
+    options_type = RecordOptions
+    options: RecordOptions
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
-        records = ctx.options_for(self.name).get("records", {})
+        records = self.options.records
         taken = taken_names(graph)
         stats = {"activations": 0}
         for layer, rec in records.items():

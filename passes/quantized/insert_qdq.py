@@ -42,6 +42,7 @@ from qdqforge.passes.grids.bias_int32 import dequantize_int32_bias, layer_bias
 from qdqforge.passes.grids.weight_grid import check_channels, weight_integers
 from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
+from qdqforge.passes.quantized.record_options import RecordOptions
 
 
 @register_pass
@@ -49,9 +50,11 @@ class InsertQdqPass(GraphPass):
     """Quantize each recorded layer's activation and weight with QuantizeLinear/DequantizeLinear."""
 
     name = "insert_qdq"
+    options_type = RecordOptions
+    options: RecordOptions
 
     def requires(self, graph: Graph, ctx: PassContext) -> None:
-        needed = opset_needed(ctx.options_for(self.name).get("records", {}))
+        needed = opset_needed(self.options.records)
         if graph.opset < needed:
             raise PreconditionError(
                 f"insert_qdq: int16 QuantizeLinear needs opset {needed}, the graph has "
@@ -59,7 +62,7 @@ class InsertQdqPass(GraphPass):
             )
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
-        records = ctx.options_for(self.name).get("records", {})
+        records = self.options.records
         taken = taken_names(graph)
         stats = {"activations": 0, "weights": 0}
         for layer, rec in records.items():

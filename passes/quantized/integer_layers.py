@@ -30,6 +30,7 @@ from qdqforge.passes.grids.bias_int32 import int32_bias
 from qdqforge.passes.grids.integer_weights import IntegerLayer, integer_layer
 from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
+from qdqforge.passes.quantized.record_options import RecordOptions
 
 
 def integer_capable(graph: Graph, site: LayerSite | None, rec) -> bool:
@@ -42,9 +43,11 @@ class IntegerLayersPass(GraphPass):
     """Rewrite recorded Conv/Linear layers as ConvInteger/MatMulInteger with int32 bias."""
 
     name = "integer_layers"
+    options_type = RecordOptions
+    options: RecordOptions
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
-        records = ctx.options_for(self.name).get("records", {})
+        records = self.options.records
         taken = taken_names(graph)
         for layer, rec in records.items():
             found = integer_layer(graph, layer_site(graph, layer), rec)

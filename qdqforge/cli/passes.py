@@ -177,9 +177,6 @@ def _feeds(args: argparse.Namespace, proto, *, wanted: bool):
 
 
 def _context(args: argparse.Namespace) -> PassContext:
-    ctx = PassContext()
-    if args.config:
-        if not Path(args.config).is_file():
-            raise ConfigError(f"--config {args.config!r}: no such file")
-        ctx.state["config_path"] = args.config
-    return ctx
+    if args.config and not Path(args.config).is_file():
+        raise ConfigError(f"--config {args.config!r}: no such file")
+    return PassContext(config_path=args.config or None)

@@ -7,7 +7,7 @@ compute, the per-bin error of each IFMR grid candidate and HFMG window, and HFMG
 window list. Each kernel computes the same IEEE
 double operations in the same order as the torch code it replaces, and row sums stay with torch
 on the same shapes, so states, losses and the chosen scale/offset are bit for bit the torch
-path's (tests/runtime/test_observe_ops.py compares them).
+path's (tests/runtime/calibration/test_observe_ops.py compares them).
 
 The kernels take CPU floating-point batches; GPU batches, ``QDQFORGE_FUSED=0`` (the switch of
 the compiled QAT kernels) and a machine where the kernels could not be built take the torch
@@ -57,7 +57,7 @@ def row_sums(err: torch.Tensor) -> torch.Tensor:
     """``err.sum(dim=1)`` bit for bit, one row at a time off torch's thread pool.
 
     For rows of at most 32768 values torch's reduction is serial and the same cascade whether
-    the row stands alone or in a batch of rows (checked in tests/runtime/test_observe_ops.py);
+    the row stands alone or in a batch of rows (tests/runtime/calibration/test_observe_ops.py);
     summing row by row keeps the candidates' losses while a loaded machine's thread pool cannot
     stall the reduction (measured 13 ms per [8, 32768] sum at load 7 on 2 cores, 0.1 ms here).
     """

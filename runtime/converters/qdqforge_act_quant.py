@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from qdqforge.runtime.converters.qdqforge_observers import DOMAIN
+from qdqforge.graph.qdqforge_ops import ACT_QUANT, DOMAIN
 from qdqforge.runtime.kernels.fake_quant_ref import fake_quantize
 from qdqforge.runtime.kernels.quant_math import int_range
 from qdqforge.runtime.registry import Emitter, OnnxNode, converter
@@ -39,7 +39,7 @@ class ActQuantOp(nn.Module):
         return float(self.scale), self.offset
 
 
-@converter("ActQuant", versions=(1,), domain=DOMAIN)
+@converter(ACT_QUANT.op, versions=(1,), domain=DOMAIN)
 def convert_act_quant(node: OnnxNode, emit: Emitter):
     op = ActQuantOp(
         node.attr("layer"),

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from qdqforge.errors import ConversionError
+from qdqforge.graph.qdqforge_ops import ACT_OBSERVER, DMQ_OBSERVER, DOMAIN
 from qdqforge.runtime import distributed
 from qdqforge.runtime.calibration.dmq import DmqObserver, balance_factors
 from qdqforge.runtime.calibration.hfmg import HfmgObserver
@@ -30,8 +31,6 @@ from qdqforge.runtime.calibration.observer_sync import sync_observer
 from qdqforge.runtime.kernels.fake_quant_ref import fake_quantize
 from qdqforge.runtime.kernels.quant_math import int_range
 from qdqforge.runtime.registry import Emitter, OnnxNode, converter
-
-DOMAIN = "qdqforge"
 
 
 class DmqObserverOp(nn.Module):
@@ -67,7 +66,7 @@ class DmqObserverOp(nn.Module):
         return balance_factors(self.act_max, self.weight_max, self.alpha, self.layer)
 
 
-@converter("DmqObserver", versions=(1,), domain=DOMAIN)
+@converter(DMQ_OBSERVER.op, versions=(1,), domain=DOMAIN)
 def convert_dmq_observer(node: OnnxNode, emit: Emitter):
     w_max = emit.const(1)
     if w_max is None:
@@ -155,7 +154,7 @@ def make_act_observer(node: OnnxNode):
     )
 
 
-@converter("ActObserver", versions=(1,), domain=DOMAIN)
+@converter(ACT_OBSERVER.op, versions=(1,), domain=DOMAIN)
 def convert_act_observer(node: OnnxNode, emit: Emitter):
     settings = tuple(sorted((k, repr(v)) for k, v in node.attrs.items() if k != "layer"))
     batch_num, observer = int(node.attr("batch_num", 1)), make_act_observer(node)

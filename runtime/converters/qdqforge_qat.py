@@ -19,20 +19,25 @@ from __future__ import annotations
 import torch
 
 from qdqforge.errors import ConversionError
+from qdqforge.graph.qdqforge_ops import (
+    ARQ_RETRAIN_WEIGHT,
+    DOMAIN,
+    SEARCH_N,
+    ULQ_ACT_QUANT,
+    ULQ_RETRAIN_WEIGHT,
+)
 from qdqforge.runtime.kernels.ulq import ulq_weight_init
 from qdqforge.runtime.modules.qat_act import UlqActQuantOp
 from qdqforge.runtime.modules.qat_search_n import SearchNOp
 from qdqforge.runtime.modules.qat_weight import ArqRetrainWeightOp, UlqRetrainWeightOp
 from qdqforge.runtime.registry import Emitter, OnnxNode, converter
 
-DOMAIN = "qdqforge"
-
 
 def _pair(emit: Emitter, out):
     return [emit.getitem(out, 0), emit.getitem(out, 1)]
 
 
-@converter("UlqActQuant", versions=(1,), domain=DOMAIN)
+@converter(ULQ_ACT_QUANT.op, versions=(1,), domain=DOMAIN)
 def convert_ulq_act_quant(node: OnnxNode, emit: Emitter):
     layer = node.attr("layer")
     given = node.attr("clip_max") is not None and node.attr("clip_min") is not None
@@ -51,7 +56,7 @@ def _weight_args(node: OnnxNode) -> tuple[str, int, int, int]:
     return layer, bits, int(node.attr("channel_axis", 0)), int(node.attr("groups", 1))
 
 
-@converter("ArqRetrainWeight", versions=(1,), domain=DOMAIN)
+@converter(ARQ_RETRAIN_WEIGHT.op, versions=(1,), domain=DOMAIN)
 def convert_arq_retrain_weight(node: OnnxNode, emit: Emitter):
     layer, bits, axis, groups = _weight_args(node)
     op = ArqRetrainWeightOp(layer, bits, bool(node.attr("channel_wise", 1)), axis, groups)
@@ -59,7 +64,7 @@ def convert_arq_retrain_weight(node: OnnxNode, emit: Emitter):
     return _pair(emit, emit.module(op, emit.value(0), path=f"{layer}.weight_quant"))
 
 
-@converter("UlqRetrainWeight", versions=(1,), domain=DOMAIN)
+@converter(ULQ_RETRAIN_WEIGHT.op, versions=(1,), domain=DOMAIN)
 def convert_ulq_retrain_weight(node: OnnxNode, emit: Emitter):
     layer, bits, axis, groups = _weight_args(node)
     weight = emit.graph.initializer(node.inputs[0]) if emit.graph is not None else None
@@ -72,7 +77,7 @@ def convert_ulq_retrain_weight(node: OnnxNode, emit: Emitter):
     return _pair(emit, emit.module(op, emit.value(0), path=f"{layer}.weight_quant"))
 
 
-@converter("SearchN", versions=(1,), domain=DOMAIN)
+@converter(SEARCH_N.op, versions=(1,), domain=DOMAIN)
 def convert_search_n(node: OnnxNode, emit: Emitter):
     layer = node.attr("layer")
     op = SearchNOp(

@@ -11,7 +11,7 @@ The three entry points take the arguments of their :mod:`.ulq` namesakes and pic
 
 Triton and the C++ toolchain are optional: each is tried on the first call that would use it, so
 the package and every path work without them. All backends give the same forward values and
-gradients (tests/runtime/test_ulq_triton.py under ``TRITON_INTERPRET=1``, tests/runtime/
+gradients (tests/runtime/kernels/test_ulq_triton.py under ``TRITON_INTERPRET=1``, tests/runtime/
 test_cpu_ext.py).
 """
 

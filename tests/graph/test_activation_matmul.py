@@ -19,7 +19,6 @@ from qdqforge.front.export.to_onnx import export
 from qdqforge.front.record.file import LayerRecord
 from qdqforge.graph import io, numerics
 from qdqforge.graph.activation_matmul import activation_matmul_site, activation_matmuls
-from qdqforge.passes import PassContext
 from qdqforge.passes.infra.pipeline import run_pipeline
 
 
@@ -86,8 +85,8 @@ def test_sites_are_the_two_activation_matmuls_in_graph_order(exported):
 def test_both_operands_quantized_as_recorded(exported, pass_name):
     model, x, proto = exported
     recs = _records()
-    ctx = PassContext(options={pass_name: {"records": recs}})
-    result = run_pipeline(io.load(proto), (pass_name,), ctx=ctx)
+    options = {pass_name: {"records": recs}}
+    result = run_pipeline(io.load(proto), (pass_name,), options=options)
 
     assert result.stats[f"{pass_name}.activations"] == 4
     out = io.to_proto(result.graph)
@@ -101,6 +100,6 @@ def test_both_operands_quantized_as_recorded(exported, pass_name):
 
 def test_a_record_without_the_second_grid_is_refused(exported):
     recs = {"attn.matmul_0": LayerRecord(scale_d=0.02, offset_d=0)}
-    ctx = PassContext(options={"fake_quant": {"records": recs}})
+    options = {"fake_quant": {"records": recs}}
     with pytest.raises(PassError, match=r"layer 'attn\.matmul_0' has no scale_h/offset_h"):
-        run_pipeline(io.load(exported[2]), ("fake_quant",), ctx=ctx)
+        run_pipeline(io.load(exported[2]), ("fake_quant",), options=options)

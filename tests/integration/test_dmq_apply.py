@@ -17,7 +17,6 @@ from qdqforge.front.export.to_onnx import export
 from qdqforge.front.record.dmq_factors import dmq_layers, recorded_balance_factors
 from qdqforge.front.record.file import write_record
 from qdqforge.graph import io, numerics
-from qdqforge.passes import PassContext
 from qdqforge.passes.infra.pipeline import run_pipeline
 from tests.helpers.dmq_flow import MODELS, build, write_config
 
@@ -35,8 +34,9 @@ def test_recorded_factors_applied_keep_outputs(tmp_path, name):
     assert sorted(factors) == sorted(dmq_layers(config))
 
     proto = export(model, batches[0])
-    ctx = PassContext(options={"apply_balance": {"factors": factors}})
-    balanced = run_pipeline(proto, ("canonicalize", "fold_bn", "apply_balance"), ctx=ctx).graph
+    options = {"apply_balance": {"factors": factors}}
+    balanced = run_pipeline(proto, ("canonicalize", "fold_bn", "apply_balance"), options=options)
+    balanced = balanced.graph
     assert sum(n.op == "Mul" and n.name.endswith(".mul") for n in balanced.gs.nodes) == len(factors)
     for x in batches:
         feeds = numerics.feeds_for(proto, [x.numpy()])

@@ -22,7 +22,7 @@ from onnx import numpy_helper
 
 from qdqforge.cli.main import main
 from qdqforge.front.analysis.doctor.fidelity import fidelity
-from qdqforge.front.analysis.layer_sensitivity import cosine
+from qdqforge.front.analysis.layer_sensitivity import COSINE
 from qdqforge.graph.diff.graph_diff import diff_graphs
 from qdqforge.graph.diff.values import abs_rel_error
 from qdqforge.graph.numerics import max_abs_error
@@ -102,7 +102,7 @@ def test_max_error_is_order_free_and_never_nan(pairs):
         max_abs, max_rel = abs_rel_error(x, y)
         assert not math.isnan(max_abs) and not math.isnan(max_rel)
         assert not any(math.isnan(v) for v in vars(fidelity(x, y)).values())
-        assert not math.isnan(cosine(x.astype(np.float64), y.astype(np.float64)))
+        assert not math.isnan(COSINE(x.astype(np.float64), y.astype(np.float64)))
 
 
 def _orders(a, b):

@@ -257,7 +257,7 @@ class ConfigProbePass(GraphPass):
     seen: list = []
 
     def call(self, graph, ctx):
-        ConfigProbePass.seen.append(ctx.state.get("config_path"))
+        ConfigProbePass.seen.append(ctx.config_path)
         return PassResult(graph, False)
 
 

@@ -24,21 +24,18 @@ import os
 
 import numpy as np
 from torch import nn
-from tqdm import tqdm
 
 from qdqforge.front.analysis.doctor.fidelity import fidelity
-from qdqforge.front.analysis.doctor.layer_report import LayerReport
 from qdqforge.front.analysis.doctor.probe_model import ProbeModel, build_probe_model
-from qdqforge.front.analysis.doctor.record_params import layer_params
 from qdqforge.front.analysis.doctor.report import Report
 from qdqforge.front.analysis.doctor.skip import DEFAULT_SKIP_DB, choose_skips, rank_layers
+from qdqforge.front.analysis.sensitivity_probe import doctor_layer_reports
 from qdqforge.front.config.layers import quant_layers_from_graph
 from qdqforge.front.config.ptq_load import load_quant_config
 from qdqforge.front.entry.inputs import normalize_input_data
 from qdqforge.front.entry.model_dtype import refuse_non_float32
 from qdqforge.front.export.to_onnx import export
 from qdqforge.front.ptq.ada_sites import warn_rounded_like_arq
-from qdqforge.front.ptq.calibration import progress_disabled
 from qdqforge.front.record.file import read_record
 
 log = logging.getLogger(__name__)
@@ -71,7 +68,7 @@ def analyze(
             activations (not probed yet; named).
         RecordError: the record cannot be read.
         InputDataError: ``input_data`` is not a tensor or a tuple of tensors.
-        ModelError: a float64/float16/bfloat16 parameter, buffer or input (front/model_dtype.py).
+        ModelError: a float64/float16/bfloat16 parameter, buffer or input (entry/model_dtype.py).
         ExportError: the model cannot be exported.
     """
     inputs = normalize_input_data(input_data)
@@ -85,29 +82,12 @@ def analyze(
     probe = build_probe_model(proto, inputs, config, records)
     reference = probe.run(observe=True)
     types = {layer.name: layer.layer_type for layer in found}
-    layers = tuple(
-        _layer_report(probe, name, types[name], reference, config, records)
-        for name in tqdm(probe.layers, desc="doctor", unit="layer", disable=progress_disabled())
-    )
+    layers = doctor_layer_reports(probe, reference, types, config, records)
     return _report(probe, layers, reference, config, skip_db)
 
 
 def _everything(probe: ProbeModel, but=()) -> tuple[set[str], set[str]]:
     return set(probe.probes) - set(but), set(probe.weights) - set(but)
-
-
-def _layer_report(probe, name, layer_type, reference, config, records) -> LayerReport:
-    weight = {name} & set(probe.weights)
-    act_only = fidelity(reference, probe.run({name}))
-    return LayerReport(
-        name=name,
-        layer_type=layer_type,
-        quantized=fidelity(reference, probe.run({name}, weight)) if weight else act_only,
-        weight_only=fidelity(reference, probe.run((), weight)) if weight else None,
-        activation_only=act_only,
-        without=fidelity(reference, probe.run(*_everything(probe, {name}))),
-        **layer_params(probe, name, config, records),
-    )
 
 
 def _report(probe: ProbeModel, layers, reference: np.ndarray, config, skip_db) -> Report:

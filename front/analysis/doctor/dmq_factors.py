@@ -45,10 +45,9 @@ def measure_balance_factors(
 ) -> dict[str, tuple[float, ...]]:
     """Factors of every enabled DMQ layer from one forward of ``inputs`` (module docstring)."""
     fusion = ("fold_bn",) if config.do_fusion else ()
-    ctx = PassContext(
-        config=config, options={"fold_bn": {"skip_layers": list(config.skip_fusion_layers)}}
-    )
-    graph = run_pipeline(proto, ("canonicalize", *fusion, "dmq_observe"), ctx=ctx).graph
+    options = {"fold_bn": {"skip_layers": list(config.skip_fusion_layers)}}
+    passes = ("canonicalize", *fusion, "dmq_observe")
+    graph = run_pipeline(proto, passes, ctx=PassContext(config=config), options=options).graph
     module = reimport(io.to_proto(graph)).eval()
     with torch.no_grad():
         module(*inputs)

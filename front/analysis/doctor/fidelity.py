@@ -1,26 +1,33 @@
 """How close a quantized model's output is to the float one: SQNR, cosine and relative L2.
 
-All outputs of the model are flattened and concatenated into one vector (float64), ``r`` for the
-float model and ``t`` for the fake-quant one; with the noise ``n = t - r``::
+One :class:`Fidelity` is three metrics of the sensitivity engine
+(:mod:`qdqforge.front.analysis.sensitivity_metrics`) on one
+:class:`~qdqforge.front.analysis.sensitivity_metrics.Deviation`, with ``r`` the float model's
+flattened output, ``t`` the fake-quant one's and the noise ``n = t - r``::
 
     SQNR   = 10 * log10(sum(r^2) / sum(n^2))       dB; +inf when n == 0
     cosine = sum(r * t) / (|r| * |t|)               1 when both are 0, 0 when only one is
     rel_l2 = |n| / |r| = 10^(-SQNR / 20)            +inf when r == 0 != n
 
-Every 6.02 dB of SQNR is one bit of the output's effective precision. A NaN or infinity in
-``t`` or ``r`` facing a different value is the worst fidelity (SQNR -inf, cosine 0, rel-L2 +inf),
-never NaN: NaN would sort anywhere in the doctor's ranking and pass every threshold.
+A NaN or infinity in ``t`` or ``r`` facing a different value is the worst fidelity (SQNR -inf,
+cosine 0, rel-L2 +inf), never NaN: NaN would sort anywhere in the doctor's ranking and pass
+every threshold.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
+from qdqforge.front.analysis.sensitivity_metrics import (
+    CosineSimilarity,
+    Deviation,
+    RelativeL2,
+    Sqnr,
+    deviation,
+)
 
-from qdqforge.graph.numerics import nonfinite_mismatch
+SQNR, COSINE, REL_L2 = Sqnr(), CosineSimilarity(on_nonfinite=0.0), RelativeL2()
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,11 @@ class Fidelity:
     sqnr_db: float
     cosine: float
     rel_l2: float
+
+    @classmethod
+    def of(cls, dev: Deviation) -> Fidelity:
+        """The three metrics of one deviation."""
+        return cls(SQNR.of(dev), COSINE.of(dev), REL_L2.of(dev))
 
     def to_dict(self) -> dict:
         """JSON object; infinities become the strings ``"inf"`` / ``"-inf"``."""
@@ -46,39 +58,6 @@ def json_float(value: float) -> float | str:
     return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
 
 
-def flatten_outputs(outputs: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
-    """All outputs as one float64 vector, in output order."""
-    if isinstance(outputs, np.ndarray):
-        outputs = [outputs]
-    return np.concatenate([np.asarray(o, np.float64).reshape(-1) for o in outputs])
-
-
-def fidelity(reference: np.ndarray, test: np.ndarray) -> Fidelity:
+def fidelity(reference, test) -> Fidelity:
     """SQNR, cosine and relative L2 of ``test`` against ``reference`` (module docstring)."""
-    r, t = flatten_outputs(reference), flatten_outputs(test)
-    if nonfinite_mismatch(r, t):
-        return Fidelity(-math.inf, 0.0, math.inf)
-    if not np.isfinite(r).all():  # the same NaN/inf on both sides: compare the rest
-        keep = np.isfinite(r)
-        r, t = r[keep], t[keep]
-    signal, noise = float(np.dot(r, r)), float(np.dot(t - r, t - r))
-    return Fidelity(_sqnr(signal, noise), _cosine(r, t), _rel_l2(signal, noise))
-
-
-def _sqnr(signal: float, noise: float) -> float:
-    if noise == 0.0:
-        return math.inf
-    return -math.inf if signal == 0.0 else 10.0 * math.log10(signal / noise)
-
-
-def _cosine(r: np.ndarray, t: np.ndarray) -> float:
-    norms = float(np.linalg.norm(r) * np.linalg.norm(t))
-    if norms == 0.0:
-        return 1.0 if not r.any() and not t.any() else 0.0
-    return float(np.dot(r, t)) / norms
-
-
-def _rel_l2(signal: float, noise: float) -> float:
-    if signal == 0.0:
-        return 0.0 if noise == 0.0 else math.inf
-    return math.sqrt(noise / signal)
+    return Fidelity.of(deviation(reference, test))

@@ -26,8 +26,8 @@ import torch
 
 from qdqforge.errors import ConfigError
 from qdqforge.front.analysis.doctor.dmq_factors import balance_factors_for
-from qdqforge.front.analysis.doctor.fidelity import flatten_outputs
 from qdqforge.front.analysis.doctor.probes import ActivationProbe, WeightSwitch
+from qdqforge.front.analysis.sensitivity_metrics import flatten_outputs
 from qdqforge.front.config.ptq import QuantConfig
 from qdqforge.front.record.file import LayerRecord
 from qdqforge.graph import io
@@ -99,8 +99,8 @@ def build_probe_model(
         "fold_bn": {"skip_layers": list(config.skip_fusion_layers)},
         "apply_balance": {"factors": factors},
     }
-    ctx = PassContext(config=calib, options=options)
-    graph = run_pipeline(proto, ("canonicalize", *fusion, "apply_balance"), ctx=ctx).graph
+    passes = ("canonicalize", *fusion, "apply_balance")
+    graph = run_pipeline(proto, passes, ctx=PassContext(config=calib), options=options).graph
     sites = _sites(graph, config)
     observed = run_pipeline(graph, ("act_observe",), ctx=PassContext(config=calib)).graph
     module = reimport(io.to_proto(observed)).eval()

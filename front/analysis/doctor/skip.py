@@ -16,14 +16,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from qdqforge.front.analysis.doctor.fidelity import SQNR
 from qdqforge.front.analysis.doctor.layer_report import LayerReport
+from qdqforge.front.analysis.sensitivity import rank
 
 DEFAULT_SKIP_DB = 6.0
 
 
 def rank_layers(layers: Sequence[LayerReport]) -> list[str]:
     """Layer names, most sensitive (lowest isolated SQNR) first."""
-    return [lr.name for lr in sorted(layers, key=lambda lr: (lr.quantized.sqnr_db, lr.name))]
+    return rank({lr.name: lr.quantized.sqnr_db for lr in layers}, SQNR)
 
 
 def choose_skips(layers: Sequence[LayerReport], skip_db: float = DEFAULT_SKIP_DB) -> list[str]:

@@ -1,7 +1,7 @@
 """Fuzzing: random and mutated JSON / .cfg / record text only ever raise ConfigError/RecordError.
 
 Profiles (registered in ``tests/conftest.py``): ``ci`` (default, 200 examples per test) and
-``long`` (5,000), chosen with ``pytest --hypothesis-profile=long tests/front/test_config_fuzz.py``
+``long`` (5,000), chosen with ``pytest --hypothesis-profile=long`` on this file
 or ``QDQFORGE_FUZZ=long``.
 """
 

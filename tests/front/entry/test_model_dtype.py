@@ -1,5 +1,5 @@
 """float64, float16 and bfloat16 models and inputs are refused up front by the calls whose results
-end as quantized ONNX models (front/model_dtype.py): a ModelError naming the tensor and its type,
+end as quantized ONNX models (entry/model_dtype.py): a ModelError naming the tensor and its type,
 before any export or file write. Integer inputs (token ids) pass."""
 
 from __future__ import annotations

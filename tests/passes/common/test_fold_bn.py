@@ -7,7 +7,7 @@ import pytest
 
 from qdqforge.graph import io, numerics
 from qdqforge.graph.check import check_proto
-from qdqforge.passes import PassContext, get_pass
+from qdqforge.passes import get_pass
 from tests.helpers import onnx_graphs as g
 
 CASES = {
@@ -60,8 +60,7 @@ def test_folded_tensors_get_new_names_and_provenance():
 def test_skip_layers_from_options():
     graph = io.load(g.conv_bn_model())
     graph.meta(graph.gs.nodes[0])["qdqforge.module"] = "conv"
-    ctx = PassContext(options={"fold_bn": {"skip_layers": ["conv"]}})
-    result = get_pass("fold_bn")()(graph, ctx)
+    result = get_pass("fold_bn")({"skip_layers": ["conv"]})(graph)
     assert result.stats == {"bn_folded": 0, "skipped_by_config": 1, "not_foldable": 0}
     assert not result.modified
 

@@ -69,8 +69,9 @@ def test_observer_sees_batch_num_forwards(algo):
 
 def test_observer_follows_the_balance_mul():
     model, x = Wrap(nn.Conv2d(3, 4, 3)).eval(), torch.randn(1, 3, 6, 6)
-    ctx = PassContext(config=config(), options={"apply_balance": {"factors": {"layer": [2.0] * 3}}})
-    graph = run_pipeline(export(model, x), ("apply_balance", "act_observe"), ctx=ctx).graph
+    options = {"apply_balance": {"factors": {"layer": [2.0] * 3}}}
+    passes = ("apply_balance", "act_observe")
+    graph = run_pipeline(export(model, x), passes, ctx=PassContext(config()), options=options).graph
     observer = next(n for n in graph.gs.nodes if n.op == "ActObserver")
     assert observer.inputs[0].inputs[0].op == "Mul"
     assert observer.outputs[0].outputs[0].op == "Conv"

@@ -1,7 +1,7 @@
 """ada_weights: stats, the same initializer with new values, onnxruntime = torch with them, checker.
 
 Also arq_weights' side of it: an ada_quantize layer is ARQ-quantized like any other and its float
-weight is kept in ``ctx.state["ada_float_weights"]``.
+weight is kept in ``ctx.arq_weights.ada_float_weights``.
 """
 
 from __future__ import annotations
@@ -45,13 +45,12 @@ def test_rounded_weight_replaces_arq_values(case):
     torch.manual_seed(5)
     model = Wrap(make()).eval()
     graph, ctx, x = arq_then_ada(model, shape)
-    float_w = ctx.state["ada_float_weights"]["layer"]
+    float_w = ctx.arq_weights.ada_float_weights["layer"]
     np.testing.assert_array_equal(float_w, model.layer.weight.detach().numpy())
     arq = initializer(io.to_proto(graph), "layer.weight.arq")
     new = arq.copy()
     new.flat[::3] += 0.01  # any values: the pass writes what AdaRound learnt
-    options = {"ada_weights": {"weights": {"layer": new}}}
-    result = get_pass("ada_weights")()(graph, PassContext(options=options))
+    result = get_pass("ada_weights")({"weights": {"layer": new}})(graph)
 
     assert result.modified and result.stats["layers_rounded"] == 1
     assert result.stats["values_changed"] == new[new != arq].size
@@ -67,14 +66,14 @@ def test_rounded_weight_replaces_arq_values(case):
 
 def test_arq_layers_keep_no_float_weight():
     _, ctx, _ = arq_then_ada(Wrap(nn.Conv2d(3, 4, 3)).eval(), (1, 3, 6, 6), "arq_quantize")
-    assert ctx.state["ada_float_weights"] == {} and "layer" in ctx.state["scale_w"]
+    assert ctx.arq_weights.ada_float_weights == {} and "layer" in ctx.arq_weights.scale_w
 
 
 def test_shape_mismatch_and_missing_layer():
     graph, _, _ = arq_then_ada(Wrap(nn.Conv2d(3, 4, 3)).eval(), (1, 3, 6, 6))
-    ada = get_pass("ada_weights")()
-    missing = ada(graph, PassContext(options={"ada_weights": {"weights": {"other": [0.0]}}}))
+    ada = get_pass("ada_weights")
+    missing = ada({"weights": {"other": [0.0]}})(graph)
     assert missing.stats["no_weight"] == 1 and not missing.modified
-    bad = {"ada_weights": {"weights": {"layer": np.zeros((4, 3, 2, 2), np.float32)}}}
+    bad = {"weights": {"layer": np.zeros((4, 3, 2, 2), np.float32)}}
     with pytest.raises(PassError, match=r"layer 'layer'.*\[4, 3, 3, 3\]"):
-        ada(graph, PassContext(options=bad))
+        ada(bad)(graph)

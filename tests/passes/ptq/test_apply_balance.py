@@ -11,7 +11,7 @@ from torch import nn
 from qdqforge.errors import PassError
 from qdqforge.front.export.to_onnx import export
 from qdqforge.graph import io, numerics
-from qdqforge.passes import PassContext, get_pass
+from qdqforge.passes import get_pass
 from tests.helpers.layer_cases import CASES, Wrap
 
 
@@ -37,8 +37,7 @@ def numpy_scaled(layer: nn.Module, s: np.ndarray, kind: str) -> np.ndarray:
 
 def balance(model: nn.Module, x: torch.Tensor, factors: dict):
     proto = export(model, x)
-    ctx = PassContext(options={"apply_balance": {"factors": factors}})
-    return proto, get_pass("apply_balance")()(io.load(proto), ctx)
+    return proto, get_pass("apply_balance")({"factors": factors})(io.load(proto))
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))

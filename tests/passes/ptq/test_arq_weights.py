@@ -58,7 +58,7 @@ def test_weights_on_numpy_grid(case):
     )
     w = model.layer.weight.detach().numpy().astype(np.float64)
     scales = numpy_scales(channel_major(model.layer, w, kind))
-    np.testing.assert_allclose(ctx.state["scale_w"]["layer"], scales, rtol=1e-6)
+    np.testing.assert_allclose(ctx.arq_weights.scale_w["layer"], scales, rtol=1e-6)
     q = channel_major(model.layer, w_hat.astype(np.float64), kind) / scales[:, None]
     np.testing.assert_allclose(q, np.round(q), atol=1e-3)
     assert q.min() >= -128.5 and q.max() <= 127.5
@@ -70,10 +70,10 @@ def test_per_tensor_scale():
     _, ctx = quantize(model, (1, 3, 6, 6), channel_wise=False)
     w = model.layer.weight.detach().numpy().astype(np.float64)
     np.testing.assert_allclose(
-        ctx.state["scale_w"]["layer"], numpy_scales(w.reshape(1, -1)), rtol=1e-6
+        ctx.arq_weights.scale_w["layer"], numpy_scales(w.reshape(1, -1)), rtol=1e-6
     )
 
 
 def test_disabled_layer_is_counted():
     result, ctx = quantize(Wrap(nn.Conv2d(3, 4, 3)).eval(), (1, 3, 6, 6), enable=False)
-    assert result.stats["disabled"] == 1 and not result.modified and ctx.state["scale_w"] == {}
+    assert result.stats["disabled"] == 1 and not result.modified and ctx.arq_weights.scale_w == {}

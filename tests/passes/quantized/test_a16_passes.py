@@ -20,7 +20,6 @@ from qdqforge.front.export.to_onnx import export
 from qdqforge.front.record.file import LayerRecord
 from qdqforge.graph import io, numerics
 from qdqforge.graph.layers import layer_site
-from qdqforge.passes import PassContext
 from qdqforge.passes.infra.pipeline import run_pipeline
 from qdqforge.passes.quantized.integer_layers import integer_capable
 from tests.helpers.layer_cases import Wrap
@@ -72,12 +71,12 @@ def test_insert_qdq_int16_needs_opset_21_then_matches_the_reference():
     model, x = Wrap(torch.nn.Linear(6, 4)).eval(), torch.randn(5, 6) * 3
     x[0, 0] = 40.0  # beyond the grid's top (1234 + 40 / 2e-4 > 32767): the clamp is compared
     rec = int16_record(model.layer)
-    ctx = PassContext(options={"insert_qdq": {"records": {"layer": rec}}})
+    options = {"insert_qdq": {"records": {"layer": rec}}}
     graph = io.load(export(model, x))
     with pytest.raises(PassError, match=r"needs opset 21.*run opset_upgrade first"):
-        run_pipeline(graph, ("insert_qdq",), ctx=ctx)
+        run_pipeline(graph, ("insert_qdq",), options=options)
 
-    result = run_pipeline(graph, ("opset_upgrade", "insert_qdq"), ctx=ctx)
+    result = run_pipeline(graph, ("opset_upgrade", "insert_qdq"), options=options)
     proto = io.to_proto(result.graph)
     onnx.checker.check_model(proto, full_check=True)
     zero_points = {i.name: i.data_type for i in proto.graph.initializer}

@@ -19,7 +19,6 @@ from qdqforge.errors import QuantizationError
 from qdqforge.front.export.to_onnx import export
 from qdqforge.front.record.file import LayerRecord
 from qdqforge.graph import io, numerics
-from qdqforge.passes import PassContext
 from qdqforge.passes.infra.pipeline import run_pipeline
 from tests.helpers.layer_cases import CASES, Wrap
 
@@ -53,8 +52,8 @@ def test_integer_layer_matches_reference(case, channel_wise):
     torch.manual_seed(4)
     model, x = Wrap(make()).eval(), torch.randn(*shape)
     rec = record_for(model.layer, x, channel_wise)
-    ctx = PassContext(options={"integer_layers": {"records": {"layer": rec}}})
-    result = run_pipeline(io.load(export(model, x)), ("integer_layers",), ctx=ctx)
+    options = {"integer_layers": {"records": {"layer": rec}}}
+    result = run_pipeline(io.load(export(model, x)), ("integer_layers",), options=options)
 
     assert result.stats["integer_layers.integer_layers"] == 1
     proto = io.to_proto(result.graph)
@@ -76,17 +75,17 @@ def test_integer_layer_matches_reference(case, channel_wise):
 def test_bias_beyond_int32_is_a_quantization_error():
     model, x = Wrap(torch.nn.Linear(5, 3)).eval(), torch.randn(4, 5)
     rec = LayerRecord(scale_d=1e-4, offset_d=0, scale_w=(1e-9, 1e-9, 1e-9))
-    ctx = PassContext(options={"integer_layers": {"records": {"layer": rec}}})
+    options = {"integer_layers": {"records": {"layer": rec}}}
     with pytest.raises(QuantizationError, match=r"layer 'layer'.*int32.*skip_layers"):
-        run_pipeline(io.load(export(model, x)), ("integer_layers",), ctx=ctx)
+        run_pipeline(io.load(export(model, x)), ("integer_layers",), options=options)
 
 
 def test_conv_transpose_has_no_integer_form():
     model, x = Wrap(torch.nn.ConvTranspose2d(4, 6, 2)).eval(), torch.randn(2, 4, 5, 5)
     rec = LayerRecord(scale_d=0.1, offset_d=0, scale_w=(0.01,) * 6)
-    ctx = PassContext(options={"integer_layers": {"records": {"layer": rec}}})
+    options = {"integer_layers": {"records": {"layer": rec}}}
     with pytest.raises(Exception, match="no integer form"):
-        run_pipeline(io.load(export(model, x)), ("integer_layers",), ctx=ctx)
+        run_pipeline(io.load(export(model, x)), ("integer_layers",), options=options)
 
 
 @pytest.mark.parametrize("pipeline", (("integer_layers",), ("insert_qdq",)), ids=("deploy", "fake"))
@@ -96,8 +95,8 @@ def test_int4_weights_are_clamped_to_the_4_bit_grid(pipeline):
     w_max = model.layer.weight.detach().abs().amax(1).numpy()
     scale_w = tuple(float(s) for s in w_max / 20)  # |W / s_w| reaches 20: beyond 7
     rec = LayerRecord(scale_d=0.05, offset_d=0, scale_w=scale_w, dst_type="INT4")
-    ctx = PassContext(options={pipeline[0]: {"records": {"layer": rec}}})
-    proto = io.to_proto(run_pipeline(io.load(export(model, x)), pipeline, ctx=ctx).graph)
+    options = {pipeline[0]: {"records": {"layer": rec}}}
+    proto = io.to_proto(run_pipeline(io.load(export(model, x)), pipeline, options=options).graph)
     got = numerics.run(proto, numerics.feeds_for(proto, [x.numpy()]))[0]
 
     s_w = torch.tensor(scale_w).reshape(-1, 1)
