@@ -1,7 +1,7 @@
 """Find the ONNX node that runs a torch layer, and the facts passes need about it.
 
 A layer is the node whose ``qdqforge.module`` metadata is the layer's torch name and whose op is
-quantizable (Conv, ConvTranspose, Gemm, MatMul, AveragePool; shared/spec/amct.md §4.7). Its
+quantizable (Conv, ConvTranspose, Gemm, MatMul, AveragePool; docs/amct.md §4.7). Its
 activation is input 0; its weight is input 1, or the constant behind a ``Transpose`` when a
 Linear on a 3-D input was exported as ``MatMul(x, Transpose(W))``.
 

@@ -1,1 +1,1 @@
-"""analysis"""
+"""Analysis around PTQ: accuracy-based auto-calibration, layer sensitivity and the doctor."""

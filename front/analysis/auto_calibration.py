@@ -1,4 +1,4 @@
-"""``accuracy_based_auto_calibration``: PTQ, evaluate, roll sensitive layers back (spec §1).
+"""``accuracy_based_auto_calibration``: PTQ, evaluate, roll sensitive layers back (docs/amct.md §1).
 
 1. ``evaluate(model)`` gives the float metric.
 2. Trial with nothing rolled back (:mod:`.auto_calibration_trial`); if ``metric_eval`` passes,

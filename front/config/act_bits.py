@@ -7,7 +7,7 @@ int8's over the same range, so the rounding MSE ``s^2 / 12`` drops about 66,000 
 Refused where it makes no sense:
 
 * with weights of other than 8 bits: AMCT's allowed activation/weight combinations are A8W8,
-  A16W8, A8W4 and A4W4 (shared/spec/amct.md §2.3); there is no A16W4/W6/W7;
+  A16W8, A8W4 and A4W4 (docs/amct.md §2.3); there is no A16W4/W6/W7;
 * with ``fakequant_precision_mode: FORCE_FP16_QUANT``: float16 holds integers exactly only up
   to 2048, so an int16 grid cannot be fake-quantized in it.
 """

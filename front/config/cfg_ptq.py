@@ -1,4 +1,4 @@
-"""Resolve a PTQ ``.cfg`` (``AMCTConfig`` protobuf text, shared/spec/amct.md §2.2) per layer.
+"""Resolve a PTQ ``.cfg`` (``AMCTConfig`` protobuf text, docs/amct.md §2.2) per layer.
 
 Priority (AMCT ptq_config.md): ``override_layer_configs`` > ``override_layer_types`` >
 ``common_config`` > built-in defaults. The winning ``calibration_config`` applies as a whole:

@@ -1,4 +1,4 @@
-"""Resolve a QAT ``.cfg`` (``AMCTRetrainConfig``, shared/spec/amct.md §2.4) per layer.
+"""Resolve a QAT ``.cfg`` (``AMCTRetrainConfig``, docs/amct.md §2.4) per layer.
 
 Data and weight settings resolve separately, each from the first that sets it:
 ``override_layer_configs`` > ``override_layer_types`` > the global

@@ -1,4 +1,4 @@
-"""Which layer types are quantizable, and their defaults (shared/spec/amct.md §2.1, §4.7).
+"""Which layer types are quantizable, and their defaults (docs/amct.md §2.1, §4.7).
 
 Layer types are torch class names, as AMCT's ``.cfg`` ``layer_type`` uses them; ``"MatMul"`` is
 our extension: a MatMul between two activations (attention scores), keyed

@@ -1,6 +1,6 @@
 """Find the quantizable layers of a torch model, confirmed in its exported ONNX graph.
 
-A layer is a module of a quantizable type (shared/spec/amct.md §4.7) that the exported graph
+A layer is a module of a quantizable type (docs/amct.md §4.7) that the exported graph
 actually runs: its qualified name appears as ``qdqforge.module`` metadata on a node of the
 expected op (Conv, ConvTranspose, Gemm/MatMul, AveragePool). Modules the graph never runs (e.g.
 ``nn.MultiheadAttention.out_proj``, whose weight is used functionally) are left out, and one

@@ -1,4 +1,4 @@
-"""The PTQ config (``create_quant_config`` JSON, shared/spec/amct.md §2.1) as frozen dataclasses.
+"""The PTQ config (``create_quant_config`` JSON, docs/amct.md §2.1) as frozen dataclasses.
 
 ``to_dict`` emits keys in AMCT's order and leaves out optional keys that are ``None``, so
 ``QuantConfig -> JSON -> QuantConfig -> JSON`` is the identity on text.

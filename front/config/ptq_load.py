@@ -1,6 +1,6 @@
 """Validate a PTQ JSON tree into a :class:`QuantConfig`, collecting every violation.
 
-Ranges are AMCT's (shared/spec/amct.md §2.1). When the model's quantizable layers are given,
+Ranges are AMCT's (docs/amct.md §2.1). When the model's quantizable layers are given,
 layer names, per-type rules (channel_wise, weight bits, DMQ) and weight sharing are checked too.
 16-bit activations follow :mod:`.act_bits` (A16W8 only, not under FORCE_FP16_QUANT).
 """

@@ -1,4 +1,4 @@
-"""The QAT config (``create_quant_retrain_config`` JSON, shared/spec/amct.md §2.3) as dataclasses.
+"""The QAT config (``create_quant_retrain_config`` JSON, docs/amct.md §2.3) as dataclasses.
 
 ``to_dict`` emits AMCT's key order and leaves out optional keys that are ``None``.
 """

@@ -1,6 +1,6 @@
 """Validate a QAT JSON tree into a :class:`RetrainConfig`, collecting every violation.
 
-Rules (shared/spec/amct.md §2.3): ``algo`` ulq_quantize for data, arq_retrain | ulq_retrain for
+Rules (docs/amct.md §2.3): ``algo`` ulq_quantize for data, arq_retrain | ulq_retrain for
 weights; ``clip_max`` > 0 and ``clip_min`` < 0, given together; data ``dst_type`` INT8, weight
 ``dst_type`` INT8 or INT4 (our extension); ``channel_wise`` true only on convolutions.
 """

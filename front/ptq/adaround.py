@@ -3,7 +3,8 @@
 Where it runs: the rounding needs each layer's inputs, which only the calibration forwards see.
 During the first ``batch_num`` forwards a hook on each AdaRound layer's activation observer
 feeds the layer's input (float activations, earlier layers on ARQ weights: AMCT's calibration
-model, spec §4.1) to a :class:`~qdqforge.runtime.calibration.layer_gram.GramAccumulator`: memory
+model, docs/amct.md §4.1) to a
+:class:`~qdqforge.runtime.calibration.layer_gram.GramAccumulator`: memory
 ``groups * K^2`` per layer whatever the number of batches. When the last observer is done,
 before ``scale_d``/``offset_d`` are written, :class:`AdaRoundStep`
 

@@ -1,4 +1,4 @@
-"""``quantize_preprocess``: the DMQ statistics step of AMCT's PTQ flow (spec §1, §1a, §4.4).
+"""``quantize_preprocess``: the DMQ statistics step of AMCT's PTQ flow (docs/amct.md §1, §1a, §4.4).
 
 entry prelude (:mod:`qdqforge.front.entry.prelude`: checks, export, config) -> the
 ``dmq_statistics`` recipe (:mod:`qdqforge.front.recipes`: canonicalize -> fold_bn (``do_fusion``,

@@ -1,4 +1,4 @@
-"""``quantize_model``: the calibration step of AMCT's PTQ flow (spec §1, §4.1-4.4).
+"""``quantize_model``: the calibration step of AMCT's PTQ flow (docs/amct.md §1, §4.1-4.4).
 
 entry prelude (:mod:`qdqforge.front.entry.prelude`) -> the ``ptq_modified_graph`` recipe
 (:mod:`qdqforge.front.recipes`: canonicalize -> fold_bn (``do_fusion``) -> apply_balance

@@ -1,4 +1,4 @@
-"""Record entries from a QAT module's learned state (AMCT spec §4.5-4.6).
+"""Record entries from a QAT module's learned state (docs/amct.md §4.5-4.6).
 
 Per layer with a ULQ activation op::
 

@@ -1,4 +1,4 @@
-"""``create_quant_retrain_model``: AMCT's quantization-aware training entry point (spec §4.5-4.6).
+"""``create_quant_retrain_model``: AMCT's QAT entry point (docs/amct.md §1b, §4.5-4.6).
 
 entry prelude (:mod:`qdqforge.front.entry.prelude`; the export keeps BatchNormalization and
 Dropout) -> the ``qat_training`` recipe (:mod:`qdqforge.front.recipes`): canonicalize ->
@@ -6,7 +6,7 @@ qat_act_quant (ULQ on each ``retrain_enable`` layer's input) -> qat_weight_quant
 ulq_retrain on its weight) -> qat_search_n (search-N statistics after the layer, after its BN
 when one follows) -> reimport. The returned module trains with any optimizer: BN keeps batch
 statistics in ``train()`` and updates its running stats; it is folded only when saving
-(spec §4.6).
+(docs/amct.md §4.6).
 
 Learnable quantization parameters are named ``<layer>.act_quant.clip_max``,
 ``<layer>.act_quant.clip_min`` and ``<layer>.weight_quant.scale_log_ratio`` (``ulq_retrain``);

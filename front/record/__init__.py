@@ -1,1 +1,1 @@
-"""record"""
+"""Scale/offset record files: their format, and checks of what a record means for a model."""

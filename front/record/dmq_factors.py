@@ -1,7 +1,7 @@
 """Read the DMQ balance factors ``quantize_preprocess`` recorded, for ``apply_balance``.
 
 ``quantize_model`` with a DMQ config needs ``tensor_balance_factor`` of every enabled DMQ layer
-in the record (spec §1: the same record path as ``quantize_preprocess``).
+in the record (docs/amct.md §1: the same record path as ``quantize_preprocess``).
 """
 
 from __future__ import annotations

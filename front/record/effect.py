@@ -3,9 +3,9 @@
 ``save_model`` quantizes with ``scale_d``/``offset_d``/``scale_w``; three other fields a record
 may hold would be silently ignored:
 
-* ``offset_w`` other than 0: weights are symmetric (ARQ, AMCT's only weight algorithm; spec
-  §4.3), the deploy model has no weight zero point: refused (RecordError).
-* ``shift_bit`` outside 1..16: search-N's range (AMCT spec §4.6, ``runtime.kernels.search_n``);
+* ``offset_w`` other than 0: weights are symmetric (ARQ, AMCT's only weight algorithm; docs/amct.md
+  §4.1), the deploy model has no weight zero point: refused (RecordError).
+* ``shift_bit`` outside 1..16: search-N's range (docs/amct.md §4.6, ``runtime.kernels.search_n``);
   no int16 carry exists for another shift: refused.
 * ``tensor_balance_factor`` on a layer the modified ONNX was not balanced for (no
   ``<layer>.tensor_balance_factor`` constant from ``apply_balance``): DMQ is applied by

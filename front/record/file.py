@@ -1,4 +1,4 @@
-"""AMCT scale/offset record files (``ScaleOffsetRecord`` protobuf text, shared/spec/amct.md §3).
+"""AMCT scale/offset record files (``ScaleOffsetRecord`` protobuf text, docs/amct.md §3).
 
 Keys are torch module names. Reading gives ``{layer: LayerRecord}``; writing is atomic (temp file
 and rename) and deterministic: layers sorted by name, fields in schema order, floats as the

@@ -1,4 +1,4 @@
-"""``save_model``: the fake-quant ONNX of AMCT's PTQ flow (spec §5), written as standard QDQ.
+"""``save_model``: the fake-quant ONNX of AMCT's PTQ flow (docs/amct.md §5), as standard QDQ.
 
 modified ONNX + record -> insert_qdq (activation Q/DQ with ``scale_d``/``offset_d``, weight Q/DQ
 with ``scale_w``) -> ``<save_path>_fake_quant_model.onnx``. The balance Muls and folded BN of the

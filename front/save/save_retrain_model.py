@@ -2,18 +2,19 @@
 
 1. Statistics: if some clips are uninitialized or no eval forward ran since the last training
    step, ``input_data`` runs in eval mode (no gradients, no DDP collectives, mode restored), so
-   the record is never empty (AMCT raises "record_file is empty" instead; spec §6).
+   the record is never empty (AMCT raises "record_file is empty" instead; docs/amct.md §6).
 2. Record (:mod:`.qat_record`): ``scale_d``/``offset_d`` from the learned clips, ``scale_w``,
    ``offset_w``, ``shift_bit`` from search-N.
 3. Float graph: the module's QAT graph with its trained weights and BN statistics, the QAT nodes
    removed (``qat_strip``), each retrained weight replaced by the value the module's own weight
    quantizer gives it (so the fake-quant model computes with the module's weights, including a
    clamped 127), BN folded (``fold_bn``).
-4. BN folding keeps the integer grid (spec §4.6): with ``g_c = gamma_c / sqrt(var_c + eps)``,
-   ``W'_c = W_c g_c`` is quantized with ``scale_w'_c = scale_w_c |g_c|`` (per-tensor scales become
-   per channel), so ``W'_c / scale_w'_c = sign(g_c) W_c / scale_w_c``; where gamma is (near) 0
-   the scale is floored by the folded bias so its int32 bias fits (``runtime.kernels.folded_scale``,
-   the definition search-N uses too).
+4. BN folding keeps the integer grid (docs/amct.md §4.6): with
+   ``g_c = gamma_c / sqrt(var_c + eps)``, ``W'_c = W_c g_c`` is quantized with
+   ``scale_w'_c = scale_w_c |g_c|`` (per-tensor scales become per channel), so
+   ``W'_c / scale_w'_c = sign(g_c) W_c / scale_w_c``; where gamma is (near) 0 the scale is floored
+   by the folded bias so its int32 bias fits (``runtime.kernels.folded_scale``, the definition
+   search-N uses too).
 5. ``write_quant_models`` (shared with PTQ) writes ``<save_path>_fake_quant_model.onnx`` and
    ``<save_path>_deploy_model.onnx``; the record file gets the adjusted entries.
 6. Verification (``verify``): ``input_data`` through the QAT module in eval mode, the fake-quant

@@ -1,4 +1,4 @@
-"""Write the fake-quant, QDQ and deploy ONNX of a calibrated or trained model (spec §5).
+"""Write the fake-quant, QDQ and deploy ONNX of a calibrated or trained model (docs/amct.md §5).
 
 Shared by PTQ ``save_model`` and QAT ``save_quant_retrain_model``: both hand over a float graph
 (BN folded, balance Muls kept) and a ``{layer: LayerRecord}`` with ``scale_d``/``offset_d`` and

@@ -1,4 +1,4 @@
-"""Graph diff: what a rewrite did to a model, node by node (ARCHITECTURE §7.12).
+"""Graph diff: what a rewrite did to a model, node by node (graph/diff/README.md).
 
 ``diff_graphs(a, b)`` matches the nodes of A and B (provenance, unique name, output names, then a
 structural signature: :mod:`qdqforge.graph.diff.match`), compares each pair (op, attributes,

@@ -1,1 +1,1 @@
-"""common"""
+"""Passes every flow uses: canonicalize, fold_bn, opset_upgrade."""

@@ -1,1 +1,1 @@
-"""debug"""
+"""Pass-debugging tools: per-stage dumps, numeric checks, bisect, op inventories."""

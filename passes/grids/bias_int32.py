@@ -2,8 +2,8 @@
 
 ``B_q = round(B / (s_d * s_w))`` per output channel (round half to even), so the fake-quant model
 (``DequantizeLinear(B_q, s_d * s_w)`` as the layer's bias) and the deploy model (``B_q`` added to
-the int32 accumulator) hold the same bias value by construction (spec §5). A ``B_q`` beyond int32
-means the scales are too small for the bias: a QuantizationError suggesting ``skip_layers``.
+the int32 accumulator) hold the same bias value by construction (docs/amct.md §5). A ``B_q`` beyond
+int32 means the scales are too small for the bias: a QuantizationError suggesting ``skip_layers``.
 
 The bias is input 2 of Conv/ConvTranspose/Gemm, or the constant operand of the ``Add`` that is
 the only consumer of a MatMul's output (a Linear on a 3-D input). ``s_d`` is an int8 grid's

@@ -1,1 +1,1 @@
-"""infra"""
+"""The pass contract, registry, manager and named pipelines."""

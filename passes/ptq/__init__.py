@@ -1,1 +1,1 @@
-"""ptq"""
+"""PTQ passes: DMQ statistics and balancing, activation observers, ARQ and AdaRound weights."""

@@ -5,11 +5,11 @@ Before / after (each enabled layer of the config)::
     x -> [Mul(1/s)] -> Conv(W, B) -> y
     x -> [Mul(1/s)] -> qdqforge::ActObserver(x) -> x' -> Conv(W, B) -> y
 
-The observer sits on the layer's own input edge, so with DMQ it sees ``X / s`` (spec §4.4: the
-activation scale is computed on the balanced input). The runtime feeds the first ``batch_num``
-forwards to IFMR (§4.2) or HFMG (§4.3) and then holds ``scale_d``/``offset_d``; activations
-stay float during calibration (§4.1): ``x' == x`` for those forwards, and afterwards ``x'`` is
-``x`` fake-quantized on that grid.
+The observer sits on the layer's own input edge, so with DMQ it sees ``X / s`` (docs/amct.md §4.4:
+the activation scale is computed on the balanced input). The runtime feeds the first ``batch_num``
+forwards to IFMR (docs/amct.md §4.2) or HFMG (§4.3) and then holds ``scale_d``/``offset_d``;
+activations stay float during calibration (§4.1): ``x' == x`` for those forwards, and afterwards
+``x'`` is ``x`` fake-quantized on that grid.
 
 Attributes: ``layer``, ``algo`` (ifmr|hfmg), ``num_bits``, ``symmetric`` (0/1, from
 ``activation_offset``/``asymmetric``), ``batch_num``; IFMR: ``max_percentile``,

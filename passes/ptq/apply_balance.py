@@ -5,7 +5,7 @@ Before / after (for each layer with factors ``s`` in ``ApplyBalanceOptions.facto
     x -> Conv(W, B) -> y
     x -> Mul(x, 1/s) -> Conv(W', B) -> y                       (y unchanged)
 
-Math (spec §4.4), per input channel j: ``W'[.., j, ..] = W[.., j, ..] * s_j`` on the weight's
+Math (docs/amct.md §4.4), input channel j: ``W'[.., j, ..] = W[.., j, ..] * s_j`` on the weight's
 input-channel axis (Conv ``[Cout, Cin/g, k...]``: channel ``j`` of group ``j // (Cin/g)`` is
 read by that group's ``Cout/g`` filters; ConvTranspose axis 0; Linear axis 1; MatMul axis 0) and
 ``x'_j = x_j / s_j`` (``1/s`` shaped ``[1, C, 1...]`` for conv, ``[C]`` for Gemm/MatMul), so

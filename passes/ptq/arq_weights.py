@@ -1,4 +1,4 @@
-"""arq_weights: replace each enabled layer's weight by its ARQ fake-quantized value (spec §4.1).
+"""arq_weights: each enabled layer's weight -> its ARQ fake-quantized value (docs/amct.md §4.1).
 
 Before / after::
 

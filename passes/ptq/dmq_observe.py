@@ -8,7 +8,7 @@ Before / after (for each enabled layer with ``dmq_balancer_param`` alpha)::
 The observer is an identity: the runtime (``runtime/converters/qdqforge_observers.py``) tracks
 ``a_j = max |X|`` per input channel j over every forward; together with the constant input
 ``w_max[j] = max |W|`` over the weights reading channel j (taken from the graph's weight, i.e.
-after fold_bn) it gives AMCT's factor ``s_j = a_j^alpha / w_j^(1 - alpha)`` (spec §4.4).
+after fold_bn) it gives AMCT's factor ``s_j = a_j^alpha / w_j^(1 - alpha)`` (docs/amct.md §4.4).
 
 Node attributes: ``layer`` (torch name), ``alpha``, ``channel_axis`` (1 conv, -1 Gemm/MatMul),
 ``op_type`` (weight layout: Conv/ConvTranspose/Linear/MatMul), ``groups``. Only the layer's own

@@ -1,1 +1,1 @@
-"""qat"""
+"""QAT passes: ULQ activation and weight fake-quant nodes, search-N, and stripping them again."""

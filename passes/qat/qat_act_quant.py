@@ -11,7 +11,7 @@ node has ``layer`` ``<module>.matmul_<k>.input_1`` (:mod:`qdqforge.graph.activat
     a, b -> MatMul -> y
     a -> UlqActQuant -> a_q;  b -> UlqActQuant -> b_q;  a_q, b_q -> MatMul -> y
 
-Math (AMCT spec §4.5), ``b`` bits, learnable clips ``clip_max > 0 >= clip_min``::
+Math (docs/amct.md §4.5), ``b`` bits, learnable clips ``clip_max > 0 >= clip_min``::
 
     s = (clip_max - clip_min) / (2^b - 1),  o = round(-2^(b-1) - clip_min / s)
     x_q = (clamp(round(x / s) + o, -2^(b-1), 2^(b-1) - 1) - o) * s

@@ -1,4 +1,4 @@
-"""qat_search_n: a search-N node after every layer that has both QAT nodes (AMCT spec §4.6).
+"""qat_search_n: a search-N node after every layer that has both QAT nodes (docs/amct.md §4.6).
 
 Before / after (the BN is looked through when it is the layer's sole consumer, because at save
 it is folded into the layer and the deployed accumulator is the BN's output)::

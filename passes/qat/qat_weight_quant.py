@@ -5,7 +5,7 @@ Before / after (``arq_retrain``; ``ulq_retrain`` writes ``UlqRetrainWeight``)::
     x -> Conv(W, B) -> y
     W -> qdqforge::ArqRetrainWeight -> (W_q, scale_w);  x -> Conv(W_q, B) -> y
 
-Math (AMCT spec §4.5), per output channel ``c`` (``channel_wise``) or per tensor, ``b`` bits::
+Math (docs/amct.md §4.5), per output channel ``c`` (``channel_wise``) or per tensor, ``b`` bits::
 
     arq_retrain:  s_c = max|W_c| / (2^(b-1) - 1)  recomputed at every step   (no parameter)
     ulq_retrain:  s_c = s0_c * exp(t_c),  s0 = ARQ scale of the initial W,  t learnable (init 0)

@@ -1,1 +1,1 @@
-"""quantized"""
+"""Passes that write a quantized model from a record: QDQ, fake-quant, integer layers."""

@@ -25,7 +25,7 @@ WeightBiasQuantization even quantizes a float weight per tensor when a DQ feeds 
 follows it), and on x86 CPUs without VNNI those multiply u8 x s8 pairs into saturating int16.
 With no Q/DQ in the graph nothing is fused into integer arithmetic: any runtime computes what the
 torch module computed, up to float summation order. The standard QDQ form is the separate QDQ
-model (``insert_qdq``). AMCT's own fake-quant model is made of the same float ops (spec §5).
+model (``insert_qdq``). AMCT's own fake-quant model is made of the same float ops (docs/amct.md §5).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Before / after (layer with ``scale_d``/``offset_d``/``scale_w`` in options ``rec
     x -> Conv(W, B) -> y
     x -> Q(s_d, o_d) -> DQ(s_d, o_d) -> Conv(DQ(W_q, s_w, axis), DQ(B_q, s_d * s_w)) -> y
 
-Math (spec §4.0): ``q = clamp(round(x / s) + o, qmin, qmax)``, ``x^ = (q - o) * s`` with zero
+Math (docs/amct.md §4.0): ``q = clamp(round(x / s) + o, qmin, qmax)``, ``x^ = (q - o) s`` with zero
 point ``o = offset_d`` on the layer's activation grid (``act_grid``: int8 ``[-128, 127]``, or
 int16 ``[-32768, 32767]`` for a record with ``act_type`` INT16, which needs opset 21: run
 ``opset_upgrade`` first) and per-output-channel weight scales (``axis`` 0 for Conv/Linear

@@ -1,4 +1,4 @@
-"""integer_layers: run each recorded Conv/Linear layer on integers, AMCT deploy style (spec §5).
+"""integer_layers: each recorded Conv/Linear layer on integers, AMCT deploy style (docs/amct.md §5).
 
 Before / after (layer with ``scale_d``/``offset_d``/``scale_w`` in options ``records``)::
 

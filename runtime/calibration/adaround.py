@@ -1,4 +1,4 @@
-"""AdaRound (Nagel et al. 2020; AMCT's ``ada_quantize``, spec §4.1): learn up or down per weight.
+"""AdaRound (Nagel et al. 2020; AMCT's ``ada_quantize``, docs/amct.md §4.1): round up or down.
 
 On a fixed grid (scale ``s`` per output channel or one, offset 0) each weight of the
 channel-major ``M [C, K]`` becomes ``floor(M/s) + h(V)`` with the rectified sigmoid::

@@ -1,4 +1,4 @@
-"""DMQ balance factors (AMCT spec §4.4), SmoothQuant-style, per input channel ``j``::
+"""DMQ balance factors (docs/amct.md §4.4), SmoothQuant-style, per input channel ``j``::
 
     a_j = max |X| over every axis but the channel axis (running max over batches)
     w_j = max |W| over every weight that reads input channel j

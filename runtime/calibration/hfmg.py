@@ -1,4 +1,4 @@
-"""HFMG activation calibration (AMCT spec §4.3): merged histograms, then an L2 window search.
+"""HFMG activation calibration (docs/amct.md §4.3): merged histograms, then an L2 window search.
 
 Per batch ``h = histc(x, B, min(x), max(x))``. Two histograms merge onto the union range by
 re-binning, assuming uniform density inside each source bin: with the source CDF piecewise
@@ -206,7 +206,7 @@ class HfmgObserver:
         return left, right
 
     def compute(self) -> ActivationQuantParams:
-        """Clip range from the best window, then the min-max scale/offset (spec §4.0).
+        """Clip range from the best window, then the min-max scale/offset (docs/amct.md §4.0).
 
         Raises:
             CalibrationError: no batch was seen.

@@ -1,4 +1,4 @@
-"""IFMR activation calibration (AMCT spec §4.2) with memory bounded across batches.
+"""IFMR activation calibration (docs/amct.md §4.2) with memory bounded across batches.
 
 AMCT concatenates every calibration batch, then over the ``N`` values::
 
@@ -9,7 +9,7 @@ AMCT concatenates every calibration batch, then over the ``N`` values::
     asym: s_i = (c_i - min0) / (2^b - 1), clip [min0, c_i];  sym: s_i = c_i / (2^(b-1) - 1)
           (/ 2^(b-1) when |min0| > |max0|), clip [-c_i, c_i]
     loss_i = mean((round(clip(x) / s_i) * s_i - x)^2);  pick the first argmin
-    offset = -round(min0 / s) - 2^(b-1) (asym) or 0;  s < FLT_EPSILON -> 1 (spec §4.0)
+    offset = -round(min0 / s) - 2^(b-1) (asym) or 0;  s < FLT_EPSILON -> 1 (docs/amct.md §4.0)
 
 Only the upper clip is searched; the lower stays at the percentile (as AMCT's code does).
 

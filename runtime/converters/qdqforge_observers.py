@@ -10,8 +10,8 @@ settings share one computation (:func:`share_observers`).
 
 ``qdqforge::DmqObserver(x, w_max)`` (inserted by the ``dmq_observe`` pass) becomes a
 :class:`DmqObserverOp`: it returns ``x`` unchanged and folds ``max |x|`` per input channel into a
-running maximum over every forward (AMCT keeps only the last batch, spec §4.4), maximized over
-the ranks after every forward under ``torch.distributed`` (exact). ``factors()``
+running maximum over every forward (AMCT keeps only the last batch, docs/amct.md §4.4),
+maximized over the ranks after every forward under ``torch.distributed`` (exact). ``factors()``
 gives ``tensor_balance_factor`` from that maximum and the constant weight maxima.
 """
 

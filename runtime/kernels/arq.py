@@ -1,10 +1,10 @@
-"""ARQ weight quantization (AMCT spec §4.1): symmetric min-max, per output channel or per tensor.
+"""ARQ weight quantization (docs/amct.md §4.1): symmetric min-max, per output channel or per tensor.
 
 The weight is laid out channel-major, ``W -> M`` of shape ``(Cout, K)``, then per row ``c``::
 
     scale[c] = max(|max_c|, |min_c|) / (2^(b-1) - 1)   (/ 2^(b-1) when |min_c| > |max_c|)
     W^[c]    = (clamp(round(M[c] / scale[c]), -2^(b-1), 2^(b-1) - 1)) * scale[c]
-    offset   = 0;  an all-zero channel gets scale 1 (spec §4.0 degenerate rule) and stays 0.
+    offset   = 0;  an all-zero channel gets scale 1 (docs/amct.md §4.0 degenerate rule) and stays 0.
 
 Layouts: Conv / Linear / Gemm(transB) keep Cout on axis 0. ConvTranspose weights are
 ``[Cin, Cout/g, k...]``: output channel ``o = gi * Cout/g + j`` lives at ``W[gi*Cin/g : ..., j]``,

@@ -1,5 +1,5 @@
 """The weight scale of a QAT layer with a folded BatchNormalization, floored so that it stays
-usable (AMCT spec §4.6; the int32 bias of spec §5).
+usable (docs/amct.md §4.6; the int32 bias of docs/amct.md §5).
 
 Per output channel ``c``, with ``g_c = gamma_c / sqrt(var_c + eps)``, ``s_w`` the layer's weight
 scale, ``s_d`` its activation scale and ``b'_c = (b_c - mean_c) g_c + beta_c`` the folded bias::

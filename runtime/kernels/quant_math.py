@@ -1,4 +1,4 @@
-"""AMCT quantization arithmetic (AMCT spec §4.0): integer ranges, scale/offset, finiteness checks.
+"""AMCT quantization arithmetic (docs/amct.md §4.0): integer ranges, scale/offset, finite checks.
 
 With ``b`` bits, ``qmin = -2^(b-1)``, ``qmax = 2^(b-1) - 1``::
 

@@ -1,4 +1,4 @@
-"""Search-N / ``shift_bit`` (AMCT spec §4.6, [REPO-OLD] search_n.cpp): per output channel ``c``::
+"""Search-N / ``shift_bit`` (docs/amct.md §4.6, from AMCT's older C++ code), per channel ``c``::
 
     s32     = int32-domain layer output (round(y / deq_scale[c]), clamped to int32)
     err[N,c] = sum over batches and positions of (clip(floor(s32 / 2^N), int16) * 2^N - s32)^2

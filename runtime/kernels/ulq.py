@@ -1,4 +1,4 @@
-"""QAT fake quantization of activations with AMCT's gradients (AMCT spec §4.5): ULQ.
+"""QAT fake quantization of activations with AMCT's gradients (docs/amct.md §4.5): ULQ.
 
 It comes as a plain-torch reference (STE by ``v + (round(v) - v).detach()``, autograd gives the
 gradients) and a ``torch.autograd.Function`` with a fused hand-written backward. Forward values

@@ -1,4 +1,4 @@
-"""QAT fake quantization of weights with AMCT's gradients (AMCT spec §4.5): arq_retrain and
+"""QAT fake quantization of weights with AMCT's gradients (docs/amct.md §4.5): arq_retrain and
 ulq_retrain. Each comes as a plain-torch reference (autograd gives the gradients) and a
 ``torch.autograd.Function`` with a fused hand-written backward; forward values are the ONNX grid
 of :func:`.ulq.fake_quant_grid`.

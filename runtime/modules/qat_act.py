@@ -1,4 +1,4 @@
-"""``UlqActQuantOp``: ULQ activation fake quantization with learnable clips (AMCT spec §4.5).
+"""``UlqActQuantOp``: ULQ activation fake quantization with learnable clips (docs/amct.md §4.5).
 
 State (all in ``state_dict``, so a restored model resumes exactly):
 

@@ -1,4 +1,4 @@
-"""``SearchNOp``: identity after a QAT layer that gathers search-N statistics (AMCT spec §4.6).
+"""``SearchNOp``: identity after a QAT layer that gathers search-N statistics (docs/amct.md §4.6).
 
 In eval mode, per output channel ``c`` of the deployed (BN-folded) layer::
 

@@ -1,4 +1,4 @@
-"""Weight fake quantization for QAT (AMCT spec §4.5): ``arq_retrain`` and ``ulq_retrain``.
+"""Weight fake quantization for QAT (docs/amct.md §4.5): ``arq_retrain`` and ``ulq_retrain``.
 
 ``ArqRetrainWeightOp``: symmetric min-max ARQ grid recomputed from the current weight at every
 call, per output channel when ``channel_wise``; straight-through gradient; no quant parameters.

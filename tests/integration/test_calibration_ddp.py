@@ -23,8 +23,8 @@ import torch.multiprocessing as mp
 import qdqforge
 from qdqforge.errors import ConfigError
 from qdqforge.front.record.file import read_record
-from tests.integration.test_ptq_preprocess import build, write_config
-from tests.integration.test_qat_ddp import free_port
+from tests.helpers.ddp import free_port
+from tests.helpers.dmq_flow import build, write_config
 
 WORLD = 2
 BATCHES = 4  # rank r calibrates on batches r, r + 2

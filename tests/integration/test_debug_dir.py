@@ -7,7 +7,7 @@ import json
 import torch
 
 import qdqforge
-from tests.integration.test_ptq_preprocess import build, write_config
+from tests.helpers.dmq_flow import build, write_config
 
 
 def test_api_calls_dump_each_pipeline_in_order(tmp_path, monkeypatch):

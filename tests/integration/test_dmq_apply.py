@@ -1,7 +1,7 @@
 """Recorded DMQ factors applied to the folded graph keep the model's outputs.
 
 quantize_preprocess -> forwards -> record -> (export, fold_bn, apply_balance): onnxruntime's output
-equals the original torch model's (spec §4.4: balancing is an identity until quantized).
+equals the original torch model's (docs/amct.md §4.4: balancing is an identity until quantized).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from qdqforge.front.record.dmq_factors import dmq_layers, recorded_balance_facto
 from qdqforge.front.record.file import write_record
 from qdqforge.graph import io, numerics
 from qdqforge.passes.infra.pipeline import run_pipeline
-from tests.integration.test_ptq_preprocess import MODELS, build, write_config
+from tests.helpers.dmq_flow import MODELS, build, write_config
 
 
 @pytest.mark.parametrize("name", MODELS, ids=list(MODELS))

@@ -46,12 +46,12 @@ from qdqforge.graph.quant_compare import (
     run_with_tensors,
 )
 from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
+from tests.helpers.deploy_flow import INTEGER_OPS, optimized_ops
+from tests.helpers.dmq_flow import build as build_small
+from tests.helpers.model_faults import broken_copy
 from tests.helpers.ptq_flow import run_seed_flow
+from tests.helpers.ptq_grids import calibration_grids
 from tests.helpers.torch_models import build as build_test_model
-from tests.integration.test_ptq_deploy import INTEGER_OPS, optimized_ops
-from tests.integration.test_ptq_preprocess import build as build_small
-from tests.integration.test_ptq_save import calibration_grids
-from tests.integration.test_verify_save import broken_copy
 
 A16_LAYER = {"cnn": "grouped", "transformer": "encoder.layers.0.linear2"}
 INT8_INTEGER_LAYERS = {  # Conv/Linear layers that deploy as ConvInteger/MatMulInteger

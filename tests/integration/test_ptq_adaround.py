@@ -22,10 +22,10 @@ import qdqforge.front.ptq.adaround as ptq_adaround
 from qdqforge.front.record.file import read_record
 from qdqforge.graph import numerics
 from qdqforge.runtime.kernels.arq import to_channel_major
+from tests.helpers.dmq_flow import build
 from tests.helpers.ptq_flow import run_seed_flow
+from tests.helpers.ptq_grids import assert_grids_match
 from tests.helpers.state import assert_untouched, snapshot
-from tests.integration.test_ptq_preprocess import build
-from tests.integration.test_ptq_save import assert_grids_match
 
 LAYERS = ("conv1", "dw", "grouped", "up", "fc")
 LAYOUT = {"up": (1, 1)}  # ConvTranspose: output channel on axis 1 (groups 1); others axis 0

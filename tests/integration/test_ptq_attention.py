@@ -18,7 +18,6 @@ import shutil
 import onnx
 import onnxruntime as ort
 import pytest
-import torch
 from onnx import numpy_helper
 
 import qdqforge
@@ -31,43 +30,23 @@ from qdqforge.graph import io
 from qdqforge.graph.exposed_run import expose
 from qdqforge.graph.quant_compare import compare_grid, quantized_activations
 from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
+from tests.helpers.attention_flow import attention_batches, attention_config
+from tests.helpers.model_faults import scaled, tamper
 from tests.helpers.ptq_flow import run_seed_flow
+from tests.helpers.ptq_grids import calibration_grids
 from tests.helpers.qat_flow import error_in_lsb
 from tests.helpers.torch_models import build
-from tests.integration.test_ptq_save import calibration_grids
-from tests.integration.test_verify_faults import scaled, tamper
 
 MATMULS = [f"blocks.{i}.matmul_{k}" for i in range(2) for k in range(2)]
 ON = 'override_layer_types { layer_type: "MatMul" calibration_config {} }\n'
 A16 = "calibration_config { ifmr_quantize { dst_type: INT16 } }"
 
 
-def _batches(x: torch.Tensor) -> list[torch.Tensor]:
-    generator = torch.Generator().manual_seed(1)
-    return [x, torch.randn(x.shape, generator=generator)]
-
-
-def _config(tmp, model, x, cfg_text: str | None, edit=None):
-    cfg, defination = tmp / "c.json", None
-    if cfg_text is not None:
-        defination = tmp / "c.cfg"
-        defination.write_text(cfg_text)
-    qdqforge.create_quant_config(str(cfg), model, (x,), config_defination=defination)
-    tree = json.loads(cfg.read_text())
-    # 7-bit weights: no u8 x s8 pair saturates in an x86 kernel without VNNI, so the QDQ model's
-    # runtime-stage warning (the machine's, not the flow's) cannot appear.
-    tree["weight_reduce_range"] = True
-    if edit is not None:
-        edit(tree)
-    cfg.write_text(json.dumps(tree))
-    return cfg
-
-
 def _flow(tmp, cfg_text: str | None):
     model, (x,) = build("hand_attention")
     model.eval()
-    cfg = _config(tmp, model, x, cfg_text)
-    batches = _batches(x)
+    cfg = attention_config(tmp, model, x, cfg_text)
+    batches = attention_batches(x)
     calib = run_seed_flow(cfg, tmp / "r.txt", tmp / "m.onnx", model, batches, with_dmq=False)
     paths = qdqforge.save_model(str(tmp / "m.onnx"), str(tmp / "r.txt"), str(tmp / "net"))
     return calib, batches, paths
@@ -187,7 +166,7 @@ def _dmq(tree):
 def _quantize(edit):
     def call(tmp):
         model, (x,) = build("hand_attention")
-        cfg = _config(tmp, model, x, ON, edit)
+        cfg = attention_config(tmp, model, x, ON, edit)
         return qdqforge.quantize_model(str(cfg), str(tmp / "m.onnx"), str(tmp / "r.txt"), model, x)
 
     return call
@@ -195,14 +174,14 @@ def _quantize(edit):
 
 def _doctor(tmp):
     model, (x,) = build("hand_attention")
-    return qdqforge.analyze(str(_config(tmp, model, x, ON)), model, x)
+    return qdqforge.analyze(str(attention_config(tmp, model, x, ON)), model, x)
 
 
 def _cfg(calibration: str):
     def call(tmp):
         model, (x,) = build("hand_attention")
         text = f'override_layer_configs {{ layer_name: "blocks.0.matmul_1" {calibration} }}'
-        return _config(tmp, model, x, text)
+        return attention_config(tmp, model, x, text)
 
     return call
 
@@ -260,8 +239,10 @@ def test_a_16_bit_activation_matmul(tmp_path):
     layer = "blocks.0.matmul_0"
     text = f'override_layer_configs {{ layer_name: "{layer}" {A16} }}'
     model, (x,) = build("hand_attention")
-    cfg = _config(tmp_path, model, x, text)
-    run_seed_flow(cfg, tmp_path / "r.txt", tmp_path / "m.onnx", model, _batches(x), with_dmq=False)
+    cfg = attention_config(tmp_path, model, x, text)
+    run_seed_flow(
+        cfg, tmp_path / "r.txt", tmp_path / "m.onnx", model, attention_batches(x), with_dmq=False
+    )
     qdqforge.save_model(str(tmp_path / "m.onnx"), str(tmp_path / "r.txt"), str(tmp_path / "net"))
     rec = read_record(tmp_path / "r.txt")[layer]
     assert rec.act_type == "INT16" and rec.scale_h is not None

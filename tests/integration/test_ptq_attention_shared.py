@@ -17,8 +17,9 @@ from torch import nn
 import qdqforge
 from qdqforge.front.record.file import read_record
 from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
+from tests.helpers.attention_flow import attention_batches as _batches
+from tests.helpers.attention_flow import attention_config as _config
 from tests.helpers.ptq_flow import run_seed_flow
-from tests.integration.test_ptq_attention import _batches, _config
 
 
 class SquareMatMul(nn.Module):

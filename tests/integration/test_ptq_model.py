@@ -20,17 +20,8 @@ from qdqforge.front.record.file import read_record, write_record
 from qdqforge.graph import numerics
 from qdqforge.runtime.calibration.ifmr import IfmrObserver
 from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
+from tests.helpers.dmq_flow import MODELS, build, write_calibration_config
 from tests.helpers.state import assert_untouched, snapshot
-from tests.integration.test_ptq_preprocess import ALPHA, MODELS, build
-
-
-def write_config(tmp_path, model, x):
-    cfg, definition = tmp_path / "config.json", tmp_path / "dmq.cfg"
-    definition.write_text(
-        f"batch_num: 2\ncommon_config {{ dmq_balancer {{ migration_strength: {ALPHA} }} }}\n"
-    )
-    qdqforge.create_quant_config(str(cfg), model, x, config_defination=str(definition))
-    return cfg
 
 
 def seen_inputs(module):
@@ -57,7 +48,7 @@ def test_seed_flow_until_calibration(tmp_path, name):
     model, batches = build(name)
     before = snapshot(model)
     cfg, record, onnx_file = (
-        write_config(tmp_path, model, batches[0]),
+        write_calibration_config(tmp_path, model, batches[0]),
         tmp_path / "r.txt",
         tmp_path / "m.onnx",
     )
@@ -97,7 +88,7 @@ def test_seed_flow_until_calibration(tmp_path, name):
 
 def test_keywords_and_missing_factors(tmp_path):
     model, batches = build("cnn")
-    cfg, record = write_config(tmp_path, model, batches[0]), tmp_path / "r.txt"
+    cfg, record = write_calibration_config(tmp_path, model, batches[0]), tmp_path / "r.txt"
     write_record(record, {})
     with pytest.raises(RecordError, match="quantize_preprocess"):
         qdqforge.quantize_model(

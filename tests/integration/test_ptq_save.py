@@ -27,57 +27,22 @@ import qdqforge
 from qdqforge.errors import CalibrationError, QuantizationError
 from qdqforge.front.record.file import read_record
 from qdqforge.graph import numerics
-from qdqforge.graph.quant_compare import run_with_tensors
 from qdqforge.runtime import reimport
-from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
+from tests.helpers.dmq_flow import MODELS, build, write_calibration_config
 from tests.helpers.ptq_flow import run_seed_flow
+from tests.helpers.ptq_grids import assert_grids_match
 from tests.helpers.qat_flow import error_in_lsb
-from tests.integration.test_ptq_model import write_config
-from tests.integration.test_ptq_preprocess import MODELS, build
 
 
 def calibrate(tmp_path, name, forwards=2, model_and_batches=None):
     model, batches = model_and_batches or build(name)
     cfg, record, onnx_file = (
-        write_config(tmp_path, model, batches[0]),
+        write_calibration_config(tmp_path, model, batches[0]),
         tmp_path / "r.txt",
         tmp_path / "m.onnx",
     )
     calib = run_seed_flow(cfg, record, onnx_file, model, batches, forwards)
     return model, batches, onnx_file, record, calib
-
-
-def calibration_grids(calib, x) -> dict[str, np.ndarray]:
-    """The int8 activations the calibration module's observers produce on ``x``."""
-    grids, hooks = {}, []
-    for op in calib.modules():
-        if isinstance(op, ActObserverOp):
-            scale, offset = np.float32(op.params.scale), op.params.offset
-            hooks.append(
-                op.register_forward_hook(
-                    lambda m, a, out, s=scale, o=offset: grids.__setitem__(
-                        m.layer, np.rint(out.numpy() / s) + o
-                    )
-                )
-            )
-    with torch.no_grad():
-        y = calib(x).numpy()
-    for hook in hooks:
-        hook.remove()
-    return grids, y
-
-
-def assert_grids_match(calib, proto, x, feeds, onnx_out) -> None:
-    """The calibration module's int8 activations on ``x`` vs the fake-quant ONNX's: at most one
-    step apart, on at most 1e-3 of the integers; with no integer apart, the outputs within
-    1e-4 LSB (module docstring)."""
-    grids, calib_out = calibration_grids(calib, x)
-    onnx_grids = run_with_tensors(proto, [f"{k}.quant.out" for k in grids], feeds)
-    flips = [np.abs(grids[k] - onnx_grids[f"{k}.quant.out"]) for k in grids]
-    assert max(f.max() for f in flips) <= 1
-    assert sum(int((f > 0).sum()) for f in flips) <= 1e-3 * sum(f.size for f in flips)
-    if not any(f.any() for f in flips):
-        assert error_in_lsb(onnx_out, calib_out) <= 1e-4
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -152,7 +117,7 @@ def test_zero_range_activation_names_the_layer(tmp_path):
 
 def test_int4_weights_are_recorded_and_saved_on_the_4_bit_grid(tmp_path):
     model, batches = build("transformer")
-    cfg = write_config(tmp_path, model, batches[0])
+    cfg = write_calibration_config(tmp_path, model, batches[0])
     config = json.loads(cfg.read_text())
     config["fc1"]["weight_quant_params"]["num_bits"] = 4
     cfg.write_text(json.dumps(config))

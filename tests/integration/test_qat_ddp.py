@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 
 import pytest
 import torch
@@ -20,7 +19,8 @@ from torch.nn.parallel import DistributedDataParallel
 import qdqforge
 from qdqforge.runtime.calibration.ifmr import IfmrObserver
 from qdqforge.runtime.kernels.ulq import ulq_clips_from_scale
-from tests.integration.test_ptq_preprocess import build
+from tests.helpers.ddp import free_port
+from tests.helpers.dmq_flow import build
 
 WORLD = 2
 QUANT_KEYS = (".act_quant.", ".weight_quant.", ".search_n.")
@@ -77,12 +77,6 @@ def _worker(rank: int, port: int, cfg: str, out: str) -> None:
         torch.save({"initial": initial, "states": states}, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_ranks_hold_identical_quant_state(tmp_path):

@@ -15,8 +15,8 @@ import torch
 import qdqforge
 from qdqforge.errors import CheckpointError
 from qdqforge.front.record.file import LayerRecord, read_record, write_record
+from tests.helpers.dmq_flow import build
 from tests.helpers.qat_flow import sgd_steps, write_config
-from tests.integration.test_ptq_preprocess import build
 
 
 class NotATensor:

@@ -20,8 +20,8 @@ import qdqforge
 from qdqforge.errors import ConfigError, InputDataError
 from qdqforge.front.qat.retrain_model import quant_parameters
 from qdqforge.front.record.file import read_record
+from tests.helpers.dmq_flow import build
 from tests.helpers.qat_flow import error_in_lsb, ort_outputs, train, write_config
-from tests.integration.test_ptq_preprocess import build
 
 
 def ulq_retrain_dw(tree: dict) -> None:

@@ -17,7 +17,6 @@ that float round-off multiplies with depth; forced it stands out at its own laye
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import pytest
 import torch
 from onnx import numpy_helper
@@ -28,6 +27,7 @@ from qdqforge.front.record.file import read_record
 from qdqforge.front.save.verify import verify_saved_models
 from qdqforge.front.save.write_models import calibration_reference
 from qdqforge.graph import io
+from tests.helpers.model_faults import scaled, tamper
 from tests.helpers.ptq_flow import run_seed_flow
 from tests.helpers.torch_models import build
 
@@ -46,21 +46,6 @@ def saved(tmp_path_factory):
     records = {k: r for k, r in read_record(tmp / "r.txt").items()}
     assert DEEP in records
     return tmp, paths, x, records
-
-
-def tamper(path, edit) -> None:
-    model = onnx.load(str(path))
-    inits = {i.name: i for i in model.graph.initializer}
-    edit(inits)
-    onnx.save(model, str(path))
-
-
-def scaled(name: str, factor: float):
-    def edit(inits):
-        value = numpy_helper.to_array(inits[name])
-        inits[name].CopyFrom(numpy_helper.from_array((value * factor).astype(value.dtype), name))
-
-    return edit
 
 
 def shifted(name: str, delta: int):

@@ -26,9 +26,10 @@ from qdqforge.errors import VerificationError
 from qdqforge.front.entry.example_inputs import inputs_path, load_example_inputs
 from qdqforge.front.record.file import read_record
 from qdqforge.front.save.verify import verify_saved_models
-from qdqforge.front.save.write_models import SavedModels, calibration_reference
+from qdqforge.front.save.write_models import calibration_reference
 from qdqforge.graph import io
-from tests.integration.test_ptq_deploy import model_and_batches, seed_flow
+from tests.helpers.deploy_flow import model_and_batches, seed_flow
+from tests.helpers.model_faults import broken_copy
 
 LAYERS = ("conv1", "dw", "grouped", "up", "fc")
 
@@ -63,19 +64,6 @@ def test_seed_flow_passes_and_writes_the_report(saved):
         assert got["outputs"][0]["max_rel"] < 1e-6 and got["not_compared"] == []
     assert comparisons["torch_vs_fake_quant_session"]["kernels"] == []
     assert comparisons["fake_quant_vs_qdq"]["kind"] == "bias"
-
-
-def broken_copy(tmp, paths, tensor: str, factor: float, where: str = "deploy") -> SavedModels:
-    out = tmp / f"broken_{tensor}"
-    out.mkdir(exist_ok=True)
-    copies = {k: out / p.name for k, p in paths._asdict().items()}
-    for key, path in paths._asdict().items():
-        shutil.copy(path, copies[key])
-    proto = onnx.load(str(copies[where]))
-    init = next(i for i in proto.graph.initializer if i.name == tensor)
-    init.CopyFrom(onnx.numpy_helper.from_array(onnx.numpy_helper.to_array(init) * factor, tensor))
-    onnx.save(proto, str(copies[where]))
-    return SavedModels(**copies)
 
 
 @pytest.mark.parametrize(

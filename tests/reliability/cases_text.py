@@ -38,7 +38,7 @@ def _args(name: str, match: str, what: str, **kwargs) -> Case:
 def _odd_names(w):
     """A ModuleDict key with '/' and one with '"' (dynamo fails, TorchScript's scopes split on
     '/'): skip_layers' did-you-mean can only offer them when both map to their layers."""
-    from tests.reliability.test_module_names import Blocks
+    from tests.helpers.module_name_models import Blocks
 
     model = Blocks(["x/y", 'a"b']).eval()
     return qdqforge.create_quant_config(

@@ -19,25 +19,10 @@ from torch import nn
 import qdqforge
 from qdqforge.front.config.layers import find_quant_layers
 from qdqforge.front.record.file import read_record
+from tests.helpers.module_name_models import Blocks
 
 LEFT_OUT = "left out of the config"
 KEYS = ['a"b', "x/y", "a@1", "b_1", "n\nl", "ü层", "\\", "/", "0"]
-
-
-class Blocks(nn.Module):
-    """Linear layers in a ModuleDict under arbitrary keys, run in key order; ``unused`` not."""
-
-    def __init__(self, keys, unused: bool = False) -> None:
-        super().__init__()
-        self.keys = list(keys)
-        self.blocks = nn.ModuleDict({k: nn.Linear(4, 4) for k in self.keys})
-        if unused:
-            self.unused = nn.Linear(4, 4)
-
-    def forward(self, x):
-        for key in self.keys:
-            x = torch.relu(self.blocks[key](x))
-        return x
 
 
 def _acceptable(key: str) -> bool:

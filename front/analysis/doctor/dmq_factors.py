@@ -3,7 +3,7 @@
 Measuring is ``quantize_preprocess``'s graph (the ``dmq_statistics`` recipe of
 :mod:`qdqforge.front.recipes`: canonicalize -> fold_bn -> dmq_observe; reimported) run once on
 ``input_data``: ``s_j = a_j^alpha / w_j^(1 - alpha)`` with ``a_j`` the
-batch's ``max |X|`` per input channel (``kernels.dmq``, spec §4.4).
+batch's ``max |X|`` per input channel (``kernels.dmq``, docs/amct.md §4.4).
 """
 
 from __future__ import annotations

@@ -1,1 +1,1 @@
-"""analysis"""
+"""Tests of qdqforge.front.analysis (auto-calibration end to end: tests/integration)."""

@@ -23,6 +23,7 @@ from qdqforge.front.analysis.doctor.skip import choose_skips, rank_layers
 from qdqforge.front.config import load_quant_config
 from qdqforge.runtime.calibration.ifmr import ifmr_exact
 from tests.helpers.doctor_models import OUTLIER_CHANNEL, mlp_config, mlp_input, planted_mlp
+from tests.helpers.sqnr import numpy_sqnr
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +61,6 @@ def numpy_forward(model, x, report, act=(), weight=()) -> tuple[np.ndarray, dict
         h = h @ (arq_per_tensor(w) if name in weight else w).T + b
         h = np.maximum(h, 0) if name != "fc3" else h
     return h, inputs
-
-
-def numpy_sqnr(ref: np.ndarray, test: np.ndarray) -> float:
-    ref, test = ref.astype(np.float64), test.astype(np.float64)
-    return 10 * math.log10((ref**2).sum() / ((test - ref) ** 2).sum())
 
 
 def test_planted_activation_outlier_ranks_first_and_is_the_only_skip(planted):

@@ -19,7 +19,6 @@ import torch
 
 import qdqforge
 from qdqforge.front.record.file import read_record
-from tests.front.analysis.test_doctor import numpy_sqnr
 from tests.helpers.doctor_models import (
     DOCTOR_VS_ORT_DB,
     mlp_config,
@@ -27,6 +26,7 @@ from tests.helpers.doctor_models import (
     planted_mlp,
     saved_fake_quant_outputs,
 )
+from tests.helpers.sqnr import numpy_sqnr
 
 
 def a16_config(path, model, x, layer: str = "fc2"):

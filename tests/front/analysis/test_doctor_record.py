@@ -15,7 +15,6 @@ import torch
 
 import qdqforge
 from qdqforge.front.record.file import read_record
-from tests.front.analysis.test_doctor import numpy_sqnr
 from tests.helpers.doctor_models import (
     DOCTOR_VS_ORT_DB,
     OUTLIER_CHANNEL,
@@ -25,6 +24,7 @@ from tests.helpers.doctor_models import (
     saved_fake_quant_outputs,
 )
 from tests.helpers.ptq_flow import run_seed_flow
+from tests.helpers.sqnr import numpy_sqnr
 
 ALPHA = 0.5
 

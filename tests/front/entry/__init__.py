@@ -1,1 +1,1 @@
-"""entry"""
+"""Tests of qdqforge.front.entry: input normalization and dtype checks."""

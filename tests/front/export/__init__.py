@@ -1,1 +1,1 @@
-"""export"""
+"""Tests of qdqforge.front.export: exporters, cache, module names, fix-ups."""

@@ -20,7 +20,7 @@ from torch import nn
 import qdqforge
 from qdqforge.front.export import attempts, torchlib_registry
 from qdqforge.front.export.cache import CACHE, ENV_LIMIT_MB, ENV_SWITCH
-from tests.integration.test_ptq_preprocess import build, write_config
+from tests.helpers.dmq_flow import build, write_config
 
 
 class Mlp(nn.Module):

@@ -1,1 +1,1 @@
-"""ptq"""
+"""Tests of qdqforge.front.ptq: AdaRound sites and warnings, calibration progress."""

@@ -16,7 +16,7 @@ from qdqforge.front.export.to_onnx import export
 from qdqforge.front.ptq.ada_sites import row_geometry
 from qdqforge.graph import io
 from qdqforge.graph.layers import layer_site
-from tests.passes.ptq.test_dmq_observe import Wrap
+from tests.helpers.layer_cases import Wrap
 
 
 def site_of(layer: nn.Module, shape):

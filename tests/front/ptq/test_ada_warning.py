@@ -9,7 +9,7 @@ import pytest
 
 import qdqforge
 from qdqforge.front.analysis.layer_sensitivity import float_graph
-from tests.integration.test_ptq_preprocess import build
+from tests.helpers.dmq_flow import build
 
 ADA_CFG = "batch_num: 1\ncommon_config { ada_quantize { num_iteration: 10 } }\n"
 ARQ_CFG = "batch_num: 1\n"

@@ -1,1 +1,1 @@
-"""record"""
+"""Tests of qdqforge.front.record: record files and their checks."""

@@ -1,1 +1,1 @@
-"""save"""
+"""Tests of qdqforge.front.save: verification of the saved models (saving: tests/integration)."""

@@ -1,1 +1,1 @@
-"""common"""
+"""Tests of qdqforge.passes.common: canonicalize, fold_bn."""

@@ -1,1 +1,1 @@
-"""infra"""
+"""Tests of qdqforge.passes.infra: the pass contract and the manager."""

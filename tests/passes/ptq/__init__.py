@@ -1,1 +1,1 @@
-"""ptq"""
+"""Tests of qdqforge.passes.ptq: DMQ, observers, ARQ and AdaRound weights."""

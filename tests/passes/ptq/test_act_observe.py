@@ -17,7 +17,7 @@ from qdqforge.runtime import reimport
 from qdqforge.runtime.calibration.hfmg import HfmgObserver
 from qdqforge.runtime.calibration.ifmr import IfmrObserver
 from qdqforge.runtime.converters.qdqforge_observers import ActObserverOp
-from tests.passes.ptq.test_dmq_observe import Wrap
+from tests.helpers.layer_cases import Wrap
 
 HFMG = ActivationQuantParams(8, "hfmg", None, None, None, None, num_of_bins=1024)
 ALGOS = {"ifmr": ActivationQuantParams(), "hfmg": HFMG}

@@ -17,7 +17,7 @@ from qdqforge.front.config.ptq import LayerConfig, QuantConfig, WeightQuantParam
 from qdqforge.front.export.to_onnx import export
 from qdqforge.graph import io, numerics
 from qdqforge.passes import PassContext, get_pass
-from tests.passes.ptq.test_dmq_observe import CASES, Wrap
+from tests.helpers.layer_cases import CASES, Wrap
 
 ADA = WeightQuantParams(wts_algo="ada_quantize", num_iteration=10, reg_param=0.01,
                         beta_range=(20, 2), warm_start=0.2)  # fmt: skip

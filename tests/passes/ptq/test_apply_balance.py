@@ -12,7 +12,7 @@ from qdqforge.errors import PassError
 from qdqforge.front.export.to_onnx import export
 from qdqforge.graph import io, numerics
 from qdqforge.passes import get_pass
-from tests.passes.ptq.test_dmq_observe import CASES, Wrap
+from tests.helpers.layer_cases import CASES, Wrap
 
 
 def input_channels(layer: nn.Module) -> int:

@@ -12,7 +12,7 @@ from qdqforge.front.config.ptq import LayerConfig, QuantConfig, WeightQuantParam
 from qdqforge.front.export.to_onnx import export
 from qdqforge.graph import io
 from qdqforge.passes import PassContext, get_pass
-from tests.passes.ptq.test_dmq_observe import CASES, Wrap
+from tests.helpers.layer_cases import CASES, Wrap
 
 
 def channel_major(layer: nn.Module, w: np.ndarray, kind: str) -> np.ndarray:

@@ -1,1 +1,1 @@
-"""qat"""
+"""Tests of qdqforge.passes.qat: QAT fake-quant nodes, search-N, strip."""

@@ -11,16 +11,12 @@ from torch import nn
 from qdqforge.errors import PassError
 from qdqforge.front.config.qat import (
     RetrainConfig,
-    RetrainDataConfig,
-    RetrainLayerConfig,
-    RetrainWeightConfig,
 )
 from qdqforge.front.export.to_onnx import export
 from qdqforge.graph import io, numerics
 from qdqforge.passes import PassContext
 from qdqforge.passes.infra.pipeline import run_pipeline
-
-INSERT = ("qat_act_quant", "qat_weight_quant", "qat_search_n")
+from tests.helpers.qat_layers import INSERT, layer
 
 
 class ConvBnNet(nn.Module):
@@ -43,11 +39,6 @@ class Linear3d(nn.Module):
 
     def forward(self, x):
         return self.fc(x)
-
-
-def layer(name, algo="arq_retrain", channel_wise=True, clips=None, enable=True):
-    data = RetrainDataConfig(clip_max=clips[0], clip_min=clips[1]) if clips else RetrainDataConfig()
-    return RetrainLayerConfig(name, enable, data, RetrainWeightConfig(algo, channel_wise))
 
 
 CONFIG = RetrainConfig(

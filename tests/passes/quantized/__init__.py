@@ -1,1 +1,1 @@
-"""quantized"""
+"""Tests of qdqforge.passes.quantized: QDQ, fake-quant and integer layers."""

@@ -22,8 +22,8 @@ from qdqforge.graph import io, numerics
 from qdqforge.graph.layers import layer_site
 from qdqforge.passes.infra.pipeline import run_pipeline
 from qdqforge.passes.quantized.integer_layers import integer_capable
+from tests.helpers.layer_cases import Wrap
 from tests.helpers.torch_models import build as build_test_model
-from tests.passes.ptq.test_dmq_observe import Wrap
 
 
 @pytest.mark.parametrize("opset", (17, 20), ids=("torchscript17", "dynamo20"))

@@ -20,7 +20,7 @@ from qdqforge.front.export.to_onnx import export
 from qdqforge.front.record.file import LayerRecord
 from qdqforge.graph import io, numerics
 from qdqforge.passes.infra.pipeline import run_pipeline
-from tests.passes.ptq.test_dmq_observe import CASES, Wrap
+from tests.helpers.layer_cases import CASES, Wrap
 
 INTEGER_CASES = {k: v for k, v in CASES.items() if v[2] != "ConvT"}
 OFFSET = 5

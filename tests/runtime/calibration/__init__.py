@@ -1,1 +1,1 @@
-"""calibration"""
+"""Tests of qdqforge.runtime.calibration: IFMR, HFMG, DMQ, AdaRound against numpy."""

@@ -1,4 +1,4 @@
-"""DMQ: per-channel maxima and balance factors against numpy loops (spec §4.4)."""
+"""DMQ: per-channel maxima and balance factors against numpy loops (docs/amct.md §4.4)."""
 
 from __future__ import annotations
 

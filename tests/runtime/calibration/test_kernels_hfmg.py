@@ -1,4 +1,4 @@
-"""HFMG: re-binning, greedy windows and L2 errors against numpy loops (spec §4.3)."""
+"""HFMG: re-binning, greedy windows and L2 errors against numpy loops (docs/amct.md §4.3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""IFMR: exact reference vs numpy (spec §4.2), streaming observer vs exact, bounded memory.
+"""IFMR: exact reference vs numpy (docs/amct.md §4.2), streaming observer vs exact, bounded memory.
 
 Bounded memory is measured from outside the observer: the peak RSS of a child process
 (:mod:`tests.runtime.calibration.ifmr_memory_probe`) streaming 256 MiB after its first batches.
@@ -17,6 +17,7 @@ import torch
 
 from qdqforge.errors import CalibrationError
 from qdqforge.runtime.calibration.ifmr import IfmrObserver, ifmr_exact
+from tests.helpers.ifmr_batches import KINDS, make_batches
 
 STEP = 0.01
 
@@ -38,23 +39,6 @@ def np_ifmr(x: np.ndarray, sym: bool, pct: float = 0.999999) -> tuple[float, int
         best = min(best, (loss, s), key=lambda t: t[0])
     s = best[1]
     return s, 0 if sym else int(-np.round(min0 / s)) - 128, big
-
-
-def make_batches(kind: str, batches: int, size: int = 2048, seed: int = 0) -> list[torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    out = []
-    for _ in range(batches):
-        x = torch.randn(size, generator=gen, dtype=torch.float64)
-        if kind == "relu":
-            x = torch.relu(x)
-        elif kind == "heavy":  # Student-t with 2 degrees of freedom
-            chi = torch.randn(2, size, generator=gen, dtype=torch.float64).pow(2).mean(0)
-            x = x / torch.sqrt(chi)
-        out.append(x.float())
-    return out
-
-
-KINDS = ["normal", "relu", "heavy"]
 
 
 @pytest.mark.parametrize("sym", [False, True], ids=["asym", "sym"])

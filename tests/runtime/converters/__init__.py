@@ -1,1 +1,1 @@
-"""converters"""
+"""Tests of qdqforge.runtime.converters: each op family against onnxruntime."""

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qdqforge.front.config.qat import RetrainConfig
 from qdqforge.front.export.to_onnx import export
 from qdqforge.graph import io
 from qdqforge.passes import PassContext
@@ -18,7 +19,7 @@ from qdqforge.runtime.kernels.ulq_weight import (
     ulq_weight_fake_quant,
     ulq_weight_init,
 )
-from tests.passes.qat.test_qat_passes import INSERT, RetrainConfig, layer
+from tests.helpers.qat_layers import INSERT, layer
 
 CLIPS = (3.0, -2.0)
 

@@ -16,7 +16,7 @@ import torch
 from qdqforge.runtime.calibration.hfmg import HfmgObserver
 from qdqforge.runtime.calibration.ifmr import IfmrObserver, ifmr_exact
 from qdqforge.runtime.kernels.quant_math import int_range
-from tests.runtime.calibration.test_kernels_ifmr import KINDS, make_batches
+from tests.helpers.ifmr_batches import KINDS, make_batches
 
 
 def quant_mse(x: torch.Tensor, params, bits: int) -> float:

@@ -1,4 +1,4 @@
-"""ARQ weights against an independent numpy computation (spec §4.1), all layouts."""
+"""ARQ weights against an independent numpy computation (docs/amct.md §4.1), all layouts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""quant_math: AMCT scale/offset formulas against an independent numpy computation (spec §4.0)."""
+"""quant_math: AMCT scale/offset formulas against independent numpy (docs/amct.md §4.0)."""
 
 from __future__ import annotations
 
@@ -71,7 +71,7 @@ def test_asymmetric_matches_numpy(bits):
 @pytest.mark.parametrize(
     ("lo", "hi", "scale", "offset"),
     [
-        (0.0, 2.55, 0.01, -128),  # post-ReLU data: offset -128 (spec §3)
+        (0.0, 2.55, 0.01, -128),  # post-ReLU data: offset -128 (docs/amct.md §3)
         (-2.55, 0.0, 0.01, 127),
         (0.5, 2.55, 0.01, -128),  # range forced to contain 0
         (0.0, 0.0, 1.0, -128),

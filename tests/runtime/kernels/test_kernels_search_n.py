@@ -1,4 +1,4 @@
-"""search-N: shift errors against numpy, the obvious shift on constructed data (spec §4.6)."""
+"""search-N: shift errors against numpy, the obvious shift on built data (docs/amct.md §4.6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ULQ, arq_retrain, ulq_retrain: fused Functions vs plain-torch references vs numpy (§4.5)."""
+"""ULQ, arq_retrain, ulq_retrain: fused Functions vs plain torch vs numpy (docs/amct.md §4.5)."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""modules"""
+"""Tests of qdqforge.runtime.modules: the modules the converters emit."""
