@@ -6,7 +6,9 @@ hands on scales whose grid holds the weights it wrote. onnxruntime with ORT_DISA
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,3 +77,23 @@ def test_ptq_modified_graph_hands_on_the_grid_of_its_weights(exported):
         np.testing.assert_allclose(steps, np.round(steps), atol=1e-3)  # steps of the grid
         integers = np.round(steps)
         assert integers.min() >= -128 and integers.max() <= 127  # int8
+
+
+def test_every_front_pipeline_is_a_recipe():
+    """No module of front/ but recipes.py runs passes itself: each flow's pipeline has one home."""
+    front = Path(__file__).resolve().parents[2] / "front"
+    callers = sorted(
+        str(path.relative_to(front))
+        for path in front.rglob("*.py")
+        if path.name != "recipes.py" and _calls_run_pipeline(path)
+    )
+    assert callers == []
+
+
+def _calls_run_pipeline(path: Path) -> bool:
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module == "qdqforge.passes.infra.pipeline":
+            return True
+        if isinstance(node, ast.Name | ast.Attribute) and "run_pipeline" in ast.unparse(node):
+            return True
+    return False
