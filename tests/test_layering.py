@@ -1,4 +1,4 @@
-"""The layers below ``front/`` never import it: ``passes/``, ``graph/`` and ``runtime/``.
+"""Code layers and size: passes/, graph/ and runtime/ never import front/; files stay small.
 
 Every module's source is parsed with ``ast`` and every import is checked, including imports
 inside functions (a lazy import is still an upward dependency) and
@@ -74,3 +74,18 @@ def test_lower_layers_do_not_import_front(folder):
         if (hits := front_imports(path.read_text(encoding="utf-8")))
     }
     assert offenders == {}
+
+
+MAX_LINES = 300
+
+
+def test_no_source_file_is_over_300_lines():
+    """Small files: every module of the four code folders and of qdqforge/ fits 300 lines."""
+    folders = ("front", "graph", "passes", "runtime", "qdqforge")
+    long_files = {
+        str(path.relative_to(ROOT)): lines
+        for folder in folders
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES
+    }
+    assert long_files == {}
