@@ -30,8 +30,8 @@ from qdqforge.front.analysis.auto_calibration_report import prefixed, write_repo
 from qdqforge.front.analysis.auto_calibration_trial import PtqTrials, TrialResult
 from qdqforge.front.analysis.layer_sensitivity import float_graph, layer_cosines, rank_by_cosine
 from qdqforge.front.config.jsonio import read_json
-from qdqforge.front.entry.prelude import checked_inputs
 from qdqforge.front.export.io_names import check_io_names
+from qdqforge.front.prelude import checked_inputs
 from qdqforge.front.record.file import read_record
 from qdqforge.front.save.roles import save_outputs
 from qdqforge.front.save.save_model import save_model

@@ -21,7 +21,7 @@ from qdqforge.front.analysis.sensitivity import Variant, rank, sweep
 from qdqforge.front.analysis.sensitivity_metrics import CosineSimilarity, flatten_outputs
 from qdqforge.front.config.ptq_load import load_quant_config
 from qdqforge.front.entry.inputs import normalize_input_data
-from qdqforge.front.entry.prelude import run_prelude
+from qdqforge.front.prelude import run_prelude
 from qdqforge.front.ptq.ada_sites import warn_rounded_like_arq
 from qdqforge.front.recipes import ptq_float_graph, qdq_model, recorded_factors
 from qdqforge.front.record.file import LayerRecord

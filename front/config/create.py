@@ -1,6 +1,6 @@
 """``create_quant_config`` and ``create_quant_retrain_config``: AMCT's config writers.
 
-Both run the entry prelude (:mod:`qdqforge.front.entry.prelude`: a float64/float16/bfloat16
+Both run the entry prelude (:mod:`qdqforge.front.prelude`: a float64/float16/bfloat16
 model or input is refused, as by every call that takes a model), which exports the model once to
 find its quantizable layers (:mod:`.layers`); then either the function arguments or the ``.cfg``
 (``config_defination``) become a config, validated and written as JSON atomically. As in AMCT, a
@@ -111,7 +111,7 @@ def create_quant_retrain_config(config_file, model, input_data, config_definatio
 
 def _layers(api: str, model, input_data):
     """The model's quantizable layers (the entry prelude: exporting takes seconds)."""
-    from qdqforge.front.entry.prelude import run_prelude  # imports torch: only when needed
+    from qdqforge.front.prelude import run_prelude  # imports torch: only when needed
 
     return run_prelude(api, model, input_data).layers
 

@@ -1,6 +1,6 @@
 """``quantize_preprocess``: the DMQ statistics step of AMCT's PTQ flow (docs/amct.md §1, §1a, §4.4).
 
-entry prelude (:mod:`qdqforge.front.entry.prelude`: checks, export, config) -> the
+entry prelude (:mod:`qdqforge.front.prelude`: checks, export, config) -> the
 ``dmq_statistics`` recipe (:mod:`qdqforge.front.recipes`: canonicalize -> fold_bn (``do_fusion``,
 minus ``skip_fusion_layers``) -> dmq_observe) -> reimport. The returned module computes what the
 original model computes; every forward also updates each DMQ layer's running ``max |X|`` and
@@ -20,7 +20,7 @@ from qdqforge.errors import ConfigError
 from qdqforge.front.config.ptq import QuantConfig
 from qdqforge.front.config.ptq_load import load_quant_config
 from qdqforge.front.entry.input_guard import guard_inputs
-from qdqforge.front.entry.prelude import run_prelude
+from qdqforge.front.prelude import run_prelude
 from qdqforge.front.recipes import dmq_statistics
 from qdqforge.front.record.file import LayerRecord, read_record, write_record
 from qdqforge.graph import io

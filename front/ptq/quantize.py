@@ -1,6 +1,6 @@
 """``quantize_model``: the calibration step of AMCT's PTQ flow (docs/amct.md §1, §4.1-4.4).
 
-entry prelude (:mod:`qdqforge.front.entry.prelude`) -> the ``ptq_modified_graph`` recipe
+entry prelude (:mod:`qdqforge.front.prelude`) -> the ``ptq_modified_graph`` recipe
 (:mod:`qdqforge.front.recipes`: canonicalize -> fold_bn (``do_fusion``) -> apply_balance
 (recorded DMQ factors) -> arq_weights); that graph is the modified ONNX file (BN folded, balance
 Muls, ARQ weights), and ``scale_w``/``offset_w`` go into the record at once. Then the
@@ -28,8 +28,8 @@ from qdqforge.front.config.ptq import QuantConfig
 from qdqforge.front.config.ptq_load import load_quant_config
 from qdqforge.front.entry.example_inputs import inputs_path, save_example_inputs
 from qdqforge.front.entry.input_guard import guard_inputs
-from qdqforge.front.entry.prelude import run_prelude
 from qdqforge.front.export.io_names import check_io_names, rename_io
+from qdqforge.front.prelude import run_prelude
 from qdqforge.front.ptq.ada_sites import ada_layers
 from qdqforge.front.ptq.adaround import AdaRoundStep
 from qdqforge.front.ptq.calibration import CalibrationRecorder

@@ -1,6 +1,6 @@
 """``create_quant_retrain_model``: AMCT's QAT entry point (docs/amct.md §1b, §4.5-4.6).
 
-entry prelude (:mod:`qdqforge.front.entry.prelude`; the export keeps BatchNormalization and
+entry prelude (:mod:`qdqforge.front.prelude`; the export keeps BatchNormalization and
 Dropout) -> the ``qat_training`` recipe (:mod:`qdqforge.front.recipes`): canonicalize ->
 qat_act_quant (ULQ on each ``retrain_enable`` layer's input) -> qat_weight_quant (arq_retrain /
 ulq_retrain on its weight) -> qat_search_n (search-N statistics after the layer, after its BN
@@ -26,7 +26,7 @@ from qdqforge.front.config.enabled import require_enabled
 from qdqforge.front.config.grouped_transpose import refuse_channel_wise
 from qdqforge.front.config.qat_load import load_retrain_config
 from qdqforge.front.entry.input_guard import guard_inputs
-from qdqforge.front.entry.prelude import run_prelude
+from qdqforge.front.prelude import run_prelude
 from qdqforge.front.qat.carried_graph import attach_graph
 from qdqforge.front.recipes import qat_training
 from qdqforge.front.record.file import write_record

@@ -31,7 +31,7 @@ from qdqforge.front.analysis.doctor.report import Report
 from qdqforge.front.analysis.doctor.skip import DEFAULT_SKIP_DB, choose_skips, rank_layers
 from qdqforge.front.analysis.sensitivity_probe import doctor_layer_reports
 from qdqforge.front.config.ptq_load import load_quant_config
-from qdqforge.front.entry.prelude import run_prelude
+from qdqforge.front.prelude import run_prelude
 from qdqforge.front.ptq.ada_sites import warn_rounded_like_arq
 from qdqforge.front.record.file import read_record
 

@@ -1,6 +1,6 @@
 """float64, float16 and bfloat16 models and inputs are refused up front by every public call that
 takes a model to quantize (front/entry/model_dtype.py), all through the one entry prelude
-(front/entry/prelude.py): a ModelError naming the call, the tensor and its type, before any
+(front/prelude.py): a ModelError naming the call, the tensor and its type, before any
 export or file write. Integer inputs (token ids) pass."""
 
 from __future__ import annotations
@@ -70,9 +70,9 @@ def write_inputs(folder: Path, model: nn.Module, x: torch.Tensor) -> None:
 
 
 def raised_in_prelude(caught: pytest.ExceptionInfo) -> bool:
-    """The error came through front/entry/prelude.py (the one definition of the checks)."""
+    """The error came through front/prelude.py (the one definition of the checks)."""
     files = [Path(entry.path).as_posix() for entry in caught.traceback]
-    return any(file.endswith("front/entry/prelude.py") for file in files)
+    return any(file.endswith("front/prelude.py") for file in files)
 
 
 def test_every_public_call_taking_a_model_is_checked():
