@@ -94,6 +94,8 @@ def _calls_run_pipeline(path: Path) -> bool:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.module == "qdqforge.passes.infra.pipeline":
             return True
-        if isinstance(node, ast.Name | ast.Attribute) and "run_pipeline" in ast.unparse(node):
+        if isinstance(node, ast.Name) and node.id == "run_pipeline":
+            return True
+        if isinstance(node, ast.Attribute) and node.attr == "run_pipeline":
             return True
     return False
