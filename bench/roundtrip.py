@@ -4,7 +4,10 @@ Prints one table per run:
   * per test model: export / rewrite / reimport seconds, node count, and the forward+backward
     step time of the reimported module divided by the original's (median of 20 interleaved steps
     after warm-up, same process). Target: ratio <= 1.02.
-  * synthetic deep graphs (~1k, 5k, 20k nodes): rewrite + reimport time per node (must stay flat).
+  * synthetic deep graphs (~1k, 5k, 10k, 20k nodes): rewrite + reimport time per node (must stay
+    flat), and the graph diff of the rewrite (``graph.diff``) with its HTML page and JSON round trip
+    (targets at 10k nodes: diff < 8 s, page + JSON < 5 s on 2 cores; before issue 17 they were
+    asserted in tests/graph/diff/test_diff_scale.py, which now checks only what the diff holds).
 
 Usage: ``python bench/roundtrip.py [--quick]``.
 """
@@ -24,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import qdqforge
 from bench.synthetic import deep_conv_model
+from qdqforge.graph.diff.graph_diff import GraphDiff, diff_graphs
+from qdqforge.graph.diff.html import render_diff_html
 from qdqforge.passes.infra.pipeline import rewrite
 from tests.helpers.torch_models import build
 
@@ -83,7 +88,16 @@ def synthetic_row(blocks: int) -> list:
     folded, t_rewrite = timed(lambda: rewrite(proto))
     _, t_reimport = timed(lambda: qdqforge.reimport(folded))
     per_node = (t_rewrite + t_reimport) / nodes * 1e6
-    return [f"deep-{nodes}", f"{t_rewrite:.2f}", f"{t_reimport:.2f}", f"{per_node:.1f}"]
+    diff, t_diff = timed(lambda: diff_graphs(proto, folded))
+    _, t_page = timed(lambda: (render_diff_html(diff), GraphDiff.from_json(diff.to_json())))
+    return [
+        f"deep-{nodes}",
+        f"{t_rewrite:.2f}",
+        f"{t_reimport:.2f}",
+        f"{per_node:.1f}",
+        f"{t_diff:.2f}",
+        f"{t_page:.2f}",
+    ]
 
 
 def print_table(header: list[str], rows: list[list]) -> None:
@@ -103,8 +117,11 @@ def main() -> None:
         rows,
     )
     print()
-    sizes = (150, 750) if args.quick else (150, 750, 3000)
-    print_table(["graph", "rewrite s", "reimport s", "us/node"], [synthetic_row(b) for b in sizes])
+    sizes = (150, 750) if args.quick else (150, 750, 1430, 3000)
+    print_table(
+        ["graph", "rewrite s", "reimport s", "us/node", "diff s", "page+json s"],
+        [synthetic_row(b) for b in sizes],
+    )
 
 
 if __name__ == "__main__":

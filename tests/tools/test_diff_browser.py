@@ -6,7 +6,6 @@ Playwright's own browser download is never used: ``executable_path`` points at t
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -126,9 +125,7 @@ def test_10k_node_diff_stays_usable(open_page, tmp_path):
 
     before = deep_conv_model(1430)
     path = write_diff_html(diff_graphs(before, rewrite(before)), tmp_path / "big.html")
-    start = time.perf_counter()
-    page = open_page(path)
-    assert time.perf_counter() - start < 15
+    page = open_page(path)  # its load time is not asserted here (bench/roundtrip.py times the diff)
     page.page.click("#tab-removed")
     assert page.count("removed") > 4000
     assert page.rows() == 200

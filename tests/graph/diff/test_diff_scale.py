@@ -1,8 +1,9 @@
-"""graph.diff on a 10k-node rewrite: complete, consistent and fast."""
+"""graph.diff on a 10k-node rewrite: complete, consistent and bounded.
+
+Its speed (diff, page, JSON) is a row of ``bench/roundtrip.py``'s synthetic table, not a timed test.
+"""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 
@@ -17,18 +18,15 @@ BLOCKS = 1430  # 7 nodes a block: 10,010 nodes
 
 @pytest.fixture(scope="module")
 def big():
-    """(before, after, diff, seconds the diff took)."""
+    """(before, after, diff)."""
     before = deep_conv_model(BLOCKS)
     after = rewrite(before)
-    start = time.perf_counter()
-    diff = diff_graphs(before, after)
-    return before, after, diff, time.perf_counter() - start
+    return before, after, diff_graphs(before, after)
 
 
-def test_10k_node_diff_is_fast_and_accounts_for_every_node(big):
-    before, after, diff, elapsed = big
+def test_10k_node_diff_accounts_for_every_node(big):
+    before, after, diff = big
     assert len(before.graph.node) >= 10_000
-    assert elapsed < 8.0, f"diff of {len(before.graph.node)} nodes took {elapsed:.1f} s"
     matched = diff.unchanged + len(diff.changed)
     assert matched + len(diff.removed) == len(before.graph.node)
     assert matched + len(diff.added) == len(after.graph.node)
@@ -41,9 +39,7 @@ def test_10k_node_diff_page_and_json_stay_bounded(big):
     diff = big[2]
     assert diff.neighbourhood.truncated
     assert len(diff.neighbourhood.nodes) == MAX_PICTURE_NODES
-    start = time.perf_counter()
     html = render_diff_html(diff)
     back = GraphDiff.from_json(diff.to_json())
-    assert time.perf_counter() - start < 5.0
     assert back == diff
     assert len(html) < 40 * 2**20
