@@ -55,23 +55,23 @@ def create_quant_config(
         ExportError: the model cannot be exported.
         OutputError: ``config_file`` cannot be written, or is ``config_defination``.
     """
-    check_roles(
-        "create_quant_config",
-        inputs={"config_defination": config_defination},
-        outputs={"config_file": config_file},
-    )
-    if config_defination is not None:
+    given = _given_cfg("create_quant_config", config_file, config_defination, "AMCTConfig")
+    if given is not None:
         _warn_ignored(skip_layers, batch_num, activation_offset)
-        cfg = read_cfg(config_defination, "AMCTConfig")
-        source = os.fspath(config_defination)
+        cfg, source = given
     else:
         cfg = _args_cfg(skip_layers, batch_num, activation_offset)
         source = "create_quant_config arguments"
-    layers = _layers("create_quant_config", model, input_data)  # after the cheap checks
-    config = build_quant_config(cfg, layers, source)
-    if config_defination is None:
-        config = per_tensor_defaults(config, model)
-    write_json(config_file, config.to_dict())
+    layers = _build_and_write(
+        "create_quant_config",
+        build_quant_config,
+        cfg,
+        source,
+        config_file,
+        model,
+        input_data,
+        per_tensor=config_defination is None,
+    )
     log.info("wrote PTQ config %s (%d layers)", config_file, len(layers))
 
 
@@ -91,29 +91,52 @@ def create_quant_retrain_config(config_file, model, input_data, config_definatio
         ExportError: the model cannot be exported.
         OutputError: ``config_file`` cannot be written, or is ``config_defination``.
     """
-    check_roles(
-        "create_quant_retrain_config",
-        inputs={"config_defination": config_defination},
-        outputs={"config_file": config_file},
+    api, message = "create_quant_retrain_config", "AMCTRetrainConfig"
+    given = _given_cfg(api, config_file, config_defination, message)
+    cfg, source = given if given is not None else (message_class(message)(), "defaults")
+    _build_and_write(
+        api,
+        build_retrain_config,
+        cfg,
+        source,
+        config_file,
+        model,
+        input_data,
+        per_tensor=config_defination is None,
     )
-    if config_defination is not None:
-        cfg = read_cfg(config_defination, "AMCTRetrainConfig")
-        source = os.fspath(config_defination)
-    else:
-        cfg, source = message_class("AMCTRetrainConfig")(), "defaults"
-    layers = _layers("create_quant_retrain_config", model, input_data)
-    config = build_retrain_config(cfg, layers, source)
-    if config_defination is None:
-        config = per_tensor_defaults(config, model)
-    write_json(config_file, config.to_dict())
     log.info("wrote QAT config %s", config_file)
 
 
-def _layers(api: str, model, input_data):
-    """The model's quantizable layers (the entry prelude: exporting takes seconds)."""
+def _given_cfg(api: str, config_file, config_defination, message: str) -> tuple | None:
+    """``(cfg, path)`` of ``config_defination`` read as ``message``; None when not given.
+
+    The paths are checked first (``config_file`` is written, ``config_defination`` only read).
+    """
+    check_roles(
+        api, inputs={"config_defination": config_defination}, outputs={"config_file": config_file}
+    )
+    if config_defination is None:
+        return None
+    return read_cfg(config_defination, message), os.fspath(config_defination)
+
+
+def _build_and_write(
+    api: str, build, cfg, source: str, config_file, model, input_data, *, per_tensor: bool
+) -> list:
+    """What both writers do once the arguments are checked and ``cfg`` is read; the layers.
+
+    Find the model's layers (the entry prelude: exporting takes seconds, so after the cheap
+    checks), ``build(cfg, layers, source)`` the config, with ``per_tensor`` (no ``.cfg`` given)
+    default grouped ConvTranspose weights to per tensor, and write the JSON atomically.
+    """
     from qdqforge.front.prelude import run_prelude  # imports torch: only when needed
 
-    return run_prelude(api, model, input_data).layers
+    layers = run_prelude(api, model, input_data).layers
+    config = build(cfg, layers, source)
+    if per_tensor:
+        config = per_tensor_defaults(config, model)
+    write_json(config_file, config.to_dict())
+    return layers
 
 
 def read_cfg(path, message: str):
