@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any, NamedTuple
 
 from qdqforge.errors import ConfigError
 from qdqforge.front.config.cfg_ptq import build_quant_config
@@ -55,23 +56,13 @@ def create_quant_config(
         ExportError: the model cannot be exported.
         OutputError: ``config_file`` cannot be written, or is ``config_defination``.
     """
-    given = _given_cfg("create_quant_config", config_file, config_defination, "AMCTConfig")
-    if given is not None:
+    api = "create_quant_config"
+    cfg = _given_cfg(api, config_file, config_defination, "AMCTConfig")
+    if cfg is not None:
         _warn_ignored(skip_layers, batch_num, activation_offset)
-        cfg, source = given
     else:
-        cfg = _args_cfg(skip_layers, batch_num, activation_offset)
-        source = "create_quant_config arguments"
-    layers = _build_and_write(
-        "create_quant_config",
-        build_quant_config,
-        cfg,
-        source,
-        config_file,
-        model,
-        input_data,
-        per_tensor=config_defination is None,
-    )
+        cfg = _Cfg(_args_cfg(skip_layers, batch_num, activation_offset), f"{api} arguments", False)
+    layers = _build_and_write(api, build_quant_config, cfg, config_file, model, input_data)
     log.info("wrote PTQ config %s (%d layers)", config_file, len(layers))
 
 
@@ -92,23 +83,23 @@ def create_quant_retrain_config(config_file, model, input_data, config_definatio
         OutputError: ``config_file`` cannot be written, or is ``config_defination``.
     """
     api, message = "create_quant_retrain_config", "AMCTRetrainConfig"
-    given = _given_cfg(api, config_file, config_defination, message)
-    cfg, source = given if given is not None else (message_class(message)(), "defaults")
-    _build_and_write(
-        api,
-        build_retrain_config,
-        cfg,
-        source,
-        config_file,
-        model,
-        input_data,
-        per_tensor=config_defination is None,
-    )
+    cfg = _given_cfg(api, config_file, config_defination, message)
+    if cfg is None:
+        cfg = _Cfg(message_class(message)(), "defaults", False)
+    _build_and_write(api, build_retrain_config, cfg, config_file, model, input_data)
     log.info("wrote QAT config %s", config_file)
 
 
-def _given_cfg(api: str, config_file, config_defination, message: str) -> tuple | None:
-    """``(cfg, path)`` of ``config_defination`` read as ``message``; None when not given.
+class _Cfg(NamedTuple):
+    """The AMCTConfig/AMCTRetrainConfig message a config is built from, and where it came from."""
+
+    message: Any
+    source: str  # the .cfg path, or what stood in for one (named in ConfigError messages)
+    from_file: bool
+
+
+def _given_cfg(api: str, config_file, config_defination, message: str) -> _Cfg | None:
+    """``config_defination`` read as ``message``; None when not given.
 
     The paths are checked first (``config_file`` is written, ``config_defination`` only read).
     """
@@ -117,23 +108,22 @@ def _given_cfg(api: str, config_file, config_defination, message: str) -> tuple 
     )
     if config_defination is None:
         return None
-    return read_cfg(config_defination, message), os.fspath(config_defination)
+    return _Cfg(read_cfg(config_defination, message), os.fspath(config_defination), True)
 
 
-def _build_and_write(
-    api: str, build, cfg, source: str, config_file, model, input_data, *, per_tensor: bool
-) -> list:
+def _build_and_write(api: str, build, cfg: _Cfg, config_file, model, input_data) -> list:
     """What both writers do once the arguments are checked and ``cfg`` is read; the layers.
 
     Find the model's layers (the entry prelude: exporting takes seconds, so after the cheap
-    checks), ``build(cfg, layers, source)`` the config, with ``per_tensor`` (no ``.cfg`` given)
-    default grouped ConvTranspose weights to per tensor, and write the JSON atomically.
+    checks), ``build(cfg.message, layers, cfg.source)`` the config, default grouped
+    ConvTranspose weights to per tensor unless ``cfg`` came from a ``.cfg`` file, and write the
+    JSON atomically.
     """
     from qdqforge.front.prelude import run_prelude  # imports torch: only when needed
 
     layers = run_prelude(api, model, input_data).layers
-    config = build(cfg, layers, source)
-    if per_tensor:
+    config = build(cfg.message, layers, cfg.source)
+    if not cfg.from_file:
         config = per_tensor_defaults(config, model)
     write_json(config_file, config.to_dict())
     return layers
