@@ -1,11 +1,11 @@
 """One self-contained offline HTML page: a packaged template with JSON embedded in a script tag.
 
 Shared by the graph diff viewer and the doctor report: the page head (``page_head.html``: the
-doctype, charset, viewport and the Content-Security-Policy that forbids every request, which each
-template continues from its ``<title>``), rendering, writing (atomically, refusing a directory
-with the caller's error type) and reading the data back. Inside ``<script>`` only
-``</script`` or ``<!--`` can end the data early; escaping every ``<``, ``>`` and ``&`` as ``\\u``
-escapes keeps the JSON valid and the tag closed.
+doctype, charset, viewport, the Content-Security-Policy that forbids every request and ``el``, the
+DOM builder both page scripts use; each template continues from its ``<title>``), rendering,
+writing (atomically, refusing a directory with the caller's error type) and reading the data back.
+Inside ``<script>`` only ``</script`` or ``<!--`` can end the data early; escaping every ``<``,
+``>`` and ``&`` as ``\\u`` escapes keeps the JSON valid and the tag closed.
 """
 
 from __future__ import annotations
