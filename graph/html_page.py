@@ -1,9 +1,11 @@
 """One self-contained offline HTML page: a packaged template with JSON embedded in a script tag.
 
-Shared by the graph diff viewer and the doctor report: rendering, writing (atomically, refusing a
-directory with the caller's error type) and reading the data back. Inside ``<script>`` only
-``</script`` or ``<!--`` can end the data early; escaping every ``<``, ``>`` and ``&`` as ``\\u``
-escapes keeps the JSON valid and the tag closed.
+Shared by the graph diff viewer and the doctor report: the page head (``page_head.html``: the
+doctype, charset, viewport, the Content-Security-Policy that forbids every request and ``el``, the
+DOM builder both page scripts use; each template continues from its ``<title>``), rendering,
+writing (atomically, refusing a directory with the caller's error type) and reading the data back.
+Inside ``<script>`` only ``</script`` or ``<!--`` can end the data early; escaping every ``<``,
+``>`` and ``&`` as ``\\u`` escapes keeps the JSON valid and the tag closed.
 """
 
 from __future__ import annotations
@@ -19,12 +21,17 @@ from qdqforge.graph.io import atomic_write_text
 
 log = logging.getLogger(__name__)
 
+PAGE_HEAD = "page_head.html"
 _ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
 
 
 @cache
 def package_template(package: str, name: str) -> str:
-    """The text of template ``name`` shipped in ``package`` (read once)."""
+    """The shared page head, then template ``name`` shipped in ``package`` (read once)."""
+    return _read(__package__, PAGE_HEAD) + _read(package, name)
+
+
+def _read(package: str, name: str) -> str:
     return resources.files(package).joinpath(name).read_text(encoding="utf-8")
 
 

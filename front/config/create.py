@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any, NamedTuple
 
 from qdqforge.errors import ConfigError
 from qdqforge.front.config.cfg_ptq import build_quant_config
@@ -55,23 +56,13 @@ def create_quant_config(
         ExportError: the model cannot be exported.
         OutputError: ``config_file`` cannot be written, or is ``config_defination``.
     """
-    check_roles(
-        "create_quant_config",
-        inputs={"config_defination": config_defination},
-        outputs={"config_file": config_file},
-    )
-    if config_defination is not None:
+    api = "create_quant_config"
+    cfg = _given_cfg(api, config_file, config_defination, "AMCTConfig")
+    if cfg is not None:
         _warn_ignored(skip_layers, batch_num, activation_offset)
-        cfg = read_cfg(config_defination, "AMCTConfig")
-        source = os.fspath(config_defination)
     else:
-        cfg = _args_cfg(skip_layers, batch_num, activation_offset)
-        source = "create_quant_config arguments"
-    layers = _layers("create_quant_config", model, input_data)  # after the cheap checks
-    config = build_quant_config(cfg, layers, source)
-    if config_defination is None:
-        config = per_tensor_defaults(config, model)
-    write_json(config_file, config.to_dict())
+        cfg = _Cfg(_args_cfg(skip_layers, batch_num, activation_offset), f"{api} arguments", False)
+    layers = _build_and_write(api, build_quant_config, cfg, config_file, model, input_data)
     log.info("wrote PTQ config %s (%d layers)", config_file, len(layers))
 
 
@@ -91,29 +82,51 @@ def create_quant_retrain_config(config_file, model, input_data, config_definatio
         ExportError: the model cannot be exported.
         OutputError: ``config_file`` cannot be written, or is ``config_defination``.
     """
-    check_roles(
-        "create_quant_retrain_config",
-        inputs={"config_defination": config_defination},
-        outputs={"config_file": config_file},
-    )
-    if config_defination is not None:
-        cfg = read_cfg(config_defination, "AMCTRetrainConfig")
-        source = os.fspath(config_defination)
-    else:
-        cfg, source = message_class("AMCTRetrainConfig")(), "defaults"
-    layers = _layers("create_quant_retrain_config", model, input_data)
-    config = build_retrain_config(cfg, layers, source)
-    if config_defination is None:
-        config = per_tensor_defaults(config, model)
-    write_json(config_file, config.to_dict())
+    api, message = "create_quant_retrain_config", "AMCTRetrainConfig"
+    cfg = _given_cfg(api, config_file, config_defination, message)
+    if cfg is None:
+        cfg = _Cfg(message_class(message)(), "defaults", False)
+    _build_and_write(api, build_retrain_config, cfg, config_file, model, input_data)
     log.info("wrote QAT config %s", config_file)
 
 
-def _layers(api: str, model, input_data):
-    """The model's quantizable layers (the entry prelude: exporting takes seconds)."""
+class _Cfg(NamedTuple):
+    """The AMCTConfig/AMCTRetrainConfig message a config is built from, and where it came from."""
+
+    message: Any
+    source: str  # the .cfg path, or what stood in for one (named in ConfigError messages)
+    from_file: bool
+
+
+def _given_cfg(api: str, config_file, config_defination, message: str) -> _Cfg | None:
+    """``config_defination`` read as ``message``; None when not given.
+
+    The paths are checked first (``config_file`` is written, ``config_defination`` only read).
+    """
+    check_roles(
+        api, inputs={"config_defination": config_defination}, outputs={"config_file": config_file}
+    )
+    if config_defination is None:
+        return None
+    return _Cfg(read_cfg(config_defination, message), os.fspath(config_defination), True)
+
+
+def _build_and_write(api: str, build, cfg: _Cfg, config_file, model, input_data) -> list:
+    """What both writers do once the arguments are checked and ``cfg`` is read; the layers.
+
+    Find the model's layers (the entry prelude: exporting takes seconds, so after the cheap
+    checks), ``build(cfg.message, layers, cfg.source)`` the config, default grouped
+    ConvTranspose weights to per tensor unless ``cfg`` came from a ``.cfg`` file, and write the
+    JSON atomically.
+    """
     from qdqforge.front.prelude import run_prelude  # imports torch: only when needed
 
-    return run_prelude(api, model, input_data).layers
+    layers = run_prelude(api, model, input_data).layers
+    config = build(cfg.message, layers, cfg.source)
+    if not cfg.from_file:
+        config = per_tensor_defaults(config, model)
+    write_json(config_file, config.to_dict())
+    return layers
 
 
 def read_cfg(path, message: str):

@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 
 from qdqforge.front.config import fields as f
 from qdqforge.front.config.act_bits import check_layers
-from qdqforge.front.config.config_layers import read_layer_entries, read_precision_mode
+from qdqforge.front.config.config_layers import read_config_fields
 from qdqforge.front.config.issues import Issues, join
-from qdqforge.front.config.jsonio import parse_json, read_json, report_duplicates
+from qdqforge.front.config.jsonio import parse_json, read_json
 from qdqforge.front.config.layer_types import CONV_TYPES, QuantLayer, has_weights
 from qdqforge.front.config.ptq import GLOBAL_KEYS, LAYER_KEYS, LayerConfig, QuantConfig
 from qdqforge.front.config.ptq_params import activation_params, weight_params
@@ -50,25 +50,23 @@ def quant_config_from_dict(
 ) -> QuantConfig:
     """Validate a parsed JSON object (see :func:`load_quant_config`)."""
     issues = Issues(source)
-    report_duplicates(tree, "", issues)
     known = {layer.name: layer for layer in layers} if layers is not None else None
-    entries = read_layer_entries(tree, GLOBAL_KEYS, known, issues, _layer)
-    config = QuantConfig(
-        version=f.get_choice(tree, "version", "", issues, 1, (1,)),
-        batch_num=f.get_int(tree, "batch_num", "", issues, 1, lambda v: v > 0, "integer > 0"),
-        activation_offset=f.get_bool(tree, "activation_offset", "", issues, True),
-        do_fusion=f.get_bool(tree, "do_fusion", "", issues, True),
-        skip_fusion_layers=_skip_fusion(tree, known, issues),
-        fakequant_precision_mode=read_precision_mode(tree, issues),
-        weight_reduce_range=f.get_bool(tree, "weight_reduce_range", "", issues, False),
-        layers=entries,
-    )
+    config = QuantConfig(**read_config_fields(tree, issues, GLOBAL_KEYS, known, _layer, _globals))
     check_layers(config, issues)  # 16-bit activations: A16W8 only, not under FORCE_FP16_QUANT
     issues.raise_if_any()
     return config
 
 
-def _skip_fusion(tree: Mapping, known: dict | None, issues: Issues) -> tuple[str, ...]:
+def _globals(tree: Mapping, known: Mapping | None, issues: Issues) -> dict:
+    """PTQ's own globals, between ``batch_num`` and ``fakequant_precision_mode``."""
+    return {
+        "activation_offset": f.get_bool(tree, "activation_offset", "", issues, True),
+        "do_fusion": f.get_bool(tree, "do_fusion", "", issues, True),
+        "skip_fusion_layers": _skip_fusion(tree, known, issues),
+    }
+
+
+def _skip_fusion(tree: Mapping, known: Mapping | None, issues: Issues) -> tuple[str, ...]:
     names = f.get_str_list(tree, "skip_fusion_layers", "", issues)
     if known is None:
         return names

@@ -11,9 +11,9 @@ import os
 from collections.abc import Mapping, Sequence
 
 from qdqforge.front.config import fields as f
-from qdqforge.front.config.config_layers import read_layer_entries, read_precision_mode
+from qdqforge.front.config.config_layers import read_config_fields
 from qdqforge.front.config.issues import MISSING, Issues, join
-from qdqforge.front.config.jsonio import parse_json, read_json, report_duplicates
+from qdqforge.front.config.jsonio import parse_json, read_json
 from qdqforge.front.config.layer_types import (
     CHANNEL_WISE_TYPES,
     MATMUL,
@@ -65,16 +65,8 @@ def retrain_config_from_dict(
 ) -> RetrainConfig:
     """Validate a parsed JSON object (see :func:`load_retrain_config`)."""
     issues = Issues(source)
-    report_duplicates(tree, "", issues)
     known = {x.name: x for x in layers if x.layer_type in QAT_TYPES} if layers is not None else None
-    entries = read_layer_entries(tree, GLOBAL_KEYS, known, issues, _layer)
-    config = RetrainConfig(
-        version=f.get_choice(tree, "version", "", issues, 1, (1,)),
-        batch_num=f.get_int(tree, "batch_num", "", issues, 1, lambda v: v > 0, "integer > 0"),
-        fakequant_precision_mode=read_precision_mode(tree, issues),
-        weight_reduce_range=f.get_bool(tree, "weight_reduce_range", "", issues, False),
-        layers=entries,
-    )
+    config = RetrainConfig(**read_config_fields(tree, issues, GLOBAL_KEYS, known, _layer))
     issues.raise_if_any()
     return config
 

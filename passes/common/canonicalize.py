@@ -35,10 +35,8 @@ NEVER_FOLD = ("Dropout", "RandomNormal", "RandomUniform", "RandomNormalLike", "R
 
 
 @register_pass
-class CanonicalizePass(GraphPass):
+class CanonicalizePass(GraphPass, name="canonicalize"):
     """Lift Constant nodes, remove Identity, fold constant subgraphs, drop all-zero conv biases."""
-
-    name = "canonicalize"
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         stats = {

@@ -45,12 +45,8 @@ class FoldBnOptions:
 
 
 @register_pass
-class FoldBatchNormPass(GraphPass):
+class FoldBatchNormPass(GraphPass[FoldBnOptions], name="fold_bn"):
     """Fold inference BatchNormalization into the preceding Conv/ConvTranspose/Gemm."""
-
-    name = "fold_bn"
-    options_type = FoldBnOptions
-    options: FoldBnOptions
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         skip = set(self.options.skip_layers)

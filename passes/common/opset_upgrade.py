@@ -40,12 +40,8 @@ class OpsetUpgradeOptions:
 
 
 @register_pass
-class OpsetUpgradePass(GraphPass):
+class OpsetUpgradePass(GraphPass[OpsetUpgradeOptions], name="opset_upgrade"):
     """Convert the graph to a newer default-domain opset (21: int16 Q/DQ) with onnx's converter."""
-
-    name = "opset_upgrade"
-    options_type = OpsetUpgradeOptions
-    options: OpsetUpgradeOptions
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         target = int(self.options.opset)

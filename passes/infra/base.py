@@ -1,7 +1,9 @@
 """The pass contract: ``requires -> call -> ensures``, returning a :class:`PassResult`.
 
 A pass rewrites a :class:`qdqforge.graph.ir.Graph` in place. Its options are a frozen dataclass
-(``options_type``) given to its constructor; ``name`` is its registry and CLI key. Results it
+given to its constructor, named once as the type argument (``GraphPass[FoldBnOptions]``, which
+sets ``options_type``); ``name``, a class keyword (``name="fold_bn"``) or attribute, is its
+registry and CLI key. Results it
 hands on beyond the graph are typed fields of :class:`PassContext`. "Does not apply here" is a
 counted reason in ``stats`` (and a debug log line), never an exception; exceptions mean bad
 input or a broken invariant. Every node a pass creates is stamped with
@@ -13,7 +15,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from qdqforge.graph.ir import Graph
 from qdqforge.passes.infra.options import NoOptions, options_for_pass
@@ -46,11 +48,27 @@ class PassContext:
     arq_weights: ArqWeightResults = field(default_factory=ArqWeightResults)
 
 
-class GraphPass(abc.ABC):
-    """Base class of every pass. The first docstring line is what ``passes list`` shows."""
+OptionsT = TypeVar("OptionsT")
+
+
+class GraphPass(abc.ABC, Generic[OptionsT]):
+    """Base class of every pass. The first docstring line is what ``passes list`` shows.
+
+    ``class FoldBatchNormPass(GraphPass[FoldBnOptions], name="fold_bn")`` is the same as a
+    plain ``GraphPass`` subclass with ``name = "fold_bn"`` and ``options_type = FoldBnOptions``.
+    """
 
     name: ClassVar[str]
     options_type: ClassVar[type] = NoOptions
+    options: OptionsT
+
+    def __init_subclass__(cls, name: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if name is not None:
+            cls.name = name
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            if get_origin(base) is GraphPass:
+                (cls.options_type,) = get_args(base)
 
     def __init__(self, options: Any = None) -> None:
         """``options``: an ``options_type`` instance, a dict of its fields, or None (defaults).
@@ -60,14 +78,14 @@ class GraphPass(abc.ABC):
         """
         self.options = options_for_pass(self.name, self.options_type, options)
 
-    def requires(self, graph: Graph, ctx: PassContext) -> None:  # noqa: B027 - optional hook
+    def requires(self, graph: Graph, ctx: PassContext) -> None:
         """Raise PreconditionError if the pass cannot run on ``graph``."""
 
     @abc.abstractmethod
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         """Rewrite ``graph`` in place."""
 
-    def ensures(self, graph: Graph, ctx: PassContext) -> None:  # noqa: B027 - optional hook
+    def ensures(self, graph: Graph, ctx: PassContext) -> None:
         """Raise PostconditionError if the pass broke a promise."""
 
     def __call__(self, graph: Graph, ctx: PassContext | None = None) -> PassResult:

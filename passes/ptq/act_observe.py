@@ -35,29 +35,23 @@ from qdqforge.graph.qdqforge_ops import ACT_OBSERVER, DOMAIN
 from qdqforge.graph.toposort import toposort
 from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
-from qdqforge.passes.ptq.ptq_settings import PtqLayerSettings, PtqSettings
+from qdqforge.passes.ptq.ptq_settings import PtqLayerSettings, PtqSettings, enabled_layers
 
 
 @register_pass
-class ActObservePass(GraphPass):
+class ActObservePass(GraphPass, name="act_observe"):
     """Insert an identity IFMR/HFMG activation observer before every enabled layer."""
-
-    name = "act_observe"
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         stats = {"observers_inserted": 0, "disabled": 0, "activation_matmul": 0}
         taken = taken_names(graph)
-        config: PtqSettings | None = ctx.config
-        for layer in config.layers if config is not None else ():
-            if not layer.quant_enable:
-                stats["disabled"] += 1
-                continue
+        for layer in enabled_layers(ctx.config, stats):
             site = layer_site(graph, layer.name) or activation_matmul_site(graph, layer.name)
             if site is None:
                 raise PassError(f"act_observe: layer '{layer.name}' has no node in the graph")
             stats["activation_matmul"] += len(quantized_inputs(site)) > 1
             for index, name in quantized_inputs(site):
-                attrs = observer_attrs(config, layer) | {"layer": name}
+                attrs = observer_attrs(ctx.config, layer) | {"layer": name}
                 _insert(graph, site, index, attrs, taken)
                 stats["observers_inserted"] += 1
         toposort(graph)

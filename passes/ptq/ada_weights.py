@@ -38,12 +38,8 @@ class AdaWeightsOptions:
 
 
 @register_pass
-class AdaWeightsPass(GraphPass):
+class AdaWeightsPass(GraphPass[AdaWeightsOptions], name="ada_weights"):
     """Replace the ARQ weights of ada_quantize layers by their AdaRound-rounded values."""
-
-    name = "ada_weights"
-    options_type = AdaWeightsOptions
-    options: AdaWeightsOptions
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         stats = {"layers_rounded": 0, "values_changed": 0, "no_weight": 0}

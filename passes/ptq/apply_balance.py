@@ -39,12 +39,8 @@ class ApplyBalanceOptions:
 
 
 @register_pass
-class ApplyBalancePass(GraphPass):
+class ApplyBalancePass(GraphPass[ApplyBalanceOptions], name="apply_balance"):
     """Fold DMQ balance factors into layer weights and insert Mul(1/s) on their inputs."""
-
-    name = "apply_balance"
-    options_type = ApplyBalanceOptions
-    options: ApplyBalanceOptions
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         factors = self.options.factors

@@ -31,35 +31,29 @@ from qdqforge.graph.layers import WEIGHT_AXIS, LayerSite, layer_site
 from qdqforge.graph.naming import taken_names, unique_name
 from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
-from qdqforge.passes.ptq.ptq_settings import PtqSettings
+from qdqforge.passes.ptq.ptq_settings import enabled_layers
 from qdqforge.runtime.kernels.arq import arq_quantize
 
 
 @register_pass
-class ArqWeightsPass(GraphPass):
+class ArqWeightsPass(GraphPass, name="arq_weights"):
     """Fake-quantize the weight of every enabled layer with ARQ (symmetric min-max)."""
-
-    name = "arq_weights"
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         stats = {"weights_quantized": 0, "disabled": 0, "no_weight": 0, "ada_pending": 0}
         scales, floats = ctx.arq_weights.scale_w, ctx.arq_weights.ada_float_weights
         taken = taken_names(graph)
-        config: PtqSettings | None = ctx.config
-        for layer in config.layers if config is not None else ():
-            site = layer_site(graph, layer.name) if layer.quant_enable else None
-            if not layer.quant_enable:
-                stats["disabled"] += 1
-            elif site is None or site.weight is None or layer.weight_quant_params is None:
+        for layer in enabled_layers(ctx.config, stats):
+            site, params = layer_site(graph, layer.name), layer.weight_quant_params
+            if site is None or site.weight is None or params is None:
                 stats["no_weight"] += 1
-            else:
-                params = layer.weight_quant_params
-                if params.wts_algo == "ada_quantize":
-                    floats[layer.name] = np.asarray(site.weight.values).copy()
-                    stats["ada_pending"] += 1
-                bits = config.weight_bits(layer)
-                scales[layer.name] = _quantize(graph, site, bits, params.channel_wise, taken)
-                stats["weights_quantized"] += 1
+                continue
+            if params.wts_algo == "ada_quantize":
+                floats[layer.name] = np.asarray(site.weight.values).copy()
+                stats["ada_pending"] += 1
+            bits = ctx.config.weight_bits(layer)
+            scales[layer.name] = _quantize(graph, site, bits, params.channel_wise, taken)
+            stats["weights_quantized"] += 1
         return PassResult(graph, stats["weights_quantized"] > 0, stats)
 
 

@@ -31,23 +31,20 @@ from qdqforge.graph.qdqforge_ops import DMQ_OBSERVER, DOMAIN
 from qdqforge.graph.toposort import toposort
 from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
-from qdqforge.passes.ptq.ptq_settings import PtqSettings
+from qdqforge.passes.ptq.ptq_settings import ptq_layers
 from qdqforge.runtime.calibration.dmq import weight_input_channel_absmax
 
 log = logging.getLogger(__name__)
 
 
 @register_pass
-class DmqObservePass(GraphPass):
+class DmqObservePass(GraphPass, name="dmq_observe"):
     """Insert an identity DMQ observer before every layer with dmq_balancer_param."""
-
-    name = "dmq_observe"
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         stats = {"observers_inserted": 0, "disabled": 0, "no_dmq": 0}
         taken = taken_names(graph)
-        config: PtqSettings | None = ctx.config
-        for layer in config.layers if config is not None else ():
+        for layer in ptq_layers(ctx.config):
             if layer.dmq_balancer_param is None:
                 stats["no_dmq"] += 1
             elif not layer.quant_enable:

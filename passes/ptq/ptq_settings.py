@@ -8,7 +8,7 @@ dataclasses match them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Protocol, runtime_checkable
 
 
@@ -71,3 +71,20 @@ class PtqSettings(Protocol):
 
     def weight_bits(self, layer: PtqLayerSettings) -> int:
         """Bit width of ``layer``'s weight grid."""
+
+
+def ptq_layers(config: PtqSettings | None) -> Sequence[PtqLayerSettings]:
+    """The layers of ``config`` in order; none when the pipeline runs without a config."""
+    return config.layers if config is not None else ()
+
+
+def enabled_layers(config: PtqSettings | None, stats: dict[str, int]) -> Iterator[PtqLayerSettings]:
+    """The ``quant_enable`` layers of ``config`` in order, counting the others in ``stats``.
+
+    A disabled layer adds one to ``stats["disabled"]`` (the PTQ twin of ``retrain_sites``).
+    """
+    for layer in ptq_layers(config):
+        if layer.quant_enable:
+            yield layer
+        else:
+            stats["disabled"] = stats.get("disabled", 0) + 1

@@ -45,10 +45,8 @@ from qdqforge.passes.qat.retrain_layers import (
 
 
 @register_pass
-class QatActQuantPass(GraphPass):
+class QatActQuantPass(GraphPass, name="qat_act_quant"):
     """Insert a learnable-clip ULQ activation fake-quant node before every retrain_enable layer."""
-
-    name = "qat_act_quant"
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         stats = {"act_quant_inserted": 0, "fixed_min": 0, "disabled": 0, "activation_matmul": 0}

@@ -26,12 +26,7 @@ from qdqforge.graph import query
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import LayerSite
 from qdqforge.graph.naming import taken_names, unique_name
-from qdqforge.graph.qdqforge_ops import (
-    DOMAIN,
-    RETRAIN_WEIGHT_OPS,
-    SEARCH_N,
-    ULQ_ACT_QUANT,
-)
+from qdqforge.graph.qdqforge_ops import DOMAIN, RETRAIN_WEIGHT_OPS, SEARCH_N, ULQ_ACT_QUANT
 from qdqforge.graph.toposort import toposort
 from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
@@ -39,10 +34,8 @@ from qdqforge.passes.qat.retrain_layers import qat_producer, retrain_sites
 
 
 @register_pass
-class QatSearchNPass(GraphPass):
+class QatSearchNPass(GraphPass, name="qat_search_n"):
     """Insert a search-N statistics node after every layer with activation and weight QAT nodes."""
-
-    name = "qat_search_n"
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         stats = {"search_n_inserted": 0, "after_bn": 0, "no_qat_nodes": 0, "disabled": 0}

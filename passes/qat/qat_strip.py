@@ -26,10 +26,8 @@ from qdqforge.passes.qat.retrain_layers import QAT_OP_TYPES
 
 
 @register_pass
-class QatStripPass(GraphPass):
+class QatStripPass(GraphPass, name="qat_strip"):
     """Remove the QAT nodes (activation, weight and search-N) and rewire their inputs."""
-
-    name = "qat_strip"
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         stats = {op: 0 for op in sorted(QAT_OP_TYPES)}

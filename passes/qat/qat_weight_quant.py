@@ -34,10 +34,8 @@ from qdqforge.passes.qat.retrain_layers import RetrainLayerSettings, retrain_sit
 
 
 @register_pass
-class QatWeightQuantPass(GraphPass):
+class QatWeightQuantPass(GraphPass, name="qat_weight_quant"):
     """Insert an arq_retrain / ulq_retrain weight fake-quant node on every retrain_enable weight."""
-
-    name = "qat_weight_quant"
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         stats = {"arq_retrain": 0, "ulq_retrain": 0, "no_weight": 0, "disabled": 0}

@@ -32,12 +32,8 @@ from qdqforge.passes.quantized.record_options import RecordOptions
 
 
 @register_pass
-class ActQuantPass(GraphPass):
+class ActQuantPass(GraphPass[RecordOptions], name="act_quant"):
     """Put each recorded layer's fixed activation quantizer (qdqforge::ActQuant) before it."""
-
-    name = "act_quant"
-    options_type = RecordOptions
-    options: RecordOptions
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         records = self.options.records

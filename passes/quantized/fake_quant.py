@@ -47,12 +47,8 @@ QUANT_OUT = ".quant.out"
 
 
 @register_pass
-class FakeQuantPass(GraphPass):
+class FakeQuantPass(GraphPass[RecordOptions], name="fake_quant"):
     """Simulate each recorded layer's input quantization with float ops (no Q/DQ)."""
-
-    name = "fake_quant"
-    options_type = RecordOptions
-    options: RecordOptions
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         records = self.options.records

@@ -46,12 +46,8 @@ from qdqforge.passes.quantized.record_options import RecordOptions
 
 
 @register_pass
-class InsertQdqPass(GraphPass):
+class InsertQdqPass(GraphPass[RecordOptions], name="insert_qdq"):
     """Quantize each recorded layer's activation and weight with QuantizeLinear/DequantizeLinear."""
-
-    name = "insert_qdq"
-    options_type = RecordOptions
-    options: RecordOptions
 
     def requires(self, graph: Graph, ctx: PassContext) -> None:
         needed = opset_needed(self.options.records)

@@ -39,12 +39,8 @@ def integer_capable(graph: Graph, site: LayerSite | None, rec) -> bool:
 
 
 @register_pass
-class IntegerLayersPass(GraphPass):
+class IntegerLayersPass(GraphPass[RecordOptions], name="integer_layers"):
     """Rewrite recorded Conv/Linear layers as ConvInteger/MatMulInteger with int32 bias."""
-
-    name = "integer_layers"
-    options_type = RecordOptions
-    options: RecordOptions
 
     def call(self, graph: Graph, ctx: PassContext) -> PassResult:
         records = self.options.records

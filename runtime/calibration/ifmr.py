@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -79,27 +81,36 @@ def _select(losses: torch.Tensor, grids: tuple, min0: float, num_bits: int, symm
     return ActivationQuantParams(scale, offset, lo, hi)
 
 
-def ifmr_exact(
-    x: torch.Tensor,
-    num_bits: int = 8,
-    max_percentile: float = 0.999999,
-    min_percentile: float = 0.999999,
-    search_range: tuple[float, float] = (0.7, 1.3),
-    search_step: float = 0.01,
-    symmetric: bool = False,
-    layer: str | None = None,
-) -> ActivationQuantParams:
-    """IFMR on all the data at once (AMCT's memory-heavy way; the reference for the observer).
+@dataclass(frozen=True)
+class IfmrSettings:
+    """IFMR's settings, with AMCT's defaults (``ifmr_exact`` and ``IfmrObserver`` take them).
 
-    Args:
-        x: every calibration value of the layer input (any shape).
+    Attributes:
         num_bits: activation bit width.
         max_percentile: fraction of values kept below the upper bound.
         min_percentile: fraction of values kept above the lower bound.
         search_range: ``(start, end)`` factors of the upper-clip search.
         search_step: factor step.
         symmetric: symmetric grid (offset 0) instead of asymmetric.
+    """
+
+    num_bits: int = 8
+    max_percentile: float = 0.999999
+    min_percentile: float = 0.999999
+    search_range: tuple[float, float] = (0.7, 1.3)
+    search_step: float = 0.01
+    symmetric: bool = False
+
+
+def ifmr_exact(
+    x: torch.Tensor, *, layer: str | None = None, **settings: Any
+) -> ActivationQuantParams:
+    """IFMR on all the data at once (AMCT's memory-heavy way; the reference for the observer).
+
+    Args:
+        x: every calibration value of the layer input (any shape).
         layer: layer name for errors.
+        **settings: fields of :class:`IfmrSettings` (``num_bits=16``, ``symmetric=True``, ...).
 
     Returns:
         :class:`ActivationQuantParams`.
@@ -107,17 +118,19 @@ def ifmr_exact(
     Raises:
         CalibrationError: NaN/inf or empty input.
     """
+    ifmr = IfmrSettings(**settings)
     flat = x.detach().reshape(-1).double()
     if flat.numel() == 0:
         raise CalibrationError(f"layer '{layer}': IFMR got no calibration data")
     check_finite(flat, layer)
-    max0 = max(float(torch.topk(flat, excluded_count(flat.numel(), max_percentile))[0][-1]), 0.0)
-    k_min = excluded_count(flat.numel(), min_percentile)
+    k_max = excluded_count(flat.numel(), ifmr.max_percentile)
+    max0 = max(float(torch.topk(flat, k_max)[0][-1]), 0.0)
+    k_min = excluded_count(flat.numel(), ifmr.min_percentile)
     min0 = min(-float(torch.topk(-flat, k_min)[0][-1]), 0.0)
-    grids = _candidate_grids(search_factors(search_range, search_step), max0, min0, num_bits,
-                             symmetric)  # fmt: skip
+    factors = search_factors(ifmr.search_range, ifmr.search_step)
+    grids = _candidate_grids(factors, max0, min0, ifmr.num_bits, ifmr.symmetric)
     losses = torch.stack([_exact_loss(flat, s, lo, hi) for s, lo, hi in zip(*grids)])
-    return _select(losses, grids, min0, num_bits, symmetric)
+    return _select(losses, grids, min0, ifmr.num_bits, ifmr.symmetric)
 
 
 def _exact_loss(flat: torch.Tensor, scale, lo, hi) -> torch.Tensor:
@@ -163,23 +176,21 @@ class IfmrObserver:
     (``k = 1`` up to a million values at the default 0.999999). Give ``expected_batches``
     (AMCT's ``batch_num``) to size the tails for the final ``k`` from the first batch, and
     set ``ranks`` when the state will be merged with other processes' (:mod:`.observer_sync`).
+    Further keyword arguments are the fields of :class:`IfmrSettings`.
     """
 
     def __init__(
         self,
-        num_bits: int = 8,
-        max_percentile: float = 0.999999,
-        min_percentile: float = 0.999999,
-        search_range: tuple[float, float] = (0.7, 1.3),
-        search_step: float = 0.01,
-        symmetric: bool = False,
+        *,
         bins: int = 1 << 15,
         expected_batches: int | None = None,
         layer: str | None = None,
+        **settings: Any,
     ) -> None:
-        self.num_bits, self.symmetric, self.layer = num_bits, symmetric, layer
-        self.percentiles = (max_percentile, min_percentile)
-        self.search = (search_range, search_step)
+        self.settings = IfmrSettings(**settings)
+        self.num_bits, self.symmetric = self.settings.num_bits, self.settings.symmetric
+        self.layer = layer
+        self.percentiles = (self.settings.max_percentile, self.settings.min_percentile)
         self.expected_batches = expected_batches
         self.ranks = 1  # processes whose statistics will be merged (sizes the tails)
         self.numel = 0
@@ -245,7 +256,7 @@ class IfmrObserver:
             raise CalibrationError(f"layer '{self.layer}': IFMR saw no calibration batch")
         max0 = max(self._tail(self._top, self.percentiles[0]), 0.0)
         min0 = min(self._tail(self._bottom, self.percentiles[1]), 0.0)
-        factors = search_factors(*self.search)
+        factors = search_factors(self.settings.search_range, self.settings.search_step)
         return min0, _candidate_grids(factors, max0, min0, self.num_bits, self.symmetric)
 
     def candidate_losses(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -100,18 +100,14 @@ def convert_hard_sigmoid(node: OnnxNode, emit: Emitter):
     return emit.call(torch.clamp, emit.call(torch.add, emit.call(torch.mul, x, alpha), beta), 0, 1)
 
 
+_SOFTMAX = {"Softmax": F.softmax, "LogSoftmax": F.log_softmax}
+
+
 @converter("Softmax", versions=(1, 11, 13))
-def convert_softmax(node: OnnxNode, emit: Emitter):
-    return _softmax(node, emit, F.softmax)
-
-
 @converter("LogSoftmax", versions=(1, 11, 13))
-def convert_log_softmax(node: OnnxNode, emit: Emitter):
-    return _softmax(node, emit, F.log_softmax)
-
-
-def _softmax(node: OnnxNode, emit: Emitter, fn):
-    x = emit.value(0)
+def convert_softmax(node: OnnxNode, emit: Emitter):
+    """Softmax or LogSoftmax: over ``axis`` from opset 13, over the flattened tail before."""
+    fn, x = _SOFTMAX[node.op_type], emit.value(0)
     if emit.opset >= 13:
         return emit.call(fn, x, node.attr("axis", -1))
     axis, shape = node.attr("axis", 1), emit.shape(0)

@@ -130,17 +130,14 @@ def convert_einsum(node: OnnxNode, emit: Emitter):
     return emit.call(torch.einsum, node.attr("equation"), *operands)
 
 
+_ARG_EXTREME = {"ArgMax": torch.argmax, "ArgMin": torch.argmin}
+
+
 @converter("ArgMax", versions=(11, 12, 13))
-def convert_argmax(node: OnnxNode, emit: Emitter):
-    return _arg(node, emit, torch.argmax)
-
-
 @converter("ArgMin", versions=(11, 12, 13))
-def convert_argmin(node: OnnxNode, emit: Emitter):
-    return _arg(node, emit, torch.argmin)
-
-
-def _arg(node: OnnxNode, emit: Emitter, fn):
+def convert_arg_extreme(node: OnnxNode, emit: Emitter):
+    """ArgMax or ArgMin; ``select_last_index`` searches the flipped axis."""
+    fn = _ARG_EXTREME[node.op_type]
     axis, keep = node.attr("axis", 0), bool(node.attr("keepdims", 1))
     x = emit.value(0)
     if not node.attr("select_last_index", 0):

@@ -98,6 +98,13 @@ def _strings(w):
     return load_inputs(str(path))
 
 
+def _quantize_named(**names):
+    """``quantize_model`` of the world's model with ``input_names``/``output_names`` given."""
+    return lambda w: qdqforge.quantize_model(
+        str(w.config), str(w.tmp / "m.onnx"), str(w.tmp / "r.txt"), w.model, w.x, **names
+    )
+
+
 def _limit(name, call, error, match, what) -> Case:
     return Case(f"limits:{name}", what, call, error, match)
 
@@ -154,29 +161,14 @@ CASES = [
     ),
     _limit(
         "input-names-empty",
-        lambda w: qdqforge.quantize_model(
-            str(w.config),
-            str(w.tmp / "m.onnx"),
-            str(w.tmp / "r.txt"),
-            w.model,
-            w.x,
-            input_names=[""],
-        ),
+        _quantize_named(input_names=[""]),
         ConfigError,
         "quantize_model: input_names[0]: got ''",
         "input_names=['']",
     ),
     _limit(
         "output-names-clash",
-        lambda w: qdqforge.quantize_model(
-            str(w.config),
-            str(w.tmp / "m.onnx"),
-            str(w.tmp / "r.txt"),
-            w.model,
-            w.x,
-            input_names=["x"],
-            output_names=["x"],
-        ),
+        _quantize_named(input_names=["x"], output_names=["x"]),
         ConfigError,
         "output_names[0]: 'x' is already input_names[0]",
         "the same name for an input and an output",

@@ -94,6 +94,11 @@ def _no_forward(w):
     )
 
 
+def _quantize_mlp(model_type: type[nn.Module], name: str, config: str):
+    """``quantize_model`` of a fresh ``model_type`` (input ``[2, 6]``) under JSON ``config``."""
+    return lambda w: w.quantize(w.write(name, config), model_type(), torch.randn(2, 6))
+
+
 def _numeric(name, call, error, match, what) -> Case:
     return Case(f"numeric:{name}", what, call, error, match)
 
@@ -131,10 +136,8 @@ CASES = [
     ),
     _numeric(
         "shared-weights",
-        lambda w: w.quantize(
-            w.write("shared.json", '{"batch_num": 1, "b": {"quant_enable": true}}'),
-            SharedWeights(),
-            torch.randn(2, 6),
+        _quantize_mlp(
+            SharedWeights, "shared.json", '{"batch_num": 1, "b": {"quant_enable": true}}'
         ),
         ConfigError,
         "b.quant_enable: got True; allowed: false (layer shares its weight with a)",
@@ -142,11 +145,7 @@ CASES = [
     ),
     _numeric(
         "no-layer-enabled",
-        lambda w: w.quantize(
-            w.write("none.json", '{"batch_num": 1, "b": {"quant_enable": false}}'),
-            AllShared(),
-            torch.randn(2, 6),
-        ),
+        _quantize_mlp(AllShared, "none.json", '{"batch_num": 1, "b": {"quant_enable": false}}'),
         ConfigError,
         "quantize_model: no layer is enabled in",
         "every layer shares its weight (nothing to quantize; save_model blamed the batches)",

@@ -9,8 +9,9 @@ import pytest
 
 from qdqforge.errors import PassError
 from qdqforge.graph import io, numerics
-from qdqforge.passes import all_passes, get_pass
+from qdqforge.passes import GraphPass, PassResult, all_passes, get_pass
 from qdqforge.passes.common.fold_bn import FoldBatchNormPass, FoldBnOptions
+from qdqforge.passes.infra.options import NoOptions
 from qdqforge.passes.infra.pipeline import rewrite, run_pipeline
 from tests.helpers import onnx_graphs as g
 
@@ -92,3 +93,34 @@ def test_unknown_pass_wrong_type_and_double_options_are_refused():
         PassError, match=r"pass 'fold_bn': options given both in the instance and by name"
     ):
         run_pipeline(graph, (FoldBatchNormPass(),), options={"fold_bn": {}})
+
+
+@dataclasses.dataclass(frozen=True)
+class _GainOptions:
+    gain: float = 1.0
+
+
+class _GainPass(GraphPass[_GainOptions], name="gain_probe"):
+    """Test pass declared with the type argument and the name keyword."""
+
+    def call(self, graph, ctx):
+        return PassResult(graph, False, {"gain": int(self.options.gain)})
+
+
+class _PlainPass(GraphPass):
+    """Test pass declared the plain way."""
+
+    name = "plain_probe"
+
+    def call(self, graph, ctx):
+        return PassResult(graph, False, {})
+
+
+def test_type_argument_and_name_keyword_declare_options_type_and_name():
+    assert (_GainPass.name, _GainPass.options_type) == ("gain_probe", _GainOptions)
+    assert (_PlainPass.name, _PlainPass.options_type) == ("plain_probe", NoOptions)
+    assert _GainPass({"gain": 3}).options == _GainOptions(gain=3)
+    assert _GainPass()(conv_bn_graph()).stats == {"gain": 1}
+    with pytest.raises(PassError, match=r"pass 'gain_probe': unknown option 'gian'"):
+        _GainPass({"gian": 2})
+    assert "gain_probe" not in all_passes()  # only @register_pass registers

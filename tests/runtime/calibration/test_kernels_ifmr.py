@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from qdqforge.errors import CalibrationError
-from qdqforge.runtime.calibration.ifmr import IfmrObserver, ifmr_exact
+from qdqforge.runtime.calibration.ifmr import IfmrObserver, IfmrSettings, ifmr_exact
 from tests.helpers.ifmr_batches import KINDS, make_batches
 
 STEP = 0.01
@@ -49,6 +49,25 @@ def test_exact_matches_numpy(kind, sym):
     res = ifmr_exact(x, symmetric=sym)
     assert res.scale == pytest.approx(scale, rel=1e-9)
     assert res.offset == offset
+
+
+def test_settings_hold_amcts_defaults_for_both_entry_points():
+    x = torch.cat(make_batches("heavy", 4, 1024))
+    amct = {
+        "num_bits": 8,
+        "max_percentile": 0.999999,
+        "min_percentile": 0.999999,
+        "search_range": (0.7, 1.3),
+        "search_step": 0.01,
+        "symmetric": False,
+    }
+    assert IfmrSettings() == IfmrSettings(**amct) == IfmrObserver().settings
+    assert ifmr_exact(x) == ifmr_exact(x, **amct)
+    assert ifmr_exact(x, search_step=0.05) != ifmr_exact(x)  # the keyword reaches the search
+    custom = IfmrObserver(num_bits=16, symmetric=True, search_step=0.05, layer="l")
+    assert (custom.num_bits, custom.symmetric, custom.settings.search_step) == (16, True, 0.05)
+    with pytest.raises(TypeError, match="search_stepp"):
+        ifmr_exact(x, search_stepp=0.1)
 
 
 @pytest.mark.parametrize("pct", [0.999999, 0.999], ids=["p999999", "p999"])
