@@ -55,8 +55,9 @@ def build_model(name: str) -> nn.Module:
 
 def _bert() -> nn.Module:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import transformers
+    from bench.zoo_import import import_transformers  # the zoo extra's torchvision: see there
 
+    transformers = import_transformers()
     torch.manual_seed(0)
     config = transformers.BertConfig(attn_implementation="sdpa")
     return BertEncoder(transformers.BertModel(config, add_pooling_layer=False)).eval()
