@@ -9,9 +9,15 @@
     (the maxima run over channels with a_k > 0 and w_k > 0)
 
 Applied as ``W' = W * s`` (on the Cin axis) and ``X' = X / s``. The spec requires
-``FLT_EPSILON < s_j < 1/FLT_EPSILON``; a factor outside is not clamped (a clamped factor would
-silently break the balance the user asked for): it raises ``CalibrationError`` naming the layer
-and channels, suggesting a different ``migration_strength`` or ``skip_layers``.
+``FLT_EPSILON < s_j < 1/FLT_EPSILON``. Where a factor leaves that range, a ``w_j`` or
+``a_j`` that is negligible, at most ``FLT_EPSILON`` times the layer's largest, counts as zero and
+takes the zero rules, and a channel whose ``a_j`` is then 0 gets its factor clamped into the range
+(``X_j / s_j = 0`` whatever ``s_j``: the factor cannot change the layer). Pretrained nets need
+this: EfficientNet-Lite0 reads dead channels (``a_j = 0`` on calibration data) through weights of
+5e-10 to 1e-6 beside 8.3, and the ``a_j = 0`` rule gave them factors up to 8e9. Any other
+factor outside the range is not clamped (a clamped factor would silently break the balance the
+user asked for): it raises ``CalibrationError`` naming the layer and channels, suggesting a
+different ``migration_strength`` or ``skip_layers``.
 
 Weight layouts: Conv ``[Cout, Cin/g, k...]`` (input channel ``j`` of group ``j // (Cin/g)`` is
 read by that group's ``Cout/g`` filters), ConvTranspose ``[Cin, Cout/g, k...]``, Linear/Gemm
@@ -90,14 +96,38 @@ def balance_factors(
         )
     check_finite(act_max, layer, "activation max")
     act, wgt = act_max.double(), weight_max.double().to(act_max.device)
-    safe = torch.where(wgt > 0, wgt, torch.ones_like(wgt))
-    s = _zero_channel_factors(act, wgt, act.pow(alpha) / safe.pow(1.0 - alpha))
+    s = _factors(act, wgt, alpha)
+    if bool(_out_of_range(s).any()):
+        act, wgt = _negligible_as_zero(act, wgt, s)
+        s = _factors(act, wgt, alpha)
+        idle = act == 0  # X_j / s_j = 0 whatever s_j: the factor cannot change the layer
+        s = torch.where(idle, s.clamp(2 * FLT_EPSILON, 0.5 / FLT_EPSILON), s)
     _check_bounds(s, layer)
     return s.float()
 
 
+def _factors(act: torch.Tensor, wgt: torch.Tensor, alpha: float) -> torch.Tensor:
+    safe = torch.where(wgt > 0, wgt, torch.ones_like(wgt))
+    return _zero_channel_factors(act, wgt, act.pow(alpha) / safe.pow(1.0 - alpha))
+
+
+def _out_of_range(s: torch.Tensor) -> torch.Tensor:
+    return (s <= FLT_EPSILON) | (s >= 1.0 / FLT_EPSILON)
+
+
+def _negligible_as_zero(
+    act: torch.Tensor, wgt: torch.Tensor, s: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(a, w)`` with 0 where a factor is out of range and its ``a_j``/``w_j`` negligible."""
+    out = _out_of_range(s)
+    tiny_a = out & (act <= FLT_EPSILON * act.max())
+    tiny_w = out & (wgt <= FLT_EPSILON * wgt.max())
+    zero = torch.zeros_like(act)
+    return torch.where(tiny_a, zero, act), torch.where(tiny_w, zero, wgt)
+
+
 def _check_bounds(s: torch.Tensor, layer: str | None) -> None:
-    bad = torch.nonzero((s <= FLT_EPSILON) | (s >= 1.0 / FLT_EPSILON)).reshape(-1)
+    bad = torch.nonzero(_out_of_range(s)).reshape(-1)
     if bad.numel():
         shown = ", ".join(f"{int(c)}: {float(s[c]):.3g}" for c in bad[:5])
         raise CalibrationError(

@@ -102,9 +102,50 @@ def test_all_zero_weight_gives_ones():
 
 
 def test_out_of_bounds_factor_names_layer():
-    act, wgt = torch.tensor([1e-20, 1.0]), torch.tensor([1.0, 1.0])
+    # no entry is negligible beside its peers, yet s = sqrt(1e20) / sqrt(1) > 1 / FLT_EPSILON
+    act, wgt = torch.tensor([1e20, 1e20]), torch.tensor([1.0, 1.0])
     with pytest.raises(CalibrationError, match=r"layer 'fc'.*channel 0"):
         balance_factors(act, wgt, 0.5, layer="fc")
+
+
+@pytest.mark.parametrize("alpha", [0.2, 0.5, 0.8], ids=lambda a: f"alpha{a}")
+def test_negligible_channels_take_the_zero_rules(alpha):
+    """A dead channel's 1e-20 weight or activation (pretrained nets have them) counts as zero."""
+    rng = np.random.default_rng(2)
+    a, w = rng.exponential(size=8) * 10 + 0.1, rng.exponential(size=8) + 0.1
+    tiny_w, tiny_a = w.copy(), a.copy()
+    tiny_w[3], tiny_a[6] = 1e-40 * w.max(), 1e-60 * a.max()  # factors out of range at any alpha
+    zero_w, zero_a = w.copy(), a.copy()
+    zero_w[3], zero_a[6] = 0.0, 0.0
+    got = balance_factors(torch.from_numpy(a), torch.from_numpy(tiny_w), alpha)
+    np.testing.assert_allclose(got.numpy(), np_factors(a, zero_w, alpha), rtol=1e-6)
+    got = balance_factors(torch.from_numpy(tiny_a), torch.from_numpy(w), alpha)
+    np.testing.assert_allclose(got.numpy(), np_factors(zero_a, w, alpha), rtol=1e-6)
+    assert bool(((got > 1.2e-7) & (got < 1 / 1.2e-7)).all())
+    dead = a.copy()
+    dead[3] = 0.0  # a dead channel read through a negligible weight: both count as zero
+    got = balance_factors(torch.from_numpy(dead), torch.from_numpy(tiny_w), alpha)
+    assert got[3] == 1.0
+    np.testing.assert_allclose(got.numpy()[:3], np_factors(a, w, alpha)[:3], rtol=1e-6)
+
+
+def test_dead_channel_factor_is_clamped_into_range():
+    """a_j = 0 beside a small (not negligible) weight: the zero rule's 1e9 factor is clamped."""
+    act = torch.tensor([600.0, 5.0, 0.0], dtype=torch.float64)
+    wgt = torch.tensor([8.0, 2.0, 1.5e-6], dtype=torch.float64)  # 1.9e-7 of the largest
+    got = balance_factors(act, wgt, 0.5)
+    expected = np_factors(act.numpy(), wgt.numpy(), 0.5)
+    assert expected[2] > 1 / 1.2e-7  # the rule alone is out of range
+    np.testing.assert_allclose(got.numpy()[:2], expected[:2], rtol=1e-6)
+    assert 1.2e-7 < float(got[2]) < 1 / 1.2e-7
+
+
+def test_negligible_weight_channel_keeps_layer_output():
+    x = torch.randn(4, 6, dtype=torch.float64) * 5
+    w = torch.randn(3, 6, dtype=torch.float64)
+    w[:, 2] = 1e-22  # dead input channel: before the fix a 1e11 factor raised CalibrationError
+    s = balance_factors(input_channel_absmax(x, -1), weight_input_channel_absmax(w, "Linear"))
+    torch.testing.assert_close((x / s.double()) @ (w * s.double()).T, x @ w.T)
 
 
 def test_bad_inputs():
