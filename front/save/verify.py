@@ -7,16 +7,20 @@ and the record; QAT: the QAT module) and the three models, and every quantized a
 
 reference stage, every model as written, onnxruntime optimizations off:
     ``torch_vs_fake_quant``, ``fake_quant_vs_qdq`` (with optimizations off the QDQ model is the
-    fake-quant model's arithmetic with the deploy format's int32 bias), ``qdq_vs_deploy``;
+    fake-quant model's arithmetic with the deploy format's int32 bias: compared with the
+    fake-quant model's float biases fed in, the int32 biases checked on their own and their
+    effect measured apart as ``fake_quant_vs_qdq_bias``, :mod:`.verify_bias`), ``qdq_vs_deploy``;
 runtime stage, as ``ort.InferenceSession(path)`` runs it (:mod:`.verify_runtime`):
     ``torch_vs_fake_quant_session``, ``deploy_vs_deploy_session``, ``qdq_vs_qdq_session``.
 
 A reference-stage violation, or the fake-quant model's in the runtime stage, is the tool's fault:
 a VerificationError names the first diverging tensor (the fault lies between the quantized tensor
 before it and it). A QDQ or deploy model that the runtime computes differently is logged as one
-warning with its cause and fix and listed under ``runtime_warnings``. ``<save_path>_verify.json``
-holds it all (:mod:`.verify_report`); the files stay written (they are what one debugs with).
-Models with external data (> 2 GB) are not verified yet: the JSON says so.
+warning with its cause and fix and listed under ``runtime_warnings``; a tensor that the int32
+bias grid moves beyond the round-off budget is a warning under ``bias_grid_warnings``.
+``<save_path>_verify.json`` holds it all (:mod:`.verify_report`); the files stay written (they
+are what one debugs with). Models with external data (> 2 GB) are not verified yet: the JSON
+says so.
 """
 
 from __future__ import annotations
@@ -29,6 +33,12 @@ from torch import nn
 
 from qdqforge.errors import VerificationError
 from qdqforge.front.entry.example_inputs import as_arrays
+from qdqforge.front.save.verify_bias import (
+    bias_sites,
+    coarse_bias_issues,
+    float_bias_feeds,
+    misplaced_bias,
+)
 from qdqforge.front.save.verify_budget import BIAS, Comparison, VerifyBudget
 from qdqforge.front.save.verify_diffs import free_running, grid_errors, output_errors
 from qdqforge.front.save.verify_report import Verdict, message, summary, write_report
@@ -83,17 +93,21 @@ def verify_saved_models(
         return Verdict.unverified("external data")
     arrays = as_arrays(inputs)
     models = {k: io.load_proto(p) for k, p in paths._asdict().items()}
-    verdict = _judge(_compare(models, arrays, torch_module), budget)
+    sites = bias_sites(models["fake_quant"], models["qdq"])
+    verdict = _judge(_compare(models, arrays, torch_module, sites), budget)
+    verdict.violation = misplaced_bias(sites) or verdict.violation  # the more precise cause
+    bias = next(c for c in verdict.comparisons if c.kind == BIAS)
+    verdict.bias_warnings = coarse_bias_issues(bias, sites, models["qdq"], budget)
     write_report(report, verdict, budget, arrays, notes or {})
     log.info("%s", summary(report, verdict))
-    for issue in verdict.runtime_warnings:
+    for issue in [*verdict.runtime_warnings, *verdict.bias_warnings]:
         log.warning("%s: %s", report.name, issue.text())
     if verdict.violation is not None:
         raise VerificationError(message(verdict.violation, report))
     return verdict
 
 
-def _compare(models: dict, arrays, module) -> list[Comparison]:
+def _compare(models: dict, arrays, module, sites) -> list[Comparison]:
     fake = models["fake_quant"]
     names, bits = quantized_activations(fake), activation_bits(fake)
     feeds = numerics.feeds_for(fake, arrays)
@@ -104,12 +118,17 @@ def _compare(models: dict, arrays, module) -> list[Comparison]:
             "quantizers need 'layer' and 'quant_grid() -> (scale, offset)'"
         )
     free = {k: ort_run(m, names, feeds) for k, m in models.items()}
+    biases = float_bias_feeds(sites)
     pairs = [
-        ("torch_vs_fake_quant", torch_side, fake, "fake_quant", "round_off"),
-        ("fake_quant_vs_qdq", free["fake_quant"], models["qdq"], "qdq", BIAS),
-        ("qdq_vs_deploy", free["qdq"], models["deploy"], "deploy", "round_off"),
+        ("torch_vs_fake_quant", torch_side, fake, "fake_quant", "round_off", {}),
+        ("fake_quant_vs_qdq", free["fake_quant"], models["qdq"], "qdq", "round_off", biases),
+        ("fake_quant_vs_qdq_bias", free["fake_quant"], models["qdq"], "qdq", BIAS, {}),
+        ("qdq_vs_deploy", free["qdq"], models["deploy"], "deploy", "round_off", {}),
     ]
-    result = [_forced(n, a, b, free[k], names, feeds, bits, kind) for n, a, b, k, kind in pairs]
+    result = [
+        _forced(n, a, b, free[k], names, feeds, bits, kind, floats)
+        for n, a, b, k, kind, floats in pairs
+    ]
     sessions = [
         ("torch_vs_fake_quant_session", fake, torch_side),
         ("deploy_vs_deploy_session", models["deploy"], free["deploy"]),
@@ -119,9 +138,9 @@ def _compare(models: dict, arrays, module) -> list[Comparison]:
     return result
 
 
-def _forced(name, a: Run, model, b_free: Run, names, feeds, bits, kind) -> Comparison:
+def _forced(name, a: Run, model, b_free: Run, names, feeds, bits, kind, floats) -> Comparison:
     outputs = [o.name for o in model.graph.output]
-    b_out, b_q = ort_forced(model, model, feeds, a[1])
+    b_out, b_q = ort_forced(model, model, feeds, a[1], floats)
     comparison = Comparison(
         name,
         "reference",
@@ -138,7 +157,7 @@ def _judge(comparisons: list[Comparison], budget: VerifyBudget) -> Verdict:
     violation, warnings = None, []
     layers = sorted({t.tensor.removesuffix(".quant.out") for c in comparisons for t in c.tensors})
     for c in comparisons:
-        found = c.violation(budget)
+        found = c.violation(budget) if c.kind != BIAS else None  # measured: verify_bias
         if found is None:
             continue
         if c.stage == "reference" or c.name == "torch_vs_fake_quant_session":

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
+from qdqforge.front.save.verify_bias import BiasGridIssue
 from qdqforge.front.save.verify_budget import Comparison, VerifyBudget, Violation
 from qdqforge.front.save.verify_runtime import RuntimeIssue, cpu_has_vnni
 from qdqforge.graph import io
@@ -30,6 +31,7 @@ class Verdict:
     violation: Violation | None
     runtime_warnings: list[RuntimeIssue] = field(default_factory=list)
     reason: str | None = None
+    bias_warnings: list[BiasGridIssue] = field(default_factory=list)
 
     @classmethod
     def unverified(cls, reason: str) -> Verdict:
@@ -57,6 +59,7 @@ def write_report(path: Path, verdict: Verdict, budget, arrays=(), notes=None) ->
         "reason": verdict.reason,
         "first_diverging": dataclasses.asdict(verdict.violation) if verdict.violation else None,
         "runtime_warnings": [dataclasses.asdict(w) for w in verdict.runtime_warnings],
+        "bias_grid_warnings": [dataclasses.asdict(w) for w in verdict.bias_warnings],
         **(notes or {}),
         "machine": {
             "onnxruntime": ort.__version__,
@@ -97,6 +100,13 @@ def summary(report: Path, verdict: Verdict) -> str:
 
 def message(violation: Violation, report: Path) -> str:
     """The VerificationError text: which pair disagrees where, and where to look."""
+    if "_vs_" not in violation.comparison:  # a check of one model (verify_bias.misplaced_bias)
+        return (
+            f"the qdq model's int32 bias '{violation.tensor}' is wrong: {violation.reason}. It "
+            f"is checked against the fake-quant model's float bias. The models are "
+            f"written; details are in {report} (status 'failed'). Pass verify=False to save "
+            f"without this check"
+        )
     a, b = violation.comparison.split("_vs_")
     return (
         f"{a} and {b} disagree: '{violation.tensor}' {violation.reason}. Each layer was "

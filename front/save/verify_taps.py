@@ -43,12 +43,18 @@ def ort_run(
 
 
 def ort_forced(
-    model: onnx.ModelProto, written: onnx.ModelProto, feeds, integers: Mapping[str, np.ndarray]
+    model: onnx.ModelProto,
+    written: onnx.ModelProto,
+    feeds,
+    integers: Mapping[str, np.ndarray],
+    floats: Mapping[str, np.ndarray] | None = None,
 ) -> Run:
-    """``model`` run with ``integers`` forced in; dtypes come from the ``written`` model."""
+    """``model`` run with ``integers`` (dtypes from the ``written`` model) and float32
+    ``floats`` (e.g. biases) forced in."""
     types = activation_types(written)
     dtypes = {n: helper.tensor_dtype_to_np_dtype(t) for n, t in types.items() if n in integers}
-    return forced_run(model, feeds, integers, dtypes)
+    dtypes.update({n: np.dtype(np.float32) for n in floats or {}})
+    return forced_run(model, feeds, {**integers, **(floats or {})}, dtypes)
 
 
 def produced(model: onnx.ModelProto) -> set[str]:

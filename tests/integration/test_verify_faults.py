@@ -96,3 +96,27 @@ def test_the_untampered_models_pass(saved, tmp_path):
     assert verdict.violation is None
     assert np.isfinite([c.differ for c in verdict.comparisons]).all()
     assert torch.is_grad_enabled()
+
+
+BIAS_FAULTS = {
+    "value": (shifted(f"{DEEP}.bias_int32", 3), "more than half a step"),
+    "scale": (scaled(f"{DEEP}.bias_dequant.scale", 1.05), r"is not s_d \* s_w of the layer"),
+}
+
+
+@pytest.mark.parametrize("fault", list(BIAS_FAULTS))
+def test_a_wrong_int32_bias_is_named(saved, tmp_path, fault):
+    """Three int32 steps or a 5 % scale move a deep layer's output far less than one activation
+    step: only the bias check on its own (verify_bias.misplaced_bias) can see them."""
+    tmp, paths, x, records = saved
+    edit, reason = BIAS_FAULTS[fault]
+    copies = {k: tmp_path / p.name for k, p in paths._asdict().items()}
+    for key, path in paths._asdict().items():
+        copies[key].write_bytes(path.read_bytes())
+    tamper(copies["qdq"], edit)
+    reference = calibration_reference(io.load(tmp / "m.onnx"), records)
+    with pytest.raises(VerificationError, match=reason) as caught:
+        verify_saved_models(
+            type(paths)(**copies), (x,), str(tmp_path / "check"), torch_module=reference
+        )
+    assert f"int32 bias '{DEEP}.bias_dequant.out' is wrong" in str(caught.value)

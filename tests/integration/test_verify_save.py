@@ -54,7 +54,7 @@ def test_seed_flow_passes_and_writes_the_report(saved):
     assert report["inputs"] == [{"shape": [2, 3, 8, 8], "dtype": "float32"}]
     comparisons = report["comparisons"]
     assert set(comparisons) == {
-        "torch_vs_fake_quant", "fake_quant_vs_qdq", "qdq_vs_deploy",
+        "torch_vs_fake_quant", "fake_quant_vs_qdq", "fake_quant_vs_qdq_bias", "qdq_vs_deploy",
         "torch_vs_fake_quant_session", "deploy_vs_deploy_session", "qdq_vs_qdq_session",
     }  # fmt: skip
     for name in ("torch_vs_fake_quant", "qdq_vs_deploy", "torch_vs_fake_quant_session"):
@@ -63,7 +63,11 @@ def test_seed_flow_passes_and_writes_the_report(saved):
         assert got["max_steps"] == 0 and got["differ"] == 0 and got["total"] > 3000
         assert got["outputs"][0]["max_rel"] < 1e-6 and got["not_compared"] == []
     assert comparisons["torch_vs_fake_quant_session"]["kernels"] == []
-    assert comparisons["fake_quant_vs_qdq"]["kind"] == "bias"
+    assert comparisons["fake_quant_vs_qdq_bias"]["kind"] == "bias"
+    exact = comparisons["fake_quant_vs_qdq"]  # the float biases fed in: round-off only
+    assert exact["kind"] == "round_off" and exact["max_steps"] <= 1
+    assert exact["outputs"][0]["max_rel"] < 1e-6
+    assert report["bias_grid_warnings"] == []
 
 
 @pytest.mark.parametrize(
