@@ -33,12 +33,7 @@ from torch import nn
 
 from qdqforge.errors import VerificationError
 from qdqforge.front.entry.example_inputs import as_arrays
-from qdqforge.front.save.verify_bias import (
-    bias_sites,
-    coarse_bias_issues,
-    float_bias_feeds,
-    misplaced_bias,
-)
+from qdqforge.front.save import verify_bias
 from qdqforge.front.save.verify_budget import BIAS, Comparison, VerifyBudget
 from qdqforge.front.save.verify_diffs import free_running, grid_errors, output_errors
 from qdqforge.front.save.verify_report import Verdict, message, summary, write_report
@@ -93,11 +88,11 @@ def verify_saved_models(
         return Verdict.unverified("external data")
     arrays = as_arrays(inputs)
     models = {k: io.load_proto(p) for k, p in paths._asdict().items()}
-    sites = bias_sites(models["fake_quant"], models["qdq"])
+    sites = verify_bias.bias_sites(models["fake_quant"], models["qdq"])
     verdict = _judge(_compare(models, arrays, torch_module, sites), budget)
-    verdict.violation = misplaced_bias(sites) or verdict.violation  # the more precise cause
+    verdict.violation = verify_bias.misplaced_bias(sites) or verdict.violation  # more precise
     bias = next(c for c in verdict.comparisons if c.kind == BIAS)
-    verdict.bias_warnings = coarse_bias_issues(bias, sites, models["qdq"], budget)
+    verdict.bias_warnings = verify_bias.coarse_bias_issues(bias, sites, models["qdq"], budget)
     write_report(report, verdict, budget, arrays, notes or {})
     log.info("%s", summary(report, verdict))
     for issue in [*verdict.runtime_warnings, *verdict.bias_warnings]:
@@ -118,7 +113,7 @@ def _compare(models: dict, arrays, module, sites) -> list[Comparison]:
             "quantizers need 'layer' and 'quant_grid() -> (scale, offset)'"
         )
     free = {k: ort_run(m, names, feeds) for k, m in models.items()}
-    biases = float_bias_feeds(sites)
+    biases = verify_bias.float_bias_feeds(sites)
     pairs = [
         ("torch_vs_fake_quant", torch_side, fake, "fake_quant", "round_off", {}),
         ("fake_quant_vs_qdq", free["fake_quant"], models["qdq"], "qdq", "round_off", biases),
