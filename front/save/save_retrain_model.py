@@ -48,7 +48,7 @@ from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes.qat.qat_search_n import folded_bn
 from qdqforge.runtime.kernels.folded_scale import folded_weight_scale
 from qdqforge.runtime.modules.qat_act import UlqActQuantOp
-from qdqforge.runtime.modules.qat_search_n import SearchNOp
+from qdqforge.runtime.modules.qat_search_n import statistics_paused
 
 log = logging.getLogger(__name__)
 
@@ -107,14 +107,10 @@ def save_quant_retrain_model(
     write_record(record_file, records)
     if dynamic_axes is not None:
         log.info("dynamic_axes ignored: the batch axis of every input is dynamic")
-    frozen = _search_n_state(module)  # verification's eval forward must not add statistics
-    try:
+    with statistics_paused(module):  # verification's eval forward must not add statistics
         return write_quant_models(
             graph, records, save_path, verify_inputs=inputs, torch_module=module, verify=verify
         )
-    finally:
-        for op, state in frozen.items():
-            op.load_state_dict(state)
 
 
 @torch.no_grad()
@@ -124,11 +120,6 @@ def _fake_quantized_weights(graph: Graph, module: nn.Module) -> None:
     for op in ops_by_layer(module, WEIGHT_OPS).values():
         weight = tensor_at(module, module.onnx_mapping[op.weight_name])
         tensors[op.weight_name].values = op(weight)[0].detach().cpu().numpy()
-
-
-def _search_n_state(module: nn.Module) -> dict[nn.Module, dict]:
-    ops = ops_by_layer(module, SearchNOp).values()
-    return {op: {k: v.clone() for k, v in op.state_dict().items()} for op in ops}
 
 
 def _check_layers(config_file, module: nn.Module) -> None:

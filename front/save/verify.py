@@ -34,7 +34,7 @@ from torch import nn
 from qdqforge.errors import VerificationError
 from qdqforge.front.entry.example_inputs import as_arrays
 from qdqforge.front.save import verify_bias
-from qdqforge.front.save.verify_budget import BIAS, Comparison, VerifyBudget
+from qdqforge.front.save.verify_budget import BIAS, BIAS_GRID, Comparison, VerifyBudget
 from qdqforge.front.save.verify_diffs import free_running, grid_errors, output_errors
 from qdqforge.front.save.verify_report import Verdict, message, summary, write_report
 from qdqforge.front.save.verify_runtime import runtime_comparison, runtime_issue
@@ -91,7 +91,7 @@ def verify_saved_models(
     sites = verify_bias.bias_sites(models["fake_quant"], models["qdq"])
     verdict = _judge(_compare(models, arrays, torch_module, sites), budget)
     verdict.violation = verify_bias.misplaced_bias(sites) or verdict.violation  # more precise
-    bias = next(c for c in verdict.comparisons if c.kind == BIAS)
+    bias = next(c for c in verdict.comparisons if c.kind == BIAS_GRID)
     verdict.bias_warnings = verify_bias.coarse_bias_issues(bias, sites, models["qdq"], budget)
     write_report(report, verdict, budget, arrays, notes or {})
     log.info("%s", summary(report, verdict))
@@ -116,8 +116,8 @@ def _compare(models: dict, arrays, module, sites) -> list[Comparison]:
     biases = verify_bias.float_bias_feeds(sites)
     pairs = [
         ("torch_vs_fake_quant", torch_side, fake, "fake_quant", "round_off", {}),
-        ("fake_quant_vs_qdq", free["fake_quant"], models["qdq"], "qdq", "round_off", biases),
-        ("fake_quant_vs_qdq_bias", free["fake_quant"], models["qdq"], "qdq", BIAS, {}),
+        ("fake_quant_vs_qdq", free["fake_quant"], models["qdq"], "qdq", BIAS, biases),
+        ("fake_quant_vs_qdq_bias", free["fake_quant"], models["qdq"], "qdq", BIAS_GRID, {}),
         ("qdq_vs_deploy", free["qdq"], models["deploy"], "deploy", "round_off", {}),
     ]
     result = [
@@ -152,7 +152,7 @@ def _judge(comparisons: list[Comparison], budget: VerifyBudget) -> Verdict:
     violation, warnings = None, []
     layers = sorted({t.tensor.removesuffix(".quant.out") for c in comparisons for t in c.tensors})
     for c in comparisons:
-        found = c.violation(budget) if c.kind != BIAS else None  # measured: verify_bias
+        found = c.violation(budget) if c.kind != BIAS_GRID else None  # measured: verify_bias
         if found is None:
             continue
         if c.stage == "reference" or c.name == "torch_vs_fake_quant_session":

@@ -9,7 +9,7 @@ Judged (a fault fails the save): every int32 bias is on its layer's grid, ``scal
 the product of the scales of the layer's activation and weight DequantizeLinear (to float32
 rounding) and ``|q_b[c] * scale_b[c] - b[c]| <= scale_b[c] / 2``; and the rest of the QDQ model,
 compared with the fake-quant model forced with the fake-quant model's float biases fed in at the
-bias DequantizeLinear outputs (:func:`float_bias_feeds`), within the round-off budget.
+bias DequantizeLinear outputs (:func:`float_bias_feeds`; budget: :mod:`.verify_budget`).
 
 Measured, not judged: the int32 rounding itself (``fake_quant_vs_qdq_bias``: the QDQ model's own
 biases). Each bias moves by at most half a step of ``s_d * s_w[c]``; where a channel's weights
@@ -28,7 +28,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from qdqforge.front.save.verify_budget import BIAS, Comparison, VerifyBudget, Violation
+from qdqforge.front.save.verify_budget import BIAS_GRID, Comparison, VerifyBudget, Violation
 
 LAYER_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 MISPLACED = "qdq_int32_bias"  # the violation's name: a check of the QDQ model alone
@@ -146,7 +146,7 @@ def coarse_bias_issues(
     by_tensor = {s.tensor: s for s in sites}
     issues = []
     for t in comparison.tensors:
-        if t.max_steps <= budget.max_steps and t.differ <= budget.allowed_flips(t.total, BIAS):
+        if t.max_steps <= budget.max_steps and t.differ <= budget.allowed_flips(t.total, BIAS_GRID):
             continue
         upstream = [by_tensor[n] for n in _upstream_biases(t.tensor, producer) if n in by_tensor]
         coarsest = max(upstream, key=lambda s: float(np.max(s.scale)), default=None)

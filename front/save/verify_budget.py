@@ -18,14 +18,18 @@ at its own layer. Per tensor:
 One comparison is of another kind: the deploy and QDQ models add the bias on the int32 grid
 ``s_d * s_w`` (AMCT's format) where the torch module and the fake-quant model add it in float.
 ``fake_quant_vs_qdq`` runs the QDQ model with the fake-quant model's float biases fed in at its
-bias DequantizeLinear outputs and is judged like the others; the int32 biases are checked on
-their own (:mod:`.verify_bias`), and their effect is measured as ``fake_quant_vs_qdq_bias``
-(kind ``bias``), which is not judged. Each bias moves by at most half a step of ``s_d * s_w``,
-which flips the next quantizer's rounding where a value lies that close to a boundary
-(measured, forced: up to 1.95e-2 of a tensor's integers on MiniLM-L6, whose LayerNorms amplify
-the shift of small-variance channels; 1.6e-2 on the MobileNet test net; one step), and where a
-channel's weights are large moves integers by several steps (EfficientNet-Lite0 after QAT set-up:
-up to 16). Beyond ``bias_flip_fraction`` (0.1) one-step flips or ``max_steps`` it is a warning
+bias DequantizeLinear outputs; what is left is float round-off between the two models' weights
+(DequantizeLinear's ``q * s`` against the fake-quant model's stored float weights) and summation
+order, which flips roundings more often than one model's round-off alone (measured: 3 of 1,024
+integers of a depthwise layer of the QAT test net, 54 of 61 million on EfficientNet-Lite0), so it
+keeps the budget this comparison always had: ``max_steps`` and ``bias_flip_fraction`` (0.1).
+The int32 biases are checked on their own (:mod:`.verify_bias`), and their rounding is measured
+as ``fake_quant_vs_qdq_bias`` (kind ``bias_grid``), which is not judged. Each bias moves by at
+most half a step of ``s_d * s_w``, which flips the next quantizer's rounding where a value lies
+that close to a boundary (measured, forced: up to 1.95e-2 of a tensor's integers on MiniLM-L6,
+whose LayerNorms amplify the shift of small-variance channels; 1.6e-2 on the MobileNet test net;
+one step), and where a channel's weights are large moves integers by several steps
+(EfficientNet-Lite0 after QAT set-up: up to 16). Beyond that same budget it is a warning
 (``bias_grid_warnings``), not a failure: it is what int8 inference with an int32 bias computes.
 
 Steps are int8 steps. A tensor on a 16-bit grid (a layer with ``act_type`` INT16) is compared
@@ -42,6 +46,7 @@ from qdqforge.graph.kernel_audit import KernelCheck
 from qdqforge.graph.quant_compare import GridMismatch
 
 BIAS = "bias"
+BIAS_GRID = "bias_grid"  # measured, never judged (verify_bias)
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ class VerifyBudget:
 
     def allowed_flips(self, total: int, kind: str) -> float:
         """How many of ``total`` integers may be one step off."""
-        fraction = self.bias_flip_fraction if kind == BIAS else self.flip_fraction
+        fraction = self.bias_flip_fraction if kind in (BIAS, BIAS_GRID) else self.flip_fraction
         return max(fraction * total, self.min_flips)
 
 
@@ -80,7 +85,7 @@ class Comparison:
             onnxruntime's default session runs it).
         tensors: per quantized activation, in topological order.
         outputs: the forced outputs.
-        kind: ``round_off`` or ``bias`` (module docstring).
+        kind: ``round_off``, ``bias`` or ``bias_grid`` (module docstring).
         kernels: fused integer kernels of the runtime's graph against their float decomposition.
         free_running: the unforced comparison.
         not_compared: tensors of ``a`` that ``b`` does not compute under that name.
@@ -117,7 +122,7 @@ class Comparison:
         for k in self.kernels:
             if _kernel_off(k, budget):
                 return Violation(self.name, k.node, _kernel_reason(k))
-        if self.kind == BIAS:
+        if self.kind in (BIAS, BIAS_GRID):
             return None
         for out in self.outputs:
             if not out.max_rel <= budget.output_rtol:

@@ -17,6 +17,9 @@ through untouched.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -45,6 +48,7 @@ class SearchNOp(nn.Module):
         self.register_buffer("error", torch.zeros(MAX_SHIFT, channels, dtype=torch.float64))
         self.register_buffer("batches", torch.tensor(0, dtype=torch.int64))
         self._stale = False
+        self.paused = False  # see statistics_paused
 
     def forward(self, y, act_scale, weight_scale, *bn_and_bias) -> torch.Tensor:
         """``bn_and_bias``: with a folded BN its ``gamma, var, beta, mean`` and the layer's bias
@@ -52,7 +56,7 @@ class SearchNOp(nn.Module):
         if self.training:
             if not self._stale:  # nn.Module.__setattr__ costs ~1 us per training step otherwise
                 self._stale = True
-        elif act_scale is not None and weight_scale is not None:
+        elif act_scale is not None and weight_scale is not None and not self.paused:
             self._accumulate(y, self.deq_scale(act_scale, weight_scale, *bn_and_bias))
         return y
 
@@ -104,3 +108,16 @@ class SearchNOp(nn.Module):
 
     def extra_repr(self) -> str:
         return f"layer={self.layer!r}, channels={self.channels}, axis={self.channel_axis}"
+
+
+@contextmanager
+def statistics_paused(module: nn.Module) -> Iterator[None]:
+    """Eval forwards inside neither compute nor add search-N statistics (the save's check)."""
+    ops = [op for op in module.modules() if isinstance(op, SearchNOp)]
+    for op in ops:
+        op.paused = True
+    try:
+        yield
+    finally:
+        for op in ops:
+            op.paused = False

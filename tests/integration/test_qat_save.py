@@ -125,3 +125,25 @@ def test_shallow_transformer_block_agrees(tmp_path):
     )
     assert sorted(read_record(record)) == ["fc1", "fc2"]
     assert_outputs_agree(qat, saved, batches)
+
+
+def test_verification_neither_computes_nor_adds_search_n_statistics(trained, tmp_path, monkeypatch):
+    """The save's statistics forward runs once; its verification forward is paused (each
+    search-N accumulation of a ResNet-18 cost 0.2-0.7 s a layer)."""
+    from qdqforge.runtime.modules.qat_search_n import SearchNOp
+
+    qat, batches, cfg, record, _ = trained
+    qat.eval()
+    with torch.no_grad():
+        qat(batches[0])  # statistics for the current weights: the save needs no forward of its own
+    before = {op.layer: op.error.clone() for op in qat.modules() if isinstance(op, SearchNOp)}
+    calls = []
+    original = SearchNOp._accumulate
+    monkeypatch.setattr(
+        SearchNOp, "_accumulate", lambda op, *a: calls.append(op.layer) or original(op, *a)
+    )
+    qdqforge.save_quant_retrain_model(str(cfg), qat, str(record), str(tmp_path / "net"), batches[0])
+    assert before and calls == []
+    after = {op.layer: op.error for op in qat.modules() if isinstance(op, SearchNOp)}
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not any(op.paused for op in qat.modules() if isinstance(op, SearchNOp))

@@ -57,7 +57,7 @@ def test_coarse_bias_grid_is_a_warning(tmp_path):
     assert warning["tensor"] == "conv2.quant.out" and warning["layer"] == "conv1"
     comparisons = report["comparisons"]
     moved = comparisons["fake_quant_vs_qdq_bias"]
-    assert moved["kind"] == "bias" and moved["max_steps"] >= 2
-    exact = comparisons["fake_quant_vs_qdq"]
-    assert exact["kind"] == "round_off" and exact["max_steps"] <= 1
+    assert moved["kind"] == "bias_grid" and moved["max_steps"] >= 2
+    exact = comparisons["fake_quant_vs_qdq"]  # the float biases fed in: round-off only
+    assert exact["kind"] == "bias" and exact["max_steps"] <= 1
     assert comparisons["torch_vs_fake_quant"]["max_steps"] <= 1

@@ -63,9 +63,9 @@ def test_seed_flow_passes_and_writes_the_report(saved):
         assert got["max_steps"] == 0 and got["differ"] == 0 and got["total"] > 3000
         assert got["outputs"][0]["max_rel"] < 1e-6 and got["not_compared"] == []
     assert comparisons["torch_vs_fake_quant_session"]["kernels"] == []
-    assert comparisons["fake_quant_vs_qdq_bias"]["kind"] == "bias"
+    assert comparisons["fake_quant_vs_qdq_bias"]["kind"] == "bias_grid"
     exact = comparisons["fake_quant_vs_qdq"]  # the float biases fed in: round-off only
-    assert exact["kind"] == "round_off" and exact["max_steps"] <= 1
+    assert exact["kind"] == "bias" and exact["max_steps"] <= 1
     assert exact["outputs"][0]["max_rel"] < 1e-6
     assert report["bias_grid_warnings"] == []
 
