@@ -31,6 +31,7 @@ from onnx import numpy_helper
 from qdqforge.front.save.verify_budget import BIAS_GRID, Comparison, VerifyBudget, Violation
 
 LAYER_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+LAYOUT_OPS = ("Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
 MISPLACED = "qdq_int32_bias"  # the violation's name: a check of the QDQ model alone
 
 
@@ -84,29 +85,34 @@ def bias_sites(fake: onnx.ModelProto, qdq: onnx.ModelProto) -> list[BiasSite]:
         twin = fake_nodes.get(user.name) if user is not None else None
         if twin is None or index >= len(twin.input) or twin.input[index] not in f_inits:
             continue
+        integers = numpy_helper.to_array(ints).astype(np.float64)
+        scale = numpy_helper.to_array(q_inits[node.input[1]]).astype(np.float64)
+        grid = _grid(user, node.output[0], producer, q_inits)
         sites.append(
             BiasSite(
                 node.output[0],
                 node.output[0].removesuffix(".bias_dequant.out"),
                 numpy_helper.to_array(f_inits[twin.input[index]]).astype(np.float64),
-                numpy_helper.to_array(ints).astype(np.float64),
-                numpy_helper.to_array(q_inits[node.input[1]]).astype(np.float64),
-                _grid(user, producer, q_inits),
+                integers,
+                np.broadcast_to(scale, integers.shape),  # per-tensor scales too
+                None if grid is None else np.broadcast_to(grid, integers.shape),
             )
         )
     return sites
 
 
-def _grid(user: onnx.NodeProto, producer: dict, inits: dict) -> np.ndarray | None:
+def _grid(user: onnx.NodeProto, bias: str, producer: dict, inits: dict) -> np.ndarray | None:
     """``s_d * s_w`` from the scales of the DequantizeLinear feeding the layer, if found."""
     layer = user
     if user.op_type == "Add":  # MatMul + Add: the layer is the MatMul beside the bias
-        layer = next((producer.get(i) for i in user.input if i in producer), None)
+        layer = next((producer.get(i) for i in user.input if i != bias and i in producer), None)
     if layer is None or layer.op_type not in LAYER_OPS:
         return None
     scales = []
     for name in layer.input[:2]:
         dq = producer.get(name)
+        while dq is not None and dq.op_type in LAYOUT_OPS:  # e.g. DQ(W) -> Transpose -> MatMul
+            dq = producer.get(dq.input[0])
         if dq is None or dq.op_type != "DequantizeLinear" or dq.input[1] not in inits:
             return None
         scales.append(numpy_helper.to_array(inits[dq.input[1]]).astype(np.float64))
