@@ -12,6 +12,9 @@ its arrays fails loudly there (an external file that does not exist), never sile
 
 from __future__ import annotations
 
+import gc
+import logging
+
 import numpy as np
 import onnx
 from onnx_graphsurgeon.ir.tensor import Constant, LazyValues
@@ -19,8 +22,11 @@ from onnx_graphsurgeon.ir.tensor import Constant, LazyValues
 from qdqforge.graph import io
 from qdqforge.graph.ir import Graph
 
+log = logging.getLogger(__name__)
+
 DETACHED = "qdqforge-detached-tensor"  # the external "location" of a placeholder
 MIN_BYTES = 2**20  # smaller tensors stay in the proto (shape inputs, scales, biases)
+REAP_BYTES = 64 * 2**20  # below this, a dropped graph is left to the collector's own pace
 
 
 def to_proto_detached(
@@ -67,6 +73,38 @@ def placeholder(name: str, array: np.ndarray) -> onnx.TensorProto:
     return tensor
 
 
+def weights_as_inputs(proto: onnx.ModelProto, names: set[str]) -> onnx.ModelProto:
+    """A copy of ``proto`` in which the initializers ``names`` are graph inputs (without data).
+
+    Only the other initializers and the graph's structure are copied, never the data of
+    ``names``: onnxruntime then reads those tensors from the arrays fed at run time, in place
+    (a session built from the full proto holds the serialized bytes, its parse and its own
+    tensors: 3x the weights while it runs).
+    """
+    graph, skeleton = proto.graph, onnx.ModelProto()
+    _copy_fields(proto, skeleton, skip={"graph"})
+    _copy_fields(graph, skeleton.graph, skip={"initializer"})
+    for tensor in graph.initializer:
+        if tensor.name in names:
+            value_type = onnx.helper.make_tensor_type_proto(tensor.data_type, tensor.dims)
+            skeleton.graph.input.add(name=tensor.name).type.CopyFrom(value_type)
+        else:
+            skeleton.graph.initializer.add().CopyFrom(tensor)
+    return skeleton
+
+
+def _copy_fields(source, target, skip: set[str]) -> None:
+    for field, value in source.ListFields():
+        if field.name in skip:
+            continue
+        if field.is_repeated:
+            getattr(target, field.name).extend(value)
+        elif field.type == field.TYPE_MESSAGE:
+            getattr(target, field.name).CopyFrom(value)
+        else:
+            setattr(target, field.name, value)
+
+
 def is_placeholder(tensor: onnx.TensorProto) -> bool:
     """True for a tensor :func:`to_proto_detached` left without data."""
     return any(e.key == "location" and e.value == DETACHED for e in tensor.external_data)
@@ -81,3 +119,28 @@ def materialize(graph: Graph) -> None:
     for tensor in graph.gs.tensors().values():
         if isinstance(tensor, Constant) and isinstance(tensor._values, LazyValues):
             tensor.values  # noqa: B018 (the property loads and keeps the array)
+
+
+def constant_bytes(graph: Graph) -> int:
+    """Bytes of the arrays ``graph``'s loaded constants hold."""
+    tensors = graph.gs.tensors().values()
+    return sum(t._values.nbytes for t in tensors if isinstance(t, Constant) and _loaded(t))
+
+
+def _loaded(const: Constant) -> bool:
+    return isinstance(const._values, np.ndarray)
+
+
+def reap_dropped(weight_bytes: int) -> None:
+    """Free the graphs and modules dropped so far when a stage of ``weight_bytes`` comes next.
+
+    A gs graph (nodes <-> tensors) and a torch.fx module (graph <-> owning module) are
+    reference cycles: dropped, they keep their arrays (and a proto their lazy tensors refer
+    to) until Python's cyclic collector runs, and allocating large arrays never triggers it.
+    On the wide MLP of ``bench/large_flow.py`` a dropped pass graph or calibration module kept
+    1x the weights until the next stage had allocated its own. A full collection costs ~0.1 s
+    with torch loaded, so it runs only before stages of :data:`REAP_BYTES` or more.
+    """
+    if weight_bytes >= REAP_BYTES:
+        found = gc.collect()
+        log.debug("collected %d unreachable objects before a %d-byte stage", found, weight_bytes)

@@ -36,7 +36,7 @@ from qdqforge.front.ptq.calibration import CalibrationRecorder
 from qdqforge.front.recipes import calibration, ptq_modified_graph, recorded_factors
 from qdqforge.front.record.file import read_record, update_records
 from qdqforge.graph import io
-from qdqforge.graph.detached import materialize, to_proto_detached
+from qdqforge.graph.detached import constant_bytes, materialize, reap_dropped, to_proto_detached
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes.grids.weight_grid import weight_type_field
@@ -104,6 +104,7 @@ def quantize_model(
     graph = modified.run(entry.proto)
     materialize(graph)  # the graph no longer refers into the exported proto: it can go
     del entry  # and the exported proto with it
+    reap_dropped(constant_bytes(graph))  # the proto is held by dropped gs objects (cycles) too
     ada = ada_layers(
         graph, config, modified.context.arq_weights
     )  # a layer AdaRound cannot take fails
@@ -114,6 +115,7 @@ def quantize_model(
     observed = calibration(config).run(graph)
     del graph
     module = guard_inputs(_reimport_shared(observed).train(model.training), inputs)
+    reap_dropped(constant_bytes(observed))  # the modified graph (its arrays ARQ's replaced)
     share_observers(module)  # one pass per observed tensor (q/k/v, conv + downsample)
     step = AdaRoundStep(ada, onnx_file) if ada else None
     if step is not None:
