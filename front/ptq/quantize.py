@@ -36,7 +36,12 @@ from qdqforge.front.ptq.calibration import CalibrationRecorder
 from qdqforge.front.recipes import calibration, ptq_modified_graph, recorded_factors
 from qdqforge.front.record.file import read_record, update_records
 from qdqforge.graph import io
-from qdqforge.graph.detached import constant_bytes, materialize, reap_dropped, to_proto_detached
+from qdqforge.graph.detached import (
+    constant_bytes,
+    graph_with_arrays,
+    reap_dropped,
+    to_proto_detached,
+)
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes.grids.weight_grid import weight_type_field
@@ -101,10 +106,13 @@ def quantize_model(
     require_enabled(config, entry.layers, config_file, "quant_enable", "quantize_model")
     refuse_channel_wise(config, model)
     modified = ptq_modified_graph(config, recorded_factors(config, record_file))
-    graph = modified.run(entry.proto)
-    materialize(graph)  # the graph no longer refers into the exported proto: it can go
-    del entry  # and the exported proto with it
-    reap_dropped(constant_bytes(graph))  # the proto is held by dropped gs objects (cycles) too
+    exported = graph_with_arrays(entry.proto)  # passes on it drop the float weights ARQ
+    del entry  # replaces; passes on the proto kept them (loaded) beside the proto's copy
+    reap_dropped(constant_bytes(exported))  # dropped gs objects (cycles) referring into it too
+    graph = modified.run(exported)
+    _keep_producer(exported, graph)
+    del exported
+    reap_dropped(constant_bytes(graph))  # the float weights ARQ replaced
     ada = ada_layers(
         graph, config, modified.context.arq_weights
     )  # a layer AdaRound cannot take fails
@@ -123,6 +131,13 @@ def quantize_model(
     recorder = CalibrationRecorder(record_file, config.batch_num, step, own_scale_w)
     module.register_forward_hook(recorder)
     return module
+
+
+def _keep_producer(source: Graph, target: Graph) -> None:
+    """The exporter's ``producer_name``/``producer_version`` on ``target`` (gs's Graph.copy,
+    which a recipe run on a Graph makes, drops them; the modified ONNX has always kept them)."""
+    target.gs.producer_name = source.gs.producer_name
+    target.gs.producer_version = source.gs.producer_version
 
 
 def _reimport_shared(graph: Graph) -> nn.Module:
