@@ -118,6 +118,14 @@ def graph_with_arrays(proto: onnx.ModelProto) -> Graph:
     return graph
 
 
+def keep_producer(source: Graph, target: Graph) -> None:
+    """``source``'s ``producer_name``/``producer_version`` on ``target``: gs's Graph.copy (made
+    by a recipe run on a Graph, not on a proto) drops them; the flows' files keep the
+    exporter's."""
+    target.gs.producer_name = source.gs.producer_name
+    target.gs.producer_version = source.gs.producer_version
+
+
 def materialize(graph: Graph) -> None:
     """Load every lazily imported tensor, so ``graph`` no longer holds the proto it came from.
 

@@ -39,6 +39,7 @@ from qdqforge.graph import io
 from qdqforge.graph.detached import (
     constant_bytes,
     graph_with_arrays,
+    keep_producer,
     reap_dropped,
     to_proto_detached,
 )
@@ -110,7 +111,7 @@ def quantize_model(
     del entry  # replaces; passes on the proto kept them (loaded) beside the proto's copy
     reap_dropped(constant_bytes(exported))  # dropped gs objects (cycles) referring into it too
     graph = modified.run(exported)
-    _keep_producer(exported, graph)
+    keep_producer(exported, graph)
     del exported
     reap_dropped(constant_bytes(graph))  # the float weights ARQ replaced
     ada = ada_layers(
@@ -131,13 +132,6 @@ def quantize_model(
     recorder = CalibrationRecorder(record_file, config.batch_num, step, own_scale_w)
     module.register_forward_hook(recorder)
     return module
-
-
-def _keep_producer(source: Graph, target: Graph) -> None:
-    """The exporter's ``producer_name``/``producer_version`` on ``target`` (gs's Graph.copy,
-    which a recipe run on a Graph makes, drops them; the modified ONNX has always kept them)."""
-    target.gs.producer_name = source.gs.producer_name
-    target.gs.producer_version = source.gs.producer_version
 
 
 def _reimport_shared(graph: Graph) -> nn.Module:
