@@ -50,25 +50,3 @@ def test_without_keep_outputs_only_the_exposed_tensors_come_back():
 def test_an_output_or_a_repeated_name_is_exposed_once():
     exposed = expose(chain(), ["y", "t", "t"])
     assert [o.name for o in exposed.graph.output] == ["y", "t"]
-
-
-@pytest.mark.parametrize("keep_outputs", [True, False], ids=["keep", "only_exposed"])
-def test_model_serializes_to_the_same_bytes_after_an_exposed_run(keep_outputs):
-    """The outputs are added to the model itself (no copy of its weights) and put back."""
-    model = chain()
-    before = model.SerializeToString()
-    run_exposed(model, ["m", "t"], {"x": X}, keep_outputs=keep_outputs)
-    assert model.SerializeToString() == before
-
-
-def test_outputs_are_put_back_when_the_session_fails():
-    model, before = chain(), chain().SerializeToString()
-
-    def failing_session(exposed):
-        assert exposed is model  # no copy of the model (and so of its weights)
-        assert [o.name for o in exposed.graph.output] == ["y", "t"]
-        raise RuntimeError("no session")
-
-    with pytest.raises(RuntimeError, match="no session"):
-        run_exposed(model, ["t"], {"x": X}, session_of=failing_session)
-    assert model.SerializeToString() == before
