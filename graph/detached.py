@@ -138,8 +138,9 @@ def materialize(graph: Graph) -> None:
     for tensor in graph.gs.tensors().values():
         if isinstance(tensor, Constant) and isinstance(tensor._values, LazyValues):
             tensor.values  # noqa: B018 (the property loads and keeps the array)
-    domains = graph.gs.import_domains or []
-    graph.gs.import_domains = [onnx.helper.make_opsetid(o.domain, o.version) for o in domains]
+    domains = graph.gs.import_domains
+    if domains is not None:  # None means "opset only" to gs: kept as it is
+        graph.gs.import_domains = [onnx.helper.make_opsetid(o.domain, o.version) for o in domains]
 
 
 def constant_bytes(graph: Graph) -> int:
