@@ -84,11 +84,12 @@ def weights_as_inputs(proto: onnx.ModelProto, names: set[str]) -> onnx.ModelProt
     graph, skeleton = proto.graph, onnx.ModelProto()
     _copy_fields(proto, skeleton, skip={"graph"})
     _copy_fields(graph, skeleton.graph, skip={"initializer"})
+    declared = {i.name for i in graph.input}  # an initializer may be a graph input already
     for tensor in graph.initializer:
-        if tensor.name in names:
+        if tensor.name in names and tensor.name not in declared:
             value_type = onnx.helper.make_tensor_type_proto(tensor.data_type, tensor.dims)
             skeleton.graph.input.add(name=tensor.name).type.CopyFrom(value_type)
-        else:
+        elif tensor.name not in names:
             skeleton.graph.initializer.add().CopyFrom(tensor)
     return skeleton
 

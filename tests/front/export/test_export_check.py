@@ -86,3 +86,19 @@ def test_initializer_bytes_other_than_the_model_are_checked_from_the_proto(expor
     assert not np.shares_memory(feeds["fc.weight"], model.fc.weight.detach().numpy())
     assert check.eval_error(tampered, work, (x,)) > check.TOLERANCE
     assert check.eval_error(proto, export_copy(model), (x,)) < check.TOLERANCE
+
+
+def test_an_initializer_already_declared_as_input_is_fed_once(exported):
+    """Models of IR < 4 list initializers among the graph inputs: no second declaration."""
+    model, x, proto = exported
+    listed = onnx.ModelProto()
+    listed.CopyFrom(proto)
+    weight = next(t for t in listed.graph.initializer if t.name == "fc.weight")
+    value_type = onnx.helper.make_tensor_type_proto(weight.data_type, weight.dims)
+    listed.graph.input.add(name="fc.weight").type.CopyFrom(value_type)
+    skeleton = detached.weights_as_inputs(listed, {"fc.weight"})
+    assert [i.name for i in skeleton.graph.input].count("fc.weight") == 1
+    feeds = {"input": x.numpy()}
+    fed = numerics.run_with_weights(listed, feeds, check.weight_feeds(listed, export_copy(model)))
+    with torch.no_grad():
+        np.testing.assert_allclose(fed[0], model(x).numpy(), rtol=0, atol=1e-5)
