@@ -8,6 +8,10 @@ type, ``data_location: EXTERNAL`` at :data:`DETACHED`, no data) and returns the 
 themselves, not copies; :func:`qdqforge.runtime.reimport` takes them (``tensors=``) and wraps
 them as torch tensors sharing their memory. A placeholder reaching onnx or onnxruntime without
 its arrays fails loudly there (an external file that does not exist), never silently.
+
+Also here: :func:`weights_as_inputs` (onnxruntime reads large weights from fed arrays, in place),
+:func:`graph_with_arrays` / :func:`materialize` (a graph that no longer holds its proto) and
+:func:`reap_dropped` (dropped graphs and modules, reference cycles, freed before a large stage).
 """
 
 from __future__ import annotations

@@ -107,8 +107,10 @@ def quantize_model(
     require_enabled(config, entry.layers, config_file, "quant_enable", "quantize_model")
     refuse_channel_wise(config, model)
     modified = ptq_modified_graph(config, recorded_factors(config, record_file))
-    exported = graph_with_arrays(entry.proto)  # passes on it drop the float weights ARQ
-    del entry  # replaces; passes on the proto kept them (loaded) beside the proto's copy
+    # the passes run on a graph holding its own arrays, the exported proto dropped first (run
+    # on the proto, ARQ's float weights, loaded from it, stayed beside it and the quantized ones)
+    exported = graph_with_arrays(entry.proto)
+    del entry
     reap_dropped(constant_bytes(exported))  # dropped gs objects (cycles) referring into it too
     graph = modified.run(exported)
     keep_producer(exported, graph)
