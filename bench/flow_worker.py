@@ -101,15 +101,18 @@ def run_ptq(model, batches: list, out: Path, stages: Stages, dmq: bool) -> dict:
     }
 
 
-def run_qat(model, batches: list, out: Path, stages: Stages) -> dict:
+def run_qat(model, batches: list, out: Path, stages: Stages, prefix: str = "") -> dict:
+    """The QAT set-up + save as stages ``<prefix>config``, ``create``, ``init_forwards``,
+    ``save`` (also ``bench/large_flow.py``'s QAT part)."""
     import qdqforge as amct
 
     cfg, record, example = out / "qat.json", out / "qat_record.txt", batches[0]
-    stages.run("config", lambda: amct.create_quant_retrain_config(str(cfg), model, example))
-    qat = stages.run("create", lambda: amct.create_quant_retrain_model(
+    stages.run(f"{prefix}config", lambda: amct.create_quant_retrain_config(
+        str(cfg), model, example))  # fmt: skip
+    qat = stages.run(f"{prefix}create", lambda: amct.create_quant_retrain_model(
         str(cfg), model, str(record), example))  # fmt: skip
-    stages.run("init_forwards", lambda: forward_all(qat.train(), batches))
-    stages.run("save", lambda: amct.save_quant_retrain_model(
+    stages.run(f"{prefix}init_forwards", lambda: forward_all(qat.train(), batches))
+    stages.run(f"{prefix}save", lambda: amct.save_quant_retrain_model(
         str(cfg), qat.eval(), str(record), str(out / "qat"), example))  # fmt: skip
     return {}
 

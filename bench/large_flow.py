@@ -26,7 +26,7 @@ import onnxruntime  # noqa: F401  (loaded before the baseline RSS is read)
 import torch
 
 import qdqforge as amct
-from bench.flow_worker import Stages, forward_all
+from bench.flow_worker import Stages, forward_all, run_qat
 from bench.models.wide_mlp import WideMlp, wide_mlp_batches, wide_mlp_bytes
 from bench.rss import current_rss_bytes, max_rss_bytes
 
@@ -47,17 +47,6 @@ def run_ptq(model, batches, out: Path, stages: Stages) -> None:
     stages.run("save_model", lambda: amct.save_model(str(modified), str(record), str(out / "net")))
 
 
-def run_qat(model, batches, out: Path, stages: Stages) -> None:
-
-    cfg, record, example = out / "qat.json", out / "qat_record.txt", batches[0]
-    stages.run("qat config", lambda: amct.create_quant_retrain_config(str(cfg), model, example))
-    qat = stages.run("create_quant_retrain_model", lambda: amct.create_quant_retrain_model(
-        str(cfg), model, str(record), example))  # fmt: skip
-    stages.run("qat forwards", lambda: forward_all(qat.train(), batches))
-    stages.run("save_quant_retrain_model", lambda: amct.save_quant_retrain_model(
-        str(cfg), qat.eval(), str(record), str(out / "qat"), example))  # fmt: skip
-
-
 def measure(width: int, pipeline: str, out: Path) -> dict:
     """Run the pipeline(s) on ``WideMlp(width)``; the JSON-ready result (module docstring)."""
     weights, base_rss = wide_mlp_bytes(width), current_rss_bytes()
@@ -66,7 +55,7 @@ def measure(width: int, pipeline: str, out: Path) -> dict:
     if pipeline in ("ptq", "both"):
         run_ptq(model, batches, out, stages)
     if pipeline in ("qat", "both"):
-        run_qat(model, batches, out, stages)
+        run_qat(model, batches, out, stages, prefix="qat ")
     for row in stages.rows:
         row["seconds"] = round(row["seconds"], 2)
         row["x_weights"] = round(row.pop("peak_mb") * 2**20 / weights, 2)

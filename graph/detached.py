@@ -8,9 +8,16 @@ type, ``data_location: EXTERNAL`` at :data:`DETACHED`, no data) and returns the 
 themselves, not copies; :func:`qdqforge.runtime.reimport` takes them (``tensors=``) and wraps
 them as torch tensors sharing their memory. A placeholder reaching onnx or onnxruntime without
 its arrays fails loudly there (an external file that does not exist), never silently.
+
+Also here: :func:`weights_as_inputs` (onnxruntime reads large weights from fed arrays, in place),
+:func:`graph_with_arrays` / :func:`materialize` (a graph that no longer holds its proto) and
+:func:`reap_dropped` (dropped graphs and modules, reference cycles, freed before a large stage).
 """
 
 from __future__ import annotations
+
+import gc
+import logging
 
 import numpy as np
 import onnx
@@ -19,8 +26,11 @@ from onnx_graphsurgeon.ir.tensor import Constant, LazyValues
 from qdqforge.graph import io
 from qdqforge.graph.ir import Graph
 
+log = logging.getLogger(__name__)
+
 DETACHED = "qdqforge-detached-tensor"  # the external "location" of a placeholder
 MIN_BYTES = 2**20  # smaller tensors stay in the proto (shape inputs, scales, biases)
+REAP_BYTES = 64 * 2**20  # below this, a dropped graph is left to the collector's own pace
 
 
 def to_proto_detached(
@@ -67,17 +77,97 @@ def placeholder(name: str, array: np.ndarray) -> onnx.TensorProto:
     return tensor
 
 
+def weights_as_inputs(proto: onnx.ModelProto, names: set[str]) -> onnx.ModelProto:
+    """A copy of ``proto`` in which the initializers ``names`` are graph inputs (without data).
+
+    Only the other initializers and the graph's structure are copied, never the data of
+    ``names``: onnxruntime then reads those tensors from the arrays fed at run time, in place
+    (a session built from the full proto holds the serialized bytes, its parse and its own
+    tensors: 3x the weights while it runs).
+    """
+    graph, skeleton = proto.graph, onnx.ModelProto()
+    _copy_fields(proto, skeleton, skip={"graph"})
+    _copy_fields(graph, skeleton.graph, skip={"initializer"})
+    declared = {i.name for i in graph.input}  # an initializer may be a graph input already
+    for tensor in graph.initializer:
+        if tensor.name in names and tensor.name not in declared:
+            value_type = onnx.helper.make_tensor_type_proto(tensor.data_type, tensor.dims)
+            skeleton.graph.input.add(name=tensor.name).type.CopyFrom(value_type)
+        elif tensor.name not in names:
+            skeleton.graph.initializer.add().CopyFrom(tensor)
+    return skeleton
+
+
+def _copy_fields(source, target, skip: set[str]) -> None:
+    for field, value in source.ListFields():
+        if field.name in skip:
+            continue
+        if field.is_repeated:
+            getattr(target, field.name).extend(value)
+        elif field.type == field.TYPE_MESSAGE:
+            getattr(target, field.name).CopyFrom(value)
+        else:
+            setattr(target, field.name, value)
+
+
 def is_placeholder(tensor: onnx.TensorProto) -> bool:
     """True for a tensor :func:`to_proto_detached` left without data."""
     return any(e.key == "location" and e.value == DETACHED for e in tensor.external_data)
+
+
+def graph_with_arrays(proto: onnx.ModelProto) -> Graph:
+    """The graph of ``proto`` holding every tensor in its own array (:func:`materialize`):
+    once the caller drops ``proto``, the graph holds the weights once."""
+    graph = io.from_proto(proto)
+    materialize(graph)
+    return graph
+
+
+def keep_producer(source: Graph, target: Graph) -> None:
+    """``source``'s ``producer_name``/``producer_version`` on ``target``: gs's Graph.copy (made
+    by a recipe run on a Graph, not on a proto) drops them; the flows' files keep the
+    exporter's."""
+    target.gs.producer_name = source.gs.producer_name
+    target.gs.producer_version = source.gs.producer_version
 
 
 def materialize(graph: Graph) -> None:
     """Load every lazily imported tensor, so ``graph`` no longer holds the proto it came from.
 
     ``io.from_proto`` leaves initializers as references into their ModelProto; one reference
-    keeps the whole message (every weight) alive.
+    keeps the whole message (every weight) alive. So does gs's ``import_domains``: it is the
+    proto's own ``opset_import`` container (a sub-message keeps its root alive), replaced here by
+    copies. Measured on the wide MLP: the exported proto had outlived ``del`` by this one
+    reference, 1x the weights beside the pass graph until the graph itself was dropped.
     """
     for tensor in graph.gs.tensors().values():
         if isinstance(tensor, Constant) and isinstance(tensor._values, LazyValues):
             tensor.values  # noqa: B018 (the property loads and keeps the array)
+    domains = graph.gs.import_domains
+    if domains is not None:  # None means "opset only" to gs: kept as it is
+        graph.gs.import_domains = [onnx.helper.make_opsetid(o.domain, o.version) for o in domains]
+
+
+def constant_bytes(graph: Graph) -> int:
+    """Bytes of the arrays ``graph``'s loaded constants hold."""
+    tensors = graph.gs.tensors().values()
+    return sum(t._values.nbytes for t in tensors if isinstance(t, Constant) and _loaded(t))
+
+
+def _loaded(const: Constant) -> bool:
+    return isinstance(const._values, np.ndarray)
+
+
+def reap_dropped(weight_bytes: int) -> None:
+    """Free the graphs and modules dropped so far when a stage of ``weight_bytes`` comes next.
+
+    A gs graph (nodes <-> tensors) and a torch.fx module (graph <-> owning module) are
+    reference cycles: dropped, they keep their arrays (and a proto their lazy tensors refer
+    to) until Python's cyclic collector runs, and allocating large arrays never triggers it.
+    On the wide MLP of ``bench/large_flow.py`` a dropped pass graph or calibration module kept
+    1x the weights until the next stage had allocated its own. A full collection costs ~0.1 s
+    with torch loaded, so it runs only before stages of :data:`REAP_BYTES` or more.
+    """
+    if weight_bytes >= REAP_BYTES:
+        found = gc.collect()
+        log.debug("collected %d unreachable objects before a %d-byte stage", found, weight_bytes)

@@ -35,6 +35,22 @@ def run(model: onnx.ModelProto | Graph, feeds: Mapping[str, np.ndarray]) -> list
     return session(model).run(None, dict(feeds))
 
 
+def run_with_weights(
+    model: onnx.ModelProto, feeds: Mapping[str, np.ndarray], weights: Mapping[str, np.ndarray]
+) -> list[np.ndarray]:
+    """:func:`run` with the initializers ``weights`` fed as graph inputs from these arrays.
+
+    onnxruntime reads a fed array in place: the session holds no copy of those tensors, and
+    ``model`` is copied without their data (``detached.weights_as_inputs``). Same settings as
+    :func:`run` (CPU, ORT_DISABLE_ALL); fed instead of constant, a weight is not prepacked.
+    """
+    from qdqforge.graph.detached import weights_as_inputs
+
+    skeleton = weights_as_inputs(model, set(weights))
+    outputs = [o.name for o in skeleton.graph.output]
+    return session(skeleton).run(outputs, {**feeds, **weights})
+
+
 def feeds_for(model: onnx.ModelProto | Graph, arrays) -> dict[str, np.ndarray]:
     """Map positional arrays onto the model's graph inputs (initializer inputs skipped)."""
     from qdqforge.graph.io import to_proto

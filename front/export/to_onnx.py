@@ -36,7 +36,7 @@ from torch import nn
 
 from qdqforge.errors import ExportError
 from qdqforge.front.entry.inputs import normalize_input_data
-from qdqforge.front.export import attempts, exporters, fixups
+from qdqforge.front.export import attempts, exporters, fingerprint, fixups
 from qdqforge.front.export import check as verify
 from qdqforge.front.export.cache import CACHE
 from qdqforge.front.export.embedding_padding import mark_padding_rows
@@ -45,6 +45,7 @@ from qdqforge.front.export.tied_weights import tie_aliases
 from qdqforge.front.export.weights import add_unused_weights, mark_frozen, weight_names
 from qdqforge.graph import io as graph_io
 from qdqforge.graph import meta
+from qdqforge.graph.detached import reap_dropped
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,7 @@ def export(
     """
     args = normalize_input_data(input_data)
     _check_arguments(model, exporter)
+    reap_dropped(fingerprint.weight_bytes(model))  # an earlier stage's graphs, before the proto
     options = {"opset": opset, "dynamic_batch": dynamic_batch}
     with EXPORT_LOCK, torch.random.fork_rng(devices=[]):  # dropout runs: keep the user's RNG
         key = CACHE.key(model, args, {**options, "exporter": exporter, "check": check})

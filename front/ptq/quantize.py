@@ -36,7 +36,13 @@ from qdqforge.front.ptq.calibration import CalibrationRecorder
 from qdqforge.front.recipes import calibration, ptq_modified_graph, recorded_factors
 from qdqforge.front.record.file import read_record, update_records
 from qdqforge.graph import io
-from qdqforge.graph.detached import materialize, to_proto_detached
+from qdqforge.graph.detached import (
+    constant_bytes,
+    graph_with_arrays,
+    keep_producer,
+    reap_dropped,
+    to_proto_detached,
+)
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes.grids.weight_grid import weight_type_field
@@ -101,9 +107,15 @@ def quantize_model(
     require_enabled(config, entry.layers, config_file, "quant_enable", "quantize_model")
     refuse_channel_wise(config, model)
     modified = ptq_modified_graph(config, recorded_factors(config, record_file))
-    graph = modified.run(entry.proto)
-    materialize(graph)  # the graph no longer refers into the exported proto: it can go
-    del entry  # and the exported proto with it
+    # the passes run on a graph holding its own arrays, the exported proto dropped first (run
+    # on the proto, ARQ's float weights, loaded from it, stayed beside it and the quantized ones)
+    exported = graph_with_arrays(entry.proto)
+    del entry
+    reap_dropped(constant_bytes(exported))  # dropped gs objects (cycles) referring into it too
+    graph = modified.run(exported)
+    keep_producer(exported, graph)
+    del exported
+    reap_dropped(constant_bytes(graph))  # the float weights ARQ replaced
     ada = ada_layers(
         graph, config, modified.context.arq_weights
     )  # a layer AdaRound cannot take fails
@@ -114,6 +126,7 @@ def quantize_model(
     observed = calibration(config).run(graph)
     del graph
     module = guard_inputs(_reimport_shared(observed).train(model.training), inputs)
+    reap_dropped(constant_bytes(observed))  # the modified graph (its arrays ARQ's replaced)
     share_observers(module)  # one pass per observed tensor (q/k/v, conv + downsample)
     step = AdaRoundStep(ada, onnx_file) if ada else None
     if step is not None:

@@ -32,6 +32,7 @@ from qdqforge.front.save.write_models import (
     write_quant_models,
 )
 from qdqforge.graph import io
+from qdqforge.graph.detached import reap_dropped
 from qdqforge.graph.path_roles import check_roles
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ def save_model(
     records = {k: r for k, r in read_record(record_file).items() if r.scale_w or r.scale_d}
     if not records:
         raise CalibrationError(_incomplete_message(record_file, []))
+    reap_dropped(_file_bytes(modfied_onnx_file))  # e.g. the calibration module, let go
     graph = io.load(modfied_onnx_file)
     # first: a record rewritten by another flow sharing its path also lacks scale_d
     check_record(graph, records, record_file, modfied_onnx_file)
@@ -90,6 +92,12 @@ def save_model(
         raise CalibrationError(_incomplete_message(record_file, missing))
     inputs = _verify_inputs(modfied_onnx_file, input_data) if verify is not False else None
     return write_quant_models(graph, records, save_path, verify_inputs=inputs, verify=verify)
+
+
+def _file_bytes(onnx_file) -> int:
+    """Bytes of ``onnx_file`` and of its external data (``<file>.data``), if any."""
+    paths = (Path(onnx_file), Path(f"{os.fspath(onnx_file)}.data"))
+    return sum(path.stat().st_size for path in paths if path.is_file())
 
 
 def _verify_inputs(onnx_file, input_data):

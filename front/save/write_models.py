@@ -43,7 +43,7 @@ from qdqforge.front.save.verify import verify_path, verify_saved_models
 from qdqforge.front.save.verify_budget import VerifyBudget
 from qdqforge.front.save.verify_report import write_unverified
 from qdqforge.graph import io
-from qdqforge.graph.detached import to_proto_detached
+from qdqforge.graph.detached import constant_bytes, reap_dropped, to_proto_detached
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import WEIGHT_AXIS, layer_site
 from qdqforge.graph.staged import StagedFiles
@@ -117,6 +117,8 @@ def write_quant_models(
         VerificationError: the models disagree beyond the budget (the files stay written).
     """
     check_save_path(save_path)
+    size = constant_bytes(graph)
+    reap_dropped(size)  # e.g. a calibration module the caller let go (fx modules are cycles)
     checking = verify is not False and verify_inputs is not None
     if checking and torch_module is None and not io.graph_needs_external_data(graph):
         torch_module = calibration_reference(graph, records)  # > 2 GB: not verified (yet)
@@ -129,10 +131,7 @@ def write_quant_models(
     report = verify_path(save_path)
     with StagedFiles() as staged:
         paths = SavedModels(
-            **{
-                k: staged.add_model(build(), output_path(save_path, k))
-                for k, build in builders.items()
-            }
+            **{k: _stage(staged, build, save_path, k, size) for k, build in builders.items()}
         )
         write_unverified(report, "verification has not finished" if checking else _why_not(verify))
         staged.commit()
@@ -148,6 +147,13 @@ def write_quant_models(
             notes=notes,
         )
     return paths
+
+
+def _stage(staged: StagedFiles, build, save_path, kind: str, size: int) -> Path:
+    """Build one saved model, stage it and free it (a gs graph is a cycle) before the next."""
+    path = staged.add_model(build(), output_path(save_path, kind))
+    reap_dropped(size)
+    return path
 
 
 def calibration_reference(graph: Graph, records: dict[str, LayerRecord]) -> nn.Module:

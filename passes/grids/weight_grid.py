@@ -58,14 +58,16 @@ def check_channels(w: np.ndarray, scale: np.ndarray, axis: int | None, layer: st
 def weight_integers(w: np.ndarray, scale: np.ndarray, axis: int | None, rec) -> np.ndarray:
     """``W_q`` as int8 (module docstring)."""
     qmin, qmax = weight_range(rec)
-    return np.clip(_rounded(w, scale, axis), qmin, qmax).astype(np.int8)
+    rounded = _rounded(w, scale, axis)
+    return np.clip(rounded, qmin, qmax, out=rounded).astype(np.int8)
 
 
 def _rounded(w: np.ndarray, scale: np.ndarray, axis: int | None) -> np.ndarray:
+    """``rint(W / s)`` in one new float32 array (in place after the division: a large weight
+    held one temporary of its size less)."""
     scale = np.asarray(scale, np.float32)
-    return np.rint(
-        np.asarray(w, np.float32) / scale.reshape(channel_shape(w.ndim, axis, scale.size))
-    )
+    ratio = np.asarray(w, np.float32) / scale.reshape(channel_shape(w.ndim, axis, scale.size))
+    return np.rint(ratio, out=ratio)
 
 
 def dequantized_weight(
@@ -75,7 +77,8 @@ def dequantized_weight(
     scale = np.asarray(scale, np.float32)
     check_channels(w, scale, axis, layer)
     q = weight_integers(w, scale, axis, rec).astype(np.float32)
-    return q * scale.reshape(channel_shape(w.ndim, axis, scale.size))
+    q *= scale.reshape(channel_shape(w.ndim, axis, scale.size))  # in place: same float32 product
+    return q
 
 
 def clamped_weights(w: np.ndarray, scale: np.ndarray, axis: int | None, rec) -> int:

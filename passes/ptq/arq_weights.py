@@ -60,7 +60,8 @@ class ArqWeightsPass(GraphPass, name="arq_weights"):
 def _quantize(
     graph: Graph, site: LayerSite, bits: int, channel_wise: bool, taken: set[str]
 ) -> tuple[float, ...]:
-    w = torch.from_numpy(np.asarray(site.weight.values).copy())
+    values = np.asarray(site.weight.values)  # arq_quantize only reads it: no copy to spare it
+    w = torch.from_numpy(values if values.flags.writeable else values.copy())
     axis = WEIGHT_AXIS[site.weight_layout]
     groups = site.groups if site.weight_layout == "ConvTranspose" else 1
     result = arq_quantize(w, bits, channel_wise, axis, groups, site.name)

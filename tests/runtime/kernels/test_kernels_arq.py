@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from qdqforge.errors import CalibrationError, QuantizationError
-from qdqforge.runtime.kernels.arq import arq_quantize, from_channel_major, to_channel_major
+from qdqforge.runtime.kernels.arq import (
+    _row_blocks,
+    arq_quantize,
+    from_channel_major,
+    to_channel_major,
+)
+from qdqforge.runtime.kernels.fake_quant_ref import dequantize_linear, quantize_linear
 
 
 def np_sym_scale(values: np.ndarray, bits: int) -> float:
@@ -86,3 +92,18 @@ def test_errors_name_layer():
         arq_quantize(torch.tensor([[1.0, float("nan")]]), layer="fc1")
     with pytest.raises(QuantizationError, match="num_bits 1"):
         arq_quantize(torch.ones(2, 2), num_bits=1, layer="fc1")
+
+
+@pytest.mark.parametrize("channel_wise", [True, False], ids=["per_channel", "per_tensor"])
+def test_weight_quantized_in_row_blocks_equals_one_pass(channel_wise):
+    """A weight over one block (2^22 values: 2048 rows of 2048 here, 3 blocks) comes out
+    bit-identical to quantizing it in one pass, per channel and per tensor."""
+    w = torch.randn(5000, 2048, generator=torch.Generator().manual_seed(2))
+    res = arq_quantize(w, 8, channel_wise)
+    per = res.scale if channel_wise else res.scale[0]
+    axis = 0 if channel_wise else None
+    whole = dequantize_linear(
+        quantize_linear(w, per, 0, -128, 127, axis, torch.int32), per, 0, axis
+    )
+    assert len(_row_blocks(w)) == 3
+    assert torch.equal(res.weight, whole)
