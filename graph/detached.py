@@ -10,6 +10,8 @@ them as torch tensors sharing their memory. A placeholder reaching onnx or onnxr
 its arrays fails loudly there (an external file that does not exist), never silently.
 
 Also here: :func:`weights_as_inputs` (onnxruntime reads large weights from fed arrays, in place),
+:func:`in_memory_initializers` (a session's proto without its large tensors' data, which
+onnxruntime reads from arrays instead: ``numerics.session``),
 :func:`graph_with_arrays` / :func:`materialize` (a graph that no longer holds its proto) and
 :func:`reap_dropped` (dropped graphs and modules, reference cycles, freed before a large stage).
 """
@@ -96,6 +98,31 @@ def weights_as_inputs(proto: onnx.ModelProto, names: set[str]) -> onnx.ModelProt
         elif tensor.name not in names:
             skeleton.graph.initializer.add().CopyFrom(tensor)
     return skeleton
+
+
+def in_memory_initializers(
+    proto: onnx.ModelProto, min_bytes: int
+) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """``proto`` with each initializer of ``min_bytes`` or more as a data-less placeholder, and
+    those tensors' data as arrays (a copy of their bytes: protobuf gives no view).
+
+    onnxruntime takes the arrays as the placeholders' data (``add_external_initializers``):
+    a session skips serializing and parsing them, and reads them in place. ``proto`` is not
+    modified; a tensor already stored outside it (external data) is left as it is.
+    """
+    graph, skeleton = proto.graph, onnx.ModelProto()
+    _copy_fields(proto, skeleton, skip={"graph"})
+    _copy_fields(graph, skeleton.graph, skip={"initializer"})
+    arrays = {}
+    for tensor in graph.initializer:
+        if tensor.data_location != onnx.TensorProto.EXTERNAL and len(tensor.raw_data) >= min_bytes:
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+            array = np.frombuffer(tensor.raw_data, dtype).reshape(tuple(tensor.dims))
+            skeleton.graph.initializer.append(placeholder(tensor.name, array))
+            arrays[tensor.name] = array
+        else:
+            skeleton.graph.initializer.add().CopyFrom(tensor)
+    return skeleton, arrays
 
 
 def _copy_fields(source, target, skip: set[str]) -> None:

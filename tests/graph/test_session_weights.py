@@ -1,0 +1,96 @@
+"""``numerics.session`` hands large initializers to onnxruntime as arrays: same session.
+
+The session is built from the model without those tensors' data, which onnxruntime takes from
+arrays (``add_external_initializers``). What it computes must not change: bit for bit against a
+session of the whole serialized model, with optimizations off and at onnxruntime's default
+level (where QDQ groups fuse into integer kernels, which need their weights as constants), and
+the graph onnxruntime writes out must be the same graph.
+"""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from qdqforge.graph import detached, numerics
+from tests.helpers.qdq_cases import qdq_conv
+
+
+def _float_conv(channels: int = 64):
+    rng = np.random.default_rng(3)
+    x = onnx.helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [2, channels, 8, 8])
+    y = onnx.helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, None)
+    w = rng.standard_normal((channels, channels, 3, 3)).astype(np.float32)  # 147 KB
+    b = rng.standard_normal(channels).astype(np.float32)
+    nodes = [
+        onnx.helper.make_node("Conv", ["input", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+        onnx.helper.make_node("Relu", ["c"], ["output"]),
+    ]
+    inits = [onnx.numpy_helper.from_array(w, "w"), onnx.numpy_helper.from_array(b, "b")]
+    graph = onnx.helper.make_graph(nodes, "g", [x], [y], inits)
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    feeds = {"input": rng.standard_normal((2, channels, 8, 8)).astype(np.float32)}
+    return model, feeds
+
+
+CASES = {"float_conv": _float_conv, "qdq_conv": lambda: qdq_conv(127, channels=2048)}
+
+
+def _whole_session(model: onnx.ModelProto, optimize: bool) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    if not optimize:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("in_memory_bytes", [numerics.IN_MEMORY_BYTES, 1])
+@pytest.mark.parametrize("optimize", [False, True])
+@pytest.mark.parametrize("case", list(CASES))
+def test_results_are_bit_identical_to_a_session_of_the_whole_model(
+    monkeypatch, case, optimize, in_memory_bytes
+):
+    monkeypatch.setattr(numerics, "IN_MEMORY_BYTES", in_memory_bytes)
+    model, feeds = CASES[case]()
+    skeleton, arrays = detached.in_memory_initializers(model, in_memory_bytes)
+    assert arrays and skeleton.ByteSize() < model.ByteSize() / 2  # the weights did move
+    got = numerics.session(model, optimize=optimize).run(None, feeds)
+    want = _whole_session(model, optimize).run(None, feeds)
+    assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_onnxruntime_writes_the_same_optimized_graph(monkeypatch, tmp_path, case):
+    monkeypatch.setattr(numerics, "IN_MEMORY_BYTES", 1)
+    model, _ = CASES[case]()
+    opts = ort.SessionOptions()
+    opts.optimized_model_filepath = str(tmp_path / "whole.onnx")
+    ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    whole = onnx.load(tmp_path / "whole.onnx")
+    ours = numerics.optimized_graph(model)
+    assert [(n.op_type, list(n.input)) for n in ours.graph.node] == [
+        (n.op_type, list(n.input)) for n in whole.graph.node
+    ]
+    assert ours.graph.initializer == whole.graph.initializer  # the data written out, too
+    if case == "qdq_conv":
+        assert "QLinearConv" in {n.op_type for n in ours.graph.node}
+
+
+def test_the_session_keeps_its_arrays_after_the_model_is_gone():
+    model, feeds = _float_conv()
+    want = _whole_session(model, False).run(None, feeds)
+    session = numerics.session(model)
+    del model
+    gc.collect()
+    np.zeros(10**6, np.float32)  # reuse freed memory, if any was freed
+    assert np.array_equal(session.run(None, feeds)[0], want[0])
+
+
+def test_the_model_is_not_modified():
+    model, _ = _float_conv()
+    before = model.SerializeToString()
+    numerics.session(model)
+    assert model.SerializeToString() == before
