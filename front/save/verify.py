@@ -1,7 +1,9 @@
 """Sim = deploy, checked on every save, as written and as a default runtime runs it.
 
 After ``write_quant_models`` has written the fake-quant, QDQ and deploy models, the example
-inputs run through the torch model (PTQ: the calibration module rebuilt from the modified ONNX
+inputs (their first ``VerifyBudget.samples`` samples, 2 by default, along the batch axis:
+:mod:`qdqforge.graph.batch_samples`; all of them where the models cannot run fewer) run through
+the torch model (PTQ: the calibration module rebuilt from the modified ONNX
 and the record; QAT: the QAT module) and the three models, and every quantized activation
 ``<layer>.quant.out`` is compared on its integer grid, forced (:mod:`.verify_budget`):
 
@@ -31,7 +33,7 @@ from pathlib import Path
 
 from torch import nn
 
-from qdqforge.errors import VerificationError
+from qdqforge.errors import QdqforgeError, VerificationError
 from qdqforge.front.entry.example_inputs import as_arrays
 from qdqforge.front.save import verify_bias
 from qdqforge.front.save.verify_budget import BIAS, BIAS_GRID, Comparison, VerifyBudget
@@ -40,6 +42,7 @@ from qdqforge.front.save.verify_report import Verdict, message, summary, write_r
 from qdqforge.front.save.verify_runtime import runtime_comparison, runtime_issue
 from qdqforge.front.save.verify_taps import Run, ort_forced, ort_run, torch_run
 from qdqforge.graph import io, numerics
+from qdqforge.graph.batch_samples import Samples, first_samples
 from qdqforge.graph.quant_compare import activation_bits, quantized_activations
 
 log = logging.getLogger(__name__)
@@ -86,20 +89,46 @@ def verify_saved_models(
         log.warning("%s has external data (> 2 GB): not verified", external[0])
         write_report(report, Verdict.unverified(f"{external[0]} has external data"), budget)
         return Verdict.unverified("external data")
-    arrays = as_arrays(inputs)
     models = {k: io.load_proto(p) for k, p in paths._asdict().items()}
     sites = verify_bias.bias_sites(models["fake_quant"], models["qdq"])
-    verdict = _judge(_compare(models, arrays, torch_module, sites), budget)
+    given = as_arrays(inputs)
+    samples = first_samples(models["fake_quant"], given, budget.samples)
+    comparisons, samples = _compare_samples(models, samples, given, torch_module, sites)
+    verdict = _judge(comparisons, budget)
     verdict.violation = verify_bias.misplaced_bias(sites) or verdict.violation  # more precise
     bias = next(c for c in verdict.comparisons if c.kind == BIAS_GRID)
     verdict.bias_warnings = verify_bias.coarse_bias_issues(bias, sites, models["qdq"], budget)
-    write_report(report, verdict, budget, arrays, notes or {})
+    notes = {**(notes or {}), "samples": {"used": samples.used, "given": samples.given}}
+    write_report(report, verdict, budget, samples.arrays, notes)
     log.info("%s", summary(report, verdict))
     for issue in [*verdict.runtime_warnings, *verdict.bias_warnings]:
         log.warning("%s: %s", report.name, issue.text())
     if verdict.violation is not None:
         raise VerificationError(message(verdict.violation, report))
     return verdict
+
+
+def _compare_samples(
+    models: dict, samples: Samples, given, module, sites
+) -> tuple[list[Comparison], Samples]:
+    """The comparisons on ``samples``; on all ``given`` samples where the models cannot run on
+    fewer than they were exported with (:mod:`qdqforge.graph.batch_samples`)."""
+    try:
+        return _compare(models, samples.arrays, module, sites), samples
+    except QdqforgeError:
+        raise
+    except Exception as e:  # whatever stopped the cut batch, the whole batch decides
+        if not samples.cut:
+            raise
+        log.info(
+            "the save-time check could not run on %s of %s samples (%s: %s); it runs on all",
+            samples.used,
+            samples.given,
+            type(e).__name__,
+            str(e).splitlines()[0][:200] if str(e) else "",
+        )
+    every = Samples(given, samples.given, samples.given)
+    return _compare(models, given, module, sites), every
 
 
 def _compare(models: dict, arrays, module, sites) -> list[Comparison]:

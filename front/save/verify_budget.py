@@ -42,6 +42,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from qdqforge.front.save.verify_diffs import FreeRunning, OutputDifference
+from qdqforge.graph.batch_samples import CHECK_SAMPLES
 from qdqforge.graph.kernel_audit import KernelCheck
 from qdqforge.graph.quant_compare import GridMismatch
 
@@ -59,6 +60,7 @@ class VerifyBudget:
     bias_flip_fraction: float = 0.1
     output_rtol: float = 1e-4
     kernel_float_rtol: float = 1e-4
+    samples: int | None = CHECK_SAMPLES  # of the example batch the check runs; None: all
 
     def allowed_flips(self, total: int, kind: str) -> float:
         """How many of ``total`` integers may be one step off."""
