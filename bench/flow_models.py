@@ -35,7 +35,12 @@ class BertEncoder(nn.Module):
 
 
 def build_model(name: str) -> nn.Module:
-    """The named model in eval mode."""
+    """The named model in eval mode (as users calibrate and export it: BatchNorm on its running
+    statistics; until 2026-12-03 the CNNs were left in training mode)."""
+    return _built(name).eval()
+
+
+def _built(name: str) -> nn.Module:
     if name == "resnet18":
         from bench.models.resnet18 import build
 
