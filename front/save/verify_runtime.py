@@ -9,7 +9,10 @@
   activation that kept its name: each layer's integers as this runtime computes them;
 * an audit of every fused integer kernel against its float decomposition
   (``graph.kernel_audit``): where the kernel saturates, it is named with its layer;
-* the real default session's outputs, for the user's end-to-end view (not judged).
+* a free run of that graph: its integers and outputs, for the user's end-to-end view (not
+  judged); the graph onnxruntime writes is the one its default session runs (same outputs bit
+  for bit: tests/front/save/test_verify_runtime_graph.py), so no second default session is
+  built for them.
 
 A divergence in the fake-quant model is the tool's fault (its construction must survive any
 runtime): a VerificationError. In the QDQ or deploy model it is the runtime's integer kernels:
@@ -70,9 +73,7 @@ def runtime_comparison(
     """Compare ``written`` as the default session runs it with ``reference`` (its integers)."""
     optimized = numerics.optimized_graph(written)
     forced_out, forced_q = ort_forced(optimized, written, feeds, reference[1])
-    user_out, _ = ort_run(written, [], feeds, session_of=numerics.default_session)
-    _, free_q = ort_run(optimized, names, feeds)
-    free = free_running(names, reference, (user_out, free_q), bits)
+    free = free_running(names, reference, ort_run(optimized, names, feeds), bits)
     outputs = [o.name for o in written.graph.output]
     kept = produced(optimized)
     return Comparison(

@@ -119,7 +119,8 @@ def test_verify_false_says_unverified_and_input_data_overrides(saved, tmp_path):
     other = torch.rand(5, 3, 8, 8)
     qdqforge.save_model(str(broken), str(tmp / "r.txt"), str(tmp_path / "b"), input_data=other)
     report = json.loads((tmp_path / "b_verify.json").read_text())
-    assert report["passed"] and report["inputs"][0]["shape"] == [5, 3, 8, 8]
+    assert report["passed"] and report["samples"] == {"used": 2, "given": 5}  # 2 of input_data
+    assert report["inputs"][0]["shape"] == [2, 3, 8, 8]
 
 
 def test_missing_inputs_warn_and_say_unverified(saved, tmp_path, caplog):
