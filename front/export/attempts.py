@@ -30,7 +30,7 @@ from qdqforge.errors import ExportError
 from qdqforge.front.export import exporters
 from qdqforge.front.export.failures import describe_error as describe
 from qdqforge.front.export.failures import is_data_dependent
-from qdqforge.front.export.train_branches import training_difference
+from qdqforge.front.export.train_branches import EvalResult, training_difference
 
 log = logging.getLogger(__name__)
 
@@ -77,19 +77,24 @@ def plan(exporter: str, opset: int | None) -> list[str]:
 
 
 def run_exporters(
-    model: nn.Module, args: tuple[torch.Tensor, ...], names: list[str], **options
+    model: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    names: list[str],
+    reference: EvalResult | None = None,
+    **options,
 ) -> tuple[onnx.ModelProto, str, nn.Module]:
     """Try ``names`` in order, each on a fresh copy; returns (graph, exporter, exported copy).
 
     ``mode`` (option): ``"train"``, ``"eval"`` or None (the default: ``"train"`` unless the model
     branches on ``self.training`` beyond dropout). When every exporter fails in training mode,
     they are tried again in eval mode. The exported copy's ``training`` flag tells the mode used.
+    ``reference``: ``model.eval()``'s result, shared with the caller's export check.
 
     Raises:
         ExportError: every exporter failed; names the model class and each exporter's error,
             chained to the first (preferred) exporter's error.
     """
-    mode = options.pop("mode", None) or _choose_mode(model, args)
+    mode = options.pop("mode", None) or _choose_mode(model, args, reference)
     try:
         return _run_in_mode(model, args, names, mode, **options)
     except ExportError as e:
@@ -103,8 +108,8 @@ def run_exporters(
             raise ExportError(f"{again} (in training mode too: {e})") from cause
 
 
-def _choose_mode(model: nn.Module, args: tuple) -> str:
-    why = training_difference(export_copy(model), args)
+def _choose_mode(model: nn.Module, args: tuple, reference: EvalResult | None) -> str:
+    why = training_difference(export_copy(model), args, reference)
     if why is None:
         return "train"
     log.warning(

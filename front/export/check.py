@@ -24,6 +24,7 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
+from qdqforge.front.export.train_branches import EvalResult
 from qdqforge.graph import detached, numerics
 
 log = logging.getLogger(__name__)
@@ -31,10 +32,16 @@ log = logging.getLogger(__name__)
 TOLERANCE = 1e-4  # relative; exporter round-off is ~1e-7, semantic differences are ~1
 
 
-def eval_error(proto: onnx.ModelProto, work: nn.Module, args: tuple[torch.Tensor, ...]) -> float:
+def eval_error(
+    proto: onnx.ModelProto,
+    work: nn.Module,
+    args: tuple[torch.Tensor, ...],
+    reference: EvalResult | None = None,
+) -> float:
     """Relative max error of onnxruntime vs ``work.eval()`` on ``args``; NaN if ORT cannot run.
 
-    ``work`` must be export's own copy: it is switched to eval mode here.
+    ``work`` must be export's own copy: it is switched to eval mode here. ``reference``:
+    ``model.eval()``'s result when the training-mode check computed it already.
     """
     try:
         feeds = numerics.feeds_for(proto, [a.detach().cpu().numpy() for a in args])
@@ -42,8 +49,8 @@ def eval_error(proto: onnx.ModelProto, work: nn.Module, args: tuple[torch.Tensor
     except Exception as e:  # e.g. custom ops ORT lacks: nothing to compare against
         log.warning("cannot run the exported graph in onnxruntime to verify it: %s", e)
         return float("nan")
-    with torch.no_grad():
-        want = _leaves(work.eval()(*args))
+    work.eval()
+    want = _leaves((reference or EvalResult(args)).of(work))
     if len(got) != len(want):
         return float("inf")
     return max((_relative(g, w) for g, w in zip(got, want)), default=0.0)

@@ -42,6 +42,7 @@ from qdqforge.front.export.cache import CACHE
 from qdqforge.front.export.embedding_padding import mark_padding_rows
 from qdqforge.front.export.module_names import annotate_modules
 from qdqforge.front.export.tied_weights import tie_aliases
+from qdqforge.front.export.train_branches import EvalResult
 from qdqforge.front.export.weights import add_unused_weights, mark_frozen, weight_names
 from qdqforge.graph import io as graph_io
 from qdqforge.graph import meta
@@ -117,11 +118,13 @@ def _check_arguments(model: object, exporter: str) -> None:
 def _export_checked(
     model: nn.Module, args: tuple, names: list[str], check: bool, options: dict
 ) -> tuple[onnx.ModelProto, str]:
-    """Export in training mode; if that graph is not ``model.eval()``, export again in eval."""
-    proto, used, work = attempts.run_exporters(model, args, names, **options)
+    """Export in training mode; if that graph is not ``model.eval()``, export again in eval.
+    One eager eval forward serves the training-mode check and the export check."""
+    reference = EvalResult(args)
+    proto, used, work = attempts.run_exporters(model, args, names, reference=reference, **options)
     in_train = work.training  # eval when the model branches on self.training beyond dropout
     _fix(proto, used)
-    error = verify.eval_error(proto, work, args) if check else 0.0
+    error = verify.eval_error(proto, work, args, reference) if check else 0.0
     if not error > verify.TOLERANCE or not in_train:  # NaN: ORT could not run it, no check
         return _checked(proto, used, error, model)
     log.warning(
@@ -129,9 +132,10 @@ def _export_checked(
         "branches on self.training; exporting again in eval mode, without Dropout nodes",
         type(model).__qualname__, error,
     )  # fmt: skip
-    proto, used, work = attempts.run_exporters(model, args, [used], mode="eval", **options)
+    again = {**options, "mode": "eval"}
+    proto, used, work = attempts.run_exporters(model, args, [used], reference=reference, **again)
     _fix(proto, used)
-    return _checked(proto, used, verify.eval_error(proto, work, args), model)
+    return _checked(proto, used, verify.eval_error(proto, work, args, reference), model)
 
 
 def _checked(proto: onnx.ModelProto, used: str, error: float, model: nn.Module):

@@ -51,18 +51,39 @@ def _without_dropout_p(args: tuple, kwargs: dict, index: int) -> tuple[tuple, di
     return args, {**kwargs, "dropout_p": 0.0}
 
 
-def training_difference(work: nn.Module, args: tuple) -> str | None:
+class EvalResult:
+    """``model.eval()(*args)``, computed once per export: the training-mode check here and the
+    export check (:mod:`.check`) compare against the same eager forward."""
+
+    def __init__(self, args: tuple) -> None:
+        self.args = args
+        self._result: object = None
+        self._done = False
+
+    def of(self, work: nn.Module) -> object:
+        """The result, from an eval forward of ``work`` (an export copy; its modes are
+        restored) the first time; later calls return it whatever ``work`` they pass."""
+        if not self._done:
+            with torch.no_grad(), torch.random.fork_rng(devices=[]):
+                self._result = _eval_forward(work, self.args)
+            self._done = True
+        return self._result
+
+
+def training_difference(
+    work: nn.Module, args: tuple, reference: EvalResult | None = None
+) -> str | None:
     """Why ``work`` (the export copy, in its export mode) computes something else than in eval
     mode beyond dropout, or None when it does not. ``work``'s modes are restored (BN running
     statistics do not move: normalization layers are in eval in the export mode); so is the
-    RNG."""
+    RNG. ``reference``: the eval forward to compare with (computed here when absent)."""
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
         try:
             with _NoDropout():
                 got = _leaves(work(*args))
         except Exception as e:  # a train-only code path that fails on these inputs
             return f"its training-mode forward fails ({type(e).__name__}: {str(e)[:200]})"
-        want = _leaves(_eval_forward(work, args))
+    want = _leaves((reference or EvalResult(args)).of(work))
     if len(got) != len(want) or any(g.shape != w.shape for g, w in zip(got, want)):
         return "its training-mode forward returns other outputs"
     error = max((_relative(g, w) for g, w in zip(got, want)), default=0.0)

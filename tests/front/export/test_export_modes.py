@@ -99,3 +99,26 @@ def test_dropout_only_model_keeps_its_dropout_nodes(dynamo_calls):
     net.load_state_dict(model.state_dict())
     torch.manual_seed(0)
     assert not torch.equal(net.train()(x), net.eval()(x)), "dropout is active in train()"
+
+
+class CountsEvalForwards(nn.Module):
+    EVAL_FORWARDS = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        if not self.training:
+            type(self).EVAL_FORWARDS += 1
+        return self.fc(x)
+
+
+def test_one_eval_forward_serves_the_training_mode_check_and_the_export_check(dynamo_calls):
+    """The export copies count on the class (each copy has its own attribute)."""
+    CountsEvalForwards.EVAL_FORWARDS = 0
+    model = CountsEvalForwards()
+    proto = qdqforge.export(model, torch.randn(3, 4))
+    assert dynamo_calls == [True]
+    assert CountsEvalForwards.EVAL_FORWARDS == 1
+    check_eval_graph(model, torch.randn(3, 4), proto)
