@@ -70,12 +70,12 @@ def _as_stored(const: Constant) -> bool:
     return np.dtype(const.export_dtype) == const._values.dtype if const.export_dtype else True
 
 
-def placeholder(name: str, array: np.ndarray) -> onnx.TensorProto:
+def placeholder(name: str, array: np.ndarray, location: str = DETACHED) -> onnx.TensorProto:
     """A TensorProto with ``array``'s name, dims and type and no data (module docstring)."""
     tensor = onnx.TensorProto(name=name, dims=array.shape)
     tensor.data_type = onnx.helper.np_dtype_to_tensor_dtype(array.dtype)
     tensor.data_location = onnx.TensorProto.EXTERNAL
-    tensor.external_data.add(key="location", value=DETACHED)
+    tensor.external_data.add(key="location", value=location)
     return tensor
 
 
@@ -101,7 +101,7 @@ def weights_as_inputs(proto: onnx.ModelProto, names: set[str]) -> onnx.ModelProt
 
 
 def in_memory_initializers(
-    proto: onnx.ModelProto, min_bytes: int
+    proto: onnx.ModelProto, min_bytes: int, location: str = DETACHED
 ) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
     """``proto`` with each initializer of ``min_bytes`` or more as a data-less placeholder, and
     those tensors' data as arrays (a copy of their bytes: protobuf gives no view).
@@ -109,6 +109,7 @@ def in_memory_initializers(
     onnxruntime takes the arrays as the placeholders' data (``add_external_initializers``):
     a session skips serializing and parsing them, and reads them in place. ``proto`` is not
     modified; a tensor already stored outside it (external data) is left as it is.
+    ``location``: the placeholders' external location (``held_arrays`` names its own).
     """
     graph, skeleton = proto.graph, onnx.ModelProto()
     _copy_fields(proto, skeleton, skip={"graph"})
@@ -118,7 +119,7 @@ def in_memory_initializers(
         if tensor.data_location != onnx.TensorProto.EXTERNAL and len(tensor.raw_data) >= min_bytes:
             dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
             array = np.frombuffer(tensor.raw_data, dtype).reshape(tuple(tensor.dims))
-            skeleton.graph.initializer.append(placeholder(tensor.name, array))
+            skeleton.graph.initializer.append(placeholder(tensor.name, array, location))
             arrays[tensor.name] = array
         else:
             skeleton.graph.initializer.add().CopyFrom(tensor)

@@ -57,16 +57,18 @@ def forced_run(
     feeds: Mapping[str, np.ndarray],
     forced_values: Mapping[str, np.ndarray],
     dtypes: Mapping[str, np.dtype],
+    session_of=numerics.session,
 ) -> tuple[list[np.ndarray], dict[str, np.ndarray]]:
     """``(outputs, {tensor: computed value})`` of ``model`` with ``forced_values`` fed in.
 
     Tensors of ``forced_values`` that no node of ``model`` computes, or whose dtype in
     ``model`` is not in ``dtypes``, are left alone. Optimizations are off: ``model`` runs as it
     is written (pass onnxruntime's optimized graph to check what a default session runs).
+    ``session_of`` builds the session (default :func:`numerics.session`).
     """
     produced = {out for node in model.graph.node for out in node.output}
     names = [n for n in forced_values if n in produced and n in dtypes]
-    session = numerics.session(forced_model(model, names, dtypes))
+    session = session_of(forced_model(model, names, dtypes))
     inputs = dict(feeds)
     inputs.update({n: np.asarray(forced_values[n]).astype(dtypes[n]) for n in names})
     values = session.run(None, inputs)

@@ -25,10 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import helper
 
 from qdqforge.graph import numerics
 from qdqforge.graph.exposed_run import run_exposed
+from qdqforge.graph.held_arrays import array_of
 from qdqforge.graph.kernel_decompose import DECOMPOSE
 
 
@@ -72,7 +73,7 @@ def audit_kernels(
     nodes = fused_integer_nodes(optimized)
     if not nodes:
         return []
-    constants = {i.name: numpy_helper.to_array(i) for i in optimized.graph.initializer}
+    constants = {i.name: array_of(i) for i in optimized.graph.initializer}
     wanted = {t for n in nodes for t in [*n.input, n.output[0]] if t and t not in constants}
     values = dict(constants)
     values.update(run_exposed(optimized, sorted(wanted), feeds))

@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 
 from qdqforge.graph.exposed_run import run_exposed
+from qdqforge.graph.held_arrays import array_of
 
 T = onnx.TensorProto
 GRID_BITS = {T.INT8: 8, T.UINT8: 8, T.INT16: 16, T.UINT16: 16}
@@ -100,7 +101,7 @@ def activation_bits(model: onnx.ModelProto) -> dict[str, int]:
     lows = {i.name: i for i in model.graph.initializer}
     for n in model.graph.node:
         if n.op_type == "Clip" and n.output[0].endswith(QUANT_OUT) and n.input[1] in lows:
-            low = float(onnx.numpy_helper.to_array(lows[n.input[1]]))
+            low = float(array_of(lows[n.input[1]]))
             bits[n.output[0]] = CLIP_BITS.get(low, 8)
     return bits
 

@@ -15,7 +15,10 @@ reference stage, every model as written, onnxruntime optimizations off:
 runtime stage, as ``ort.InferenceSession(path)`` runs it (:mod:`.verify_runtime`):
     ``torch_vs_fake_quant_session``, ``deploy_vs_deploy_session``, ``qdq_vs_qdq_session``.
 
-A reference-stage violation, or the fake-quant model's in the runtime stage, is the tool's fault:
+Each saved model is read once and its weights held as arrays (:mod:`qdqforge.graph.held_arrays`):
+the exposed, forced and optimized copies the comparisons run carry no weights, and every
+session reads the same arrays. A reference-stage violation, or the fake-quant model's in the
+runtime stage, is the tool's fault:
 a VerificationError names the first diverging tensor (the fault lies between the quantized tensor
 before it and it). A QDQ or deploy model that the runtime computes differently is logged as one
 warning with its cause and fix and listed under ``runtime_warnings``; a tensor that the int32
@@ -43,6 +46,7 @@ from qdqforge.front.save.verify_runtime import runtime_comparison, runtime_issue
 from qdqforge.front.save.verify_taps import Run, ort_forced, ort_run, torch_run
 from qdqforge.graph import io, numerics
 from qdqforge.graph.batch_samples import Samples, first_samples
+from qdqforge.graph.held_arrays import hold
 from qdqforge.graph.quant_compare import activation_bits, quantized_activations
 
 log = logging.getLogger(__name__)
@@ -89,7 +93,8 @@ def verify_saved_models(
         log.warning("%s has external data (> 2 GB): not verified", external[0])
         write_report(report, Verdict.unverified(f"{external[0]} has external data"), budget)
         return Verdict.unverified("external data")
-    models = {k: io.load_proto(p) for k, p in paths._asdict().items()}
+    held = {k: hold(io.load_proto(p)) for k, p in paths._asdict().items()}  # weights once
+    models = {k: h.model for k, h in held.items()}
     sites = verify_bias.bias_sites(models["fake_quant"], models["qdq"])
     given = as_arrays(inputs)
     samples = first_samples(models["fake_quant"], given, budget.samples)

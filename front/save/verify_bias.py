@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 
 from qdqforge.front.save.verify_budget import BIAS_GRID, Comparison, VerifyBudget, Violation
+from qdqforge.graph.held_arrays import array_of
 
 LAYER_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 LAYOUT_OPS = ("Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
@@ -85,14 +85,14 @@ def bias_sites(fake: onnx.ModelProto, qdq: onnx.ModelProto) -> list[BiasSite]:
         twin = fake_nodes.get(user.name) if user is not None else None
         if twin is None or index >= len(twin.input) or twin.input[index] not in f_inits:
             continue
-        integers = numpy_helper.to_array(ints).astype(np.float64)
-        scale = numpy_helper.to_array(q_inits[node.input[1]]).astype(np.float64)
+        integers = array_of(ints).astype(np.float64)
+        scale = array_of(q_inits[node.input[1]]).astype(np.float64)
         grid = _grid(user, node.output[0], producer, q_inits)
         sites.append(
             BiasSite(
                 node.output[0],
                 node.output[0].removesuffix(".bias_dequant.out"),
-                numpy_helper.to_array(f_inits[twin.input[index]]).astype(np.float64),
+                array_of(f_inits[twin.input[index]]).astype(np.float64),
                 integers,
                 np.broadcast_to(scale, integers.shape),  # per-tensor scales too
                 None if grid is None else np.broadcast_to(grid, integers.shape),
@@ -115,7 +115,7 @@ def _grid(user: onnx.NodeProto, bias: str, producer: dict, inits: dict) -> np.nd
             dq = producer.get(dq.input[0])
         if dq is None or dq.op_type != "DequantizeLinear" or dq.input[1] not in inits:
             return None
-        scales.append(numpy_helper.to_array(inits[dq.input[1]]).astype(np.float64))
+        scales.append(array_of(inits[dq.input[1]]).astype(np.float64))
     return scales[0] * scales[1]
 
 

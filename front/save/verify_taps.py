@@ -29,15 +29,22 @@ from qdqforge.graph.quant_compare import activation_types
 Run = tuple[list[np.ndarray], dict[str, np.ndarray]]
 
 
+def reference_session(model: onnx.ModelProto):
+    """The reference stage's session: optimizations off, weights not prepacked (prepacking
+    copies every weight and is most of a session's set-up on weight-heavy models; the runtime
+    stage runs onnxruntime's optimized graph with the kernels a default session uses)."""
+    return numerics.session(model, prepack=False)
+
+
 def ort_run(
     model: onnx.ModelProto, names: Sequence[str], feeds: Mapping[str, np.ndarray], session_of=None
 ) -> Run:
     """``(outputs, {tensor: integers})`` of ``model`` on ``feeds`` in one session.
 
-    ``session_of`` builds the session (default: optimizations off, ``numerics.session``).
+    ``session_of`` builds the session (default :func:`reference_session`).
     """
     present = [n for n in names if n in produced(model)]
-    values = run_exposed(model, present, feeds, session_of=session_of or numerics.session)
+    values = run_exposed(model, present, feeds, session_of=session_of or reference_session)
     outputs = [o.name for o in model.graph.output]
     return [values[n] for n in outputs], {n: values[n] for n in present}
 
@@ -48,13 +55,15 @@ def ort_forced(
     feeds,
     integers: Mapping[str, np.ndarray],
     floats: Mapping[str, np.ndarray] | None = None,
+    session_of=None,
 ) -> Run:
     """``model`` run with ``integers`` (dtypes from the ``written`` model) and float32
-    ``floats`` (e.g. biases) forced in."""
+    ``floats`` (e.g. biases) forced in; ``session_of`` as :func:`ort_run`'s."""
     types = activation_types(written)
     dtypes = {n: helper.tensor_dtype_to_np_dtype(t) for n, t in types.items() if n in integers}
     dtypes.update({n: np.dtype(np.float32) for n in floats or {}})
-    return forced_run(model, feeds, {**integers, **(floats or {})}, dtypes)
+    forced = {**integers, **(floats or {})}
+    return forced_run(model, feeds, forced, dtypes, session_of or reference_session)
 
 
 def produced(model: onnx.ModelProto) -> set[str]:
