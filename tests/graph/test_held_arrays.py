@@ -18,12 +18,12 @@ from qdqforge.graph import numerics
 from qdqforge.graph.exposed_run import expose
 from qdqforge.graph.forced_run import forced_run
 from qdqforge.graph.held_arrays import array_of, hold
-from tests.graph.test_session_weights import _float_conv
+from tests.helpers.onnx_graphs import float_conv_model
 from tests.helpers.qdq_cases import qdq_conv
 
 
 def test_copies_of_a_held_model_compute_what_the_model_does():
-    model, feeds = _float_conv()
+    model, feeds = float_conv_model()
     held = hold(model)
     assert list(held.arrays) == ["w"] and held.model.ByteSize() < 2000
     want = numerics.run(model, feeds)
@@ -46,7 +46,7 @@ def test_the_optimized_graph_of_a_held_qdq_model_keeps_its_integer_kernel():
 
 
 def test_a_copy_run_after_its_arrays_were_released_names_the_initializer():
-    model, _ = _float_conv()
+    model, _ = float_conv_model()
     copy = expose(hold(model).model, ["c"])  # the Held object is dropped here
     gc.collect()
     with pytest.raises(GraphError, match="'w'"):

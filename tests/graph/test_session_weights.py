@@ -17,27 +17,10 @@ import onnxruntime as ort
 import pytest
 
 from qdqforge.graph import detached, numerics
+from tests.helpers.onnx_graphs import float_conv_model
 from tests.helpers.qdq_cases import qdq_conv
 
-
-def _float_conv(channels: int = 64):
-    rng = np.random.default_rng(3)
-    x = onnx.helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [2, channels, 8, 8])
-    y = onnx.helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, None)
-    w = rng.standard_normal((channels, channels, 3, 3)).astype(np.float32)  # 147 KB
-    b = rng.standard_normal(channels).astype(np.float32)
-    nodes = [
-        onnx.helper.make_node("Conv", ["input", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
-        onnx.helper.make_node("Relu", ["c"], ["output"]),
-    ]
-    inits = [onnx.numpy_helper.from_array(w, "w"), onnx.numpy_helper.from_array(b, "b")]
-    graph = onnx.helper.make_graph(nodes, "g", [x], [y], inits)
-    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
-    feeds = {"input": rng.standard_normal((2, channels, 8, 8)).astype(np.float32)}
-    return model, feeds
-
-
-CASES = {"float_conv": _float_conv, "qdq_conv": lambda: qdq_conv(127, channels=2048)}
+CASES = {"float_conv": float_conv_model, "qdq_conv": lambda: qdq_conv(127, channels=2048)}
 
 
 def _whole_session(model: onnx.ModelProto, optimize: bool) -> ort.InferenceSession:
@@ -80,7 +63,7 @@ def test_onnxruntime_writes_the_same_optimized_graph(monkeypatch, tmp_path, case
 
 
 def test_the_session_keeps_its_arrays_after_the_model_is_gone():
-    model, feeds = _float_conv()
+    model, feeds = float_conv_model()
     want = _whole_session(model, False).run(None, feeds)
     session = numerics.session(model)
     del model
@@ -90,7 +73,7 @@ def test_the_session_keeps_its_arrays_after_the_model_is_gone():
 
 
 def test_the_model_is_not_modified():
-    model, _ = _float_conv()
+    model, _ = float_conv_model()
     before = model.SerializeToString()
     numerics.session(model)
     assert model.SerializeToString() == before

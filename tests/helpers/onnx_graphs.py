@@ -81,3 +81,21 @@ def gemm_bn_model(*, trans_b: int = 1, seed: int = 0):
         [tensor_info("y", [None] * 2)],
         [*inits, *bn_params("bn", 3, rng)],
     )
+
+
+def float_conv_model(channels: int = 64):
+    """``(model, feeds)``: Conv (147 KB of float weights, over ``IN_MEMORY_BYTES``) + Relu."""
+    rng = np.random.default_rng(3)
+    x = onnx.helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [2, channels, 8, 8])
+    y = onnx.helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, None)
+    w = rng.standard_normal((channels, channels, 3, 3)).astype(np.float32)  # 147 KB
+    b = rng.standard_normal(channels).astype(np.float32)
+    nodes = [
+        onnx.helper.make_node("Conv", ["input", "w", "b"], ["c"], pads=[1, 1, 1, 1]),
+        onnx.helper.make_node("Relu", ["c"], ["output"]),
+    ]
+    inits = [onnx.numpy_helper.from_array(w, "w"), onnx.numpy_helper.from_array(b, "b")]
+    graph = onnx.helper.make_graph(nodes, "g", [x], [y], inits)
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    feeds = {"input": rng.standard_normal((2, channels, 8, 8)).astype(np.float32)}
+    return model, feeds
