@@ -32,6 +32,11 @@ log = logging.getLogger(__name__)
 
 DETACHED = "qdqforge-detached-tensor"  # the external "location" of a placeholder
 MIN_BYTES = 2**20  # smaller tensors stay in the proto (shape inputs, scales, biases)
+_PACKED = {
+    getattr(onnx.TensorProto, name)
+    for name in ("INT4", "UINT4", "FLOAT4E2M1", "INT2", "UINT2")
+    if hasattr(onnx.TensorProto, name)
+}
 REAP_BYTES = 64 * 2**20  # below this, a dropped graph is left to the collector's own pace
 
 
@@ -116,7 +121,7 @@ def in_memory_initializers(
     _copy_fields(graph, skeleton.graph, skip={"initializer"})
     arrays = {}
     for tensor in graph.initializer:
-        if tensor.data_location != onnx.TensorProto.EXTERNAL and len(tensor.raw_data) >= min_bytes:
+        if _raw_bytes(tensor) >= min_bytes:  # from dims: reading raw_data copies it
             dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
             array = np.frombuffer(tensor.raw_data, dtype).reshape(tuple(tensor.dims))
             skeleton.graph.initializer.append(placeholder(tensor.name, array, location))
@@ -124,6 +129,16 @@ def in_memory_initializers(
         else:
             skeleton.graph.initializer.add().CopyFrom(tensor)
     return skeleton, arrays
+
+
+def _raw_bytes(tensor: onnx.TensorProto) -> int:
+    """Bytes of ``tensor``'s ``raw_data`` (0 when its data lies elsewhere), from its dims."""
+    if tensor.data_location == onnx.TensorProto.EXTERNAL or not tensor.HasField("raw_data"):
+        return 0
+    if tensor.data_type in _PACKED or tensor.data_type == onnx.TensorProto.STRING:
+        return 0  # sub-byte types pack two values a byte: left in the proto
+    itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    return int(np.prod(tensor.dims, dtype=np.int64)) * itemsize
 
 
 def _copy_fields(source, target, skip: set[str]) -> None:
