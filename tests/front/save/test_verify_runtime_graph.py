@@ -3,8 +3,8 @@
 The save-time check's runtime stage runs that graph (``numerics.optimized_graph``) with
 optimizations off, forced and free, and takes the user's end-to-end outputs from the free run
 instead of building one more default session. That is sound only if the two compute the same
-thing: here every saved model (fake-quant, QDQ with its fused integer kernels, deploy) of a CNN,
-a MobileNet and a transformer gives bit-identical outputs both ways.
+thing: here every saved model (fake-quant, QDQ with its fused integer kernels, deploy) of a CNN
+and a transformer gives bit-identical outputs both ways (a MobileNet too, when this was written).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from tests.helpers.ptq_flow import run_seed_flow
 from tests.helpers.torch_models import build
 
 
-@pytest.fixture(scope="module", params=["resnet", "mobilenet", "transformer"])
+@pytest.fixture(scope="module", params=["resnet", "transformer"])
 def saved(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(request.param)
     model, (x,) = build(request.param)

@@ -62,12 +62,18 @@ def _flow(tmp_path, model: nn.Module):
     return onnx_file, record
 
 
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    """The modified ONNX and record of the plain net (each test saves into its own folder)."""
+    return _flow(tmp_path_factory.mktemp("calibrated"), _Net().eval())
+
+
 def _report(save_path) -> dict:
     return json.loads(verify_path(save_path).read_text())
 
 
-def test_two_of_eight_samples_by_default_all_with_samples_none(tmp_path):
-    onnx_file, record = _flow(tmp_path, _Net().eval())
+def test_two_of_eight_samples_by_default_all_with_samples_none(calibrated, tmp_path):
+    onnx_file, record = calibrated
     qdqforge.save_model(str(onnx_file), str(record), str(tmp_path / "two"))
     report = _report(tmp_path / "two")
     assert report["samples"] == {"used": 2, "given": 8}
@@ -82,8 +88,10 @@ def test_two_of_eight_samples_by_default_all_with_samples_none(tmp_path):
     assert totals[1] == 4 * totals[0]
 
 
-def test_a_model_that_cannot_run_fewer_samples_is_checked_on_the_whole_batch(tmp_path, caplog):
-    onnx_file, record = _flow(tmp_path, _Net().eval())
+def test_a_model_that_cannot_run_fewer_samples_is_checked_on_the_whole_batch(
+    calibrated, tmp_path, caplog
+):
+    onnx_file, record = calibrated
     paths = qdqforge.save_model(str(onnx_file), str(record), str(tmp_path / "net"), verify=False)
     reference = _WholeBatchOnly(calibration_reference(io.load(onnx_file), read_record(record)), 8)
     with caplog.at_level("INFO", logger="qdqforge.front.save.verify"):
@@ -107,8 +115,8 @@ def test_a_static_batch_is_not_cut(tmp_path):
 
 
 @pytest.mark.parametrize("model", ["fake_quant", "deploy"])
-def test_a_wrong_scale_is_found_on_two_samples(tmp_path, model):
-    onnx_file, record = _flow(tmp_path, _Net().eval())
+def test_a_wrong_scale_is_found_on_two_samples(calibrated, tmp_path, model):
+    onnx_file, record = calibrated
     paths = qdqforge.save_model(str(onnx_file), str(record), str(tmp_path / "net"), verify=False)
     tamper(getattr(paths, model), scaled("fc.quant.scale", 1.05))
     reference = calibration_reference(io.load(onnx_file), read_record(record))
