@@ -28,8 +28,8 @@ def session(
     place. The arrays live as long as the session. ``written_to``: the path
     onnxruntime writes the graph it runs to (``optimized_model_filepath``). ``prepack=False``:
     the kernels do not repack constant weights into their own layouts (a copy of every weight
-    and most of a session's set-up on weight-heavy models: 0.60 GB MLP 1.9 s -> 1.0 s; runs
-    take longer and Gemm/MatMul may sum in another order).
+    and about half of a session's set-up on weight-heavy models: 0.60 GB MLP 1.9 s -> 1.0 s;
+    runs take longer and Gemm/MatMul may sum in another order).
     """
     from qdqforge.graph.detached import in_memory_initializers
     from qdqforge.graph.held_arrays import held_arrays

@@ -52,7 +52,8 @@ BIAS_GRID = "bias_grid"  # measured, never judged (verify_bias)
 
 @dataclass(frozen=True)
 class VerifyBudget:
-    """Allowed disagreement between two forced runs (module docstring)."""
+    """Allowed disagreement between two forced runs (module docstring), and how many samples of
+    the example batch the check runs (``samples``; ``None``: all; ``graph.batch_samples``)."""
 
     max_steps: int = 1
     flip_fraction: float = 1e-3

@@ -31,7 +31,7 @@ Run = tuple[list[np.ndarray], dict[str, np.ndarray]]
 
 def reference_session(model: onnx.ModelProto):
     """The reference stage's session: optimizations off, weights not prepacked (prepacking
-    copies every weight and is most of a session's set-up on weight-heavy models; the runtime
+    copies every weight: about half of a session's set-up on weight-heavy models; the runtime
     stage runs onnxruntime's optimized graph with the kernels a default session uses)."""
     return numerics.session(model, prepack=False)
 
