@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper
 
@@ -72,6 +72,7 @@ FIXTURES = [HealthCheck.function_scoped_fixture]  # capsys is read out after eve
 @settings(suppress_health_check=FIXTURES)
 @given(name=NAMES)
 def test_record_show_escapes_layer_names(tmp_path_factory, capsys, name):
+    assume(name != "fc")  # the record's other layer: one entry would overwrite the other
     folder = tmp_path_factory.mktemp("rec")
     shapes = []
     for layer in (name, "plain"):
