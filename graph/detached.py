@@ -92,9 +92,7 @@ def weights_as_inputs(proto: onnx.ModelProto, names: set[str]) -> onnx.ModelProt
     (a session built from the full proto holds the serialized bytes, its parse and its own
     tensors: 3x the weights while it runs).
     """
-    graph, skeleton = proto.graph, onnx.ModelProto()
-    _copy_fields(proto, skeleton, skip={"graph"})
-    _copy_fields(graph, skeleton.graph, skip={"initializer"})
+    graph, skeleton = proto.graph, _without_initializers(proto)
     declared = {i.name for i in graph.input}  # an initializer may be a graph input already
     for tensor in graph.initializer:
         if tensor.name in names and tensor.name not in declared:
@@ -116,9 +114,7 @@ def in_memory_initializers(
     modified; a tensor already stored outside it (external data) is left as it is.
     ``location``: the placeholders' external location (``held_arrays`` names its own).
     """
-    graph, skeleton = proto.graph, onnx.ModelProto()
-    _copy_fields(proto, skeleton, skip={"graph"})
-    _copy_fields(graph, skeleton.graph, skip={"initializer"})
+    graph, skeleton = proto.graph, _without_initializers(proto)
     arrays = {}
     for tensor in graph.initializer:
         if _raw_bytes(tensor) >= min_bytes:  # from dims: reading raw_data copies it
@@ -139,6 +135,14 @@ def _raw_bytes(tensor: onnx.TensorProto) -> int:
         return 0  # sub-byte types pack two values a byte: left in the proto
     itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
     return int(np.prod(tensor.dims, dtype=np.int64)) * itemsize
+
+
+def _without_initializers(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``proto`` with every field but the graph's initializers."""
+    skeleton = onnx.ModelProto()
+    _copy_fields(proto, skeleton, skip={"graph"})
+    _copy_fields(proto.graph, skeleton.graph, skip={"initializer"})
+    return skeleton
 
 
 def _copy_fields(source, target, skip: set[str]) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import uuid
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -40,7 +40,7 @@ class Held:
 
     model: onnx.ModelProto
     arrays: dict[str, np.ndarray]
-    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    token: str  # in each placeholder's location, after HELD
 
     def __post_init__(self) -> None:
         _LIVE[self.token] = self
@@ -60,29 +60,23 @@ def held_arrays(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     Raises:
         GraphError: a placeholder whose :class:`Held` was let go.
     """
-    found = {}
-    for tensor in model.graph.initializer:
-        token = _token(tensor)
-        if token is None:
-            continue
-        held = _LIVE.get(token)
-        if held is None or tensor.name not in held.arrays:
-            raise GraphError(
-                f"initializer '{tensor.name}' is held outside the model and its arrays were "
-                "released before the model was run"
-            )
-        found[tensor.name] = held.arrays[tensor.name]
-    return found
+    tokens = ((tensor, _token(tensor)) for tensor in model.graph.initializer)
+    return {t.name: _held_array(t, token) for t, token in tokens if token is not None}
 
 
 def array_of(tensor: onnx.TensorProto) -> np.ndarray:
     """The value of an initializer, held or stored in the proto."""
     token = _token(tensor)
-    if token is None:
-        return numpy_helper.to_array(tensor)
+    return numpy_helper.to_array(tensor) if token is None else _held_array(tensor, token)
+
+
+def _held_array(tensor: onnx.TensorProto, token: str) -> np.ndarray:
     held = _LIVE.get(token)
     if held is None or tensor.name not in held.arrays:
-        raise GraphError(f"initializer '{tensor.name}': its held arrays were released")
+        raise GraphError(
+            f"initializer '{tensor.name}' is held outside the model and its arrays were "
+            "released before the model was run"
+        )
     return held.arrays[tensor.name]
 
 
