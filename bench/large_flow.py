@@ -6,7 +6,7 @@ calibration forwards, ``save_model`` with its verification) and/or the QAT set-u
 (``create_quant_retrain_config``, ``create_quant_retrain_model``, ``save_quant_retrain_model``)
 on :class:`bench.models.wide_mlp.WideMlp`, sampling RSS per stage (:mod:`bench.rss`), and prints
 one JSON line: the weight bytes, each stage's seconds and peak RSS, the RSS after building the
-model and the process's peak (``getrusage``) as multiples of the weights. The user's model is
+model and the process's peak (``VmHWM``) as multiples of the weights. The user's model is
 alive throughout (1x); the target is a process peak <= 2x the weights.
 """
 

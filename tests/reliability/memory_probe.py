@@ -4,8 +4,8 @@ Run as ``python -m tests.reliability.memory_probe N``. After importing everythin
 own address space at the current size plus :data:`HEADROOM` (``RLIMIT_AS``), so a bomb that is
 evaluated dies with MemoryError instead of taking the machine's memory. It prints one JSON line
 per (bomb, entry point): the error class and message it got (or ``null`` and a debug run's
-exit code), then a last line
-with its peak RSS before and after the bombs.
+exit code), then a last line with its peak RSS before and after the bombs (``VmHWM``: this
+process's own, not ``ru_maxrss``, which it would inherit from a larger pytest parent).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import resource
 import sys
 import tempfile
 from pathlib import Path
+
+from bench.rss import max_rss_bytes
 
 HEADROOM = 1 << 30
 
@@ -53,7 +55,7 @@ def main(n: int) -> None:
     from tests.reliability.bombs import KINDS, bomb
 
     calls = entry_points()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = max_rss_bytes() // 1024
     _cap_address_space()
     with tempfile.TemporaryDirectory() as tmp:
         for kind in KINDS:
@@ -62,7 +64,7 @@ def main(n: int) -> None:
             onnx.save(bomb(kind, n), path)
             for name, call in calls.items():
                 print(json.dumps({"kind": kind, "call": name, **_outcome(call, str(path))}))
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = max_rss_bytes() // 1024
     print(json.dumps({"maxrss_kb_before": before, "maxrss_kb_after": after}))
 
 

@@ -1,27 +1,31 @@
 """Child process of ``test_kernels_ifmr``'s memory test: peak RSS of an IFMR calibration stream.
 
-Run as ``python -m tests.runtime.calibration.ifmr_memory_probe BATCHES NUMEL``. It makes ``BATCHES``
-float32 batches of ``NUMEL`` values one at a time (each dropped after its update) and feeds them to
-an
-:class:`IfmrObserver`, reading the process's peak and current RSS (``ru_maxrss`` and
-``/proc/self/statm``: the kernel's counts, which no buffer accounting of the observer's can
-change) after :data:`SETTLE` batches, when one update's transient allocations have all been made
-once, and after the last one. Then the control:
-:data:`KEPT` more batches held in a list, as AMCT's concatenation holds them, must raise the
-current RSS by about their size, or the measurement could not see a growing observer either
-(the peak may not move: a first-use build of the compiled kernels can leave it tens of MiB
-above the current RSS). One JSON line
-of KiB figures comes out.
+Run as ``python -m tests.runtime.calibration.ifmr_memory_probe BATCHES NUMEL``. It makes
+``BATCHES`` float32 batches of ``NUMEL`` values one at a time (each dropped after its update) and
+feeds them to an :class:`IfmrObserver`, reading the process's peak RSS and its current anonymous
+RSS (``VmHWM`` and ``RssAnon``, :mod:`bench.rss`: the kernel's counts, which no buffer accounting
+of the observer's can change) after :data:`SETTLE` batches, when one update's transient
+allocations have all been made once, and after the last one. Then the control: :data:`KEPT` more
+batches held in a list, as AMCT's concatenation holds them, must raise the current RSS by about
+their size, or the measurement could not see a growing observer either (the peak may not move: a
+first-use build of the compiled kernels can leave it tens of MiB above the current RSS). One JSON
+line of KiB figures comes out.
+
+Not ``ru_maxrss``: Linux carries it from the parent across ``fork`` and ``execve``, so under
+pytest (9.4 GB peak in a CI run) it read the parent's figure before and after and the peak could
+not move. Not the whole current RSS: it counts mapped code and file pages, which the kernel drops
+and faults in again; a CI run read 13.4 MB more of it after the stream than after settling
+(which pages is not known; alone, every run reads 0-2 MiB in anonymous and file pages alike).
 """
 
 from __future__ import annotations
 
 import json
-import resource
 import sys
 
 import torch
 
+from bench.rss import anonymous_rss_bytes, max_rss_bytes
 from qdqforge.runtime.calibration.ifmr import IfmrObserver
 
 SETTLE = 8
@@ -29,12 +33,11 @@ KEPT = 32
 
 
 def peak_rss_kib() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return max_rss_bytes() // 1024
 
 
 def rss_kib() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * resource.getpagesize() // 1024
+    return anonymous_rss_bytes() // 1024
 
 
 def main(batches: int, numel: int) -> None:
