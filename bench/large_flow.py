@@ -92,8 +92,6 @@ def main(argv: list[str] | None = None) -> None:
         io.EXTERNAL_THRESHOLD = int(args.external_mb * 2**20)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     os.environ.setdefault("QDQFORGE_PROGRESS", "0")
-    # a > 2 GB model is never cached (limit 1 GB): keep a smaller instance uncached as well
-    os.environ.setdefault("QDQFORGE_EXPORT_CACHE", "0")
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)

@@ -56,10 +56,14 @@ class Recipe:
     context: PassContext
     options: Mapping[str, Mapping] = field(default_factory=dict)
 
-    def run(self, model: onnx.ModelProto | Graph | str) -> Graph:
-        """The graph after every pass of the recipe (``model`` itself is not changed)."""
+    def run(self, model: onnx.ModelProto | Graph | str, *, consume: bool = False) -> Graph:
+        """The graph after every pass of the recipe (``model`` itself is not changed, except a
+        Graph given with ``consume=True``: rewritten in place, see ``run_pipeline``)."""
         log.debug("recipe %s: %s", self.name, " -> ".join(self.passes))
-        return run_pipeline(model, self.passes, ctx=self.context, options=self.options).graph
+        result = run_pipeline(
+            model, self.passes, ctx=self.context, options=self.options, consume=consume
+        )
+        return result.graph
 
 
 def dmq_statistics(config: QuantConfig) -> Recipe:

@@ -92,7 +92,7 @@ def weights_as_inputs(proto: onnx.ModelProto, names: set[str]) -> onnx.ModelProt
     (a session built from the full proto holds the serialized bytes, its parse and its own
     tensors: 3x the weights while it runs).
     """
-    graph, skeleton = proto.graph, _without_initializers(proto)
+    graph, skeleton = proto.graph, without_initializers(proto)
     declared = {i.name for i in graph.input}  # an initializer may be a graph input already
     for tensor in graph.initializer:
         if tensor.name in names and tensor.name not in declared:
@@ -114,7 +114,7 @@ def in_memory_initializers(
     modified; a tensor already stored outside it (external data) is left as it is.
     ``location``: the placeholders' external location (``held_arrays`` names its own).
     """
-    graph, skeleton = proto.graph, _without_initializers(proto)
+    graph, skeleton = proto.graph, without_initializers(proto)
     arrays = {}
     for tensor in graph.initializer:
         if _raw_bytes(tensor) >= min_bytes:  # from dims: reading raw_data copies it
@@ -137,12 +137,29 @@ def _raw_bytes(tensor: onnx.TensorProto) -> int:
     return int(np.prod(tensor.dims, dtype=np.int64)) * itemsize
 
 
-def _without_initializers(proto: onnx.ModelProto) -> onnx.ModelProto:
+def without_initializers(proto: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of ``proto`` with every field but the graph's initializers."""
     skeleton = onnx.ModelProto()
     _copy_fields(proto, skeleton, skip={"graph"})
     _copy_fields(proto.graph, skeleton.graph, skip={"initializer"})
     return skeleton
+
+
+def without_raw_data(tensor: onnx.TensorProto) -> onnx.TensorProto:
+    """A copy of ``tensor`` with every field but ``raw_data`` (its bytes are never copied)."""
+    stub = onnx.TensorProto()
+    for field in tensor.DESCRIPTOR.fields:  # not ListFields: it would copy raw_data out
+        if field.name == "raw_data":
+            continue
+        value = getattr(tensor, field.name)
+        if field.is_repeated:
+            getattr(stub, field.name).extend(value)
+        elif tensor.HasField(field.name):
+            if field.type == field.TYPE_MESSAGE:
+                getattr(stub, field.name).CopyFrom(value)
+            else:
+                setattr(stub, field.name, value)
+    return stub
 
 
 def _copy_fields(source, target, skip: set[str]) -> None:
@@ -193,6 +210,18 @@ def materialize(graph: Graph) -> None:
     domains = graph.gs.import_domains
     if domains is not None:  # None means "opset only" to gs: kept as it is
         graph.gs.import_domains = [onnx.helper.make_opsetid(o.domain, o.version) for o in domains]
+
+
+def release_orphan(const: Constant) -> None:
+    """Drop the array of a constant no node reads any more (a pass just replaced it).
+
+    A gs tensor is a reference cycle (its ``outputs`` list refers back to it), so a replaced
+    constant and its array live until the cyclic collector runs, which large arrays never
+    trigger and which the pass manager pauses: ARQ's float weights stayed beside the quantized
+    ones until the end of the pipeline. A graph copy that shares the array keeps it.
+    """
+    if not const.outputs:
+        const.values = np.empty((0,), dtype=const.dtype)
 
 
 def constant_bytes(graph: Graph) -> int:

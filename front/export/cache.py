@@ -16,13 +16,18 @@ entry also holds the values' hash and is reused only for the same values; dynamo
 depend on them.
 
 A hit returns a fresh copy (callers rewrite graphs in place) and the cache holds no reference to
-the model. Models it cannot read (:class:`~qdqforge.front.export.fingerprint.UncacheableError`) and
-models whose weights exceed the size limit are exported every time, as is everything when the cache
-is off. Settings (read at each call):
+the model. It does not hold the model's weights either: initializers that are byte for byte the
+model's parameters and buffers are kept as stubs and filled from the model in hand on a hit
+(:mod:`.cache_weights`; the key guarantees those bytes are unchanged), so an entry holds the
+graph's structure and the exporter's own constants, whatever the model's size. Models it cannot
+read (:class:`~qdqforge.front.export.fingerprint.UncacheableError`) and graphs whose own
+constants exceed the size limit are exported every time, as is everything when the cache is off.
+Settings (read at each call):
 
 * ``QDQFORGE_EXPORT_CACHE=0``: off.
-* ``QDQFORGE_EXPORT_CACHE_MB``: the most the cached graphs may hold together (default 1024; the
-  least recently used entries go first; at most :data:`MAX_ENTRIES` graphs).
+* ``QDQFORGE_EXPORT_CACHE_MB``: the most the cached graphs may hold together, the model's
+  weights not counted (default 1024; the least recently used entries go first; at most
+  :data:`MAX_ENTRIES` graphs).
 
 :func:`clear_export_cache` empties it.
 """
@@ -41,6 +46,7 @@ import torch
 from torch import nn
 
 from qdqforge.front.export import fingerprint
+from qdqforge.front.export.cache_weights import Weightless, weightless, with_weights
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +59,7 @@ _VALUE_DEPENDENT = ("torchscript",)  # exporters whose graphs may depend on the 
 
 @dataclass
 class _Entry:
-    proto: onnx.ModelProto
+    stored: Weightless
     exporter: str
     values: bytes | None  # hash of the inputs when the graph may depend on their values
     size: int
@@ -78,8 +84,7 @@ class ExportCache:
 
     def key(self, model: nn.Module, args: tuple[torch.Tensor, ...], options: dict) -> bytes | None:
         """The cache key of this export, or None when it must not be cached."""
-        limit = _limit_bytes()
-        if limit is None or fingerprint.weight_bytes(model) > limit:
+        if _limit_bytes() is None:
             self.stats.uncached += 1
             return None
         try:
@@ -91,33 +96,41 @@ class ExportCache:
         extra = f"{fingerprint.input_signature(args)}|{sorted(options.items())!r}"
         return hashlib.sha256(digest + extra.encode()).digest()
 
-    def get(self, key: bytes | None, args: tuple[torch.Tensor, ...]) -> onnx.ModelProto | None:
-        """A copy of the cached graph for ``key``, or None (a miss)."""
+    def get(
+        self, key: bytes | None, args: tuple[torch.Tensor, ...], model: nn.Module
+    ) -> onnx.ModelProto | None:
+        """A copy of the cached graph for ``key`` with ``model``'s weights, or None (a miss)."""
         if key is None:
             return None
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
                 self._entries.move_to_end(key)
-        if entry is None or (
-            entry.values is not None and entry.values != fingerprint.input_values(args)
-        ):
+        same_values = entry is not None and (
+            entry.values is None or entry.values == fingerprint.input_values(args)
+        )
+        proto = with_weights(entry.stored, model) if same_values else None
+        if proto is None:
             self.stats.misses += 1
             return None
         self.stats.hits += 1
         log.info("export cache hit: reusing the %s exporter's graph", entry.exporter)
-        return _copy(entry.proto)
+        return proto
 
-    def put(self, key: bytes | None, proto: onnx.ModelProto, exporter: str, args) -> None:
-        """Keep a copy of ``proto`` (made by ``exporter`` from ``args``) under ``key``."""
+    def put(
+        self, key: bytes | None, proto: onnx.ModelProto, exporter: str, args, model: nn.Module
+    ) -> None:
+        """Keep ``proto`` (made by ``exporter`` from ``args``) under ``key``, without the
+        initializers that are ``model``'s tensors."""
         limit = _limit_bytes()
         if key is None or limit is None:
             return
-        size = proto.ByteSize()
+        stored = weightless(proto, model)
+        size = stored.proto.ByteSize()
         if size > limit:
             return
         values = fingerprint.input_values(args) if exporter in _VALUE_DEPENDENT else None
-        entry = _Entry(_copy(proto), exporter, values, size)
+        entry = _Entry(stored, exporter, values, size)
         with self._lock:
             self._entries[key] = entry
             self._entries.move_to_end(key)
@@ -143,12 +156,6 @@ def _limit_bytes() -> int | None:
         log.warning("%s is not a number; using %d", ENV_LIMIT_MB, DEFAULT_LIMIT_MB)
         megabytes = DEFAULT_LIMIT_MB
     return int(megabytes * 2**20) if megabytes > 0 else None
-
-
-def _copy(proto: onnx.ModelProto) -> onnx.ModelProto:
-    copy = onnx.ModelProto()
-    copy.CopyFrom(proto)
-    return copy
 
 
 CACHE = ExportCache()

@@ -96,12 +96,12 @@ def export(
     options = {"opset": opset, "dynamic_batch": dynamic_batch}
     with EXPORT_LOCK, torch.random.fork_rng(devices=[]):  # dropout runs: keep the user's RNG
         key = CACHE.key(model, args, {**options, "exporter": exporter, "check": check})
-        proto = CACHE.get(key, args)
+        proto = CACHE.get(key, args, model)
         if proto is None:
             names = attempts.plan(exporter, opset)
             proto, used = _export_checked(model, args, names, check, options)
             _annotate(proto, model, used)
-            CACHE.put(key, proto, used, args)
+            CACHE.put(key, proto, used, args, model)
     if path is not None:
         graph_io.save(proto, path)
         log.info("saved ONNX model to %s", os.fspath(path))

@@ -108,11 +108,12 @@ def quantize_model(
     refuse_channel_wise(config, model)
     modified = ptq_modified_graph(config, recorded_factors(config, record_file))
     # the passes run on a graph holding its own arrays, the exported proto dropped first (run
-    # on the proto, ARQ's float weights, loaded from it, stayed beside it and the quantized ones)
+    # on the proto, ARQ's float weights, loaded from it, stayed beside it and the quantized ones),
+    # and rewrite it in place: a copy shares its arrays, so the float weights would stay too
     exported = graph_with_arrays(entry.proto)
     del entry
     reap_dropped(constant_bytes(exported))  # dropped gs objects (cycles) referring into it too
-    graph = modified.run(exported)
+    graph = modified.run(exported, consume=True)
     keep_producer(exported, graph)
     del exported
     reap_dropped(constant_bytes(graph))  # the float weights ARQ replaced

@@ -27,8 +27,13 @@ def run_pipeline(
     options: Mapping[str, Any] | None = None,
     instruments: Sequence = (),
     label: str | None = None,
+    consume: bool = False,
 ) -> PassResult:
     """Run ``passes`` (registry names or pass instances) over ``model`` (copied when a Graph).
+
+    ``consume=True``: a Graph ``model`` is rewritten in place, not copied; the caller gives it
+    up. gs's copy shares the constants' arrays, so the copied-from graph kept every array a pass
+    replaced (ARQ's float weights beside the quantized ones: 1x the weights more at the peak).
 
     ``options`` maps a pass name to its options (a dict of its ``options_type`` fields, or an
     instance of it); every entry is checked, also for passes this pipeline does not run.
@@ -39,10 +44,16 @@ def run_pipeline(
         PassError: an unknown pass name or option key (named), options for a pass given as an
             instance, or a pass that failed.
     """
-    graph = model.copy() if isinstance(model, Graph) else io.load(model)
+    graph = _working_graph(model, consume)
     chosen = build_passes(passes, options or {})
     extra = instruments_from_env(label or "-".join(p.name for p in chosen))
     return PassManager(chosen, instruments=[*instruments, *extra])(graph, ctx)
+
+
+def _working_graph(model: onnx.ModelProto | Graph | str, consume: bool) -> Graph:
+    if isinstance(model, Graph):
+        return model if consume else model.copy()
+    return io.load(model)
 
 
 def build_passes(passes: Sequence[str | GraphPass], options: Mapping[str, Any]) -> list[GraphPass]:

@@ -26,6 +26,7 @@ import onnx_graphsurgeon as gs
 import torch
 
 from qdqforge.graph import query
+from qdqforge.graph.detached import release_orphan
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import WEIGHT_AXIS, LayerSite, layer_site
 from qdqforge.graph.naming import taken_names, unique_name
@@ -70,6 +71,7 @@ def _quantize(
         site.node if site.node.inputs[1] is site.weight else query.producer(site.node.inputs[1])
     )
     holder.inputs[holder.inputs.index(site.weight)] = new  # Linear on 3-D: the Transpose's input
+    release_orphan(site.weight)
     if site.weight.name in graph.parameters:
         graph.add_parameters([new.name])
     graph.stamp(site.node, "arq_weights", "quantize_weight", [site.node], "replace")

@@ -106,7 +106,7 @@ def test_switch_off(runs, monkeypatch):
 
 
 def test_size_limit(runs, monkeypatch):
-    monkeypatch.setenv(ENV_LIMIT_MB, "0.0001")  # 104 bytes: the MLP's 500 bytes do not fit
+    monkeypatch.setenv(ENV_LIMIT_MB, "0.0001")  # 104 bytes: the MLP graph's nodes alone do not fit
     model, x = mlp(), torch.randn(4, 6)
     qdqforge.export(model, x)
     qdqforge.export(model, x)
