@@ -4,8 +4,10 @@ For every model (``flow_models.py``: ResNet-18, MobileNetV3-Large, a BERT-base-s
 EfficientNet-Lite0) and pipeline (``flow_worker.py``: ``ort``, ``ptq``, ``ptq_dmq``, ``qat``),
 one fresh process runs the pipeline and reports each stage's wall time and peak RSS; the table
 puts them side by side with the ratio to onnxruntime's pipeline (total) and of the calibration
-forwards to the plain torch model's forwards of the same batches. The 1-minute load average is
-recorded before each process (the machine is shared: compare ratios of one run).
+forwards to the plain torch model's forwards of the same batches (and of the observing forwards
+alone, all but the last, over an eager batch, with what the last one adds: the scale search and
+the record write). The 1-minute load average is recorded before each process (the machine is
+shared: compare ratios of one run).
 
 Targets: qdqforge's PTQ flow <= 1.5x onnxruntime's pipeline; calibration forwards <= 1.1x eager.
 

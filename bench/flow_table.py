@@ -78,7 +78,18 @@ def _calib_ratio(result: dict) -> str:
         return ""
     cpu, eager_cpu = result.get("calib_cpu_s"), result.get("eager_cpu_s")
     cpu_ratio = f", CPU {cpu / eager_cpu:.2f}x" if cpu and eager_cpu else ""
-    return f"{calib / eager:.2f}x ({calib:.1f}/{eager:.1f}){cpu_ratio}"
+    return f"{calib / eager:.2f}x ({calib:.1f}/{eager:.1f}){cpu_ratio}{_observing(result)}"
+
+
+def _observing(result: dict) -> str:
+    """The forwards before the last over the eager forward of a batch, and what the last one
+    spends beyond them (the scale search and the record write)."""
+    each = result.get("calib_forwards_s") or []
+    if len(each) < 2:
+        return ""
+    per_batch = result["eager_s"] / len(each)
+    observing = sum(each[:-1]) / len(each[:-1])
+    return f"; observing {observing / per_batch:.2f}x, end +{each[-1] - observing:.2f} s"
 
 
 def _or_blank(value) -> str:

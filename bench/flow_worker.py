@@ -10,7 +10,9 @@ prints one JSON line: ``{"model", "pipeline", "stages": [{"name", "seconds", "pe
   scale search included), ``save`` (``save_model`` with its verification). ``eager_s`` /
   ``eager_cpu_s``: the plain torch model's forwards over the same batches, wall and process CPU
   time (median of two passes before and two after calibration, after a warm-up forward);
-  ``calib_cpu_s``: the calibration stage's process CPU time.
+  ``calib_cpu_s``: the calibration stage's process CPU time; ``calib_forwards_s``: each
+  calibration forward's wall time (the last one also runs the scale search and writes the
+  record).
 * ``qat``: ``create_quant_retrain_config``, ``create_quant_retrain_model``, the ``batch_num``
   clip-initialising forwards (train mode, no gradients) and ``save_quant_retrain_model``.
 * ``ort``: onnxruntime's own pipeline: ``torch.onnx.export`` (torch's defaults), ORT's
@@ -65,6 +67,17 @@ def forward_all(module, batches: list) -> None:
             module(*x) if isinstance(x, tuple) else module(x)
 
 
+def timed_forwards(module, batches: list) -> list[float]:
+    """Wall seconds of each forward (the last calibration forward also searches the scales and
+    writes the record)."""
+    seconds = []
+    for batch in batches:
+        start = time.perf_counter()
+        forward_all(module, [batch])
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
 def timed(action) -> tuple[float, float]:
     """(wall seconds, process CPU seconds) of ``action()``."""
     start, cpu = time.perf_counter(), time.process_time()
@@ -89,8 +102,8 @@ def run_ptq(model, batches: list, out: Path, stages: Stages, dmq: bool) -> dict:
             amct.quantize_preprocess(str(cfg), str(record), model, example), batches))  # fmt: skip
     calib = stages.run("quantize_model", lambda: amct.quantize_model(
         str(cfg), str(modified), str(record), model, example))  # fmt: skip
-    cpu = time.process_time()
-    stages.run("calibration", lambda: forward_all(calib, batches))
+    cpu, each = time.process_time(), []
+    stages.run("calibration", lambda: each.extend(timed_forwards(calib, batches)))
     calib_cpu = time.process_time() - cpu
     eager += [timed(lambda: forward_all(model, batches)) for _ in range(2)]
     stages.run("save", lambda: amct.save_model(str(modified), str(record), str(out / "net")))
@@ -98,6 +111,7 @@ def run_ptq(model, batches: list, out: Path, stages: Stages, dmq: bool) -> dict:
         "eager_s": statistics.median(wall for wall, _ in eager),
         "eager_cpu_s": statistics.median(cpu for _, cpu in eager),
         "calib_cpu_s": calib_cpu,
+        "calib_forwards_s": each,
     }
 
 
