@@ -38,6 +38,18 @@ def external_size(graph: Graph) -> tuple[onnx.ModelProto, dict[str, np.ndarray],
     return proto, arrays, proto.ByteSize() + sum(a.nbytes for a in arrays.values())
 
 
+def filled(proto: onnx.ModelProto, arrays: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """``proto`` from :func:`external_size` with each placeholder given its array's bytes (in
+    place): the proto ``io.to_proto`` makes of the graph, byte for byte, without exporting the
+    graph a second time."""
+    for tensor in _get_initializer_tensors(proto):
+        if detached.is_placeholder(tensor):
+            tensor.ClearField("external_data")
+            tensor.ClearField("data_location")
+            tensor.raw_data = np.ascontiguousarray(arrays[tensor.name]).tobytes()
+    return proto
+
+
 def save_graph_external(
     proto: onnx.ModelProto, arrays: dict[str, np.ndarray], staged: Path
 ) -> Path:

@@ -42,10 +42,12 @@ class StagedFiles:
 
     def add_model(self, model: onnx.ModelProto | Graph, target: str | os.PathLike) -> Path:
         """Stage ``model`` for ``target`` (external data ``<name>.data`` above ~2 GB)."""
-        if isinstance(model, Graph) and not io.graph_needs_external_data(model):
-            model = io.to_proto(model)
-        if isinstance(model, onnx.ModelProto) and not io.needs_external_data(model):
-            return self.add_bytes(target, model.SerializeToString())
+        if isinstance(model, Graph):
+            data = io.graph_bytes(model)
+        else:
+            data = None if io.needs_external_data(model) else model.SerializeToString()
+        if data is not None:
+            return self.add_bytes(target, data)
         named, target = Path(target), io.prepare_data_target(target)
         folder = Path(tempfile.mkdtemp(dir=target.parent, prefix=".qdqforge-"))
         self._folders.append(folder)
