@@ -95,6 +95,18 @@ def finite_batch(x: torch.Tensor, layer: str | None = None) -> torch.Tensor | No
     return flat
 
 
+def divide(t: torch.Tensor, n: float) -> torch.Tensor:
+    """``t / n`` correctly rounded on every device.
+
+    CUDA divides by a host scalar as ``t * (1 / n)`` with the reciprocal rounded first (PyTorch's
+    true-division kernel), one ulp off the quotient for some values: ``4.2 / 255`` gave
+    ``0.016470588`` on an H200 against ``0.016470587`` on CPU, so a scale, and every value on a
+    rounding tie of its grid, depended on the device. A divisor on ``t``'s own device takes the
+    elementwise IEEE division everywhere.
+    """
+    return t / torch.full((), n, dtype=t.dtype, device=t.device)
+
+
 def symmetric_scale(
     min_val: torch.Tensor | float, max_val: torch.Tensor | float, num_bits: int = 8
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,7 +122,7 @@ def symmetric_scale(
     """
     lo, hi = _as_float_tensor(min_val).abs(), _as_float_tensor(max_val).abs()
     qmin, qmax = int_range(num_bits)
-    scale = torch.where(lo > hi, lo / -qmin, torch.maximum(lo, hi) / qmax)
+    scale = torch.where(lo > hi, divide(lo, -qmin), divide(torch.maximum(lo, hi), qmax))
     scale = torch.where(scale < FLT_EPSILON, torch.ones_like(scale), scale)
     return scale, torch.zeros(scale.shape, dtype=torch.int64, device=scale.device)
 
@@ -131,7 +143,7 @@ def asymmetric_scale_offset(
     lo = torch.clamp(_as_float_tensor(min_val), max=0.0)
     hi = torch.clamp(_as_float_tensor(max_val), min=0.0)
     qmin, _ = int_range(num_bits)
-    scale = (hi - lo) / (2**num_bits - 1)
+    scale = divide(hi - lo, 2**num_bits - 1)
     degenerate = scale < FLT_EPSILON
     scale = torch.where(degenerate, torch.ones_like(scale), scale)
     offset = torch.round(qmin - lo / scale)

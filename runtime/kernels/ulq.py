@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from qdqforge.runtime.kernels.quant_math import FLT_EPSILON, int_range
+from qdqforge.runtime.kernels.quant_math import FLT_EPSILON, divide, int_range
 from qdqforge.runtime.kernels.ulq_act_cpu import (
     grid_forward,
     grid_one_buffer,
@@ -58,7 +58,7 @@ def fake_quant_grid(
 def ulq_scale_offset(clip_max, clip_min, num_bits: int = 8, _round: Round = torch.round):
     """``(s, o)`` from the clips; ``s`` keeps the clips' gradient, ``o`` is detached."""
     qmin, _ = int_range(num_bits)
-    s = (clip_max - clip_min) / (2**num_bits - 1)
+    s = divide(clip_max - clip_min, 2**num_bits - 1)
     return s, _round(qmin - clip_min / s).detach()
 
 
@@ -72,7 +72,7 @@ def sanitize_clips(clip_max, clip_min, prev_max, prev_min, num_bits: int = 8):
     """AMCT's fallbacks, without a device sync: invalid clips take the previous values."""
     clip_max = torch.where(clip_max < 0, prev_max, clip_max)
     clip_min = torch.where(clip_min > 0, prev_min, clip_min)
-    degenerate = (clip_max - clip_min) / (2**num_bits - 1) < FLT_EPSILON
+    degenerate = divide(clip_max - clip_min, 2**num_bits - 1) < FLT_EPSILON
     return torch.where(degenerate, prev_max, clip_max), torch.where(degenerate, prev_min, clip_min)
 
 
@@ -148,7 +148,7 @@ def _ulq_act_backward(ctx, grad, x, clip_max, clip_min, s, o):
     upper, lower = x > s * (qmax - o), x < s * (qmin - o)
     grad_x = torch.where(upper | lower, 0.0, grad)
     v = torch.where(upper, clip_max, torch.where(lower, clip_min, x)) / s
-    ge = grad * (ctx.round(v) - v) / (2**ctx.num_bits - 1)
+    ge = divide(grad * (ctx.round(v) - v), 2**ctx.num_bits - 1)
     return grad_x, (ge + grad * upper).sum(), (grad * lower - ge).sum()
 
 

@@ -21,7 +21,7 @@ import triton
 
 from qdqforge.runtime.kernels import ulq_triton as kernels
 from qdqforge.runtime.kernels.arq import arq_scale
-from qdqforge.runtime.kernels.quant_math import int_range
+from qdqforge.runtime.kernels.quant_math import divide, int_range
 from qdqforge.runtime.kernels.ulq import ulq_scale_offset
 
 BLOCK = 1024
@@ -75,7 +75,7 @@ class FusedUlqActFakeQuant(torch.autograd.Function):
                 x, grad, grad_x, params, parts, n, block=BLOCK, **IEEE
             )
         e, s_up, s_low = parts.sum(dim=1).unbind()
-        g = e / (2**ctx.num_bits - 1)
+        g = divide(e, 2**ctx.num_bits - 1)
         (max_shape, max_dtype), (min_shape, min_dtype) = ctx.clip_meta
         grad_max = (g + s_up).reshape(max_shape).to(max_dtype)
         grad_min = (s_low - g).reshape(min_shape).to(min_dtype)
