@@ -80,6 +80,22 @@ def _device_and_dtype(module: nn.Module) -> tuple[torch.device | None, torch.dty
 
 
 def guard_inputs(module: nn.Module, example: tuple[torch.Tensor, ...]) -> nn.Module:
-    """Register an :class:`InputGuard` for ``example`` on ``module``; returns ``module``."""
+    """Move ``module`` to ``example``'s device (the user's model and ``input_data`` on a GPU: the
+    returned module calibrates or trains there too; reimport builds it on the CPU) and register
+    an :class:`InputGuard` for ``example`` on it; returns ``module``."""
+    device = input_device(example)
+    if device is not None and device.type != "cpu":
+        module.to(device)
     module.register_forward_pre_hook(InputGuard(example))
     return module
+
+
+def input_device(example: tuple[torch.Tensor, ...]) -> torch.device | None:
+    """The one device of ``example``'s tensors; None for none or several."""
+    devices = {t.device for t in example if isinstance(t, torch.Tensor)}
+    return devices.pop() if len(devices) == 1 else None
+
+
+def module_device(module: nn.Module) -> torch.device | None:
+    """The device of the module's first parameter (or buffer); None without any."""
+    return _device_and_dtype(module)[0]

@@ -60,7 +60,7 @@ def quantize_preprocess(
     graph = dmq_statistics(entry.config).run(entry.proto)
     module = reimport(io.to_proto(graph)).train(model.training)  # dropout etc. as the user's
     write_record(record_file, {})
-    guard_inputs(module, entry.inputs)
+    module = guard_inputs(module, entry.inputs)
     module.register_forward_hook(_RecordWriter(record_file))
     return module
 

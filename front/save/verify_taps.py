@@ -21,6 +21,7 @@ import torch
 from onnx import helper
 from torch import nn
 
+from qdqforge.front.entry.input_guard import module_device
 from qdqforge.graph import numerics
 from qdqforge.graph.exposed_run import run_exposed
 from qdqforge.graph.forced_run import forced_run
@@ -75,7 +76,8 @@ def torch_run(module: nn.Module, inputs: Sequence[np.ndarray]) -> Run:
     """``(outputs, {tensor: integers})`` of ``module`` in eval mode (mode restored after)."""
     grids: dict[str, np.ndarray] = {}
     hooks = [m.register_forward_hook(_protocol_hook(grids)) for m in _grid_modules(module)]
-    args = [torch.from_numpy(np.array(a, copy=True)) for a in inputs]
+    device = module_device(module) or torch.device("cpu")  # a GPU-trained QAT model runs there
+    args = [torch.from_numpy(np.array(a, copy=True)).to(device) for a in inputs]
     was_training = module.training
     try:
         with torch.no_grad():
