@@ -96,14 +96,17 @@ def finite_batch(x: torch.Tensor, layer: str | None = None) -> torch.Tensor | No
 
 
 def divide(t: torch.Tensor, n: float) -> torch.Tensor:
-    """``t / n`` correctly rounded on every device.
+    """``t / n`` correctly rounded on every device (float32/float64).
 
     CUDA divides by a host scalar as ``t * (1 / n)`` with the reciprocal rounded first (PyTorch's
     true-division kernel), one ulp off the quotient for some values: ``4.2 / 255`` gave
     ``0.016470588`` on an H200 against ``0.016470587`` on CPU, so a scale, and every value on a
-    rounding tie of its grid, depended on the device. A divisor on ``t``'s own device takes the
-    elementwise IEEE division everywhere.
+    rounding tie of its grid, depended on the device. There the divisor is a tensor on ``t``'s
+    device (elementwise IEEE division). The CPU divides float32/float64 by a scalar exactly; half
+    and bfloat16 keep the scalar (a 16-bit divisor could not hold ``2^16 - 1``).
     """
+    if t.is_cpu or t.dtype not in (torch.float32, torch.float64):
+        return t / n
     return t / torch.full((), n, dtype=t.dtype, device=t.device)
 
 
