@@ -9,11 +9,14 @@ shows it on the planted outputs (on a VNNI CPU it must agree exactly too).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from onnx import helper
 
 from qdqforge.front.save import verify_runtime
+from qdqforge.front.save.verify_budget import Comparison, Violation
 from qdqforge.front.save.verify_runtime import cpu_has_vnni
 from qdqforge.graph import numerics
 from qdqforge.graph.kernel_audit import KernelCheck, audit_kernels, fused_integer_nodes
@@ -70,3 +73,23 @@ def test_the_cause_names_saturation_only_where_weights_can_saturate(monkeypatch,
         assert not verify_runtime._can_saturate(check)
     else:
         assert cause.startswith("int8 saturation") and verify_runtime._can_saturate(check)
+
+
+@pytest.mark.parametrize("vnni", [False, None, True])
+def test_weight_reduce_range_is_advised_only_where_int8_can_saturate(monkeypatch, vnni):
+    """With VNNI the products are summed into int32: 7-bit weights would not change the result."""
+    monkeypatch.setattr(verify_runtime, "cpu_has_vnni", lambda: vnni)
+    wide = KernelCheck("n", "QLinearConv", ("x",), 10, 1, 2, 0.1, True, 127)
+    narrow = KernelCheck("n", "QLinearConv", ("x",), 10, 1, 2, 0.1, True, 64)
+    violation = Violation("qdq", "n", "differs by 2 steps")
+    for kernels, tensor in (([wide], "n"), ([wide, narrow], "elsewhere.quant.out")):
+        comparison = Comparison("fake_quant_vs_qdq", "runtime", [], [], kernels=kernels)
+        issue = verify_runtime.runtime_issue(
+            "qdq", comparison, dataclasses.replace(violation, tensor=tensor), ["elsewhere"]
+        )
+        saturating = vnni is not True
+        assert (issue.fix == verify_runtime.FIX) == saturating, (kernels, tensor, issue.fix)
+        assert saturating or "weight_reduce_range" not in issue.fix
+    only_narrow = Comparison("fake_quant_vs_qdq", "runtime", [], [], kernels=[narrow])
+    issue = verify_runtime.runtime_issue("qdq", only_narrow, violation, [])
+    assert issue.fix == verify_runtime.FIX_NO_SATURATION
