@@ -6,7 +6,8 @@
 
 i.e. the right shift that lets the int32 accumulator be carried as int16 with least error.
 The accumulator ``err`` is ``[16, C]`` float64 whatever the number of batches; each term is
-exact in int64 (``floor`` is an arithmetic right shift) before it is summed in float64.
+exact in int32 (``floor`` is an arithmetic right shift) before it is squared and summed in
+float64.
 For DDP, all-reduce (sum) ``SearchNObserver.error`` before ``compute``.
 """
 
@@ -33,13 +34,23 @@ def shift_errors(s32: torch.Tensor, channel_axis: int = 1) -> torch.Tensor:
     """
     if s32.is_floating_point():
         s32 = torch.round(s32)
-    s32 = s32.to(torch.int64).clamp(*_INT32)
-    rows = s32.movedim(channel_axis, 0).reshape(s32.shape[channel_axis], -1)
-    errors = []
-    for n in range(1, MAX_SHIFT + 1):
-        carried = torch.clamp(rows >> n, *_INT16) << n
-        errors.append(((carried - rows).double() ** 2).sum(dim=1))
-    return torch.stack(errors)
+    s32 = s32.to(torch.int64).clamp(*_INT32).to(torch.int32)
+    rows = s32.movedim(channel_axis, 0).reshape(s32.shape[channel_axis], -1).contiguous()
+    return torch.stack([_squared_error_sums(rows, n) for n in range(1, MAX_SHIFT + 1)])
+
+
+def _squared_error_sums(rows: torch.Tensor, n: int) -> torch.Tensor:
+    """``sum((clip(rows >> n, int16) << n - rows)^2, dim=1)`` in int32, one buffer.
+
+    int32 holds every step (``32767 << 16`` and ``-32768 << 16`` fit; ``carried`` has the sign
+    of ``rows`` and at most its magnitude, or is 0 where ``|rows| < 2^n``, so ``carried - rows``
+    fits too): the differences are the int64 ones exactly, and their squares and row sums are
+    computed in float64 as before, bit for bit, with half the memory traffic.
+    """
+    carried = torch.bitwise_right_shift(rows, n).clamp_(*_INT16)
+    carried.bitwise_left_shift_(n).sub_(rows)
+    diff = carried.double()
+    return diff.mul_(diff).sum(dim=1)
 
 
 class SearchNObserver:

@@ -29,6 +29,32 @@ def test_errors_match_numpy(dtype):
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
 
 
+def int64_shift_errors(s32: torch.Tensor) -> torch.Tensor:
+    """The int64 formulation (each difference exact in int64, squared and summed in float64)."""
+    rows = torch.round(s32).to(torch.int64) if s32.is_floating_point() else s32.to(torch.int64)
+    rows = rows.clamp(-(2**31), 2**31 - 1).movedim(1, 0).reshape(s32.shape[1], -1)
+    return torch.stack([
+        ((torch.clamp(rows >> n, -32768, 32767) << n) - rows).double().pow(2).sum(dim=1)
+        for n in range(1, 17)
+    ])  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64, torch.float32, torch.float64])
+def test_int32_arithmetic_equals_int64_bit_for_bit(dtype):
+    """shift_errors works in int32: same differences, so the same float64 sums exactly, also at
+    the int32 and int16-times-2^N edges and beyond int32 (clamped)."""
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 6, 20, 20, generator=gen, dtype=torch.float64)
+    x = torch.round(x * 10 ** torch.empty(1, 6, 1, 1, dtype=torch.float64).uniform_(0, 10.5))
+    edges = [2**31 - 1, -(2**31), 2**31 + 5, -(2**31) - 7, 32767 * 2**16, -32768 * 2**16,
+             32768 * 2**16, 65535, -65536, 0, -1, 1]  # fmt: skip
+    x.view(-1)[: len(edges)] = torch.tensor(edges, dtype=torch.float64)
+    if not dtype.is_floating_point:
+        x = x.clamp(torch.iinfo(dtype).min, torch.iinfo(dtype).max)
+    x = x.to(dtype)
+    assert torch.equal(shift_errors(x), int64_shift_errors(x))
+
+
 def constructed_batch(gen: torch.Generator) -> torch.Tensor:
     """Channel 0 needs N=5 (multiples of 32 up to int16*32), 1 small odd values (N=1),
     2 multiples of 2^16 near 2^30 (N=16), 3 negative multiples of 2^10 (N=10)."""
