@@ -61,6 +61,39 @@ def assert_same_act_gradients(case: ActCase, y, y_ref, leaves_got, leaves_ref) -
     assert cmax.grad != 0
 
 
+def assert_ulq_act_matches(case: ActCase, fused, reference) -> torch.Tensor:
+    """``fused`` (FusedUlqActFakeQuant) against ``reference`` (UlqActFakeQuant) on ``case``, on
+    its tensors' device: forward equal, gradients as :func:`assert_same_act_gradients`; returns
+    the fused forward (detached)."""
+    x, cmax, cmin = leaves(case.x, case.clip_max, case.clip_min)
+    xr, cmax_r, cmin_r = leaves(case.x, case.clip_max, case.clip_min)
+    cmin_f = torch.zeros_like(cmax) if case.fixed_min else cmin
+    cmin_rf = torch.zeros_like(cmax_r) if case.fixed_min else cmin_r
+    y = fused.apply(x, cmax, cmin_f, case.bits)
+    y_ref = reference.apply(xr, cmax_r, cmin_rf, case.bits, torch.round)
+    assert torch.equal(y, y_ref)
+    assert_same_act_gradients(case, y, y_ref, (x, cmax, cmin), (xr, cmax_r, cmin_r))
+    return y.detach()
+
+
+def assert_ulq_weight_matches(case: WeightCase, fused, reference) -> None:
+    """``fused`` (FusedUlqWeightFakeQuant) against ``reference`` (UlqWeightFakeQuant) on
+    ``case``, on its tensors' device: forward and ``dL/dW`` equal, the scale gradient (a sum in
+    another order) within :func:`close_sums`."""
+    m, s = leaves(case.m, case.scale)
+    mr, sr = leaves(case.m, case.scale)
+    y = fused.apply(m, s, case.bits, case.factor)
+    y_ref = reference.apply(mr, sr, case.bits, case.factor, torch.round)
+    assert torch.equal(y, y_ref)
+    y.backward(case.grad)
+    y_ref.backward(case.grad)
+    assert torch.equal(m.grad, mr.grad)
+    qmax = 2 ** (case.bits - 1)
+    bound = (case.grad.abs() * qmax).sum(dim=1) * case.factor
+    close_sums(s.grad, sr.grad, bound, case.m.dtype)
+    assert (s.grad != 0).all()
+
+
 def neighbours(v: torch.Tensor) -> torch.Tensor:
     """``v`` and the floats just below and above it."""
     inf = torch.full_like(v, math.inf)

@@ -53,19 +53,12 @@ def on_cuda(case):
 @pytest.mark.parametrize("case", cases.act_cases(), ids=lambda c: c.name)
 def test_ulq_act_fused_cuda_vs_reference(case):
     ulq, _, ulq_fused, _ = kernels()
-    cpu_case, case = case, on_cuda(case)
-    x, cmax, cmin = cases.leaves(case.x, case.clip_max, case.clip_min)
-    xr, cmax_r, cmin_r = cases.leaves(case.x, case.clip_max, case.clip_min)
-    cmin_f = torch.zeros_like(cmax) if case.fixed_min else cmin
-    cmin_rf = torch.zeros_like(cmax_r) if case.fixed_min else cmin_r
-    y = ulq_fused.FusedUlqActFakeQuant.apply(x, cmax, cmin_f, case.bits)
-    y_ref = ulq.UlqActFakeQuant.apply(xr, cmax_r, cmin_rf, case.bits, torch.round)
-    assert torch.equal(y, y_ref)
-    round_ = torch.round
-    cpu_min = torch.zeros_like(cpu_case.clip_max) if case.fixed_min else cpu_case.clip_min
-    y_cpu = ulq.UlqActFakeQuant.apply(cpu_case.x, cpu_case.clip_max, cpu_min, case.bits, round_)
+    y = cases.assert_ulq_act_matches(
+        on_cuda(case), ulq_fused.FusedUlqActFakeQuant, ulq.UlqActFakeQuant
+    )
+    cpu_min = torch.zeros_like(case.clip_max) if case.fixed_min else case.clip_min
+    y_cpu = ulq.UlqActFakeQuant.apply(case.x, case.clip_max, cpu_min, case.bits, torch.round)
     assert torch.equal(y.cpu(), y_cpu)
-    cases.assert_same_act_gradients(case, y, y_ref, (x, cmax, cmin), (xr, cmax_r, cmin_r))
 
 
 @pytest.mark.parametrize("case", cases.arq_cases(), ids=lambda c: c.name)
@@ -87,18 +80,8 @@ def test_arq_retrain_fused_cuda_vs_reference(case):
 @pytest.mark.parametrize("case", cases.ulq_weight_cases(), ids=lambda c: c.name)
 def test_ulq_weight_fused_cuda_vs_reference(case):
     _, _, ulq_fused, ulq_weight = kernels()
-    case = on_cuda(case)
-    m, s = cases.leaves(case.m, case.scale)
-    mr, sr = cases.leaves(case.m, case.scale)
-    y = ulq_fused.FusedUlqWeightFakeQuant.apply(m, s, case.bits, case.factor)
-    y_ref = ulq_weight.UlqWeightFakeQuant.apply(mr, sr, case.bits, case.factor, torch.round)
-    assert torch.equal(y, y_ref)
-    y.backward(case.grad)
-    y_ref.backward(case.grad)
-    assert torch.equal(m.grad, mr.grad)
-    qmax = 2 ** (case.bits - 1)
-    bound = (case.grad.abs() * qmax).sum(dim=1) * case.factor
-    cases.close_sums(s.grad, sr.grad, bound, case.m.dtype)
+    fused, reference = ulq_fused.FusedUlqWeightFakeQuant, ulq_weight.UlqWeightFakeQuant
+    cases.assert_ulq_weight_matches(on_cuda(case), fused, reference)
 
 
 def test_act_op_on_cuda_dispatches_to_fused(monkeypatch):

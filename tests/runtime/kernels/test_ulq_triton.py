@@ -29,14 +29,7 @@ if not isinstance(ulq_triton.rint, InterpretedFunction):
 
 @pytest.mark.parametrize("case", cases.act_cases(), ids=lambda c: c.name)
 def test_ulq_act_fused_vs_reference(case):
-    x, cmax, cmin = cases.leaves(case.x, case.clip_max, case.clip_min)
-    xr, cmax_r, cmin_r = cases.leaves(case.x, case.clip_max, case.clip_min)
-    cmin_f = torch.zeros_like(cmax) if case.fixed_min else cmin
-    cmin_rf = torch.zeros_like(cmax_r) if case.fixed_min else cmin_r
-    y = ulq_fused.FusedUlqActFakeQuant.apply(x, cmax, cmin_f, case.bits)
-    y_ref = ulq.UlqActFakeQuant.apply(xr, cmax_r, cmin_rf, case.bits, torch.round)
-    assert torch.equal(y, y_ref)
-    cases.assert_same_act_gradients(case, y, y_ref, (x, cmax, cmin), (xr, cmax_r, cmin_r))
+    cases.assert_ulq_act_matches(case, ulq_fused.FusedUlqActFakeQuant, ulq.UlqActFakeQuant)
 
 
 @pytest.mark.parametrize("case", cases.arq_cases(), ids=lambda c: c.name)
@@ -51,18 +44,8 @@ def test_arq_retrain_fused_vs_reference(case):
 
 @pytest.mark.parametrize("case", cases.ulq_weight_cases(), ids=lambda c: c.name)
 def test_ulq_weight_fused_vs_reference(case):
-    m, s = cases.leaves(case.m, case.scale)
-    mr, sr = cases.leaves(case.m, case.scale)
-    y = ulq_fused.FusedUlqWeightFakeQuant.apply(m, s, case.bits, case.factor)
-    y_ref = ulq_weight.UlqWeightFakeQuant.apply(mr, sr, case.bits, case.factor, torch.round)
-    assert torch.equal(y, y_ref)
-    y.backward(case.grad)
-    y_ref.backward(case.grad)
-    assert torch.equal(m.grad, mr.grad)
-    qmax = 2 ** (case.bits - 1)
-    bound = (case.grad.abs() * qmax).sum(dim=1) * case.factor
-    cases.close_sums(s.grad, sr.grad, bound, case.m.dtype)
-    assert (s.grad != 0).all()
+    fused, reference = ulq_fused.FusedUlqWeightFakeQuant, ulq_weight.UlqWeightFakeQuant
+    cases.assert_ulq_weight_matches(case, fused, reference)
 
 
 def test_rint_is_torch_round_on_ties_and_extremes():
