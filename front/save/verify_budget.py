@@ -13,7 +13,11 @@ at its own layer. Per tensor:
   MiniLM-L6, four CI test nets; 6.1e-5 in onnxruntime's default session); QDQ vs deploy 2.7e-5
   (one flip in 1,280 on a transformer). A wrong scale or an offset one off moves most of a
   tensor's integers.
-* outputs: ``max|y_a - y_b| <= output_rtol (1e-4) * max|y_a|``; measured <= 3e-7.
+* outputs: ``max|y_a - y_b| <= output_rtol (1e-4) * max|y_a|``; measured <= 3e-7. Judged only
+  where no rounding lies between the output and the forced tensors: in onnxruntime's optimized
+  graph a tensor can be renamed or fused away (the QDQ model's on x86: every quantized tensor
+  behind an s8 -> u8 conversion), and an output past such a rounding differs as a free run does
+  (a QAT ResNet-18: 1.4 % of its range, with no kernel off); it is reported, not judged.
 
 One comparison is of another kind: the deploy and QDQ models add the bias on the int32 grid
 ``s_d * s_w`` (AMCT's format) where the torch module and the fake-quant model add it in float.
@@ -128,7 +132,7 @@ class Comparison:
         if self.kind in (BIAS, BIAS_GRID):
             return None
         for out in self.outputs:
-            if not out.max_rel <= budget.output_rtol:
+            if out.forced and not out.max_rel <= budget.output_rtol:
                 why = f"differs by {out.max_rel:.3g} of its range (budget {budget.output_rtol:g})"
                 return Violation(self.name, out.output, why)
         return None

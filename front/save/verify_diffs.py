@@ -27,11 +27,18 @@ class FreeRunning:
 
 @dataclass(frozen=True)
 class OutputDifference:
-    """Largest absolute and relative (to ``max|reference|``) error of one model output."""
+    """Largest absolute and relative (to ``max|reference|``) error of one model output.
+
+    ``forced``: no rounding lies between the output and the forced tensors
+    (:mod:`qdqforge.graph.rounding_cone`), so the difference is one layer's float round-off and
+    is judged; False: a rounding upstream was not forced (the runtime renamed or fused its
+    tensor), the difference includes free-running flips: reported, not judged.
+    """
 
     output: str
     max_abs: float
     max_rel: float
+    forced: bool = True
 
 
 def grid_errors(

@@ -6,7 +6,8 @@
 (``numerics.optimized_graph``); on it, per saved model:
 
 * a forced run (``graph.forced_run``) with the reference's integers fed in at every quantized
-  activation that kept its name: each layer's integers as this runtime computes them;
+  activation that kept its name: each layer's integers as this runtime computes them; an output
+  that a rounding reaches past the forced tensors (``graph.rounding_cone``) is not judged;
 * an audit of every fused integer kernel against its float decomposition
   (``graph.kernel_audit``): where the kernel saturates, it is named with its layer;
 * a free run of that graph: its integers and outputs, for the user's end-to-end view (not
@@ -22,6 +23,7 @@ summed into int16 with saturation on x86 CPUs without VNNI) and the fix.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,7 @@ from qdqforge.front.save.verify_diffs import free_running, grid_errors, output_e
 from qdqforge.front.save.verify_taps import Run, ort_forced, ort_run, produced
 from qdqforge.graph import numerics
 from qdqforge.graph.kernel_audit import KernelCheck, audit_kernels
+from qdqforge.graph.rounding_cone import reached_by_rounding
 
 SATURATION_SAFE = 64  # |w| <= 64: 2 * 255 * 64 = 32640 fits int16 (onnxruntime's reduce_range)
 FIX_NO_SATURATION = (
@@ -81,11 +84,16 @@ def runtime_comparison(
     free = free_running(names, reference, free_run, bits)
     outputs = [o.name for o in written.graph.output]
     kept = produced(optimized)
+    unforced = reached_by_rounding(optimized, outputs, forced_q)
+    differences = [
+        dataclasses.replace(d, forced=d.output not in unforced)
+        for d in output_errors(outputs, reference[0], forced_out)
+    ]
     return Comparison(
         name,
         "runtime",
         grid_errors(names, reference[1], forced_q, bits),
-        output_errors(outputs, reference[0], forced_out),
+        differences,
         kernels=audit_kernels(optimized, feeds),
         free_running=free,
         not_compared=[n for n in names if n not in kept],
