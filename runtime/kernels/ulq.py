@@ -55,10 +55,15 @@ def fake_quant_grid(
 # ---- ULQ activations --------------------------------------------------------------------------
 
 
+def ulq_scale(clip_max, clip_min, num_bits: int = 8) -> torch.Tensor:
+    """``s = (clip_max - clip_min) / (2^b - 1)``, the same on every device (``divide``)."""
+    return divide(clip_max - clip_min, 2**num_bits - 1)
+
+
 def ulq_scale_offset(clip_max, clip_min, num_bits: int = 8, _round: Round = torch.round):
     """``(s, o)`` from the clips; ``s`` keeps the clips' gradient, ``o`` is detached."""
     qmin, _ = int_range(num_bits)
-    s = divide(clip_max - clip_min, 2**num_bits - 1)
+    s = ulq_scale(clip_max, clip_min, num_bits)
     return s, _round(qmin - clip_min / s).detach()
 
 
@@ -72,7 +77,7 @@ def sanitize_clips(clip_max, clip_min, prev_max, prev_min, num_bits: int = 8):
     """AMCT's fallbacks, without a device sync: invalid clips take the previous values."""
     clip_max = torch.where(clip_max < 0, prev_max, clip_max)
     clip_min = torch.where(clip_min > 0, prev_min, clip_min)
-    degenerate = divide(clip_max - clip_min, 2**num_bits - 1) < FLT_EPSILON
+    degenerate = ulq_scale(clip_max, clip_min, num_bits) < FLT_EPSILON
     return torch.where(degenerate, prev_max, clip_max), torch.where(degenerate, prev_min, clip_min)
 
 

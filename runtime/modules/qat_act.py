@@ -27,8 +27,12 @@ from torch import nn
 from qdqforge.errors import QdqforgeError
 from qdqforge.runtime import distributed
 from qdqforge.runtime.calibration.ifmr import IfmrObserver
-from qdqforge.runtime.kernels.quant_math import divide
-from qdqforge.runtime.kernels.ulq import sanitize_clips, ulq_clips_from_scale, ulq_scale_offset
+from qdqforge.runtime.kernels.ulq import (
+    sanitize_clips,
+    ulq_clips_from_scale,
+    ulq_scale,
+    ulq_scale_offset,
+)
 from qdqforge.runtime.kernels.ulq_dispatch import ulq_act_fake_quant
 from qdqforge.runtime.modules.qat_act_cpu import valid_clips_cpu
 
@@ -107,7 +111,7 @@ class UlqActQuantOp(nn.Module):
         clip_max = self.clip_max if clip_max is None else clip_max
         if clip_min is None:
             clip_min = self.clip_min if self.clip_min is not None else 0.0
-        return divide(clip_max - clip_min, 2**self.num_bits - 1)
+        return ulq_scale(clip_max, clip_min, self.num_bits)
 
     def _clip_sum(self) -> torch.Tensor:
         return self.clip_max if self.clip_min is None else self.clip_max + self.clip_min
