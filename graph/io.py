@@ -27,6 +27,7 @@ from qdqforge.graph.output_target import (
     refuse_linked_data,
     refuse_read_only,
 )
+from qdqforge.graph.serialized import Serialized, pieces
 
 log = logging.getLogger(__name__)
 
@@ -100,18 +101,20 @@ def save(model: onnx.ModelProto | Graph, path: str | os.PathLike) -> Path:
         The path written.
     """
     target = Path(path)
-    data = graph_bytes(model) if isinstance(model, Graph) else None
+    data = graph_serialized(model) if isinstance(model, Graph) else None
     if data is None and (isinstance(model, Graph) or needs_external_data(model)):
         return _save_external(model, target)
     atomic_write_bytes(target, model.SerializeToString() if data is None else data)
     return target
 
 
-def graph_bytes(graph: Graph) -> bytes | None:
-    """``graph`` serialized, or None when it needs external data (:func:`needs_external_data`).
+def graph_serialized(graph: Graph) -> Serialized | None:
+    """``graph``'s file bytes as parts written in turn (:mod:`qdqforge.graph.serialized`: no
+    ModelProto holding the weights, no bytes object of the whole), or None when it needs
+    external data (:func:`needs_external_data`).
 
     One export of the graph: its size comes from the proto without its large tensors plus
-    their arrays' bytes, and that proto, given the arrays, is the one to serialize (exporting
+    their arrays' bytes, and that proto, given the arrays, is the one written (exporting
     again and walking the full proto for its size cost 1.8 s per saved BERT-base model).
     """
     from qdqforge.graph import external
@@ -121,8 +124,8 @@ def graph_bytes(graph: Graph) -> bytes | None:
         return None
     constants = graph.gs.tensors()
     if any(getattr(constants[name], "data_location", None) is not None for name in arrays):
-        return to_proto(graph).SerializeToString()  # gs writes their location: its proto
-    return external.filled(proto, arrays).SerializeToString()
+        return Serialized([to_proto(graph).SerializeToString()])  # gs writes their location
+    return pieces(proto, arrays)
 
 
 def graph_needs_external_data(graph: Graph) -> bool:
@@ -214,7 +217,7 @@ def _fsync(*paths: Path) -> None:
             os.fsync(handle.fileno())
 
 
-def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
+def atomic_write_bytes(target: str | os.PathLike, data: bytes | Serialized) -> None:
     """Write ``data`` to a temp file beside ``target``, fsync, then rename into place.
 
     The folder is created when missing.
@@ -233,9 +236,9 @@ def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def write_temp(target: Path, data: bytes) -> Path:
-    """``data`` in a fsync'd temp file beside ``target`` (a path :func:`prepare_target` gave),
-    with the mode ``target`` will get.
+def write_temp(target: Path, data: bytes | Serialized) -> Path:
+    """``data`` (bytes, or a model's parts) in a fsync'd temp file beside ``target`` (a path
+    :func:`prepare_target` gave), with the mode ``target`` will get.
 
     Raises:
         OutputError: the folder cannot be written (the temp file is removed).
@@ -247,7 +250,7 @@ def write_temp(target: Path, data: bytes) -> Path:
     try:
         os.chmod(tmp, _new_file_mode(target))  # mkstemp makes 0600; a plain open() would not
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            data.write_to(handle) if isinstance(data, Serialized) else handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
     except BaseException as e:

@@ -114,17 +114,17 @@ def test_graph_size_matches_its_proto(graph):
     assert abs(size - io.to_proto(graph).ByteSize()) < 1024
 
 
-def test_graph_bytes_are_the_exported_proto(graph):
+def test_graph_serialized_are_the_exported_proto(graph):
     """One export (detached proto + its arrays) serializes to what ``to_proto`` writes."""
     materialize(graph)  # every tensor an array: the large ones are detached, then filled
     _, arrays, _ = external.external_size(graph)
     assert {"0.weight", "2.weight"} <= set(arrays)
-    assert io.graph_bytes(graph) == io.to_proto(graph).SerializeToString()
+    assert io.graph_serialized(graph).tobytes() == io.to_proto(graph).SerializeToString()
 
 
-def test_graph_bytes_is_none_above_the_threshold(graph, monkeypatch):
+def test_graph_serialized_is_none_above_the_threshold(graph, monkeypatch):
     monkeypatch.setattr(io, "EXTERNAL_THRESHOLD", 1000)
-    assert io.graph_bytes(graph) is None
+    assert io.graph_serialized(graph) is None
 
 
 def test_a_conv_graph_saves_the_same_bytes_either_way(tmp_path):
@@ -136,7 +136,7 @@ def test_a_conv_graph_saves_the_same_bytes_either_way(tmp_path):
     assert path.read_bytes() == io.to_proto(graph).SerializeToString()
 
 
-def test_graph_bytes_of_a_graph_read_from_external_data(graph, tmp_path, monkeypatch):
+def test_graph_serialized_of_a_graph_read_from_external_data(graph, tmp_path, monkeypatch):
     """Constants loaded from a ``.data`` file carry gs's data_location: the bytes stay
     ``to_proto``'s when the graph is saved whole again."""
     monkeypatch.setattr(io, "EXTERNAL_THRESHOLD", 1000)
@@ -144,4 +144,4 @@ def test_graph_bytes_of_a_graph_read_from_external_data(graph, tmp_path, monkeyp
     monkeypatch.undo()
     loaded = io.load(str(path))
     materialize(loaded)
-    assert io.graph_bytes(loaded) == io.to_proto(loaded).SerializeToString()
+    assert io.graph_serialized(loaded).tobytes() == io.to_proto(loaded).SerializeToString()
