@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from qdqforge.errors import PassError
+from qdqforge.runtime.kernels.quant_math import row_blocks
 
 WEIGHT_TYPE_BITS = {"INT4": 4, "INT6": 6, "INT7": 7, "INT8": 8}
 
@@ -58,16 +59,22 @@ def check_channels(w: np.ndarray, scale: np.ndarray, axis: int | None, layer: st
 def weight_integers(w: np.ndarray, scale: np.ndarray, axis: int | None, rec) -> np.ndarray:
     """``W_q`` as int8 (module docstring)."""
     qmin, qmax = weight_range(rec)
-    rounded = _rounded(w, scale, axis)
-    return np.clip(rounded, qmin, qmax, out=rounded).astype(np.int8)
+    integers = np.empty(np.shape(w), np.int8)
+    for rows, rounded in _rounded_blocks(w, scale, axis):
+        integers[rows] = np.clip(rounded, qmin, qmax, out=rounded)
+    return integers
 
 
-def _rounded(w: np.ndarray, scale: np.ndarray, axis: int | None) -> np.ndarray:
-    """``rint(W / s)`` in one new float32 array (in place after the division: a large weight
-    held one temporary of its size less)."""
-    scale = np.asarray(scale, np.float32)
-    ratio = np.asarray(w, np.float32) / scale.reshape(channel_shape(w.ndim, axis, scale.size))
-    return np.rint(ratio, out=ratio)
+def _rounded_blocks(w: np.ndarray, scale: np.ndarray, axis: int | None):
+    """``(rows, rint(W[rows] / s))`` in float32 for row blocks of ``W``: elementwise, so the
+    values of one pass, with temporaries of ~16 MB instead of ``W``'s size (the QAT save of a
+    > 2 GB model peaked here)."""
+    w = np.asarray(w, np.float32)
+    scale = np.asarray(scale, np.float32).reshape(channel_shape(w.ndim, axis, np.size(scale)))
+    per_row = axis == 0 and scale.ndim > 0
+    for rows in row_blocks(w.shape) if w.ndim else [...]:
+        ratio = np.asarray(w[rows] / (scale[rows] if per_row else scale), np.float32)
+        yield rows, np.rint(ratio, out=ratio)
 
 
 def dequantized_weight(
@@ -83,4 +90,5 @@ def dequantized_weight(
 
 def clamped_weights(w: np.ndarray, scale: np.ndarray, axis: int | None, rec) -> int:
     """How many weights of a grid-valued ``w`` round beyond ``qmax`` (module docstring)."""
-    return int((_rounded(w, scale, axis) > weight_range(rec)[1]).sum())
+    qmax = weight_range(rec)[1]
+    return sum(int((rounded > qmax).sum()) for _, rounded in _rounded_blocks(w, scale, axis))

@@ -20,7 +20,12 @@ import torch
 
 from qdqforge.errors import QuantizationError
 from qdqforge.runtime.kernels.fake_quant_ref import dequantize_linear, quantize_linear
-from qdqforge.runtime.kernels.quant_math import check_finite, int_range, symmetric_scale
+from qdqforge.runtime.kernels.quant_math import (
+    check_finite,
+    int_range,
+    row_blocks,
+    symmetric_scale,
+)
 
 
 class ArqResult(NamedTuple):
@@ -100,16 +105,11 @@ def arq_quantize(
     axis = 0 if channel_wise else None
     per = (scale if channel_wise else scale[0]).to(m.dtype)
     deq = torch.empty_like(m)
-    for rows in _row_blocks(m):  # elementwise: the same values as in one go, bounded temporaries
+    for rows in row_blocks(
+        m.shape
+    ):  # elementwise: the same values as in one go, bounded temporaries
         block_scale = per[rows] if channel_wise else per
         q = quantize_linear(m[rows], block_scale, 0, qmin, qmax, axis, torch.int32)
         deq[rows] = dequantize_linear(q, block_scale, 0, axis)
     w_hat = from_channel_major(deq, weight.shape, channel_axis, groups)
     return ArqResult(scale, torch.zeros_like(scale, dtype=torch.int64), w_hat)
-
-
-def _row_blocks(m: torch.Tensor, elements: int = 2**22) -> list[slice]:
-    """Row slices of about ``elements`` values each: a weight of 1 GiB quantized in one go held
-    ~3 temporaries of its size (division, rounding, int32, dequantized)."""
-    step = max(1, elements // max(1, m.shape[1]))
-    return [slice(start, start + step) for start in range(0, m.shape[0], step)]

@@ -8,12 +8,12 @@ import torch
 
 from qdqforge.errors import CalibrationError, QuantizationError
 from qdqforge.runtime.kernels.arq import (
-    _row_blocks,
     arq_quantize,
     from_channel_major,
     to_channel_major,
 )
 from qdqforge.runtime.kernels.fake_quant_ref import dequantize_linear, quantize_linear
+from qdqforge.runtime.kernels.quant_math import row_blocks
 
 
 def np_sym_scale(values: np.ndarray, bits: int) -> float:
@@ -105,5 +105,5 @@ def test_weight_quantized_in_row_blocks_equals_one_pass(channel_wise):
     whole = dequantize_linear(
         quantize_linear(w, per, 0, -128, 127, axis, torch.int32), per, 0, axis
     )
-    assert len(_row_blocks(w)) == 3
+    assert len(row_blocks(w.shape)) == 3
     assert torch.equal(res.weight, whole)

@@ -1,0 +1,50 @@
+"""Weight integers computed in row blocks (``passes.grids.weight_grid``) are those of one pass over
+the whole weight: rint(W / s) clipped, per channel along either axis, per tensor, for weights of
+several blocks and of none."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from qdqforge.passes.grids.weight_grid import clamped_weights, dequantized_weight, weight_integers
+from qdqforge.runtime.kernels.quant_math import row_blocks
+
+CASES = {  # shape, axis of the scales (None: one scale)
+    "rows_over_blocks_axis0": ((5000, 1024), 0),
+    "conv_axis1": ((96, 640, 3, 3), 1),
+    "per_tensor": ((3000, 2048), None),
+    "vector": ((10,), 0),
+    "scalar": ((), None),
+}
+
+
+def _one_pass(w, scale, axis, qmin, qmax):
+    shape = [-1 if d == axis else 1 for d in range(w.ndim)] if axis is not None else []
+    rounded = np.rint(w / scale.reshape(shape))
+    return np.clip(rounded, qmin, qmax).astype(np.int8), int((rounded > qmax).sum())
+
+
+@pytest.mark.parametrize("dst_type", [None, "INT4"])
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_blocks_give_the_one_pass_integers(case, dst_type):
+    shape, axis = CASES[case]
+    rng = np.random.default_rng(3)
+    w = (rng.standard_normal(shape) * 2).astype(np.float32)
+    channels = 1 if axis is None else shape[axis]
+    scale = rng.uniform(0.004, 0.03, channels).astype(np.float32)
+    rec = SimpleNamespace(dst_type=dst_type)
+    qmin, qmax = (-8, 7) if dst_type else (-128, 127)
+    want, clamped = _one_pass(w, scale, axis, qmin, qmax)
+    got = weight_integers(w, scale, axis, rec)
+    assert got.dtype == np.int8 and got.shape == w.shape
+    np.testing.assert_array_equal(got, want)
+    assert clamped > 0  # the clip is exercised
+    assert clamped_weights(w, scale, axis, rec) == clamped
+    deq = dequantized_weight(w, scale, axis, rec, "layer")
+    np.testing.assert_array_equal(deq, want.astype(np.float32) * scale.reshape(
+        [-1 if d == axis else 1 for d in range(w.ndim)] if axis is not None else []))  # fmt: skip
+    if case == "rows_over_blocks_axis0":
+        assert len(row_blocks(w.shape)) == 2  # the per-channel scales are sliced with the rows
