@@ -25,7 +25,8 @@ from qdqforge.front.config.layer_types import QuantLayer
 from qdqforge.front.config.layers import quant_layers_from_graph
 from qdqforge.front.entry.inputs import normalize_input_data
 from qdqforge.front.entry.model_dtype import refuse_non_float32
-from qdqforge.front.export.to_onnx import export
+from qdqforge.front.export.to_onnx import export_held
+from qdqforge.graph.held_arrays import Held
 
 ConfigLoader = Callable[[str | os.PathLike, list[QuantLayer] | None], Any]
 
@@ -36,15 +37,19 @@ class Prelude:
 
     Attributes:
         inputs: ``input_data`` as a tuple of float32 (or integer) tensors.
-        proto: the exported ONNX graph of the model.
+        proto: the exported ONNX graph of the model; on an export-cache hit its large weights
+            are held as arrays (``weights``: :func:`~qdqforge.front.export.to_onnx.export_held`),
+            which ``io.from_proto`` gives to the graph.
         layers: the quantizable layers found in it, in graph order.
         config: the config loaded against ``layers`` (None when no config file was given).
+        weights: the held weights of ``proto`` (kept alive with it).
     """
 
     inputs: tuple[torch.Tensor, ...]
     proto: onnx.ModelProto
     layers: list[QuantLayer]
     config: Any = None
+    weights: Held | None = None
 
 
 def checked_inputs(api: str, model: nn.Module, input_data) -> tuple[torch.Tensor, ...]:
@@ -87,7 +92,7 @@ def run_prelude(
     inputs = checked_inputs(api, model, input_data)
     if config_first and config_file is not None:
         load_config(config_file, None)
-    proto = export(model, inputs)
-    layers = quant_layers_from_graph(model, proto)
+    held = export_held(model, inputs)
+    layers = quant_layers_from_graph(model, held.model)
     config = None if config_file is None else load_config(config_file, layers)
-    return Prelude(inputs, proto, layers, config)
+    return Prelude(inputs, held.model, layers, config, held)

@@ -54,6 +54,33 @@ def hold(proto: onnx.ModelProto, min_bytes: int = IN_MEMORY_BYTES) -> Held:
     return Held(skeleton, arrays, token)
 
 
+def held_model(proto: onnx.ModelProto, arrays: dict[str, np.ndarray]) -> Held:
+    """``proto`` with each initializer named in ``arrays`` turned into a held placeholder of
+    that array (``proto`` is changed in place; the arrays are held as they are, not copied).
+    ``io.from_proto`` gives the graph's constants these arrays."""
+    token = uuid.uuid4().hex
+    for tensor in proto.graph.initializer:
+        if tensor.name in arrays:  # its other fields (name, dims, type, doc) stay
+            tensor.ClearField("raw_data")
+            del tensor.external_data[:]
+            tensor.data_location = onnx.TensorProto.EXTERNAL
+            tensor.external_data.add(key="location", value=HELD + token)
+    return Held(proto, arrays, token)
+
+
+def filled(held: Held) -> onnx.ModelProto:
+    """A copy of ``held.model`` whose held placeholders hold their arrays' bytes: the model as
+    one message, as it was before :func:`held_model` (tested byte for byte)."""
+    proto = onnx.ModelProto()
+    proto.CopyFrom(held.model)
+    for tensor in proto.graph.initializer:
+        if _token(tensor) == held.token:
+            tensor.ClearField("external_data")
+            tensor.ClearField("data_location")
+            tensor.raw_data = np.ascontiguousarray(held.arrays[tensor.name]).tobytes()
+    return proto
+
+
 def held_arrays(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     """``{name: array}`` of every held placeholder among ``model``'s initializers.
 

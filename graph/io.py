@@ -50,7 +50,23 @@ def from_proto(model: onnx.ModelProto) -> Graph:
         graph = gs.import_onnx(model)
     except Exception as e:
         raise GraphError(f"onnx-graphsurgeon could not import the model: {e}") from e
+    _take_held_arrays(graph, model)
     return Graph(graph, node_meta, model_meta, opsets, model.ir_version)
+
+
+def _take_held_arrays(graph: gs.Graph, model: onnx.ModelProto) -> None:
+    """Each held placeholder (:mod:`qdqforge.graph.held_arrays`) becomes a constant holding its
+    array: shared, not copied (passes replace a constant's array, never write into it), and
+    with no data location, as the initializer holding those bytes would import."""
+    from qdqforge.graph.held_arrays import held_arrays
+
+    arrays = held_arrays(model)
+    if not arrays:
+        return
+    for name, tensor in graph.tensors().items():
+        if name in arrays and isinstance(tensor, gs.Constant):
+            tensor.values = arrays[name]
+            tensor.data_location = None
 
 
 def to_proto(graph: Graph) -> onnx.ModelProto:

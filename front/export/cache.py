@@ -46,7 +46,8 @@ import torch
 from torch import nn
 
 from qdqforge.front.export import fingerprint
-from qdqforge.front.export.cache_weights import Weightless, weightless, with_weights
+from qdqforge.front.export.cache_weights import Weightless, held_weights, weightless
+from qdqforge.graph.held_arrays import Held
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +99,10 @@ class ExportCache:
 
     def get(
         self, key: bytes | None, args: tuple[torch.Tensor, ...], model: nn.Module
-    ) -> onnx.ModelProto | None:
-        """A copy of the cached graph for ``key`` with ``model``'s weights, or None (a miss)."""
+    ) -> Held | None:
+        """A copy of the cached graph for ``key`` with ``model``'s weights, its large ones held
+        as arrays (:func:`~.cache_weights.held_weights`; ``held.model`` is the graph), or None
+        (a miss)."""
         if key is None:
             return None
         with self._lock:
@@ -109,13 +112,13 @@ class ExportCache:
         same_values = entry is not None and (
             entry.values is None or entry.values == fingerprint.input_values(args)
         )
-        proto = with_weights(entry.stored, model) if same_values else None
-        if proto is None:
+        held = held_weights(entry.stored, model) if same_values else None
+        if held is None:
             self.stats.misses += 1
             return None
         self.stats.hits += 1
         log.info("export cache hit: reusing the %s exporter's graph", entry.exporter)
-        return proto
+        return held
 
     def put(
         self, key: bytes | None, proto: onnx.ModelProto, exporter: str, args, model: nn.Module

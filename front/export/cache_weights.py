@@ -4,12 +4,15 @@ An exported graph's initializers are mostly the model's parameters and buffers u
 names, byte for byte. The cache key covers the bytes of every parameter and buffer
 (:mod:`qdqforge.front.export.fingerprint`), so on a hit the model in hand holds exactly the bytes
 the graph was exported with: the cache keeps those initializers as data-less stubs
-(:func:`weightless`) and :func:`with_weights` fills them from the model's tensors. The cache
-then holds the graph's structure and only the initializers the model does not hold (constants
-the exporter made, a buffer a trace changed), not a second copy of the weights.
+(:func:`weightless`) and :func:`held_weights` gives them the model's tensors again: the large
+ones as arrays held beside the proto (copies, which the flow's graph then owns), the small
+ones as bytes in it. The cache holds the graph's structure and only the initializers the model
+does not hold (constants the exporter made, a buffer a trace changed), not a second copy of
+the weights.
 
 An initializer becomes a stub only if a tensor of the model has its name and exactly its bytes
-when the graph is stored; so a filled graph is the stored graph, byte for byte (tested).
+when the graph is stored; so a hit, filled (``held_arrays.filled``), is the stored graph, byte
+for byte (tested).
 """
 
 from __future__ import annotations
@@ -23,8 +26,16 @@ from torch import nn
 
 from qdqforge.front.export.fingerprint_kinds import tensor_bytes
 from qdqforge.graph.detached import without_initializers, without_raw_data
+from qdqforge.graph.held_arrays import Held, held_model
 
 _SLICE = 1 << 24  # bytes compared at a time
+HELD_BYTES = 2**20  # smaller stubs are filled into the proto
+_HELD_TYPES = {
+    getattr(onnx.TensorProto, name): np.dtype(kind)
+    for name, kind in (("FLOAT", "<f4"), ("DOUBLE", "<f8"), ("FLOAT16", "<f2"), ("INT8", "i1"),
+                       ("UINT8", "u1"), ("INT16", "<i2"), ("INT32", "<i4"), ("INT64", "<i8"),
+                       ("BOOL", "?"))
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -56,20 +67,39 @@ def weightless(proto: onnx.ModelProto, model: nn.Module) -> Weightless:
     return Weightless(skeleton, frozenset(stubs))
 
 
-def with_weights(stored: Weightless, model: nn.Module) -> onnx.ModelProto | None:
-    """A new copy of the stored graph with its stubs filled from ``model``; None when ``model``
-    lacks one of them or holds another size (not the model the graph was stored for)."""
+def held_weights(stored: Weightless, model: nn.Module) -> Held | None:
+    """A new copy of the stored graph with its stubs given ``model``'s tensors: each of
+    :data:`HELD_BYTES` or more of a plain numpy type as a held placeholder
+    (:mod:`qdqforge.graph.held_arrays`) of a copy of the tensor, the others filled with its
+    bytes. No ModelProto holds the large weights: the graph imported from ``held.model`` takes
+    the copies themselves (one copy of the weights, where filling the proto and loading arrays
+    from it made two); ``held_arrays.filled`` gives the one-message model. None when ``model``
+    lacks a stubbed tensor or holds another size (not the model the graph was stored for)."""
     tensors = model_tensors(model)
     proto = onnx.ModelProto()
     proto.CopyFrom(stored.proto)
+    arrays = {}
     for tensor in proto.graph.initializer:
         if tensor.name not in stored.from_model:
             continue
         source = tensors.get(tensor.name)
         if source is None or source.numel() != int(np.prod(tensor.dims, dtype=np.int64)):
             return None
-        tensor.raw_data = tensor_bytes(source).tobytes()
-    return proto
+        dtype = _held_dtype(tensor)
+        if dtype is None:
+            tensor.raw_data = tensor_bytes(source).tobytes()
+        else:  # the values numpy_helper.to_array reads from those bytes (little-endian)
+            values = np.frombuffer(tensor_bytes(source), dtype).reshape(tuple(tensor.dims))
+            arrays[tensor.name] = values.copy()
+    return held_model(proto, arrays)
+
+
+def _held_dtype(tensor: onnx.TensorProto) -> np.dtype | None:
+    """The array type of a stub worth holding (large, a plain numpy type), else None."""
+    dtype = _HELD_TYPES.get(tensor.data_type)
+    if dtype is None or _declared_bytes(tensor) < HELD_BYTES:
+        return None
+    return dtype
 
 
 def _same_bytes(tensor: onnx.TensorProto, source: torch.Tensor) -> bool:

@@ -47,6 +47,7 @@ from qdqforge.front.export.weights import add_unused_weights, mark_frozen, weigh
 from qdqforge.graph import io as graph_io
 from qdqforge.graph import meta
 from qdqforge.graph.detached import reap_dropped
+from qdqforge.graph.held_arrays import Held, filled, held_model
 
 log = logging.getLogger(__name__)
 
@@ -90,22 +91,43 @@ def export(
             tried failed, or the graph does not compute ``model.eval()``; the message names the
             model class, the exporters and their errors, and the error is chained.
     """
+    exported = export_held(
+        model, input_data, opset=opset, dynamic_batch=dynamic_batch, exporter=exporter, check=check
+    )
+    proto = filled(exported) if exported.arrays else exported.model
+    if path is not None:
+        graph_io.save(proto, path)
+        log.info("saved ONNX model to %s", os.fspath(path))
+    return proto
+
+
+def export_held(
+    model: nn.Module,
+    input_data: torch.Tensor | tuple[torch.Tensor, ...],
+    *,
+    opset: int | None = None,
+    dynamic_batch: bool = True,
+    exporter: str = "auto",
+    check: bool = True,
+) -> Held:
+    """:func:`export` for a flow: the graph is ``held.model``, and on an export-cache hit its
+    large weights are held as arrays (copies of the model's tensors: :mod:`.cache_weights`)
+    instead of bytes in the proto; ``io.from_proto`` gives them to the graph's constants. Keep
+    the :class:`Held` while ``held.model`` is used. Arguments and errors as :func:`export`."""
     args = normalize_input_data(input_data)
     _check_arguments(model, exporter)
     reap_dropped(fingerprint.weight_bytes(model))  # an earlier stage's graphs, before the proto
     options = {"opset": opset, "dynamic_batch": dynamic_batch}
     with EXPORT_LOCK, torch.random.fork_rng(devices=[]):  # dropout runs: keep the user's RNG
         key = CACHE.key(model, args, {**options, "exporter": exporter, "check": check})
-        proto = CACHE.get(key, args, model)
-        if proto is None:
+        held = CACHE.get(key, args, model)
+        if held is None:
             names = attempts.plan(exporter, opset)
             proto, used = _export_checked(model, args, names, check, options)
             _annotate(proto, model, used)
             CACHE.put(key, proto, used, args, model)
-    if path is not None:
-        graph_io.save(proto, path)
-        log.info("saved ONNX model to %s", os.fspath(path))
-    return proto
+            held = held_model(proto, {})
+    return held
 
 
 def _check_arguments(model: object, exporter: str) -> None:

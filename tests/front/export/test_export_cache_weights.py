@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import onnx
 import pytest
@@ -12,6 +14,9 @@ from torch import nn
 import qdqforge
 from qdqforge.front.export import cache_weights
 from qdqforge.front.export.cache import CACHE
+from qdqforge.front.export.to_onnx import export_held
+from qdqforge.graph import held_arrays, io
+from qdqforge.graph.detached import materialize
 
 
 class TiedNet(nn.Module):
@@ -81,14 +86,14 @@ def test_an_initializer_unlike_the_model_tensor_stays_in_the_entry(model):
     tensor.CopyFrom(numpy_helper.from_array(np.full(8, 7.0, np.float32), "fc.bias"))
     stored = cache_weights.weightless(proto, model)
     assert "fc.bias" not in stored.from_model and "fc.weight" in stored.from_model
-    filled = cache_weights.with_weights(stored, model)
+    filled = held_arrays.filled(cache_weights.held_weights(stored, model))
     assert filled.SerializeToString() == proto.SerializeToString()
 
 
 def test_a_model_without_the_stubbed_tensor_gets_none(model):
     proto = qdqforge.export(model, torch.randn(2, 3, 10, 10))
     stored = cache_weights.weightless(proto, model)
-    assert cache_weights.with_weights(stored, nn.Linear(3, 3)) is None
+    assert cache_weights.held_weights(stored, nn.Linear(3, 3)) is None
 
 
 def test_stubs_carry_no_data(model):
@@ -98,3 +103,31 @@ def test_stubs_carry_no_data(model):
     assert not stub.HasField("raw_data") and list(stub.dims) == [8, 3, 3, 3]
     with pytest.raises(onnx.checker.ValidationError):
         onnx.checker.check_model(stored.proto, full_check=True)
+
+
+def test_hit_holds_large_weights_as_copies_the_graph_takes():
+    """A flow's hit (``export_held``): no proto holds the large weights; the graph imported
+    from it holds copies of the model's tensors (never the tensors themselves) and is the graph
+    of the exported proto, byte for byte, after the Held is gone."""
+    torch.manual_seed(1)
+    big = nn.Sequential(nn.Linear(512, 1024), nn.ReLU(), nn.Linear(1024, 16)).eval()
+    x = torch.randn(2, 512)
+    CACHE.clear()
+    exported = export_held(big, x)  # a miss: the exporter's proto
+    assert not exported.arrays
+    want = io.from_proto(exported.model)
+    materialize(want)
+    held = export_held(big, x)
+    assert CACHE.stats.hits == 1 and set(held.arrays) == {"0.weight"}  # the one >= 1 MiB
+    assert held.model.ByteSize() < 1024 * 512 * 4 / 20  # the 2 MiB weight is not in it
+    for name, array in held.arrays.items():
+        param = big.get_parameter(name).detach().numpy()
+        np.testing.assert_array_equal(array, param)
+        assert not np.shares_memory(array, param)
+    graph = io.from_proto(held.model)
+    taken = graph.gs.tensors()["0.weight"].values
+    assert taken is held.arrays["0.weight"]  # shared with the graph, not copied again
+    del held
+    gc.collect()
+    materialize(graph)
+    assert io.to_proto(graph).SerializeToString() == io.to_proto(want).SerializeToString()
