@@ -98,18 +98,29 @@ def load_graph(path: str | os.PathLike) -> Graph:
         proto = onnx.load(os.fspath(path), load_external_data=False)
     except Exception as e:
         raise GraphError(f"cannot read ONNX file {os.fspath(path)!r}: {e}") from e
-    external = [t for t in _get_initializer_tensors(proto) if uses_external_data(t)]
-    if not external:
+    arrays = external_arrays(proto, Path(path).parent)
+    if not arrays:
         return io.from_proto(proto)
-    arrays = {t.name: _read(Path(path).parent, t) for t in external}
-    for tensor in external:  # placeholders, so the graph takes the arrays (no proto copy)
-        tensor.CopyFrom(detached.placeholder(tensor.name, arrays[tensor.name]))
+    for tensor in _get_initializer_tensors(proto):  # placeholders: the graph takes the arrays
+        if tensor.name in arrays:
+            tensor.CopyFrom(detached.placeholder(tensor.name, arrays[tensor.name]))
     graph = io.from_proto(proto)
     for name, tensor in graph.gs.tensors().items():
         if name in arrays:
             tensor.values = arrays[name]
             tensor.data_location = onnx.TensorProto.DEFAULT  # as onnx.load leaves it
     return graph
+
+
+def external_arrays(proto: onnx.ModelProto, folder: Path) -> dict[str, np.ndarray]:
+    """``{name: array}`` of every initializer of ``proto`` (read without its external data)
+    stored in a data file in ``folder``, each read into its own array.
+
+    Raises:
+        GraphError: a data file cannot be read or is too short, or a location leaves ``folder``.
+    """
+    external = [t for t in _get_initializer_tensors(proto) if uses_external_data(t)]
+    return {t.name: _read(folder, t) for t in external}
 
 
 def _read(folder: Path, tensor: onnx.TensorProto) -> np.ndarray:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -15,7 +18,12 @@ IN_MEMORY_BYTES = 2**16  # initializers this large reach onnxruntime as arrays, 
 
 
 def session(
-    model: onnx.ModelProto | Graph, *, optimize: bool = False, written_to=None, prepack=True
+    model: onnx.ModelProto | Graph,
+    *,
+    optimize: bool = False,
+    written_to: str | os.PathLike | None = None,
+    prepack: bool = True,
+    config: Mapping[str, str] | None = None,
 ) -> ort.InferenceSession:
     """CPU session; graph optimizations off by default (ORT_DISABLE_ALL) so results are
     bit-comparable; ``optimize`` keeps onnxruntime's default level (ORT_ENABLE_ALL).
@@ -29,7 +37,8 @@ def session(
     onnxruntime writes the graph it runs to (``optimized_model_filepath``). ``prepack=False``:
     the kernels do not repack constant weights into their own layouts (a copy of every weight
     and about half of a session's set-up on weight-heavy models: 0.60 GB MLP 1.9 s -> 1.0 s;
-    runs take longer and Gemm/MatMul may sum in another order).
+    runs take longer and Gemm/MatMul may sum in another order). ``config``: more session
+    config entries (``add_session_config_entry``).
     """
     from qdqforge.graph.detached import in_memory_initializers
     from qdqforge.graph.held_arrays import held_arrays
@@ -43,6 +52,8 @@ def session(
         opts.optimized_model_filepath = str(written_to)
     if not prepack:
         opts.add_session_config_entry("session.disable_prepacking", "1")
+    for key, value in (config or {}).items():
+        opts.add_session_config_entry(key, value)
     skeleton, arrays = in_memory_initializers(proto, IN_MEMORY_BYTES)
     arrays.update(held_arrays(skeleton))  # placeholders of graph.held_arrays: their arrays
     values = [ort.OrtValue.ortvalue_from_numpy(a) for a in arrays.values()]
@@ -134,21 +145,34 @@ def default_session(model: onnx.ModelProto) -> ort.InferenceSession:
 
 
 def held_optimized_graph(model: onnx.ModelProto):
-    """:func:`optimized_graph` with its large initializers held (``held_arrays.hold``): keep
-    the returned ``Held`` while running copies of its ``model``."""
-    from qdqforge.graph.held_arrays import hold
+    """:func:`optimized_graph` with its initializers of :data:`IN_MEMORY_BYTES` or more held
+    (``held_arrays``): onnxruntime writes them to a data file, read into arrays one by one (the
+    whole graph as one message was read, parsed and cut into arrays again: 0.9 s per saved
+    BERT-base model). Keep the returned ``Held`` while running copies of its ``model``."""
+    from qdqforge.graph.external import external_arrays
+    from qdqforge.graph.held_arrays import held_model
 
-    return hold(optimized_graph(model))
+    with tempfile.TemporaryDirectory(prefix="qdqforge-ort-") as tmp:
+        path = _write_optimized(model, Path(tmp))
+        proto = onnx.load(path, load_external_data=False)
+        return held_model(proto, external_arrays(proto, path.parent))
 
 
 def optimized_graph(model: onnx.ModelProto) -> onnx.ModelProto:
     """The graph onnxruntime's default session runs for ``model`` on this machine (its fusions,
     layout changes and integer kernels), as onnxruntime writes it out."""
-    import tempfile
-    from pathlib import Path
-
     with tempfile.TemporaryDirectory(prefix="qdqforge-ort-") as tmp:
-        path = Path(tmp) / "optimized.onnx"
-        session(model, optimize=True, written_to=path, prepack=False)  # the graph is written
-        # before kernels are made: prepacking is not in it (tests/graph/test_session_weights)
-        return onnx.load(path)
+        return onnx.load(_write_optimized(model, Path(tmp)))
+
+
+def _write_optimized(model: onnx.ModelProto, folder: Path) -> Path:
+    """The optimized graph written to ``folder`` by onnxruntime, its initializers of
+    :data:`IN_MEMORY_BYTES` or more in ``optimized.onnx.data`` beside it."""
+    path = folder / "optimized.onnx"
+    options = {
+        "session.optimized_model_external_initializers_file_name": f"{path.name}.data",
+        "session.optimized_model_external_initializers_min_size_in_bytes": str(IN_MEMORY_BYTES),
+    }
+    session(model, optimize=True, written_to=path, prepack=False, config=options)  # written
+    # before kernels are made: prepacking is not in it (tests/graph/test_session_weights)
+    return path
