@@ -97,10 +97,76 @@ def node_index(nodes: list[OnnxNode]) -> GraphIndex:
 
 def toposort(model: onnx.ModelProto) -> list[OnnxNode]:
     """The graph's nodes, producers first, stable with respect to file order (graph.toposort's
-    Kahn sort); GraphError naming the nodes on a cycle."""
+    Kahn sort), each node that reads no graph input placed just before its first consumer
+    (:func:`weights_just_in_time`); GraphError naming the nodes on a cycle."""
     nodes = [OnnxNode.from_proto(n) for n in model.graph.node]
-    order = topological_order(node_index(nodes), lambda i: (nodes[i].name, nodes[i].op_type))
-    return [nodes[i] for i in order]
+    index = node_index(nodes)
+    order = topological_order(index, lambda i: (nodes[i].name, nodes[i].op_type))
+    if any(_has_subgraph(n) for n in nodes):  # their bodies' reads are not in node.inputs
+        return [nodes[i] for i in order]
+    inputs = {i.name for i in model.graph.input} - {t.name for t in model.graph.initializer}
+    return [nodes[i] for i in weights_just_in_time(order, nodes, index, inputs)]
+
+
+# ops whose result does not depend on their inputs alone: they keep their place (RNG order)
+_ANCHORED = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
+             "Bernoulli", "Multinomial"}  # fmt: skip
+
+
+def weights_just_in_time(
+    order: list[int], nodes: list[OnnxNode], index: GraphIndex, graph_inputs: set[str]
+) -> list[int]:
+    """``order`` with every node that reads no graph input, directly or through its producers
+    (a QAT weight's fake quantization, a weight's Transpose, shape constants), moved to just
+    before its first consumer; the other nodes keep their order.
+
+    Kahn's sort puts such nodes first, so the module computed every layer's fake-quantized
+    weight before the first layer ran: a QAT module's forward without gradients (evaluation,
+    the clip-initialising forwards, the save's check) held them all at once, 1x the weights;
+    now one layer's at a time. Values do not change: only when these pure functions of the
+    weights run.
+    """
+    static = set()
+    for i in order:
+        node, reads = nodes[i], [t for t in nodes[i].inputs if t]
+        if node.op_type in _ANCHORED and node.domain == "":
+            continue
+        producers = [index.producer.get(t) for t in reads]
+        if not any(t in graph_inputs for t in reads) and all(
+            p is None or p in static for p in producers
+        ):
+            static.add(i)
+    placed: set[int] = set()
+    result: list[int] = []
+    for i in [*(i for i in order if i not in static), *order]:  # then what feeds only outputs
+        _place_with_weights(i, nodes, index, static, placed, result)
+    return result
+
+
+def _place_with_weights(i, nodes, index, static, placed: set, result: list) -> None:
+    """Append ``i`` after its static producers not placed yet (depth first, producers first)."""
+    stack = [(i, False)]
+    while stack:
+        j, ready = stack.pop()
+        if j in placed:
+            continue
+        if ready:
+            placed.add(j)
+            result.append(j)
+            continue
+        stack.append((j, True))
+        for tensor in reversed(nodes[j].inputs):
+            producer = index.producer.get(tensor) if tensor else None
+            if producer is not None and producer in static and producer not in placed:
+                stack.append((producer, False))
+
+
+def _has_subgraph(node: OnnxNode) -> bool:
+    return any(
+        isinstance(v, onnx.GraphProto)
+        or (isinstance(v, list) and v and isinstance(v[0], onnx.GraphProto))
+        for v in node.attrs.values()
+    )
 
 
 def decide_roles(model: onnx.ModelProto, nodes: list[OnnxNode]) -> dict[str, Role]:
