@@ -27,7 +27,7 @@ from qdqforge.graph.output_target import (
     refuse_linked_data,
     refuse_read_only,
 )
-from qdqforge.graph.serialized import Serialized, pieces
+from qdqforge.graph.serialized import Serialized, graph_serialized
 
 log = logging.getLogger(__name__)
 
@@ -117,31 +117,11 @@ def save(model: onnx.ModelProto | Graph, path: str | os.PathLike) -> Path:
         The path written.
     """
     target = Path(path)
-    data = graph_serialized(model) if isinstance(model, Graph) else None
+    data = graph_serialized(model) if isinstance(model, Graph) else None  # graph.serialized
     if data is None and (isinstance(model, Graph) or needs_external_data(model)):
         return _save_external(model, target)
     atomic_write_bytes(target, model.SerializeToString() if data is None else data)
     return target
-
-
-def graph_serialized(graph: Graph) -> Serialized | None:
-    """``graph``'s file bytes as parts written in turn (:mod:`qdqforge.graph.serialized`: no
-    ModelProto holding the weights, no bytes object of the whole), or None when it needs
-    external data (:func:`needs_external_data`).
-
-    One export of the graph: its size comes from the proto without its large tensors plus
-    their arrays' bytes, and that proto, given the arrays, is the one written (exporting
-    again and walking the full proto for its size cost 1.8 s per saved BERT-base model).
-    """
-    from qdqforge.graph import external
-
-    proto, arrays, size = external.external_size(graph)
-    if size > EXTERNAL_THRESHOLD:
-        return None
-    constants = graph.gs.tensors()
-    if any(getattr(constants[name], "data_location", None) is not None for name in arrays):
-        return Serialized([to_proto(graph).SerializeToString()])  # gs writes their location
-    return pieces(proto, arrays)
 
 
 def graph_needs_external_data(graph: Graph) -> bool:

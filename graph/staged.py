@@ -25,6 +25,7 @@ import onnx
 from qdqforge.graph import io
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.output_target import prepare_target
+from qdqforge.graph.serialized import Serialized, graph_serialized
 
 
 class StagedFiles:
@@ -43,7 +44,7 @@ class StagedFiles:
     def add_model(self, model: onnx.ModelProto | Graph, target: str | os.PathLike) -> Path:
         """Stage ``model`` for ``target`` (external data ``<name>.data`` above ~2 GB)."""
         if isinstance(model, Graph):
-            data = io.graph_serialized(model)
+            data = graph_serialized(model)
         else:
             data = None if io.needs_external_data(model) else model.SerializeToString()
         if data is not None:
@@ -55,7 +56,7 @@ class StagedFiles:
         self._moves += [(data, target.parent / data.name), (folder / target.name, target)]
         return named
 
-    def add_bytes(self, target: str | os.PathLike, data: bytes | io.Serialized) -> Path:
+    def add_bytes(self, target: str | os.PathLike, data: bytes | Serialized) -> Path:
         """Stage ``data`` for ``target`` (written through a symlink, as ``graph.io`` does)."""
         named, target = Path(target), prepare_target(target)
         self._moves.append((io.write_temp(target, data), target))

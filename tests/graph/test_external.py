@@ -17,7 +17,7 @@ import torch
 
 import qdqforge
 from qdqforge.errors import GraphError
-from qdqforge.graph import external, io
+from qdqforge.graph import external, io, serialized
 from qdqforge.graph.detached import is_placeholder, materialize, to_proto_detached
 from qdqforge.graph.staged import StagedFiles
 from qdqforge.runtime import reimport
@@ -119,12 +119,12 @@ def test_graph_serialized_are_the_exported_proto(graph):
     materialize(graph)  # every tensor an array: the large ones are detached, then filled
     _, arrays, _ = external.external_size(graph)
     assert {"0.weight", "2.weight"} <= set(arrays)
-    assert io.graph_serialized(graph).tobytes() == io.to_proto(graph).SerializeToString()
+    assert serialized.graph_serialized(graph).tobytes() == io.to_proto(graph).SerializeToString()
 
 
 def test_graph_serialized_is_none_above_the_threshold(graph, monkeypatch):
     monkeypatch.setattr(io, "EXTERNAL_THRESHOLD", 1000)
-    assert io.graph_serialized(graph) is None
+    assert serialized.graph_serialized(graph) is None
 
 
 def test_a_conv_graph_saves_the_same_bytes_either_way(tmp_path):
@@ -144,4 +144,4 @@ def test_graph_serialized_of_a_graph_read_from_external_data(graph, tmp_path, mo
     monkeypatch.undo()
     loaded = io.load(str(path))
     materialize(loaded)
-    assert io.graph_serialized(loaded).tobytes() == io.to_proto(loaded).SerializeToString()
+    assert serialized.graph_serialized(loaded).tobytes() == io.to_proto(loaded).SerializeToString()

@@ -9,7 +9,7 @@ import onnxruntime
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from qdqforge.graph import external, io
+from qdqforge.graph import external, io, serialized
 from qdqforge.graph.detached import materialize
 from qdqforge.graph.serialized import _varint
 
@@ -57,7 +57,7 @@ def graph():
 
 
 def test_parts_are_the_serialized_proto(graph):
-    written = io.graph_serialized(graph)
+    written = serialized.graph_serialized(graph)
     assert sum(isinstance(p, np.ndarray) for p in written.parts) == len(DTYPES)
     assert written.tobytes() == io.to_proto(graph).SerializeToString()
 
@@ -75,7 +75,7 @@ def test_saved_file_is_the_serialized_proto_and_runs(graph, tmp_path):
 
 def test_parts_share_the_graph_arrays(graph):
     _, arrays, _ = external.external_size(graph)
-    written = io.graph_serialized(graph)
+    written = serialized.graph_serialized(graph)
     views = [p for p in written.parts if isinstance(p, np.ndarray)]
     shared = [any(np.shares_memory(v, a) for v in views) for a in arrays.values()]
     contiguous = [a.flags.c_contiguous for a in arrays.values()]
