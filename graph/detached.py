@@ -164,14 +164,18 @@ def without_raw_data(tensor: onnx.TensorProto) -> onnx.TensorProto:
 
 def _copy_fields(source, target, skip: set[str]) -> None:
     for field, value in source.ListFields():
-        if field.name in skip:
-            continue
-        if field.is_repeated:
-            getattr(target, field.name).extend(value)
-        elif field.type == field.TYPE_MESSAGE:
-            getattr(target, field.name).CopyFrom(value)
-        else:
-            setattr(target, field.name, value)
+        if field.name not in skip:
+            set_field(target, field, value)
+
+
+def set_field(target, field, value) -> None:
+    """Give protobuf message ``target`` the ``value`` of ``field`` (from ``ListFields``)."""
+    if field.is_repeated:
+        getattr(target, field.name).extend(value)
+    elif field.type == field.TYPE_MESSAGE:
+        getattr(target, field.name).CopyFrom(value)
+    else:
+        setattr(target, field.name, value)
 
 
 def is_placeholder(tensor: onnx.TensorProto) -> bool:

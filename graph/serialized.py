@@ -104,17 +104,12 @@ def _around(message, number: int, middle: list) -> list:
 
 def _split(message, number: int, skip: frozenset | set = frozenset()) -> tuple[bytes, bytes]:
     """``message``'s fields numbered below and above ``number``, each serialized."""
+    from qdqforge.graph.detached import set_field  # graph.io imports this module
+
     below, above = type(message)(), type(message)()
     for field, value in message.ListFields():
-        if field.number == number or field.name in skip:
-            continue
-        target = below if field.number < number else above
-        if field.is_repeated:
-            getattr(target, field.name).extend(value)
-        elif field.type == field.TYPE_MESSAGE:
-            getattr(target, field.name).CopyFrom(value)
-        else:
-            setattr(target, field.name, value)
+        if field.number != number and field.name not in skip:
+            set_field(below if field.number < number else above, field, value)
     return below.SerializeToString(), above.SerializeToString()
 
 
