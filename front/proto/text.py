@@ -1,4 +1,4 @@
-"""Parse and print protobuf text with protobuf's own ``text_format``.
+"""Parse protobuf text with protobuf's own ``text_format``; print it as ``text_format`` does.
 
 Parse failures become the caller's error class (ConfigError for ``.cfg``, RecordError for records)
 with ``source:line:column`` in front, and missing ``required`` fields are reported too (protobuf's
@@ -27,6 +27,7 @@ from google.protobuf import text_format
 from google.protobuf.message import Message
 
 from qdqforge.errors import QdqforgeError
+from qdqforge.front.proto.printer import message_text
 from qdqforge.front.proto.schema import message_class
 
 _NO_FIELD = re.compile(r'Message type "([\w.]+)" has no field named "?(\w+)"?')
@@ -89,10 +90,11 @@ def _did_you_mean(text: str) -> str:
 def to_text(msg: Message) -> str:
     """Deterministic protobuf text of ``msg`` (fields in schema order, floats shortest repr).
 
+    The text is ``text_format.MessageToString``'s, printed by :func:`.printer.message_text`.
     Parsing the text gives ``msg`` back (tests/front/proto), so a complete message is
     remembered as that text's parse (module docstring).
     """
-    text = text_format.MessageToString(msg)
+    text = message_text(msg)
     if msg.IsInitialized():
         _PARSED.put(_PARSED.key(type(msg), text), msg)
     return text
