@@ -35,7 +35,7 @@ from qdqforge.graph.activation_matmul import activation_matmul_site, quantized_i
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import LAYER_OPS, WEIGHT_AXIS, LayerSite, layer_site
 from qdqforge.passes.grids.act_grid import ACT_TYPE_BITS, act_bits, act_range
-from qdqforge.passes.grids.weight_grid import WEIGHT_TYPE_BITS, dequantized_weight
+from qdqforge.passes.grids.weight_grid import WEIGHT_TYPE_BITS, off_grid_count
 
 SAME_RUN = "give save_model the record quantize_model wrote together with this modified ONNX"
 
@@ -126,7 +126,7 @@ def _check_weight_grid(name: str, record: LayerRecord, site: LayerSite, where: s
             f"{w.shape[axis]} channels on its axis {axis} (per-channel scales of a grouped "
             "ConvTranspose cannot be written); give one scale_w"
         )
-    off = int(np.count_nonzero(dequantized_weight(w, scale, axis, record, name) != w))
+    off = off_grid_count(w, scale, axis, record, name)
     if off:
         raise RecordError(
             f"{where}: layer '{name}': {off} of {w.size} weights of the modified ONNX are not "

@@ -77,15 +77,22 @@ def _rounded_blocks(w: np.ndarray, scale: np.ndarray, axis: int | None):
         yield rows, np.rint(ratio, out=ratio)
 
 
-def dequantized_weight(
-    w: np.ndarray, scale: np.ndarray, axis: int | None, rec, layer: str
-) -> np.ndarray:
-    """``W^ = W_q * s_w`` in float32, the value a DequantizeLinear of ``W_q`` gives."""
+def off_grid_count(w: np.ndarray, scale: np.ndarray, axis: int | None, rec, layer: str) -> int:
+    """How many weights differ from ``W^ = W_q * s_w`` (float32, the value a DequantizeLinear of
+    ``W_q`` gives): 0 for a weight on the record's grid. Row block by row block, like the
+    integers (``save_model``'s record check held ``W^`` and a mask of the whole weight)."""
     scale = np.asarray(scale, np.float32)
     check_channels(w, scale, axis, layer)
-    q = weight_integers(w, scale, axis, rec).astype(np.float32)
-    q *= scale.reshape(channel_shape(w.ndim, axis, scale.size))  # in place: same float32 product
-    return q
+    qmin, qmax = weight_range(rec)
+    w = np.asarray(w, np.float32)
+    shaped = scale.reshape(channel_shape(w.ndim, axis, scale.size))
+    per_row = axis == 0 and shaped.ndim > 0
+    off = 0
+    for rows, rounded in _rounded_blocks(w, scale, axis):
+        np.clip(rounded, qmin, qmax, out=rounded)
+        rounded *= shaped[rows] if per_row else shaped  # the same float32 product as W_q * s_w
+        off += int(np.count_nonzero(rounded != w[rows]))
+    return off
 
 
 def clamped_weights(w: np.ndarray, scale: np.ndarray, axis: int | None, rec) -> int:

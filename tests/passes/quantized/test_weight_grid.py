@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from qdqforge.passes.grids.weight_grid import clamped_weights, dequantized_weight, weight_integers
+from qdqforge.passes.grids.weight_grid import clamped_weights, off_grid_count, weight_integers
 from qdqforge.runtime.kernels.quant_math import row_blocks
 
 CASES = {  # shape, axis of the scales (None: one scale)
@@ -43,8 +43,12 @@ def test_blocks_give_the_one_pass_integers(case, dst_type):
     np.testing.assert_array_equal(got, want)
     assert clamped > 0  # the clip is exercised
     assert clamped_weights(w, scale, axis, rec) == clamped
-    deq = dequantized_weight(w, scale, axis, rec, "layer")
-    np.testing.assert_array_equal(deq, want.astype(np.float32) * scale.reshape(
-        [-1 if d == axis else 1 for d in range(w.ndim)] if axis is not None else []))  # fmt: skip
+    deq = want.astype(np.float32) * scale.reshape(
+        [-1 if d == axis else 1 for d in range(w.ndim)] if axis is not None else [])  # fmt: skip
+    assert off_grid_count(w, scale, axis, rec, "layer") == int(np.count_nonzero(deq != w)) > 0
+    assert off_grid_count(deq, scale, axis, rec, "layer") == 0  # on the grid: nothing off
+    moved = np.array(deq)  # an ndarray also for the 0-d case (a numpy scalar has no views)
+    moved.reshape(-1)[[0, -1]] += np.float32(scale.min() / 3)  # first and last block
+    assert off_grid_count(moved, scale, axis, rec, "layer") == min(2, moved.size)
     if case == "rows_over_blocks_axis0":
         assert len(row_blocks(w.shape)) == 2  # the per-channel scales are sliced with the rows
