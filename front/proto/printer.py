@@ -14,8 +14,9 @@ and formats each value by the same rules as ``text_format``'s ``PrintFieldValue`
 * enum: the value's name, or its number when the enum has no such value;
 * bool: ``true`` / ``false``; every other number: ``str``.
 
-``as_utf8=True`` is given explicitly (protobuf's default since 2024; older releases escaped
-non-ASCII characters), so a record's text does not depend on the protobuf release.
+``as_utf8=True`` is given explicitly (the default of protobuf 7, which this project is tested
+with; a release with another default would escape non-ASCII characters as octal), so a
+record's text does not depend on the protobuf release.
 
 What it does not print the same way (an ``Any``, map fields, extensions, groups) is left to
 ``text_format`` for the whole message. tests/front/proto/test_printer.py compares the two byte
