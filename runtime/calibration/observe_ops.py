@@ -24,7 +24,7 @@ import torch
 from qdqforge.runtime.kernels import cpu_ext
 from qdqforge.runtime.kernels.quant_math import nonfinite_error
 
-ENV_SWITCH = "QDQFORGE_FUSED"
+ENV_SWITCH = cpu_ext.ENV_SWITCH
 _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 TAIL_HEAP_LIMIT = 4096  # larger tails (low percentiles) use torch.topk: a heap would churn
 SERIAL_ROW = 32768  # torch reduces a row up to its grain size (32768) serially, in one order

@@ -46,6 +46,7 @@ SOURCES = tuple(
     Path(__file__).with_name("csrc") / name for name in ("fake_quant_cpu.cpp", "observe_cpu.cpp")
 )
 BASE_FLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math"]
+ENV_SWITCH = "QDQFORGE_FUSED"  # "0": every caller of these kernels takes its torch path
 AVX2_CAPABILITIES = {"AVX2", "AVX512"}
 STALE_LOCK_SECONDS = 15 * 60
 

@@ -32,7 +32,7 @@ from qdqforge.runtime.kernels.quant_math import int_range
 
 logger = logging.getLogger(__name__)
 
-ENV_SWITCH = "QDQFORGE_FUSED"
+ENV_SWITCH = cpu_ext.ENV_SWITCH
 FUSED_DEVICES = {"cuda"}  # tests add "cpu" to run the kernels under TRITON_INTERPRET=1
 FUSED_DTYPES = (torch.float32, torch.float64)
 

@@ -1,5 +1,6 @@
 // qdqforge compiled CPU calibration kernels (runtime/kernels/cpu_ext.py builds them with the QAT
-// kernels; runtime/kernels/observe_ops.py calls them). Namespace qdqforge_obs:
+// kernels; runtime/calibration/observe_ops.py and runtime/kernels/search_n.py call them).
+// Namespace qdqforge_obs:
 //
 //   scan(x, take_top, take_bottom) -> (max |x|, count of NaN/inf, top, bottom)
 //       one pass: the NaN/inf check, max |x|, and the take_top largest values and take_bottom
@@ -16,6 +17,9 @@
 //       each window's L2 error per source bin (before the row sum)
 //   hfmg_window_terms(hist, prefix, windows, num_bits) -> ([windows, 2^b], [windows, 2^b - 1])
 //       window_errors_fast's two terms per destination bin and inner edge (before the row sums)
+//   search_n_squares(rows, shift, out) -> out
+//       search-N's squared error of one shift per int32 value into out (float64, rows' shape;
+//       runtime/kernels/search_n.py, before the row sums): five int32 passes and a copy in one
 //
 // Every value is bit for bit that of the torch expressions these kernels replace (see the Python
 // docstrings): IEEE double arithmetic in the same order, no FMA (built with -ffp-contract=off),
@@ -322,6 +326,33 @@ Tensor ifmr_grid_error(const Tensor& stats_in, double width, const Tensor& scale
   return out;
 }
 
+// ---- search-N (search_n._squared_error_sums, element by element) -----------------------------
+
+// (clamp(r >> n, int16) << n - r)^2 as float64: the arithmetic shift floors like torch's
+// bitwise_right_shift; the left shift goes through uint32 (two's complement, as torch shifts);
+// every step fits int32 (search_n's docstring), so the difference equals the int64 one, and
+// double(d) * double(d) is the product torch's double().mul_() computes.
+Tensor search_n_squares(const Tensor& rows_in, int64_t shift, Tensor out) {
+  TORCH_CHECK(rows_in.scalar_type() == at::kInt, "rows must be int32");
+  TORCH_CHECK(shift >= 1 && shift <= 16, "shift must be in 1..16");
+  TORCH_CHECK(out.scalar_type() == at::kDouble && out.is_contiguous() &&
+                  out.sizes() == rows_in.sizes(),
+              "out must be a contiguous float64 tensor of rows' shape");
+  const Tensor rows = rows_in.contiguous();
+  const int32_t* p = rows.const_data_ptr<int32_t>();
+  double* o = out.data_ptr<double>();
+  const int n = int(shift);
+  at::parallel_for(0, rows.numel(), kParallelGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      int32_t carried = p[i] >> n;
+      carried = carried < -32768 ? -32768 : (carried > 32767 ? 32767 : carried);
+      const int32_t diff = int32_t(uint32_t(carried) << n) - p[i];
+      o[i] = double(diff) * double(diff);
+    }
+  });
+  return out;
+}
+
 // ---- HFMG window errors (hfmg.window_errors, element by element) ------------------------------
 
 double cube_norm(double begin, double end, double density) {
@@ -440,6 +471,7 @@ TORCH_LIBRARY(qdqforge_obs, lib) {
   lib.def(
       "hfmg_window_terms(Tensor hist, Tensor prefix, Tensor windows, int num_bits) -> "
       "(Tensor, Tensor)");
+  lib.def("search_n_squares(Tensor rows, int shift, Tensor(a!) out) -> Tensor(a!)");
 }
 
 TORCH_LIBRARY_IMPL(qdqforge_obs, CPU, lib) {
@@ -449,4 +481,5 @@ TORCH_LIBRARY_IMPL(qdqforge_obs, CPU, lib) {
   lib.impl("hfmg_windows", hfmg_windows);
   lib.impl("hfmg_window_error", hfmg_window_error);
   lib.impl("hfmg_window_terms", hfmg_window_terms);
+  lib.impl("search_n_squares", search_n_squares);
 }

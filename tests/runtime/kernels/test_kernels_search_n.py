@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from qdqforge.errors import CalibrationError
+from qdqforge.runtime.kernels import cpu_ext
 from qdqforge.runtime.kernels.search_n import SearchNObserver, shift_errors
 
 
@@ -53,6 +54,31 @@ def test_int32_arithmetic_equals_int64_bit_for_bit(dtype):
         x = x.clamp(torch.iinfo(dtype).min, torch.iinfo(dtype).max)
     x = x.to(dtype)
     assert torch.equal(shift_errors(x), int64_shift_errors(x))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_compiled_pass_equals_torch_path_bit_for_bit(monkeypatch, threads):
+    """The compiled per-value pass (csrc/observe_cpu.cpp) gives the torch path's errors exactly,
+    on rows longer than a thread's share, at every int32 edge and both sides of each 2^N."""
+    if cpu_ext.cpu_ops() is None:
+        pytest.skip("the compiled CPU kernels could not be built here")
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randint(-(2**31), 2**31 - 1, (2, 3, 300, 300), generator=gen, dtype=torch.int64)
+    x[:, 1] >>= torch.randint(0, 31, (2, 300, 300), generator=gen)  # every magnitude
+    powers = [s * (2**n + d) for n in range(33) for d in (-1, 0, 1) for s in (1, -1)]
+    edges = torch.tensor([*powers, 32767 << 16, -32768 << 16, 0]).clamp(-(2**31), 2**31 - 1)
+    x.view(-1)[: len(edges)] = edges
+    x = x.to(torch.int32)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        compiled = shift_errors(x)
+        monkeypatch.setenv(cpu_ext.ENV_SWITCH, "0")
+        reference = shift_errors(x)
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(compiled, reference)
+    assert torch.equal(compiled, int64_shift_errors(x))
 
 
 def constructed_batch(gen: torch.Generator) -> torch.Tensor:
