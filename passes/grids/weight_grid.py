@@ -60,21 +60,22 @@ def weight_integers(w: np.ndarray, scale: np.ndarray, axis: int | None, rec) -> 
     """``W_q`` as int8 (module docstring)."""
     qmin, qmax = weight_range(rec)
     integers = np.empty(np.shape(w), np.int8)
-    for rows, rounded in _rounded_blocks(w, scale, axis):
+    for rows, rounded, _ in _rounded_blocks(w, scale, axis):
         integers[rows] = np.clip(rounded, qmin, qmax, out=rounded)
     return integers
 
 
 def _rounded_blocks(w: np.ndarray, scale: np.ndarray, axis: int | None):
-    """``(rows, rint(W[rows] / s))`` in float32 for row blocks of ``W``: elementwise, so the
-    values of one pass, with temporaries of ~16 MB instead of ``W``'s size (the QAT save of a
-    > 2 GB model peaked here)."""
+    """``(rows, rint(W[rows] / s), s)`` in float32 for row blocks of ``W`` (``s`` the block's
+    scales, shaped to broadcast): elementwise, so the values of one pass, with temporaries of
+    ~16 MB instead of ``W``'s size (the QAT save of a > 2 GB model peaked here)."""
     w = np.asarray(w, np.float32)
     scale = np.asarray(scale, np.float32).reshape(channel_shape(w.ndim, axis, np.size(scale)))
     per_row = axis == 0 and scale.ndim > 0
     for rows in row_blocks(w.shape) if w.ndim else [...]:
-        ratio = np.asarray(w[rows] / (scale[rows] if per_row else scale), np.float32)
-        yield rows, np.rint(ratio, out=ratio)
+        block_scale = scale[rows] if per_row else scale
+        ratio = np.asarray(w[rows] / block_scale, np.float32)
+        yield rows, np.rint(ratio, out=ratio), block_scale
 
 
 def off_grid_count(w: np.ndarray, scale: np.ndarray, axis: int | None, rec, layer: str) -> int:
@@ -85,12 +86,10 @@ def off_grid_count(w: np.ndarray, scale: np.ndarray, axis: int | None, rec, laye
     check_channels(w, scale, axis, layer)
     qmin, qmax = weight_range(rec)
     w = np.asarray(w, np.float32)
-    shaped = scale.reshape(channel_shape(w.ndim, axis, scale.size))
-    per_row = axis == 0 and shaped.ndim > 0
     off = 0
-    for rows, rounded in _rounded_blocks(w, scale, axis):
+    for rows, rounded, block_scale in _rounded_blocks(w, scale, axis):
         np.clip(rounded, qmin, qmax, out=rounded)
-        rounded *= shaped[rows] if per_row else shaped  # the same float32 product as W_q * s_w
+        rounded *= block_scale  # the same float32 product as W_q * s_w
         off += int(np.count_nonzero(rounded != w[rows]))
     return off
 
@@ -98,4 +97,4 @@ def off_grid_count(w: np.ndarray, scale: np.ndarray, axis: int | None, rec, laye
 def clamped_weights(w: np.ndarray, scale: np.ndarray, axis: int | None, rec) -> int:
     """How many weights of a grid-valued ``w`` round beyond ``qmax`` (module docstring)."""
     qmax = weight_range(rec)[1]
-    return sum(int((rounded > qmax).sum()) for _, rounded in _rounded_blocks(w, scale, axis))
+    return sum(int((rounded > qmax).sum()) for _, rounded, _ in _rounded_blocks(w, scale, axis))

@@ -16,7 +16,6 @@ path.
 
 from __future__ import annotations
 
-import os
 from types import SimpleNamespace
 
 import torch
@@ -24,7 +23,6 @@ import torch
 from qdqforge.runtime.kernels import cpu_ext
 from qdqforge.runtime.kernels.quant_math import nonfinite_error
 
-ENV_SWITCH = cpu_ext.ENV_SWITCH
 _DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 TAIL_HEAP_LIMIT = 4096  # larger tails (low percentiles) use torch.topk: a heap would churn
 SERIAL_ROW = 32768  # torch reduces a row up to its grain size (32768) serially, in one order
@@ -34,10 +32,7 @@ def observe_ops(x: torch.Tensor | None = None) -> SimpleNamespace | None:
     """The compiled ops when ``x`` (if given) can take them, else None."""
     if x is not None and (not x.is_cpu or x.dtype not in _DTYPES):
         return None
-    if os.environ.get(ENV_SWITCH, "1") == "0":
-        return None
-    ops = cpu_ext.cpu_ops()
-    return None if ops is None else ops.observe
+    return cpu_ext.observer_ops()
 
 
 def checked_scan(ops, flat: torch.Tensor, layer: str | None, takes=(0, 0)):

@@ -107,6 +107,21 @@ def remove_stale_lock(build_dir: Path, max_age: float = STALE_LOCK_SECONDS) -> b
     return True
 
 
+def switched_on() -> bool:
+    """False when ``QDQFORGE_FUSED=0`` turns the compiled and fused kernels off."""
+    return os.environ.get(ENV_SWITCH, "1") != "0"
+
+
+def observer_ops() -> SimpleNamespace | None:
+    """The compiled observer ops (``torch.ops.qdqforge_obs``), or None when
+    ``QDQFORGE_FUSED=0`` or the kernels could not be built here (their callers take their torch
+    paths then)."""
+    if not switched_on():
+        return None
+    ops = cpu_ops()
+    return None if ops is None else ops.observe
+
+
 def cpu_ops() -> SimpleNamespace | None:
     """The compiled ops (``ulq_act``, ``arq_retrain``, ``ulq_weight``, and the observers' ops as
     ``observe``), or None when they cannot be built here; tried once per process."""

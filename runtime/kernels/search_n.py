@@ -19,8 +19,6 @@ machine where the kernels could not be built take the torch path.
 
 from __future__ import annotations
 
-import os
-
 import torch
 
 from qdqforge.errors import CalibrationError
@@ -46,11 +44,14 @@ def shift_errors(s32: torch.Tensor, channel_axis: int = 1) -> torch.Tensor:
     s32 = s32.to(torch.int64).clamp(*_INT32).to(torch.int32)
     rows = s32.movedim(channel_axis, 0).reshape(s32.shape[channel_axis], -1).contiguous()
     squares = torch.empty(rows.shape, dtype=torch.float64, device=rows.device)  # one buffer
-    return torch.stack([_squared_error_sums(rows, n, squares) for n in range(1, MAX_SHIFT + 1)])
+    ops = cpu_ext.observer_ops() if rows.is_cpu else None
+    shifts = range(1, MAX_SHIFT + 1)
+    return torch.stack([_squared_error_sums(rows, n, squares, ops) for n in shifts])
 
 
-def _squared_error_sums(rows: torch.Tensor, n: int, squares: torch.Tensor) -> torch.Tensor:
-    """``sum((clip(rows >> n, int16) << n - rows)^2, dim=1)``, the squares in ``squares``.
+def _squared_error_sums(rows: torch.Tensor, n: int, squares: torch.Tensor, ops) -> torch.Tensor:
+    """``sum((clip(rows >> n, int16) << n - rows)^2, dim=1)``, the squares in ``squares``
+    (computed by the compiled ``ops`` when given).
 
     int32 holds every step (``32767 << 16`` and ``-32768 << 16`` fit; ``carried`` has the sign
     of ``rows`` and at most its magnitude, or is 0 where ``|rows| < 2^n``, so ``carried - rows``
@@ -59,21 +60,12 @@ def _squared_error_sums(rows: torch.Tensor, n: int, squares: torch.Tensor) -> to
     buffer is the caller's, reused for every shift (a new 26 MB one per shift of a layer of
     3.2 M outputs: 69 ms for the 16 shifts with the compiled pass, 44 ms with one buffer).
     """
-    ops = _compiled(rows)
     if ops is not None:
         return ops.search_n_squares(rows, n, squares).sum(dim=1)
     carried = torch.bitwise_right_shift(rows, n).clamp_(*_INT16)
     carried.bitwise_left_shift_(n).sub_(rows)
     squares.copy_(carried)
     return squares.mul_(squares).sum(dim=1)
-
-
-def _compiled(rows: torch.Tensor):
-    """The compiled observer ops for a CPU ``rows``, else None (module docstring)."""
-    if not rows.is_cpu or os.environ.get(cpu_ext.ENV_SWITCH, "1") == "0":
-        return None
-    ops = cpu_ext.cpu_ops()
-    return None if ops is None else ops.observe
 
 
 class SearchNObserver:

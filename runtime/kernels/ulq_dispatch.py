@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import logging
 import math
-import os
 from types import ModuleType, SimpleNamespace
 
 import torch
@@ -48,9 +47,7 @@ def _fused_module() -> ModuleType | None:
 
 
 def _accelerated(t: torch.Tensor, _round: ulq.Round) -> bool:
-    return (
-        _round is torch.round and t.dtype in FUSED_DTYPES and os.environ.get(ENV_SWITCH, "1") != "0"
-    )
+    return _round is torch.round and t.dtype in FUSED_DTYPES and cpu_ext.switched_on()
 
 
 def fused_backend(t: torch.Tensor, _round: ulq.Round = torch.round) -> ModuleType | None:
