@@ -1,4 +1,13 @@
-"""Resident-memory measurements: a sampling thread for one phase, and the process peak."""
+"""Resident-memory measurements: the exact peak of one phase, and the process peak.
+
+A phase's peak is read from the kernel's high-water mark (``VmHWM``), reset when the phase
+starts (``/proc/self/clear_refs``, Linux >= 4.0): every page counts, however short the spike.
+Sampling RSS every few milliseconds missed spikes: on the 2.3 GB model of
+``bench/large_flow.py`` the stages' sampled peaks read at most 2.64x the weights above the
+interpreter while the process's ``VmHWM`` read 3.05x. Phases nest: a reset first folds the
+mark reached so far into every open phase and into the process peak. Where the mark cannot be
+reset, a phase samples RSS every ``interval`` seconds as before.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +16,9 @@ import threading
 import time
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_CLEAR_REFS = "/proc/self/clear_refs"
+_open_phases: list[PeakRss] = []
+_peak_before_reset = 0  # the process's high-water mark as it was before the last reset
 
 
 def current_rss_bytes() -> int:
@@ -23,7 +35,32 @@ def max_rss_bytes() -> int:
     child of a 2 GB parent read 2.1 GB, its ``VmHWM`` 11 MB). ``VmHWM`` belongs to the new
     address space.
     """
+    return max(_peak_before_reset, _high_water_mark())
+
+
+def _high_water_mark() -> int:
     return _status_kib("VmHWM") * 1024
+
+
+def _fold_high_water_mark() -> int:
+    """The mark now, folded into the process peak and every open phase's peak."""
+    global _peak_before_reset
+    mark = _high_water_mark()
+    _peak_before_reset = max(_peak_before_reset, mark)
+    for phase in _open_phases:
+        phase.peak = max(phase.peak, mark)
+    return mark
+
+
+def _reset_high_water_mark() -> bool:
+    """Fold the mark in, then set it to the RSS now; False when the kernel refuses."""
+    _fold_high_water_mark()
+    try:
+        with open(_CLEAR_REFS, "w") as handle:
+            handle.write("5")
+    except OSError:
+        return False
+    return True
 
 
 def anonymous_rss_bytes() -> int:
@@ -42,29 +79,37 @@ def _status_kib(field: str) -> int:
 
 
 class PeakRss:
-    """Context manager sampling RSS every ``interval`` s; ``extra_mb`` = peak minus RSS at entry.
-
-    Sampling can miss a spike shorter than ``interval``; it is meant for phases of seconds.
-    """
+    """Context manager: ``peak`` = the phase's peak RSS (module docstring), ``extra_mb`` = that
+    minus RSS at entry. Exact where the high-water mark can be reset; otherwise sampled every
+    ``interval`` s, which can miss a spike shorter than that."""
 
     def __init__(self, interval: float = 0.005) -> None:
         self.interval = interval
         self.start = self.peak = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread: threading.Thread | None = None
 
     def _sample(self) -> None:
         while not self._stop.wait(self.interval):
             self.peak = max(self.peak, current_rss_bytes())
 
     def __enter__(self) -> PeakRss:
+        exact = _reset_high_water_mark()
         self.start = self.peak = current_rss_bytes()
-        self._thread.start()
+        if exact:
+            _open_phases.append(self)
+        else:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+        if self._thread is None:
+            _fold_high_water_mark()
+            _open_phases.remove(self)
+        else:
+            self._stop.set()
+            self._thread.join()
         self.peak = max(self.peak, current_rss_bytes())
 
     @property
