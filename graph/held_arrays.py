@@ -97,6 +97,11 @@ def array_of(tensor: onnx.TensorProto) -> np.ndarray:
     return numpy_helper.to_array(tensor) if token is None else _held_array(tensor, token)
 
 
+def is_held(tensor: onnx.TensorProto) -> bool:
+    """True for a held placeholder (its data is an array beside the proto)."""
+    return _token(tensor) is not None
+
+
 def _held_array(tensor: onnx.TensorProto, token: str) -> np.ndarray:
     held = _LIVE.get(token)
     if held is None or tensor.name not in held.arrays:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import keyword
 import re
+import warnings
 from enum import Enum
 
 import numpy as np
@@ -118,6 +119,16 @@ def shared_tensor(array: np.ndarray) -> torch.Tensor:
     if array.flags.writeable and array.flags.c_contiguous and array.dtype.kind in "biuf":
         return torch.from_numpy(array)
     return _to_tensor(array)
+
+
+def reading_tensor(array: np.ndarray) -> torch.Tensor:
+    """``array`` as a tensor over its own memory, for code that only reads it: a read-only
+    array too (a view of the user's weights, ``front.export.cache_weights``), without the copy
+    :func:`shared_tensor` makes of it. torch has no read-only tensors and warns when it wraps
+    one; the caller promises not to write, so the warning is not shown."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+        return torch.from_numpy(array)
 
 
 def _to_tensor(array: np.ndarray) -> torch.Tensor:

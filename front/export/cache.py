@@ -41,12 +41,11 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
-import onnx
 import torch
 from torch import nn
 
 from qdqforge.front.export import fingerprint
-from qdqforge.front.export.cache_weights import Weightless, held_weights, weightless
+from qdqforge.front.export.cache_weights import Weightless, held_weights
 from qdqforge.graph.held_arrays import Held
 
 log = logging.getLogger(__name__)
@@ -120,15 +119,12 @@ class ExportCache:
         log.info("export cache hit: reusing the %s exporter's graph", entry.exporter)
         return held
 
-    def put(
-        self, key: bytes | None, proto: onnx.ModelProto, exporter: str, args, model: nn.Module
-    ) -> None:
-        """Keep ``proto`` (made by ``exporter`` from ``args``) under ``key``, without the
-        initializers that are ``model``'s tensors."""
+    def put(self, key: bytes | None, stored: Weightless, exporter: str, args) -> None:
+        """Keep ``stored`` (a graph made by ``exporter`` from ``args``, without the initializers
+        that are the model's tensors: :func:`~.cache_weights.weightless`) under ``key``."""
         limit = _limit_bytes()
         if key is None or limit is None:
             return
-        stored = weightless(proto, model)
         size = stored.proto.ByteSize()
         if size > limit:
             return

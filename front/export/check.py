@@ -5,10 +5,13 @@ inference semantics. That equals ``model.eval()`` unless a module branches on ``
 in other ways (auxiliary heads, stochastic depth, random ops); this check catches those.
 The error is relative to the output's magnitude: ``max|onnx - torch| / max|torch|``.
 
-Memory: onnxruntime gets every initializer of :data:`~qdqforge.graph.detached.MIN_BYTES` or more
-as a fed input (``numerics.run_with_weights``), read in place from the export copy's own
-parameter or buffer when its bytes are the initializer's (compared one tensor at a time), else
-from the initializer's data. A session built from the serialized proto held its bytes, their
+Memory: onnxruntime gets every held initializer (a view of the model's tensor:
+:mod:`~qdqforge.front.export.cache_weights`) and every other one of
+:data:`~qdqforge.graph.detached.MIN_BYTES` or more as a fed input
+(``numerics.run_with_weights``), read in place: a held one from its array, another from the
+export copy's own parameter or buffer when its bytes are the initializer's (compared one tensor
+at a time), else from the initializer's data. Fed, not constant, a weight is not prepacked
+(a copy). A session built from the serialized proto held its bytes, their
 parse and its own tensors: +3x the weights while it ran, and a proto over protobuf's 2 GB limit
 could not be serialized at all, so the check was skipped there.
 """
@@ -26,6 +29,7 @@ from torch import nn
 
 from qdqforge.front.export.train_branches import EvalResult
 from qdqforge.graph import detached, numerics
+from qdqforge.graph.held_arrays import array_of, is_held
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +66,9 @@ def weight_feeds(proto: onnx.ModelProto, work: nn.Module) -> dict[str, np.ndarra
     named.update(_named_arrays(work.named_buffers(remove_duplicate=False)))
     feeds = {}
     for tensor in proto.graph.initializer:
-        if tensor.ByteSize() >= detached.MIN_BYTES and not tensor.external_data:
+        if is_held(tensor):  # the model's own tensor, held beside the proto
+            feeds[tensor.name] = array_of(tensor)
+        elif tensor.ByteSize() >= detached.MIN_BYTES and not tensor.external_data:
             feeds[tensor.name] = _same_or_copy(tensor, named.get(tensor.name))
     return feeds
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from qdqforge.front.export.failures import check_trace
+from qdqforge.front.export.parameter_stubs import serialize_without_parameters
 from qdqforge.front.export.quiet import quiet_exporter
 from qdqforge.front.export.torchlib_registry import reused_registry
 
@@ -51,7 +52,7 @@ def export_dynamo(
             input_names=io_names("input", len(args)),
             dynamic_shapes=_dynamic_shapes(args) if dynamic_batch else None,
         )
-    return program.model_proto
+    return serialize_without_parameters(program.model, model)  # stubs: views of them later
 
 
 def _dynamic_shapes(args: tuple[torch.Tensor, ...]) -> tuple[dict | None, ...]:

@@ -39,6 +39,7 @@ from qdqforge.front.entry.inputs import normalize_input_data
 from qdqforge.front.export import attempts, exporters, fingerprint, fixups
 from qdqforge.front.export import check as verify
 from qdqforge.front.export.cache import CACHE
+from qdqforge.front.export.cache_weights import Weightless, held_weights, weightless
 from qdqforge.front.export.embedding_padding import mark_padding_rows
 from qdqforge.front.export.module_names import annotate_modules
 from qdqforge.front.export.tied_weights import tie_aliases
@@ -110,10 +111,12 @@ def export_held(
     exporter: str = "auto",
     check: bool = True,
 ) -> Held:
-    """:func:`export` for a flow: the graph is ``held.model``, and on an export-cache hit its
-    large weights are held as arrays (copies of the model's tensors: :mod:`.cache_weights`)
-    instead of bytes in the proto; ``io.from_proto`` gives them to the graph's constants. Keep
-    the :class:`Held` while ``held.model`` is used. Arguments and errors as :func:`export`."""
+    """:func:`export` for a flow: the graph is ``held.model``, its large initializers that are
+    the model's tensors held as arrays (read-only views of those tensors:
+    :mod:`.cache_weights`) instead of bytes in the proto, whether the cache had the graph or
+    not; ``io.from_proto`` gives them to the graph's constants. Keep the :class:`Held` while
+    ``held.model`` is used, and the model's tensors unchanged. Arguments and errors as
+    :func:`export`."""
     args = normalize_input_data(input_data)
     _check_arguments(model, exporter)
     reap_dropped(fingerprint.weight_bytes(model))  # an earlier stage's graphs, before the proto
@@ -123,10 +126,8 @@ def export_held(
         held = CACHE.get(key, args, model)
         if held is None:
             names = attempts.plan(exporter, opset)
-            proto, used = _export_checked(model, args, names, check, options)
-            _annotate(proto, model, used)
-            CACHE.put(key, proto, used, args, model)
-            held = held_model(proto, {})
+            stored, held, used = _export_checked(model, args, names, check, options)
+            CACHE.put(key, stored, used, args)
     return held
 
 
@@ -139,34 +140,50 @@ def _check_arguments(model: object, exporter: str) -> None:
 
 def _export_checked(
     model: nn.Module, args: tuple, names: list[str], check: bool, options: dict
-) -> tuple[onnx.ModelProto, str]:
+) -> tuple[Weightless, Held, str]:
     """Export in training mode; if that graph is not ``model.eval()``, export again in eval.
-    One eager eval forward serves the training-mode check and the export check."""
+    One eager eval forward serves the training-mode check and the export check. Returns the
+    graph without the model's tensors (for the cache), the graph holding views of them, and
+    the exporter used."""
     reference = EvalResult(args)
     proto, used, work = attempts.run_exporters(model, args, names, reference=reference, **options)
     in_train = work.training  # eval when the model branches on self.training beyond dropout
-    _fix(proto, used)
-    error = verify.eval_error(proto, work, args, reference) if check else 0.0
+    stored, held = _held(proto, used, model)
+    del proto  # its copy of the weights: the graph holds views of the model's tensors
+    error = verify.eval_error(held.model, work, args, reference) if check else 0.0
     if not error > verify.TOLERANCE or not in_train:  # NaN: ORT could not run it, no check
-        return _checked(proto, used, error, model)
+        return _checked(stored, held, used, error, model)
     log.warning(
         "%s exported in training mode differs from model.eval() by %.3g (relative): a module "
         "branches on self.training; exporting again in eval mode, without Dropout nodes",
         type(model).__qualname__, error,
     )  # fmt: skip
+    del stored, held
     again = {**options, "mode": "eval"}
     proto, used, work = attempts.run_exporters(model, args, [used], reference=reference, **again)
+    stored, held = _held(proto, used, model)
+    del proto
+    error = verify.eval_error(held.model, work, args, reference)
+    return _checked(stored, held, used, error, model)
+
+
+def _held(proto: onnx.ModelProto, used: str, model: nn.Module) -> tuple[Weightless, Held]:
+    """The exported ``proto`` fixed and annotated, then without the model's tensors (stubs)
+    and with read-only views of them (:mod:`.cache_weights`)."""
     _fix(proto, used)
-    return _checked(proto, used, verify.eval_error(proto, work, args, reference), model)
+    _annotate(proto, model, used)
+    stored = weightless(proto, model)
+    held = held_weights(stored, model)  # stubs of this very model: never None
+    return stored, held if held is not None else held_model(proto, {})
 
 
-def _checked(proto: onnx.ModelProto, used: str, error: float, model: nn.Module):
+def _checked(stored: Weightless, held: Held, used: str, error: float, model: nn.Module):
     if error > verify.TOLERANCE:
         raise ExportError(
             f"the {used} exporter's graph of {type(model).__qualname__} differs from "
             f"model.eval() by {error:.3g} (relative) in onnxruntime on input_data"
         )
-    return proto, used
+    return stored, held, used
 
 
 def _fix(proto: onnx.ModelProto, used: str) -> None:

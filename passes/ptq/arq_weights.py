@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import numpy as np
 import onnx_graphsurgeon as gs
-import torch
 
 from qdqforge.graph import query
 from qdqforge.graph.detached import release_orphan
@@ -34,6 +33,7 @@ from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
 from qdqforge.passes.ptq.ptq_settings import enabled_layers
 from qdqforge.runtime.kernels.arq import arq_quantize
+from qdqforge.runtime.store import reading_tensor
 
 
 @register_pass
@@ -61,8 +61,7 @@ class ArqWeightsPass(GraphPass, name="arq_weights"):
 def _quantize(
     graph: Graph, site: LayerSite, bits: int, channel_wise: bool, taken: set[str]
 ) -> tuple[float, ...]:
-    values = np.asarray(site.weight.values)  # arq_quantize only reads it: no copy to spare it
-    w = torch.from_numpy(values if values.flags.writeable else values.copy())
+    w = reading_tensor(np.asarray(site.weight.values))  # arq_quantize only reads it
     axis = WEIGHT_AXIS[site.weight_layout]
     groups = site.groups if site.weight_layout == "ConvTranspose" else 1
     result = arq_quantize(w, bits, channel_wise, axis, groups, site.name)

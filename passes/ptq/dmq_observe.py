@@ -21,7 +21,6 @@ import logging
 
 import numpy as np
 import onnx_graphsurgeon as gs
-import torch
 
 from qdqforge.errors import PassError
 from qdqforge.graph.ir import Graph
@@ -33,6 +32,7 @@ from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
 from qdqforge.passes.ptq.ptq_settings import ptq_layers
 from qdqforge.runtime.calibration.dmq import weight_input_channel_absmax
+from qdqforge.runtime.store import reading_tensor
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def _site(graph: Graph, layer: str) -> LayerSite:
 
 def weight_max(site: LayerSite) -> np.ndarray:
     """``max |W|`` per input channel of the layer's current weight (float32 ``[Cin]``)."""
-    w = torch.from_numpy(np.asarray(site.weight.values, np.float32).copy())
+    w = reading_tensor(np.asarray(site.weight.values, np.float32))  # only read
     return weight_input_channel_absmax(w, site.weight_layout, site.groups).numpy()
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,11 +36,15 @@ GLOBAL_HOOKS = (
 
 
 class UserNet(nn.Module):
-    def __init__(self) -> None:
+    """``width`` 8: every weight is small (held in the exported proto); 192: ``conv2.weight``
+    (1.3 MiB) is at least ``cache_weights.HELD_BYTES``, so the flows' graphs hold a read-only
+    view of the model's own tensor."""
+
+    def __init__(self, width: int = 8) -> None:
         super().__init__()
-        self.conv, self.bn = nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8)
-        self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8)
-        self.drop, self.fc = nn.Dropout(0.1), nn.Linear(8, 5)
+        self.conv, self.bn = nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width)
+        self.conv2, self.bn2 = nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width)
+        self.drop, self.fc = nn.Dropout(0.1), nn.Linear(width, 5)
         self.register_buffer("calls", torch.zeros((), dtype=torch.long))
 
     def forward(self, x):
@@ -69,10 +74,10 @@ def _check(model, before, extra_before, step: str) -> None:
         raise AssertionError(f"after {step}: {e}") from e
 
 
-def user_model() -> UserNet:
+def user_model(width: int = 8) -> UserNet:
     """In ``train()`` with one BN in ``eval()`` and a frozen bias (module docstring)."""
     torch.manual_seed(0)
-    model = UserNet().train()
+    model = UserNet(width).train()
     model.bn2.eval()
     model.conv.bias.requires_grad_(False)
     return model
@@ -85,8 +90,17 @@ def dmq_config(model: nn.Module, x: torch.Tensor, tmp_path) -> str:
     return cfg
 
 
-def test_eight_public_functions_leave_the_model_untouched(tmp_path):
-    model, x = user_model(), torch.randn(4, 3, 8, 8)
+def _shares_no_memory(module: nn.Module, model: nn.Module, step: str) -> None:
+    """No tensor of ``module`` (returned by an API call) lies in memory of ``model``'s."""
+    theirs = {t.untyped_storage().data_ptr() for t in model.state_dict(keep_vars=True).values()}
+    for name, tensor in module.state_dict(keep_vars=True).items():
+        if tensor.numel():
+            assert tensor.untyped_storage().data_ptr() not in theirs, f"{step}: {name}"
+
+
+@pytest.mark.parametrize("width", [8, 192])
+def test_eight_public_functions_leave_the_model_untouched(tmp_path, width):
+    model, x = user_model(width), torch.randn(4, 3, 8, 8)
     before, extra = snapshot(model), full_snapshot(model)
     qat_cfg = str(tmp_path / "q.json")
     record, onnx_file = str(tmp_path / "r.txt"), str(tmp_path / "m.onnx")
@@ -94,10 +108,12 @@ def test_eight_public_functions_leave_the_model_untouched(tmp_path):
     cfg = dmq_config(model, x, tmp_path)
     _check(model, before, extra, "create_quant_config")
     calib = qdqforge.quantize_preprocess(cfg, record, model, x)
+    _shares_no_memory(calib, model, "quantize_preprocess")
     with torch.no_grad():
         calib(x)
     _check(model, before, extra, "quantize_preprocess")
     calib = qdqforge.quantize_model(cfg, onnx_file, record, model, x)
+    _shares_no_memory(calib, model, "quantize_model")
     with torch.no_grad():
         calib(x), calib(x)
     _check(model, before, extra, "quantize_model")
@@ -107,6 +123,7 @@ def test_eight_public_functions_leave_the_model_untouched(tmp_path):
     qdqforge.create_quant_retrain_config(qat_cfg, model, x)
     _check(model, before, extra, "create_quant_retrain_config")
     qat = qdqforge.create_quant_retrain_model(qat_cfg, model, str(tmp_path / "q.txt"), x)
+    _shares_no_memory(qat, model, "create_quant_retrain_model")
     _train(qat, x)
     _check(model, before, extra, "create_quant_retrain_model (and 3 SGD steps)")
     torch.save(qat.state_dict(), tmp_path / "ckpt.pth")
@@ -117,6 +134,7 @@ def test_eight_public_functions_leave_the_model_untouched(tmp_path):
     restored = qdqforge.restore_quant_retrain_model(
         qat_cfg, model, str(tmp_path / "q.txt"), x, str(tmp_path / "ckpt.pth")
     )
+    _shares_no_memory(restored, model, "restore_quant_retrain_model")
     _train(restored, x)
     _check(model, before, extra, "restore_quant_retrain_model (and 3 SGD steps)")
     assert not torch.equal(restored.state_dict()["fc.weight"], model.fc.weight)  # it trained

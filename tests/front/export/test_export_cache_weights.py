@@ -105,29 +105,31 @@ def test_stubs_carry_no_data(model):
         onnx.checker.check_model(stored.proto, full_check=True)
 
 
-def test_hit_holds_large_weights_as_copies_the_graph_takes():
-    """A flow's hit (``export_held``): no proto holds the large weights; the graph imported
-    from it holds copies of the model's tensors (never the tensors themselves) and is the graph
-    of the exported proto, byte for byte, after the Held is gone."""
+def test_miss_and_hit_hold_read_only_views_of_the_model_the_graph_takes():
+    """A flow's graph (``export_held``), found in the cache or not: no proto holds the large
+    weights; the graph imported from it holds read-only views of the model's tensors (a write
+    raises, the model keeps its values) and is the public export's graph, byte for byte."""
     torch.manual_seed(1)
     big = nn.Sequential(nn.Linear(512, 1024), nn.ReLU(), nn.Linear(1024, 16)).eval()
     x = torch.randn(2, 512)
     CACHE.clear()
-    exported = export_held(big, x)  # a miss: the exporter's proto
-    assert not exported.arrays
-    want = io.from_proto(exported.model)
-    materialize(want)
-    held = export_held(big, x)
-    assert CACHE.stats.hits == 1 and set(held.arrays) == {"0.weight"}  # the one >= 1 MiB
-    assert held.model.ByteSize() < 1024 * 512 * 4 / 20  # the 2 MiB weight is not in it
-    for name, array in held.arrays.items():
-        param = big.get_parameter(name).detach().numpy()
-        np.testing.assert_array_equal(array, param)
-        assert not np.shares_memory(array, param)
-    graph = io.from_proto(held.model)
-    taken = graph.gs.tensors()["0.weight"].values
-    assert taken is held.arrays["0.weight"]  # shared with the graph, not copied again
-    del held
-    gc.collect()
-    materialize(graph)
-    assert io.to_proto(graph).SerializeToString() == io.to_proto(want).SerializeToString()
+    exported = qdqforge.export(big, x)  # a miss: the one-message model
+    assert CACHE.stats.misses == 1 and exported.ByteSize() > 1024 * 512 * 4
+    want = io.to_proto(io.from_proto(exported)).SerializeToString()
+    CACHE.clear()
+    for expected_hits in (0, 1):  # a miss, then a hit
+        held = export_held(big, x)
+        assert CACHE.stats.hits == expected_hits and set(held.arrays) == {"0.weight"}
+        assert held.model.ByteSize() < 1024 * 512 * 4 / 20  # the 2 MiB weight is not in it
+        param = big.get_parameter("0.weight").detach().numpy()
+        array = held.arrays["0.weight"]
+        assert np.shares_memory(array, param) and not array.flags.writeable
+        with pytest.raises(ValueError, match="read-only"):
+            array[0, 0] = 1.0
+        graph = io.from_proto(held.model)
+        taken = graph.gs.tensors()["0.weight"].values
+        assert taken is array  # shared with the graph, not copied again
+        del held
+        gc.collect()
+        materialize(graph)
+        assert io.to_proto(graph).SerializeToString() == want
