@@ -41,8 +41,13 @@ ROOT = Path(__file__).resolve().parents[2]
 # Measured on this model (2026-12-04, one run, machine otherwise idle, 2.4 min): the child's
 # peak (VmHWM) 3.62x (7.7 GiB; stages above the interpreter: PTQ 2.73x in save_model, QAT
 # 3.15x in its forwards and 3.50x in its save); the rounds before: 4.25x, 5.98x. 4.2 = that
-# plus 0.6x of margin.
+# plus 0.6x of margin. The QAT save sets it (2026-12-05: 3.59x, its save 3.45x above the
+# interpreter: the user's model, the QAT module and the save's fake-quantized weights).
 PEAK_LIMIT = 4.2
+# The PTQ stages' own peaks (exact: bench/rss resets VmHWM per stage), with the interpreter.
+# 2026-12-05, after the flows stopped copying the user's parameters: 2.58-2.64x in save_model
+# (four runs; config 1.23x, quantize_model 2.26-2.30x); 3.17x before. 2.9 = that plus 0.26x.
+PTQ_PEAK_LIMIT = 2.9
 
 
 def available_gib() -> float:
@@ -107,3 +112,5 @@ def test_flows_on_model_over_2gb_peak_under_limit(tmp_path):
         assert status == "unverified"
     assert result["weight_bytes"] == WEIGHT_BYTES
     assert peak / WEIGHT_BYTES <= PEAK_LIMIT
+    ptq = [stage for stage in result["stages"] if not stage["name"].startswith("qat ")]
+    assert len(ptq) == 4 and max(stage["x_weights"] for stage in ptq) <= PTQ_PEAK_LIMIT
