@@ -41,20 +41,33 @@ class IntegerLayer:
     output: gs.Tensor
 
 
-def integer_layer(graph: Graph, site: LayerSite | None, rec) -> IntegerLayer | None:
-    """The :class:`IntegerLayer` of ``site``, or None when it has no integer form."""
+def has_integer_form(graph: Graph, site: LayerSite | None, rec) -> bool:
+    """True when :func:`integer_layer` gives the layer an :class:`IntegerLayer` (its integers
+    are not computed here)."""
+    return _integer_bias(graph, site, rec) is not False
+
+
+def _integer_bias(graph: Graph, site: LayerSite | None, rec):
+    """The layer's bias (``bias_int32.layer_bias``: None when it has none), or False when the
+    layer has no integer form."""
     if site is None or site.weight is None or not rec.scale_w or rec.scale_d is None:
-        return None
+        return False
     if act_bits(rec) != 8:
-        return None
+        return False
     node = site.node
     if node.op == "Gemm" and not _plain_gemm(node):
-        return None
+        return False
     if node.op not in ("Conv", "Gemm", "MatMul"):
-        return None
-    bias = layer_bias(graph, node)
+        return False
+    return layer_bias(graph, node)
+
+
+def integer_layer(graph: Graph, site: LayerSite | None, rec) -> IntegerLayer | None:
+    """The :class:`IntegerLayer` of ``site``, or None when it has no integer form."""
+    bias = _integer_bias(graph, site, rec)
     if bias is False:
         return None
+    node = site.node
     output_node = node if bias is None else bias.holder
     weight_q, channels = _weight_int8(site, np.asarray(rec.scale_w, np.float32), rec)
     scale_d = np.float32(rec.scale_d)
@@ -87,5 +100,5 @@ def _weight_int8(site: LayerSite, scale_w: np.ndarray, rec) -> tuple[np.ndarray,
             f"integer_layers: layer '{site.name}' has {scale_w.size} scale_w values for "
             f"{channels} output channels"
         )
-    q = weight_integers(w, scale_w, axis, rec)
-    return (q.T.copy() if site.weight_layout == "Linear" else q), channels
+    q = weight_integers(w, scale_w, axis, rec, transposed=site.weight_layout == "Linear")
+    return q, channels

@@ -27,15 +27,16 @@ from qdqforge.graph.layers import LayerSite, layer_site
 from qdqforge.graph.naming import taken_names, unique_name
 from qdqforge.graph.toposort import toposort
 from qdqforge.passes.grids.bias_int32 import int32_bias
-from qdqforge.passes.grids.integer_weights import IntegerLayer, integer_layer
+from qdqforge.passes.grids.integer_weights import IntegerLayer, has_integer_form, integer_layer
 from qdqforge.passes.infra.base import GraphPass, PassContext, PassResult
 from qdqforge.passes.infra.registry import register_pass
 from qdqforge.passes.quantized.record_options import RecordOptions
 
 
 def integer_capable(graph: Graph, site: LayerSite | None, rec) -> bool:
-    """True when ``integer_layers`` can rewrite the layer (Conv, plain Gemm, weight MatMul)."""
-    return integer_layer(graph, site, rec) is not None
+    """True when ``integer_layers`` can rewrite the layer (Conv, plain Gemm, weight MatMul);
+    the integers are computed by the pass, not here."""
+    return has_integer_form(graph, site, rec)
 
 
 @register_pass

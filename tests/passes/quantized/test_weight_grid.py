@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from qdqforge.errors import PassError
 from qdqforge.passes.grids.weight_grid import clamped_weights, off_grid_count, weight_integers
 from qdqforge.runtime.kernels.quant_math import row_blocks
 
@@ -52,3 +53,24 @@ def test_blocks_give_the_one_pass_integers(case, dst_type):
     assert off_grid_count(moved, scale, axis, rec, "layer") == min(2, moved.size)
     if case == "rows_over_blocks_axis0":
         assert len(row_blocks(w.shape)) == 2  # the per-channel scales are sliced with the rows
+
+
+@pytest.mark.parametrize("axis", [0, None])
+def test_transposed_integers_are_the_transpose_written_block_by_block(axis):
+    """MatMulInteger's layout of a Linear weight: ``W_q^T`` contiguous, over several row blocks,
+    equal to the one-pass integers transposed (the clip exercised)."""
+    shape = (5000, 1024)
+    rng = np.random.default_rng(4)
+    w = (rng.standard_normal(shape) * 2).astype(np.float32)
+    scale = rng.uniform(0.004, 0.03, 1 if axis is None else shape[0]).astype(np.float32)
+    want, clamped = _one_pass(w, scale, axis, -128, 127)
+    got = weight_integers(w, scale, axis, SimpleNamespace(dst_type=None), transposed=True)
+    assert got.dtype == np.int8 and got.flags.c_contiguous and got.shape == shape[::-1]
+    np.testing.assert_array_equal(got, want.T)
+    assert clamped > 0 and len(row_blocks(shape)) == 2
+
+
+def test_transposed_integers_need_a_matrix():
+    with pytest.raises(PassError, match="2-D"):
+        weight_integers(np.zeros((2, 3, 4), np.float32), np.ones(1, np.float32), None,
+                        SimpleNamespace(dst_type=None), transposed=True)  # fmt: skip
