@@ -48,7 +48,7 @@ from qdqforge.front.export.weights import add_unused_weights, mark_frozen, weigh
 from qdqforge.graph import io as graph_io
 from qdqforge.graph import meta
 from qdqforge.graph.detached import reap_dropped
-from qdqforge.graph.held_arrays import Held, filled, held_model
+from qdqforge.graph.held_arrays import Held, filled
 
 log = logging.getLogger(__name__)
 
@@ -173,8 +173,10 @@ def _held(proto: onnx.ModelProto, used: str, model: nn.Module) -> tuple[Weightle
     _fix(proto, used)
     _annotate(proto, model, used)
     stored = weightless(proto, model)
-    held = held_weights(stored, model)  # stubs of this very model: never None
-    return stored, held if held is not None else held_model(proto, {})
+    held = held_weights(stored, model)
+    if held is None:  # weightless made each stub from a tensor of this very model
+        raise ExportError(f"the export of {type(model).__qualname__} lost a weight's data")
+    return stored, held
 
 
 def _checked(stored: Weightless, held: Held, used: str, error: float, model: nn.Module):
