@@ -110,9 +110,8 @@ def quantize_model(
     # the passes run on a graph holding its own arrays, the exported proto dropped first (run
     # on the proto, ARQ's float weights, loaded from it, stayed beside it and the quantized ones),
     # and rewrite it in place: a copy shares its arrays, so the float weights would stay too
-    exported = graph_with_arrays(entry.proto)
+    exported = graph_with_arrays(entry.proto)  # the user's weights as read-only views
     del entry
-    reap_dropped(constant_bytes(exported))  # dropped gs objects (cycles) referring into it too
     graph = modified.run(exported, consume=True)
     keep_producer(exported, graph)
     del exported

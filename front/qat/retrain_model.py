@@ -30,7 +30,7 @@ from qdqforge.front.prelude import run_prelude
 from qdqforge.front.qat.carried_graph import attach_graph
 from qdqforge.front.recipes import qat_training
 from qdqforge.front.record.file import write_record
-from qdqforge.graph.detached import constant_bytes, materialize, reap_dropped, to_proto_detached
+from qdqforge.graph.detached import materialize, to_proto_detached
 from qdqforge.graph.path_roles import check_roles
 from qdqforge.runtime import reimport
 
@@ -84,8 +84,7 @@ def build_retrain_model(
     refuse_channel_wise(config, model)
     graph = qat_training(config).run(entry.proto)
     materialize(graph)  # the graph no longer refers into the exported proto: it can go
-    del entry  # and the exported proto with it
-    reap_dropped(constant_bytes(graph))  # the proto is held by dropped gs objects (cycles) too
+    del entry  # and the exported proto with it (no weights: the graph holds views of them)
     qat_proto, tensors = to_proto_detached(graph)  # the module takes the graph's arrays
     del graph
     module = guard_inputs(reimport(qat_proto, tensors=tensors).train(model.training), inputs)

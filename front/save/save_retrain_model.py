@@ -42,6 +42,7 @@ from qdqforge.front.record.file import LayerRecord, write_record
 from qdqforge.front.save.write_models import SavedModels, saved_outputs, write_quant_models
 from qdqforge.graph import meta
 from qdqforge.graph.activation_matmul import layer_of_input
+from qdqforge.graph.detached import constant_bytes, reap_dropped
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import layer_site
 from qdqforge.graph.path_roles import check_roles
@@ -107,6 +108,7 @@ def save_quant_retrain_model(
     write_record(record_file, records)
     if dynamic_axes is not None:
         log.info("dynamic_axes ignored: the batch axis of every input is dynamic")
+    reap_dropped(constant_bytes(graph))  # graphs dropped on the way (cycles), e.g. pre-BN-fold
     with statistics_paused(module):  # verification's eval forward must not add statistics
         return write_quant_models(
             graph, records, save_path, verify_inputs=inputs, torch_module=module, verify=verify

@@ -117,8 +117,7 @@ def write_quant_models(
         VerificationError: the models disagree beyond the budget (the files stay written).
     """
     check_save_path(save_path)
-    size = constant_bytes(graph)
-    reap_dropped(size)  # e.g. a calibration module the caller let go (fx modules are cycles)
+    size = constant_bytes(graph)  # the callers freed what was dropped before (reap_dropped)
     checking = verify is not False and verify_inputs is not None
     if checking and torch_module is None and not io.graph_needs_external_data(graph):
         torch_module = calibration_reference(graph, records)  # > 2 GB: not verified (yet)
