@@ -77,12 +77,14 @@ def audit_kernels(
     wanted = {t for n in nodes for t in [*n.input, n.output[0]] if t and t not in constants}
     values = dict(constants)
     values.update(run_exposed(optimized, sorted(wanted), feeds))
-    return [_check(node, values, float_rtol) for node in nodes]
+    references = _references(nodes, values)
+    return [_check(n, values, want, float_rtol) for n, want in zip(nodes, references)]
 
 
-def _check(node: onnx.NodeProto, values: dict[str, np.ndarray], float_rtol: float) -> KernelCheck:
+def _check(
+    node: onnx.NodeProto, values: dict[str, np.ndarray], want: np.ndarray, float_rtol: float
+) -> KernelCheck:
     got = np.asarray(values[node.output[0]])
-    want = _reference(node, values)
     diff = np.abs(got.astype(np.float64) - want.astype(np.float64))
     scale = max(float(np.abs(want).max(initial=0.0)), 1e-12)
     integer = got.dtype.kind in "iu"
@@ -113,20 +115,31 @@ def _weight_max(node: onnx.NodeProto, values: dict[str, np.ndarray]) -> int | No
     return int(np.abs(weight.astype(np.int32)).max())
 
 
-def _reference(node: onnx.NodeProto, values: dict[str, np.ndarray]) -> np.ndarray:
-    """The node's output recomputed by its float decomposition, optimizations off."""
-    names = list(dict.fromkeys(n for n in node.input if n))
-    nodes, output = DECOMPOSE[node.op_type](node, values)
+def _references(nodes: list[onnx.NodeProto], values: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Each node's output recomputed by its float decomposition, optimizations off, all in one
+    session: the decompositions only read the fused nodes' inputs and name what they make
+    under the node's own prefix (made unique here by its index), so each computes what it
+    computed in a session of its own, and the audit builds one session instead of one per
+    fused node (BERT-base's QDQ model: 72 sessions, ~0.06 s each to build)."""
+    built, outputs, names = [], [], []
+    for index, node in enumerate(nodes):
+        unique = onnx.NodeProto()
+        unique.CopyFrom(node)
+        unique.name = f"{index}:{node.name}"
+        decomposition, output = DECOMPOSE[node.op_type](unique, values)
+        built += decomposition
+        outputs.append(output)
+        names += [n for n in node.input if n]
+    names = list(dict.fromkeys(names))
     graph = helper.make_graph(
-        nodes,
-        "decomposition",
+        built,
+        "decompositions",
         [helper.make_tensor_value_info(n, _elem(values[n]), values[n].shape) for n in names],
-        [onnx.ValueInfoProto(name=output)],
+        [onnx.ValueInfoProto(name=output) for output in outputs],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
     model.ir_version = 10
-    session = numerics.session(model)
-    return session.run(None, {n: values[n] for n in names})[0]
+    return numerics.session(model).run(outputs, {n: values[n] for n in names})
 
 
 def _elem(array: np.ndarray) -> int:

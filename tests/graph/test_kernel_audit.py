@@ -18,7 +18,8 @@ from onnx import helper
 from qdqforge.front.save import verify_runtime
 from qdqforge.front.save.verify_budget import Comparison, Violation
 from qdqforge.front.save.verify_runtime import cpu_has_vnni
-from qdqforge.graph import numerics
+from qdqforge.graph import held_arrays, kernel_audit, numerics
+from qdqforge.graph.exposed_run import run_exposed
 from qdqforge.graph.kernel_audit import KernelCheck, audit_kernels, fused_integer_nodes
 from tests.helpers.onnx_graphs import make_model, tensor_info
 from tests.helpers.qdq_cases import qdq_conv, qdq_linear
@@ -93,3 +94,20 @@ def test_weight_reduce_range_is_advised_only_where_int8_can_saturate(monkeypatch
     only_narrow = Comparison("fake_quant_vs_qdq", "runtime", [], [], kernels=[narrow])
     issue = verify_runtime.runtime_issue("qdq", only_narrow, violation, [])
     assert issue.fix == verify_runtime.FIX_NO_SATURATION
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_references_in_one_session_equal_one_session_per_node(case):
+    """The audit recomputes every fused node in one session: each node's reference is the one
+    a session of its own gives, bit for bit, also for two nodes of the same name."""
+    model, feeds = CASES[case][0](127)
+    optimized = numerics.optimized_graph(model)
+    nodes = fused_integer_nodes(optimized)
+    constants = {i.name: held_arrays.array_of(i) for i in optimized.graph.initializer}
+    wanted = sorted({t for n in nodes for t in [*n.input, n.output[0]] if t and t not in constants})
+    values = {**constants, **run_exposed(optimized, wanted, feeds)}
+    alone = [kernel_audit._references([node], values)[0] for node in nodes]
+    together = kernel_audit._references(nodes + nodes, values)  # the same names twice
+    assert len(together) == 2 * len(nodes)
+    for got, want in zip(together, alone + alone):
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes()

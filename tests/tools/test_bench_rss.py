@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import mmap
 import time
 
-import numpy as np
 import pytest
 
 from bench import rss
 
 MIB = 2**20
+PAGE = mmap.PAGESIZE
+
+
+def _touched(mib: int) -> mmap.mmap:
+    """``mib`` MiB of fresh pages, each written: an anonymous mapping of its own (numpy's
+    allocation may reuse pages a long process already holds, which raise no RSS)."""
+    block = mmap.mmap(-1, mib * MIB)
+    for offset in range(0, mib * MIB, PAGE):
+        block[offset] = 1
+    return block
 
 
 def _spike(mib: int) -> None:
-    """Touch ``mib`` MiB and free them at once (far shorter than a sampling interval)."""
-    block = np.ones(mib * MIB // 8)
-    del block
+    """Touch ``mib`` MiB and unmap them at once (far shorter than a sampling interval)."""
+    _touched(mib).close()
 
 
 @pytest.mark.skipif(not rss._reset_high_water_mark(), reason="VmHWM cannot be reset here")
@@ -34,8 +43,8 @@ def test_nested_phases_each_count_their_own_short_spike():
 def test_sampling_fallback_when_the_mark_cannot_be_reset(monkeypatch):
     monkeypatch.setattr(rss, "_CLEAR_REFS", "/nonexistent/clear_refs")
     with rss.PeakRss(interval=0.001) as phase:
-        block = np.ones(64 * MIB // 8)
+        block = _touched(64)
         time.sleep(0.05)  # long enough for the sampler
-        del block
+        block.close()
     assert phase._thread is not None
     assert 50 <= phase.extra_mb <= 90
