@@ -66,17 +66,31 @@ def fused_integer_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
     return [n for n in model.graph.node if n.op_type in DECOMPOSE]
 
 
+def audited_tensors(optimized: onnx.ModelProto) -> list[str]:
+    """The computed tensors :func:`audit_kernels` reads: the fused nodes' inputs and outputs."""
+    constants = {i.name for i in optimized.graph.initializer}
+    nodes = fused_integer_nodes(optimized)
+    return sorted({t for n in nodes for t in [*n.input, n.output[0]] if t and t not in constants})
+
+
 def audit_kernels(
-    optimized: onnx.ModelProto, feeds: Mapping[str, np.ndarray], float_rtol: float = 1e-5
+    optimized: onnx.ModelProto,
+    feeds: Mapping[str, np.ndarray],
+    float_rtol: float = 1e-5,
+    exposed: Mapping[str, np.ndarray] | None = None,
 ) -> list[KernelCheck]:
-    """Every fused integer node of ``optimized`` against its decomposition (module docstring)."""
+    """Every fused integer node of ``optimized`` against its decomposition (module docstring).
+    ``exposed``: the values of :func:`audited_tensors` from a run the caller made already
+    (optimizations off, as :func:`~qdqforge.graph.exposed_run.run_exposed` runs it); without
+    it the audit runs ``optimized`` on ``feeds`` itself."""
     nodes = fused_integer_nodes(optimized)
     if not nodes:
         return []
-    constants = {i.name: array_of(i) for i in optimized.graph.initializer}
-    wanted = {t for n in nodes for t in [*n.input, n.output[0]] if t and t not in constants}
-    values = dict(constants)
-    values.update(run_exposed(optimized, sorted(wanted), feeds))
+    values = {i.name: array_of(i) for i in optimized.graph.initializer}
+    wanted = audited_tensors(optimized)
+    if exposed is None:
+        exposed = run_exposed(optimized, wanted, feeds)
+    values.update({name: exposed[name] for name in wanted})
     references = _references(nodes, values)
     return [_check(n, values, want, float_rtol) for n, want in zip(nodes, references)]
 

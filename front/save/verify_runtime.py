@@ -33,9 +33,9 @@ import onnxruntime as ort
 
 from qdqforge.front.save.verify_budget import Comparison, Violation
 from qdqforge.front.save.verify_diffs import free_running, grid_errors, output_errors
-from qdqforge.front.save.verify_taps import Run, ort_forced, ort_run, produced
+from qdqforge.front.save.verify_taps import Run, ort_forced, ort_run_reading, produced
 from qdqforge.graph import numerics
-from qdqforge.graph.kernel_audit import KernelCheck, audit_kernels
+from qdqforge.graph.kernel_audit import KernelCheck, audit_kernels, audited_tensors
 from qdqforge.graph.rounding_cone import reached_by_rounding
 
 SATURATION_SAFE = 64  # |w| <= 64: 2 * 255 * 64 = 32640 fits int16 (onnxruntime's reduce_range)
@@ -80,7 +80,10 @@ def runtime_comparison(
     forced_out, forced_q = ort_forced(
         optimized, written, feeds, reference[1], session_of=numerics.session
     )
-    free_run = ort_run(optimized, names, feeds, session_of=numerics.session)
+    # one free run: the user's end-to-end view and the kernel audit's inputs and outputs
+    free_run, audited = ort_run_reading(
+        optimized, names, audited_tensors(optimized), feeds, session_of=numerics.session
+    )
     free = free_running(names, reference, free_run, bits)
     outputs = [o.name for o in written.graph.output]
     kept = produced(optimized)
@@ -94,7 +97,7 @@ def runtime_comparison(
         "runtime",
         grid_errors(names, reference[1], forced_q, bits),
         differences,
-        kernels=audit_kernels(optimized, feeds),
+        kernels=audit_kernels(optimized, feeds, exposed=audited),
         free_running=free,
         not_compared=[n for n in names if n not in kept],
     )

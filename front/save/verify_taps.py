@@ -44,10 +44,24 @@ def ort_run(
 
     ``session_of`` builds the session (default :func:`reference_session`).
     """
+    return ort_run_reading(model, names, (), feeds, session_of)[0]
+
+
+def ort_run_reading(
+    model: onnx.ModelProto,
+    names: Sequence[str],
+    also: Sequence[str],
+    feeds: Mapping[str, np.ndarray],
+    session_of=None,
+) -> tuple[Run, dict[str, np.ndarray]]:
+    """:func:`ort_run`, and ``{name: value}`` of the computed tensors ``also``, read in the
+    same run."""
     present = [n for n in names if n in produced(model)]
-    values = run_exposed(model, present, feeds, session_of=session_of or reference_session)
+    session_of = session_of or reference_session
+    values = run_exposed(model, [*present, *also], feeds, session_of=session_of)
     outputs = [o.name for o in model.graph.output]
-    return [values[n] for n in outputs], {n: values[n] for n in present}
+    run = [values[n] for n in outputs], {n: values[n] for n in present}
+    return run, {n: values[n] for n in also}
 
 
 def ort_forced(
