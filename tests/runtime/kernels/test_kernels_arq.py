@@ -94,16 +94,37 @@ def test_errors_name_layer():
         arq_quantize(torch.ones(2, 2), num_bits=1, layer="fc1")
 
 
+LAYOUTS = {  # shape, channel axis, groups
+    "linear_3_blocks": ((5000, 2048), 0, 1),
+    "conv": ((96, 640, 3, 3), 0, 1),
+    "conv_transpose_grouped": ((640, 48, 3, 3), 1, 2),
+    "vector": ((300,), 0, 1),
+}
+
+
+@pytest.mark.parametrize("bits", [8, 4])
 @pytest.mark.parametrize("channel_wise", [True, False], ids=["per_channel", "per_tensor"])
-def test_weight_quantized_in_row_blocks_equals_one_pass(channel_wise):
-    """A weight over one block (2^22 values: 2048 rows of 2048 here, 3 blocks) comes out
-    bit-identical to quantizing it in one pass, per channel and per tensor."""
-    w = torch.randn(5000, 2048, generator=torch.Generator().manual_seed(2))
-    res = arq_quantize(w, 8, channel_wise)
+@pytest.mark.parametrize("layout", LAYOUTS, ids=list(LAYOUTS))
+def test_weight_quantized_in_row_blocks_equals_one_pass(layout, channel_wise, bits):
+    """A weight over one block (2^22 values: 2048 rows of 2048, 3 blocks) and weights of other
+    layouts come out byte for byte as QuantizeLinear -> int32 -> DequantizeLinear in one pass
+    gives them, per channel and per tensor: signed zeros too (values that round to -0 come out
+    +0, as through int32)."""
+    shape, axis, groups = LAYOUTS[layout]
+    w = torch.randn(*shape, generator=torch.Generator().manual_seed(2)) * 0.05
+    flat = w.view(-1)
+    flat[:7] = torch.tensor([0.0, -0.0, -1e-7, 1e-7, -3e-4, 3e-4, -1.0])  # zeros, -0 roundings
+    res = arq_quantize(w, bits, channel_wise, axis, groups)
+    m = to_channel_major(w, axis, groups)
     per = res.scale if channel_wise else res.scale[0]
-    axis = 0 if channel_wise else None
+    grid = 0 if channel_wise else None
+    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     whole = dequantize_linear(
-        quantize_linear(w, per, 0, -128, 127, axis, torch.int32), per, 0, axis
+        quantize_linear(m, per, 0, qmin, qmax, grid, torch.int32), per, 0, grid
     )
-    assert len(row_blocks(w.shape)) == 3
-    assert torch.equal(res.weight, whole)
+    want = from_channel_major(whole, w.shape, axis, groups)
+    assert res.weight.contiguous().numpy().tobytes() == want.contiguous().numpy().tobytes()
+    rounded_to_zero = res.weight.reshape(-1)[2]  # -1e-7: rint gives -0.0, the output +0.0
+    assert rounded_to_zero == 0 and not torch.signbit(rounded_to_zero)
+    if layout == "linear_3_blocks":
+        assert len(row_blocks(w.shape)) == 3
