@@ -56,6 +56,7 @@ def session(
         opts.add_session_config_entry(key, value)
     skeleton, arrays = in_memory_initializers(proto, IN_MEMORY_BYTES)
     arrays.update(held_arrays(skeleton))  # placeholders of graph.held_arrays: their arrays
+    arrays = _read_by_the_graph(skeleton, arrays)
     values = [ort.OrtValue.ortvalue_from_numpy(a) for a in arrays.values()]
     if values:
         opts.add_external_initializers(list(arrays), values)
@@ -64,6 +65,33 @@ def session(
     )
     built._qdqforge_initializers = values  # onnxruntime reads them in place: kept alive
     return built
+
+
+def _read_by_the_graph(
+    skeleton: onnx.ModelProto, arrays: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """``arrays`` without the initializers nothing reads, whose placeholders leave
+    ``skeleton`` too: onnxruntime drops an initializer that no node (of the graph or a
+    subgraph) reads and that is no graph input or output before it takes the external ones,
+    then refuses one given for it ("Failed to find existing initializer"); exported models
+    keep such weights (``front.export.weights.add_unused_weights``: BERT's pooler when only the
+    hidden states are returned)."""
+    read = _names_read(skeleton.graph)
+    unread = [i for i, t in enumerate(skeleton.graph.initializer) if t.name not in read]
+    for index in reversed(unread):
+        del skeleton.graph.initializer[index]
+    return {name: array for name, array in arrays.items() if name in read}
+
+
+def _names_read(graph: onnx.GraphProto) -> set[str]:
+    """Every name a node of ``graph`` or of its subgraphs reads, and its inputs and outputs."""
+    names = {v.name for v in graph.input} | {v.name for v in graph.output}
+    for node in graph.node:
+        names.update(node.input)
+        for attribute in node.attribute:
+            for sub in [attribute.g] if attribute.HasField("g") else attribute.graphs:
+                names |= _names_read(sub)
+    return names
 
 
 def _quiet_options() -> ort.SessionOptions:

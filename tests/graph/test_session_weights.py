@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 from qdqforge.graph import detached, numerics
 from qdqforge.graph.held_arrays import array_of
@@ -86,3 +86,37 @@ def test_the_model_is_not_modified():
     before = model.SerializeToString()
     numerics.session(model)
     assert model.SerializeToString() == before
+
+
+@pytest.mark.parametrize("optimize", [False, True])
+def test_unread_large_initializers_do_not_stop_the_session(optimize):
+    """An initializer no node reads (an exported model's unused weight, e.g. BERT's pooler) is
+    dropped by onnxruntime before it takes the external ones, which then failed ("Failed to
+    find existing initializer"); one read only inside an If branch is kept."""
+    rng = np.random.default_rng(0)
+    w_then, w_else = (rng.standard_normal((3, 8000)).astype(np.float32) for _ in range(2))
+    unread = rng.standard_normal((200, 200)).astype(np.float32)  # 160 KB > IN_MEMORY_BYTES
+
+    def branch(name: str, weight: str) -> onnx.GraphProto:
+        return helper.make_graph(
+            [helper.make_node("MatMul", ["x", weight], [f"{name}_y"])], name, [],
+            [helper.make_tensor_value_info(f"{name}_y", TensorProto.FLOAT, [2, 8000])],
+        )  # fmt: skip
+
+    node = helper.make_node("If", ["cond"], ["y"], then_branch=branch("then", "w_then"),
+                            else_branch=branch("else", "w_else"))  # fmt: skip
+    graph = helper.make_graph(
+        [node], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+         helper.make_tensor_value_info("cond", TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 8000])],
+        [numpy_helper.from_array(a, n) for a, n in
+         ((w_then, "w_then"), (w_else, "w_else"), (unread, "pooler"))],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = rng.standard_normal((2, 3)).astype(np.float32)
+    built = numerics.session(model, optimize=optimize)
+    for cond, weight in ((True, w_then), (False, w_else)):
+        (y,) = built.run(None, {"x": x, "cond": np.array(cond)})
+        np.testing.assert_allclose(y, x @ weight, rtol=1e-5, atol=1e-5)
+    assert [t.name for t in model.graph.initializer] == ["w_then", "w_else", "pooler"]  # as given

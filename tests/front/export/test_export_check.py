@@ -18,6 +18,7 @@ from torch import nn
 import qdqforge
 from qdqforge.front.export import check
 from qdqforge.front.export.attempts import export_copy
+from qdqforge.front.export.cache import CACHE
 from qdqforge.graph import detached, numerics
 
 
@@ -102,3 +103,38 @@ def test_an_initializer_already_declared_as_input_is_fed_once(exported):
     fed = numerics.run_with_weights(listed, feeds, check.weight_feeds(listed, export_copy(model)))
     with torch.no_grad():
         np.testing.assert_allclose(fed[0], model(x).numpy(), rtol=0, atol=1e-5)
+
+
+class WithUnusedHead(nn.Module):
+    """A used Linear and one the forward never calls (160 KB: above numerics.IN_MEMORY_BYTES)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.used, self.unused = nn.Linear(16, 8), nn.Linear(200, 200)
+
+    def forward(self, x):
+        return self.used(x)
+
+
+def test_the_check_runs_on_a_graph_with_unused_weights(caplog, monkeypatch):
+    """The exported graph keeps weights no node reads (``add_unused_weights``), and the check
+    runs on that graph: onnxruntime must not refuse it (it did: "Failed to find existing
+    initializer", and the check was skipped with a warning)."""
+    torch.manual_seed(0)
+    model, x = WithUnusedHead().eval(), torch.randn(2, 16)
+    errors, measured = [], check.eval_error
+
+    def recorded(*args, **kwargs):
+        errors.append(measured(*args, **kwargs))
+        return errors[-1]
+
+    monkeypatch.setattr(check, "eval_error", recorded)
+    CACHE.clear()  # a hit would not export, nor check
+    with caplog.at_level("WARNING"):
+        proto = qdqforge.export(model, x, exporter="dynamo")
+    assert "cannot run the exported graph" not in caplog.text
+    assert len(errors) == 1 and errors[0] < 1e-6  # measured, not NaN (NaN: not checked)
+    assert "unused.weight" in {t.name for t in proto.graph.initializer}
+    np.testing.assert_allclose(
+        numerics.run(proto, {"input": x.numpy()})[0], model(x).detach().numpy(), atol=1e-6
+    )
