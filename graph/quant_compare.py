@@ -43,6 +43,8 @@ class GridMismatch:
         total: integers compared.
         beyond_one: integers that differ by more than one int8-equivalent step.
         bits: the tensor's grid (8 or 16).
+        ties: of ``differ``, flips where both models computed the same value on a rounding
+            half-point (``front.save.verify_ties``); 0 where not examined.
     """
 
     tensor: str
@@ -51,6 +53,7 @@ class GridMismatch:
     total: int
     beyond_one: int = 0
     bits: int = 8
+    ties: int = 0
 
 
 def compare_grid(name: str, qa: np.ndarray, qb: np.ndarray, bits: int = 8) -> GridMismatch:

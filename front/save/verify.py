@@ -44,6 +44,7 @@ from qdqforge.front.save.verify_diffs import free_running, grid_errors, output_e
 from qdqforge.front.save.verify_report import Verdict, message, summary, write_report
 from qdqforge.front.save.verify_runtime import runtime_comparison, runtime_issue
 from qdqforge.front.save.verify_taps import Run, ort_forced, ort_run, torch_run
+from qdqforge.front.save.verify_ties import explain_ties
 from qdqforge.graph import io, numerics
 from qdqforge.graph.batch_samples import Samples, first_samples
 from qdqforge.graph.held_arrays import hold
@@ -98,7 +99,7 @@ def verify_saved_models(
     sites = verify_bias.bias_sites(models["fake_quant"], models["qdq"])
     given = as_arrays(inputs)
     samples = first_samples(models["fake_quant"], given, budget.samples)
-    comparisons, samples = _compare_samples(models, samples, given, torch_module, sites)
+    comparisons, samples = _compare_samples(models, samples, given, torch_module, sites, budget)
     verdict = _judge(comparisons, budget)
     verdict.violation = verify_bias.misplaced_bias(sites) or verdict.violation  # more precise
     bias = next(c for c in verdict.comparisons if c.kind == BIAS_GRID)
@@ -114,12 +115,12 @@ def verify_saved_models(
 
 
 def _compare_samples(
-    models: dict, samples: Samples, given, module, sites
+    models: dict, samples: Samples, given, module, sites, budget: VerifyBudget
 ) -> tuple[list[Comparison], Samples]:
     """The comparisons on ``samples``; on all ``given`` samples where the models cannot run on
     fewer than they were exported with (:mod:`qdqforge.graph.batch_samples`)."""
     try:
-        return _compare(models, samples.arrays, module, sites), samples
+        return _compare(models, samples.arrays, module, sites, budget), samples
     except QdqforgeError:
         raise
     except Exception as e:  # whatever stopped the cut batch, the whole batch decides
@@ -133,10 +134,10 @@ def _compare_samples(
             str(e).splitlines()[0][:200] if str(e) else "",
         )
     every = Samples(given, samples.given, samples.given)
-    return _compare(models, given, module, sites), every
+    return _compare(models, given, module, sites, budget), every
 
 
-def _compare(models: dict, arrays, module, sites) -> list[Comparison]:
+def _compare(models: dict, arrays, module, sites, budget: VerifyBudget) -> list[Comparison]:
     fake = models["fake_quant"]
     names, bits = quantized_activations(fake), activation_bits(fake)
     feeds = numerics.feeds_for(fake, arrays)
@@ -158,6 +159,8 @@ def _compare(models: dict, arrays, module, sites) -> list[Comparison]:
         _forced(n, a, b, free[k], names, feeds, bits, kind, floats)
         for n, a, b, k, kind, floats in pairs
     ]
+    both = (models["qdq"], models["deploy"])  # two ONNX models: their float ties can be read
+    result[-1] = explain_ties(result[-1], budget, both, feeds, free["qdq"][1])
     sessions = [
         ("torch_vs_fake_quant_session", fake, torch_side),
         ("deploy_vs_deploy_session", models["deploy"], free["deploy"]),

@@ -12,7 +12,9 @@ at its own layer. Per tensor:
   module vs fake-quant model at most 2.7e-5 of a tensor's integers (EfficientNet-Lite0,
   MiniLM-L6, four CI test nets; 6.1e-5 in onnxruntime's default session); QDQ vs deploy 2.7e-5
   (one flip in 1,280 on a transformer). A wrong scale or an offset one off moves most of a
-  tensor's integers.
+  tensor's integers. Flips that are float ties, both models' values on one rounding half-point
+  (a value repeated across a tensor flips at every position), are reported as ``ties`` and not
+  counted: :mod:`.verify_ties` (``qdq_vs_deploy``).
 * outputs: ``max|y_a - y_b| <= output_rtol (1e-4) * max|y_a|``; measured <= 3e-7. Judged only
   where no rounding lies between the output and the forced tensors: in onnxruntime's optimized
   graph a tensor can be renamed or fused away (the QDQ model's on x86: every quantized tensor
@@ -122,7 +124,7 @@ class Comparison:
     def violation(self, budget: VerifyBudget) -> Violation | None:
         """The first tensor, kernel, then output beyond ``budget``, or None."""
         for t in self.tensors:
-            if _int8_steps(t) > budget.max_steps or t.differ > budget.allowed_flips(
+            if _int8_steps(t) > budget.max_steps or t.differ - t.ties > budget.allowed_flips(
                 t.total, self.kind
             ):
                 return Violation(self.name, t.tensor, _tensor_reason(t, budget, self.kind))
@@ -151,8 +153,9 @@ def _kernel_off(k: KernelCheck, budget: VerifyBudget) -> bool:
 
 def _tensor_reason(t: GridMismatch, budget: VerifyBudget, kind: str) -> str:
     allowed = budget.allowed_flips(t.total, kind)
+    ties = f", {t.ties} of them float ties" if t.ties else ""
     return (
-        f"has {t.differ} of {t.total} integers off, by up to {_steps(t)} (budget: "
+        f"has {t.differ} of {t.total} integers off, by up to {_steps(t)}{ties} (budget: "
         f"{budget.max_steps} step on at most {allowed:.4g} of them)"
     )
 
