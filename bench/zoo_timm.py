@@ -14,7 +14,12 @@ _TINY_VIT = {"img_size": 32, "patch_size": 8, "depth": 2}
 # name -> (covers, CI kwargs, CI image side, full image side)
 TIMM_MODELS: dict[str, tuple[str, dict, int, int]] = {
     "resnet18": ("residual CNN, BN zero-init gamma", {}, 32, 224),
-    "seresnext26d_32x4d": ("grouped conv, squeeze-excite, deep stem", {}, 32, 224),
+    "seresnext26d_32x4d": (  # timm zero-initialises each block's last BN gamma, so every SE
+        "grouped conv, squeeze-excite, deep stem",  # block would see only zeros (zero range)
+        {"zero_init_last": False},
+        32,
+        224,
+    ),
     "mobilenetv2_050": ("inverted residual, depthwise, ReLU6", {}, 32, 224),
     "mobilenetv3_small_100": ("hard-swish, squeeze-excite", {}, 32, 224),
     "efficientnet_b0": ("SiLU, squeeze-excite, depthwise", {}, 32, 224),
