@@ -56,7 +56,8 @@ def ort_run_reading(
 ) -> tuple[Run, dict[str, np.ndarray]]:
     """:func:`ort_run`, and ``{name: value}`` of the computed tensors ``also``, read in the
     same run."""
-    present = [n for n in names if n in produced(model)]
+    computed = produced(model)
+    present = [n for n in names if n in computed]
     session_of = session_of or reference_session
     values = run_exposed(model, [*present, *also], feeds, session_of=session_of)
     outputs = [o.name for o in model.graph.output]
