@@ -25,7 +25,7 @@ import torch
 from qdqforge.runtime.calibration.observe_ops import observe_ops, row_sums
 from qdqforge.runtime.kernels.quant_math import FLT_EPSILON
 
-HISTOGRAM_CHUNK = 1 << 22  # elements per histogram pass: bounds the float64 temporaries
+HISTOGRAM_CHUNK = 1 << 18  # elements a histogram chunk: counted on its own, added in chunk order
 
 
 def _grid_error(stats: torch.Tensor, width: float, scales, lo, hi) -> torch.Tensor:

@@ -10,11 +10,17 @@ Function, so a quantizer costs one dispatcher call per direction and one pass ov
 the observers' ops are ``torch.ops.qdqforge_obs.*`` (``observe`` below).
 
 Build flags: ``-O3 -ffp-contract=off`` (no FMA: the Python paths' rounding), ``-fno-trapping-math``
-(lets comparisons vectorize; values are unchanged), and ``-mavx2`` where torch reports an AVX2 or
+(lets comparisons vectorize; values are unchanged), ``-mavx2`` where torch reports an AVX2 or
 AVX512 CPU (the capability is part of the library's name, so a cache shared between machines
-never loads an AVX2 build on a CPU without it). The name also hashes the sources' folder: two
-checkouts (or virtual environments) of qdqforge on one machine build in their own folders
-instead of rebuilding each other's library and waiting on each other's build lock.
+never loads an AVX2 build on a CPU without it), and ``-fopenmp``, compiling and linking: the
+kernels' ``at::parallel_for`` is an OpenMP pragma in ATen's headers, which without the flag ran
+every kernel on one thread (until 2026-12-05: the IFMR histogram pass of a 16 M-value tensor
+took 28 ms on one or two threads, 15 ms on two with it). The library then needs
+``libgomp.so.1``, which torch's Linux wheels load themselves (one OpenMP runtime in the process,
+the thread count torch's); a compiler that cannot build with OpenMP builds without it. The name
+also hashes the sources' folder: two checkouts (or virtual environments) of qdqforge on one
+machine build in their own folders instead of rebuilding each other's library and waiting on
+each other's build lock.
 
 torch guards a build with a ``lock`` file in the build folder and waits for it without a
 timeout; a build killed mid-way leaves that file behind and every later process would wait
@@ -46,6 +52,7 @@ SOURCES = tuple(
     Path(__file__).with_name("csrc") / name for name in ("fake_quant_cpu.cpp", "observe_cpu.cpp")
 )
 BASE_FLAGS = ["-O3", "-ffp-contract=off", "-fno-trapping-math"]
+OPENMP_FLAGS = ["-fopenmp"]  # compile and link: at::parallel_for's pragmas, torch's libgomp
 ENV_SWITCH = "QDQFORGE_FUSED"  # "0": every caller of these kernels takes its torch path
 AVX2_CAPABILITIES = {"AVX2", "AVX512"}
 STALE_LOCK_SECONDS = 15 * 60
@@ -54,10 +61,11 @@ _lock = threading.Lock()
 _state: dict[str, SimpleNamespace | None] = {}
 
 
-def build_flags() -> tuple[str, list[str]]:
+def build_flags(openmp: bool = True) -> tuple[str, list[str]]:
     """``(library name, g++ flags)`` for this CPU and source (module docstring)."""
     capability = torch.backends.cpu.get_cpu_capability()
     flags = BASE_FLAGS + (["-mavx2"] if capability in AVX2_CAPABILITIES else [])
+    flags += OPENMP_FLAGS if openmp else []
     code = b"".join(source.read_bytes() for source in SOURCES)
     where = str(SOURCES[0].parent.resolve()).encode()
     digest = hashlib.sha256(code + " ".join(flags).encode() + where).hexdigest()[:12]
@@ -65,14 +73,28 @@ def build_flags() -> tuple[str, list[str]]:
 
 
 def _build() -> SimpleNamespace:
+    try:
+        return _load(openmp=True)
+    except Exception as e:  # a compiler without OpenMP: the kernels on one thread
+        logger.info("building the compiled CPU kernels with OpenMP failed (%s); without", e)
+        return _load(openmp=False)
+
+
+def _load(openmp: bool) -> SimpleNamespace:
     from torch.utils import cpp_extension
 
-    name, flags = build_flags()
+    name, flags = build_flags(openmp)
     start = time.perf_counter()
     logger.info("loading qdqforge's compiled CPU kernels (built once, ~20 s): %s", name)
     sources = [str(source) for source in SOURCES]
     remove_stale_lock(Path(cpp_extension._get_build_directory(name, verbose=False)))
-    cpp_extension.load(name=name, sources=sources, extra_cflags=flags, is_python_module=False)
+    cpp_extension.load(
+        name=name,
+        sources=sources,
+        extra_cflags=flags,
+        extra_ldflags=OPENMP_FLAGS if openmp else [],
+        is_python_module=False,
+    )
     logger.info("compiled CPU kernels ready in %.1f s", time.perf_counter() - start)
     ops = torch.ops.qdqforge_cpu
     return SimpleNamespace(

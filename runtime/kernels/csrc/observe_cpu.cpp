@@ -27,8 +27,8 @@
 // chunk, chunk sums added to the statistics in chunk order. Row sums stay with torch (sum(dim=1)
 // on the same shapes), so the losses and the chosen candidate equal the torch path's exactly.
 // The scan splits large batches between torch's threads (maxima, counts and tails merge
-// exactly), the error kernels split their rows; the histogram pass stays on one thread to keep
-// every bin's summation order.
+// exactly), the error kernels split their rows; the histogram pass counts its chunks on
+// torch's threads and adds them in chunk order, so every bin's summation order is kept.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #if defined(__AVX2__)
@@ -223,9 +223,33 @@ struct Binning {
   }
 };
 
-// torch.bincount per chunk (sequential per bin) added to the statistics in chunk order. One
-// thread: splitting the values between threads would change each bin's summation order, and
-// splitting the bins costs more than it saves (every thread rereads every value).
+// torch.bincount per chunk (sequential per bin) added to the statistics in chunk order. Chunks
+// are counted into private bins by torch's threads, a round of one chunk per thread at a time,
+// then added to the statistics chunk by chunk in chunk order (the bins split between the
+// threads): every bin's sums are those of the one-thread loop, whatever the thread count.
+// One chunk's bins, zero outside [lo, hi], the range of bins its values fell in.
+struct ChunkBins {
+  std::vector<Bin> bins;
+  int64_t lo = 0, hi = -1;
+};
+
+template <typename T>
+void count_chunk(const T* p, int64_t start, int64_t end, const Binning& bin, ChunkBins& part) {
+  int64_t lo = bin.bins, hi = -1;
+  for (int64_t i = start; i < end; ++i) {
+    const double v = double(p[i]);
+    const int64_t k = bin(v);
+    lo = std::min(lo, k);
+    hi = std::max(hi, k);
+    Bin& b = part.bins[k];
+    b.count += 1;
+    b.sum += v;
+    b.squares += v * v;
+  }
+  part.lo = lo;
+  part.hi = hi;
+}
+
 template <typename T>
 void bins_impl(const T* p, int64_t n, Tensor& stats, double radius, double width, int64_t chunk) {
   const int64_t bins = stats.size(1);
@@ -233,22 +257,29 @@ void bins_impl(const T* p, int64_t n, Tensor& stats, double radius, double width
   double* ss = sn + bins;
   double* sss = ss + bins;
   const Binning bin(radius, width, bins);
-  std::vector<Bin> part(bins);
-  for (int64_t start = 0; start < n; start += chunk) {
-    const int64_t end = std::min(n, start + chunk);
-    std::fill(part.begin(), part.end(), Bin{0.0, 0.0, 0, 0});
-    for (int64_t i = start; i < end; ++i) {
-      const double v = double(p[i]);
-      Bin& b = part[bin(v)];
-      b.count += 1;
-      b.sum += v;
-      b.squares += v * v;
-    }
-    for (int64_t b = 0; b < bins; ++b) {
-      sn[b] += double(part[b].count);
-      ss[b] += part[b].sum;
-      sss[b] += part[b].squares;
-    }
+  const int64_t chunks = (n + chunk - 1) / chunk;
+  const int64_t lanes = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), chunks));
+  std::vector<ChunkBins> parts(lanes);
+  for (auto& part : parts) part.bins.assign(bins, Bin{0.0, 0.0, 0, 0});
+  for (int64_t first = 0; first < chunks; first += lanes) {
+    const int64_t count = std::min(lanes, chunks - first);
+    at::parallel_for(0, count, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t k = begin; k < end; ++k) {
+        const int64_t start = (first + k) * chunk;
+        count_chunk(p, start, std::min(n, start + chunk), bin, parts[k]);
+      }
+    });
+    at::parallel_for(0, bins, 1 << 12, [&](int64_t begin, int64_t end) {
+      for (int64_t k = 0; k < count; ++k) {  // chunk order, for every bin
+        Bin* part = parts[k].bins.data();
+        for (int64_t b = std::max(begin, parts[k].lo); b < std::min(end, parts[k].hi + 1); ++b) {
+          sn[b] += double(part[b].count);
+          ss[b] += part[b].sum;
+          sss[b] += part[b].squares;
+          part[b] = Bin{0.0, 0.0, 0, 0};
+        }
+      }
+    });
   }
 }
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from qdqforge.errors import CalibrationError
-from qdqforge.runtime.calibration import hfmg
+from qdqforge.runtime.calibration import hfmg, ifmr, ifmr_histogram
 from qdqforge.runtime.calibration.hfmg import HfmgObserver
 from qdqforge.runtime.calibration.ifmr import IfmrObserver
 from qdqforge.runtime.calibration.observe_ops import observe_ops, row_sums
@@ -107,6 +107,22 @@ def assert_same_ifmr(batches, **options) -> None:
 @pytest.mark.parametrize("kind", KINDS)
 def test_ifmr_same_state_and_choice(kind, sym, bits):
     assert_same_ifmr(batches_of(kind), num_bits=bits, symmetric=sym, expected_batches=3)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("kind", ["normal", "relu", "heavy", "signed_zeros", "ragged"])
+def test_ifmr_histogram_chunks_counted_apart_added_in_order(kind, threads, monkeypatch):
+    """Chunks of 1,000 values: 5 per 4,096-value batch, counted on the threads a round at a
+    time (2, 2, 1 with two threads) and added in chunk order, as the torch path adds its
+    per-chunk bincounts; the statistics are the torch path's bit for bit."""
+    for module in (ifmr, ifmr_histogram):
+        monkeypatch.setattr(module, "HISTOGRAM_CHUNK", 1000)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        assert_same_ifmr(batches_of(kind, seed=threads), num_bits=8, expected_batches=3)
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])

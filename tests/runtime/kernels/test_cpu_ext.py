@@ -211,3 +211,30 @@ def test_each_checkout_builds_in_its_own_folder(monkeypatch, tmp_path):
     monkeypatch.setattr(cpu_ext, "SOURCES", tuple(copies))
     other, _ = cpu_ext.build_flags()
     assert other != name and other.rsplit("_", 1)[0] == name.rsplit("_", 1)[0]
+
+
+def test_a_compiler_without_openmp_builds_without_it(monkeypatch):
+    built = []
+
+    def load(openmp):
+        built.append(openmp)
+        if openmp:
+            raise RuntimeError("cannot find -lgomp")
+        return "one-thread kernels"
+
+    monkeypatch.setattr(cpu_ext, "_load", load)
+    assert cpu_ext._build() == "one-thread kernels" and built == [True, False]
+    (with_name, with_flags), (without_name, without_flags) = map(cpu_ext.build_flags, (1, 0))
+    assert "-fopenmp" in with_flags and "-fopenmp" not in without_flags
+    assert with_name != without_name  # each its own library
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="reads /proc/self/maps")
+def test_the_kernels_share_torchs_openmp_runtime(ops):
+    """Built with -fopenmp, the library needs libgomp.so.1: the one torch loaded serves it, so
+    no second copy of that runtime is loaded for it (packages vendoring their own under another
+    name, as scikit-learn's ``libgomp-<hash>.so``, are theirs)."""
+    with open("/proc/self/maps") as maps:
+        files = {line.split()[-1] for line in maps if "/" in line}
+    runtimes = {f for f in files if os.path.basename(f).startswith("libgomp.so")}
+    assert len(runtimes) <= 1, runtimes
