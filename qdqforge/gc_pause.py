@@ -2,7 +2,10 @@
 
 Rewriting or converting a graph allocates many small objects (gs tensors, fx nodes, modules);
 generational GC passes over them make the cost per node grow with graph size. Neither the passes
-nor the converter create reference cycles that need reaping while they run.
+nor the converter create reference cycles that need reaping while they run. The torch exporters
+(``front.export.exporters``) run paused too: a dynamo export leaves hundreds of thousands of
+long-lived objects (fx graphs, the exporter's modules) that triggered 4 full collections of
+~0.17 s each during MobileNetV3's export (config 6.4-6.6 s -> 5.9 s, peak RSS +8 MB).
 """
 
 from __future__ import annotations

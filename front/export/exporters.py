@@ -23,6 +23,7 @@ from qdqforge.front.export.failures import check_trace
 from qdqforge.front.export.parameter_stubs import serialize_without_parameters
 from qdqforge.front.export.quiet import quiet_exporter
 from qdqforge.front.export.torchlib_registry import reused_registry
+from qdqforge.gc_pause import gc_paused
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def export_dynamo(
     model: nn.Module, args: tuple[torch.Tensor, ...], *, opset: int | None, dynamic_batch: bool
 ) -> onnx.ModelProto:
     """Export with ``torch.onnx.export(dynamo=True, optimize=False)``; outputs keep fx names."""
-    with quiet_exporter(), reused_registry():
+    with quiet_exporter(), reused_registry(), gc_paused():
         program = torch.onnx.export(
             model,
             args,
@@ -89,7 +90,7 @@ def export_torchscript(
     axes = {name: {0: dim} for name, dim in zip(inputs, batch_dims(args)) if dim}
     axes.update({name: {0: "batch"} for name, rank in zip(outputs, ranks) if rank})
     buffer = io.BytesIO()
-    with quiet_exporter() as caught:
+    with quiet_exporter() as caught, gc_paused():
         torch.onnx.export(
             model,
             args,
