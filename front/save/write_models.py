@@ -42,6 +42,7 @@ from qdqforge.front.record.file import LayerRecord
 from qdqforge.front.save.verify import verify_path, verify_saved_models
 from qdqforge.front.save.verify_budget import VerifyBudget
 from qdqforge.front.save.verify_report import write_unverified
+from qdqforge.gc_pause import gc_paused
 from qdqforge.graph import io
 from qdqforge.graph.detached import constant_bytes, reap_dropped, to_proto_detached
 from qdqforge.graph.ir import Graph
@@ -116,6 +117,11 @@ def write_quant_models(
     Raises:
         VerificationError: the models disagree beyond the budget (the files stay written).
     """
+    with gc_paused():  # what the save drops dies young; graphs of REAP_BYTES or more are reaped
+        return _write_checked(graph, records, save_path, verify_inputs, torch_module, verify)
+
+
+def _write_checked(graph, records, save_path, verify_inputs, torch_module, verify) -> SavedModels:
     check_save_path(save_path)
     size = constant_bytes(graph)  # the callers freed what was dropped before (reap_dropped)
     checking = verify is not False and verify_inputs is not None

@@ -51,9 +51,10 @@ def run_pipeline(
 
 
 def _working_graph(model: onnx.ModelProto | Graph | str, consume: bool) -> Graph:
-    if isinstance(model, Graph):
-        return model if consume else model.copy()
-    return io.load(model)
+    if isinstance(model, Graph) and consume:
+        return model
+    with gc_paused():  # a copy or an import creates objects for every node and tensor
+        return model.copy() if isinstance(model, Graph) else io.load(model)
 
 
 def build_passes(passes: Sequence[str | GraphPass], options: Mapping[str, Any]) -> list[GraphPass]:
