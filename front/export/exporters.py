@@ -40,7 +40,7 @@ def export_dynamo(
     model: nn.Module, args: tuple[torch.Tensor, ...], *, opset: int | None, dynamic_batch: bool
 ) -> onnx.ModelProto:
     """Export with ``torch.onnx.export(dynamo=True, optimize=False)``; outputs keep fx names."""
-    with quiet_exporter(), reused_registry(), gc_paused():
+    with gc_paused(), quiet_exporter(), reused_registry():  # the registry's imports too
         program = torch.onnx.export(
             model,
             args,
@@ -53,7 +53,7 @@ def export_dynamo(
             input_names=io_names("input", len(args)),
             dynamic_shapes=_dynamic_shapes(args) if dynamic_batch else None,
         )
-    return serialize_without_parameters(program.model, model)  # stubs: views of them later
+        return serialize_without_parameters(program.model, model)  # stubs: views of them later
 
 
 def _dynamic_shapes(args: tuple[torch.Tensor, ...]) -> tuple[dict | None, ...]:
@@ -90,7 +90,7 @@ def export_torchscript(
     axes = {name: {0: dim} for name, dim in zip(inputs, batch_dims(args)) if dim}
     axes.update({name: {0: "batch"} for name, rank in zip(outputs, ranks) if rank})
     buffer = io.BytesIO()
-    with quiet_exporter() as caught, gc_paused():
+    with gc_paused(), quiet_exporter() as caught:
         torch.onnx.export(
             model,
             args,
