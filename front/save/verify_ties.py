@@ -117,9 +117,9 @@ def _ties(roundings: dict, models, feeds, a_integers) -> dict[str, int]:
     exposed."""
     a_sources = [a.source for a, _ in roundings.values()]
     a_pre = ort_run_reading(models[0], [], a_sources, feeds)[1]
-    b_sources = [b.source for _, b in roundings.values()]
-    outputs, b_integers = ort_forced(expose(models[1], b_sources), models[1], feeds, a_integers)
-    b_pre = dict(zip(b_sources, outputs[len(models[1].graph.output) :], strict=True))
+    exposed = expose(models[1], [b.source for _, b in roundings.values()])
+    outputs, b_integers = ort_forced(exposed, models[1], feeds, a_integers)
+    b_pre = dict(zip([o.name for o in exposed.graph.output], outputs, strict=True))
     return {
         name: _tie_count(
             (a_integers[name], b_integers[name]),

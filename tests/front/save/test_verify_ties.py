@@ -25,7 +25,7 @@ EDGE = np.nextafter(np.float32(36.5), np.float32(0))  # 36.4999962
 VALUES = np.array([EDGE] * 8 + [1, 2, 3, 4, 5, 6, 7, 8], dtype=np.float32)
 
 
-def _model(factor: float, offset: int = 0) -> onnx.ModelProto:
+def _model(factor: float, offset: int = 0, y_out: bool = False) -> onnx.ModelProto:
     nodes = [
         helper.make_node("Mul", ["x", "c"], ["y"]),
         helper.make_node("QuantizeLinear", ["y", "s", "z"], [T]),
@@ -40,14 +40,17 @@ def _model(factor: float, offset: int = 0) -> onnx.ModelProto:
         nodes,
         "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [16])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [16])],
+        [
+            helper.make_tensor_value_info(n, TensorProto.FLOAT, [16])
+            for n in ["out", "y"][: 1 + y_out]
+        ],
         inits,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
 
 
-def _compare(b_factor: float, b_offset: int = 0) -> tuple[Comparison, Comparison]:
-    a, b = _model(1.0), _model(b_factor, b_offset)
+def _compare(b_factor: float, b_offset: int = 0, y_out=False) -> tuple[Comparison, Comparison]:
+    a, b = _model(1.0, y_out=y_out), _model(b_factor, b_offset, y_out)
     feeds = {"x": VALUES}
     a_run = ort_run(a, [T], feeds)
     _, b_integers = ort_forced(b, b, feeds, a_run[1])
@@ -61,6 +64,11 @@ def test_flips_on_a_repeated_half_point_are_ties():
     assert raw.violation(VerifyBudget()) is not None  # over the budget of 1 on its own
     assert explained.tensors[0].ties == 8
     assert explained.violation(VerifyBudget()) is None
+
+
+def test_a_rounded_value_that_is_also_a_graph_output_is_read():
+    raw, explained = _compare(1 + 2**-22, y_out=True)
+    assert raw.tensors[0].differ == 8 and explained.tensors[0].ties == 8
 
 
 def test_flips_of_a_wrong_factor_stay_counted():
