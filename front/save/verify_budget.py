@@ -74,6 +74,10 @@ class VerifyBudget:
         fraction = self.bias_flip_fraction if kind in (BIAS, BIAS_GRID) else self.flip_fraction
         return max(fraction * total, self.min_flips)
 
+    def too_many_flips(self, t: GridMismatch, kind: str) -> bool:
+        """More of ``t``'s integers one step off than allowed, its float ties not counted."""
+        return t.differ - t.ties > self.allowed_flips(t.total, kind)
+
 
 @dataclass(frozen=True)
 class Violation:
@@ -124,9 +128,7 @@ class Comparison:
     def violation(self, budget: VerifyBudget) -> Violation | None:
         """The first tensor, kernel, then output beyond ``budget``, or None."""
         for t in self.tensors:
-            if _int8_steps(t) > budget.max_steps or t.differ - t.ties > budget.allowed_flips(
-                t.total, self.kind
-            ):
+            if _int8_steps(t) > budget.max_steps or budget.too_many_flips(t, self.kind):
                 return Violation(self.name, t.tensor, _tensor_reason(t, budget, self.kind))
         for k in self.kernels:
             if _kernel_off(k, budget):

@@ -77,7 +77,7 @@ def over_budget(comparison: Comparison, budget: VerifyBudget) -> list[GridMismat
         for t in comparison.tensors
         if t.bits == 8
         and t.max_steps <= budget.max_steps
-        and t.differ - t.ties > budget.allowed_flips(t.total, comparison.kind)
+        and budget.too_many_flips(t, comparison.kind)
     ]
 
 

@@ -223,10 +223,6 @@ struct Binning {
   }
 };
 
-// torch.bincount per chunk (sequential per bin) added to the statistics in chunk order. Chunks
-// are counted into private bins by torch's threads, a round of one chunk per thread at a time,
-// then added to the statistics chunk by chunk in chunk order (the bins split between the
-// threads): every bin's sums are those of the one-thread loop, whatever the thread count.
 // One chunk's bins, zero outside [lo, hi], the range of bins its values fell in.
 struct ChunkBins {
   std::vector<Bin> bins;
@@ -250,6 +246,10 @@ void count_chunk(const T* p, int64_t start, int64_t end, const Binning& bin, Chu
   part.hi = hi;
 }
 
+// torch.bincount per chunk (sequential per bin) added to the statistics in chunk order. Chunks
+// are counted into private bins by torch's threads, a round of one chunk per thread at a time,
+// then added to the statistics chunk by chunk in chunk order (the bins split between the
+// threads): every bin's sums are those of the one-thread loop, whatever the thread count.
 template <typename T>
 void bins_impl(const T* p, int64_t n, Tensor& stats, double radius, double width, int64_t chunk) {
   const int64_t bins = stats.size(1);
