@@ -13,6 +13,7 @@ alive throughout (1x); the target is a process peak <= 2x the weights.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -44,6 +45,7 @@ def run_ptq(model, batches, out: Path, stages: Stages) -> None:
         str(cfg), str(modified), str(record), model, example))  # fmt: skip
     stages.run("calibration", lambda: forward_all(calib, batches))
     calib = None  # the calibration module is done with; save_model needs only the files
+    gc.collect()  # save_model collects it first anyway: its row then starts without it
     stages.run("save_model", lambda: amct.save_model(str(modified), str(record), str(out / "net")))
 
 

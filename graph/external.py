@@ -9,7 +9,8 @@ entries: every initializer with ``raw_data`` of at least :data:`SIZE_THRESHOLD` 
 
 Reading: :func:`load_graph` reads the proto without its external data and each
 tensor from the data file into its own array, so the graph holds the weights once and no proto
-holds them at all.
+holds them at all; or, ``mapped``, as read-only views of the data file
+(:mod:`qdqforge.graph.mapped`), so a reader holds only the pages it is reading.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from onnx.external_data_helper import _get_initializer_tensors, uses_external_da
 from qdqforge.errors import GraphError
 from qdqforge.graph import detached
 from qdqforge.graph.ir import Graph
+from qdqforge.graph.mapped import map_file, mapped_array, release
 
 SIZE_THRESHOLD = 1024  # onnx.save_model's size_threshold, as graph.io has always used it
 _BYTES_OVERHEAD = sys.getsizeof(b"")  # sys.getsizeof(raw_data) = len + this
@@ -59,7 +61,9 @@ def save_graph_external(
     with open(data, "wb") as handle:
         for tensor in _get_initializer_tensors(proto):
             if detached.is_placeholder(tensor):
-                _write(handle, tensor, memoryview(np.ascontiguousarray(arrays[tensor.name])))
+                array = arrays[tensor.name]
+                _write(handle, tensor, memoryview(np.ascontiguousarray(array)))
+                release(array)  # a mapped array's pages (graph.mapped)
             elif tensor.HasField("raw_data") and sys.getsizeof(tensor.raw_data) >= SIZE_THRESHOLD:
                 _write(handle, tensor, tensor.raw_data)
                 tensor.ClearField("raw_data")
@@ -86,8 +90,9 @@ def _location(handle) -> str:
     return os.path.basename(handle.name)
 
 
-def load_graph(path: str | os.PathLike) -> Graph:
-    """The graph of ``path``, its external tensors (if any) read one by one into arrays.
+def load_graph(path: str | os.PathLike, *, mapped: bool = False) -> Graph:
+    """The graph of ``path``, its external tensors (if any) read one by one into arrays
+    (``mapped``: read-only views of the data file, module docstring).
 
     Raises:
         GraphError: the file or a data file cannot be read or is too short.
@@ -98,7 +103,7 @@ def load_graph(path: str | os.PathLike) -> Graph:
         proto = onnx.load(os.fspath(path), load_external_data=False)
     except Exception as e:
         raise GraphError(f"cannot read ONNX file {os.fspath(path)!r}: {e}") from e
-    arrays = external_arrays(proto, Path(path).parent)
+    arrays = external_arrays(proto, Path(path).parent, mapped=mapped)
     if not arrays:
         return io.from_proto(proto)
     for tensor in _get_initializer_tensors(proto):  # placeholders: the graph takes the arrays
@@ -112,18 +117,22 @@ def load_graph(path: str | os.PathLike) -> Graph:
     return graph
 
 
-def external_arrays(proto: onnx.ModelProto, folder: Path) -> dict[str, np.ndarray]:
+def external_arrays(
+    proto: onnx.ModelProto, folder: Path, *, mapped: bool = False
+) -> dict[str, np.ndarray]:
     """``{name: array}`` of every initializer of ``proto`` (read without its external data)
-    stored in a data file in ``folder``, each read into its own array.
+    stored in a data file in ``folder``, each read into its own array (``mapped``: a read-only
+    view of its data file where it is aligned, :mod:`qdqforge.graph.mapped`).
 
     Raises:
         GraphError: a data file cannot be read or is too short, or a location leaves ``folder``.
     """
     external = [t for t in _get_initializer_tensors(proto) if uses_external_data(t)]
-    return {t.name: _read(folder, t) for t in external}
+    maps = {} if mapped else None
+    return {t.name: _read(folder, t, maps) for t in external}
 
 
-def _read(folder: Path, tensor: onnx.TensorProto) -> np.ndarray:
+def _read(folder: Path, tensor: onnx.TensorProto, maps: dict | None) -> np.ndarray:
     info = {e.key: e.value for e in tensor.external_data}
     dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type))
     count = int(np.prod(tensor.dims, dtype=np.int64))
@@ -131,11 +140,19 @@ def _read(folder: Path, tensor: onnx.TensorProto) -> np.ndarray:
     if location in ("", ".", "..") or os.path.basename(location) != location:
         raise GraphError(f"tensor {tensor.name!r}: external data location {location!r} is not a "
                          f"file name beside the model in {folder}")  # fmt: skip
-    file = folder / location
+    file, offset = folder / location, int(info.get("offset", 0))
     try:
-        array = np.fromfile(file, dtype, count, offset=int(info.get("offset", 0)))
+        view = _mapped_view(maps, file, dtype, count, offset) if maps is not None else None
+        array = view if view is not None else np.fromfile(file, dtype, count, offset=offset)
     except (OSError, ValueError) as e:
         raise GraphError(f"cannot read tensor {tensor.name!r} from {file}: {e}") from e
     if array.size != count:
         raise GraphError(f"{file} ends before tensor {tensor.name!r} ({array.size} of {count})")
     return array.reshape(tuple(tensor.dims))
+
+
+def _mapped_view(maps: dict, file: Path, dtype: np.dtype, count: int, offset: int):
+    """The tensor as a view of ``file``'s map (made once per file), or None (read it instead)."""
+    if file not in maps:
+        maps[file] = map_file(file)
+    return None if maps[file] is None else mapped_array(maps[file], dtype, count, offset)

@@ -87,11 +87,13 @@ def to_proto(graph: Graph) -> onnx.ModelProto:
     return model
 
 
-def load(source: str | os.PathLike | onnx.ModelProto | Graph) -> Graph:
+def load(source: str | os.PathLike | onnx.ModelProto | Graph, *, mapped: bool = False) -> Graph:
     """Load a Graph from a path, a ModelProto or a Graph (returned as is).
 
     A file with external data is read tensor by tensor into the graph's arrays
-    (:func:`qdqforge.graph.external.load_graph`): no proto holds its weights.
+    (:func:`qdqforge.graph.external.load_graph`): no proto holds its weights. ``mapped``: its
+    external tensors are read-only views of the data file (:mod:`qdqforge.graph.mapped`), for a
+    caller that only reads them.
     """
     if isinstance(source, Graph):
         return source
@@ -99,7 +101,7 @@ def load(source: str | os.PathLike | onnx.ModelProto | Graph) -> Graph:
         return from_proto(source)
     from qdqforge.graph import external
 
-    return external.load_graph(source)
+    return external.load_graph(source, mapped=mapped)
 
 
 def load_proto(path: str | os.PathLike) -> onnx.ModelProto:

@@ -84,7 +84,7 @@ def save_model(
     if not records:
         raise CalibrationError(_incomplete_message(record_file, []))
     reap_dropped(_file_bytes(modfied_onnx_file))  # e.g. the calibration module, let go
-    graph = io.load(modfied_onnx_file)
+    graph = io.load(modfied_onnx_file, mapped=True)  # external data: read as the save reads it
     # first: a record rewritten by another flow sharing its path also lacks scale_d
     check_record(graph, records, record_file, modfied_onnx_file)
     missing = sorted(name for name, rec in records.items() if rec.scale_d is None)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from qdqforge.errors import PassError
+from qdqforge.graph.mapped import release
 from qdqforge.runtime.kernels.quant_math import row_blocks
 
 WEIGHT_TYPE_BITS = {"INT4": 4, "INT6": 6, "INT7": 7, "INT8": 8}
@@ -83,7 +84,9 @@ def weight_integers(
 def _rounded_blocks(w: np.ndarray, scale: np.ndarray, axis: int | None):
     """``(rows, rint(W[rows] / s), s)`` in float32 for row blocks of ``W`` (``s`` the block's
     scales, shaped to broadcast): elementwise, so the values of one pass, with temporaries of
-    ~16 MB instead of ``W``'s size (the QAT save of a > 2 GB model peaked here)."""
+    ~16 MB instead of ``W``'s size (the QAT save of a > 2 GB model peaked here). A ``W`` mapped
+    from external data (``save_model``) hands each block's pages back once its reader has
+    resumed (:func:`qdqforge.graph.mapped.release`)."""
     w = np.asarray(w, np.float32)
     scale = np.asarray(scale, np.float32).reshape(channel_shape(w.ndim, axis, np.size(scale)))
     per_row = axis == 0 and scale.ndim > 0
@@ -91,6 +94,7 @@ def _rounded_blocks(w: np.ndarray, scale: np.ndarray, axis: int | None):
         block_scale = scale[rows] if per_row else scale
         ratio = np.asarray(w[rows] / block_scale, np.float32)
         yield rows, np.rint(ratio, out=ratio), block_scale
+        release(w[rows])
 
 
 def off_grid_count(w: np.ndarray, scale: np.ndarray, axis: int | None, rec, layer: str) -> int:

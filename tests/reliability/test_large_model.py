@@ -46,8 +46,11 @@ ROOT = Path(__file__).resolve().parents[2]
 PEAK_LIMIT = 4.2
 # The PTQ stages' own peaks (exact: bench/rss resets VmHWM per stage), with the interpreter.
 # 2026-12-05, after the flows stopped copying the user's parameters: 2.58-2.64x in save_model
-# (four runs; config 1.23x, quantize_model 2.26-2.30x); 3.17x before. 2.9 = that plus 0.26x.
-PTQ_PEAK_LIMIT = 2.9
+# (four runs; config 1.23x, quantize_model 2.26-2.30x); 3.17x before. Then save_model read the
+# modified ONNX's weights mapped (graph.mapped; 2026-12-05 evening, one run): quantize_model
+# 2.23x sets it, save_model 1.69x (2.49x before). Limits: those plus ~0.26x.
+PTQ_PEAK_LIMIT = 2.5
+SAVE_PEAK_LIMIT = 1.95
 
 
 def available_gib() -> float:
@@ -114,3 +117,4 @@ def test_flows_on_model_over_2gb_peak_under_limit(tmp_path):
     assert peak / WEIGHT_BYTES <= PEAK_LIMIT
     ptq = [stage for stage in result["stages"] if not stage["name"].startswith("qat ")]
     assert len(ptq) == 4 and max(stage["x_weights"] for stage in ptq) <= PTQ_PEAK_LIMIT
+    assert next(s["x_weights"] for s in ptq if s["name"] == "save_model") <= SAVE_PEAK_LIMIT

@@ -1,0 +1,75 @@
+"""External data read through a read-only memory map: weights on demand, their pages let go.
+
+A model over 2 GB keeps its tensors in ``<name>.data``. Read with ``np.fromfile`` (what
+:func:`qdqforge.graph.external.load_graph` does by default) every weight is a private copy, so
+a job that only reads them (``save_model``: check the record, write three models) holds all of
+them at once. Mapped, a tensor is an array over the file's pages: the kernel reads a page when
+it is first touched, and :func:`release` hands the pages of an array back once its reader is
+done with it (``madvise(MADV_DONTNEED)``: on a read-only mapping a page is clean, so dropping
+it loses nothing and the next read faults it in again from the page cache or the file). Memory
+then follows what is being read (one row block, one tensor being written), not the model.
+
+The arrays are read-only (``writeable`` False): torch wraps them only by copy
+(:func:`qdqforge.runtime.store.shared_tensor`), and a pass that writes into one fails loudly
+instead of changing the file. A tensor whose offset is not a multiple of its item size is read
+into its own array (numpy would give a misaligned view).
+"""
+
+from __future__ import annotations
+
+import mmap
+import weakref
+from pathlib import Path
+
+import numpy as np
+
+try:
+    from numpy.lib.array_utils import byte_bounds
+except ImportError:  # numpy < 2
+    from numpy import byte_bounds
+
+_PAGE = mmap.PAGESIZE
+_ours: weakref.WeakSet = weakref.WeakSet()  # mappings made here: release touches no other
+
+
+def map_file(path: Path) -> mmap.mmap | None:
+    """A read-only map of ``path``; None for an empty file (mmap refuses length 0)."""
+    with open(path, "rb") as handle:
+        if handle.seek(0, 2) == 0:
+            return None
+        mapping = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    _ours.add(mapping)
+    return mapping
+
+
+def mapped_array(mapping: mmap.mmap, dtype: np.dtype, count: int, offset: int) -> np.ndarray | None:
+    """The ``count`` items of ``dtype`` at ``offset`` as a read-only view of ``mapping``; None
+    when they are misaligned or lie (partly) beyond its end (the caller reads them instead)."""
+    if offset % dtype.itemsize or offset + count * dtype.itemsize > len(mapping):
+        return None
+    return np.frombuffer(mapping, dtype, count, offset)
+
+
+def release(array: np.ndarray) -> None:
+    """Drop the pages under ``array`` if it views a mapping of :func:`map_file` (else nothing).
+
+    Whole pages from the one holding its first byte to the one holding its last: a neighbour
+    sharing an edge page faults it in again when read."""
+    mapping = _mapping_of(array)
+    if mapping is None or not hasattr(mapping, "madvise") or array.size == 0:
+        return
+    start = np.frombuffer(mapping, np.uint8, 1).ctypes.data
+    low, high = byte_bounds(array)
+    first = (low - start) // _PAGE * _PAGE
+    end = min(-(-(high - start) // _PAGE) * _PAGE, len(mapping))
+    if 0 <= first < end:
+        mapping.madvise(mmap.MADV_DONTNEED, first, end - first)
+
+
+def _mapping_of(array) -> mmap.mmap | None:
+    base = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
+    return base if isinstance(base, mmap.mmap) and base in _ours else None

@@ -1,0 +1,155 @@
+"""External data read through a read-only map (``graph.mapped``): the same values as a copied
+read, pages handed back after use, and ``save_model`` writing the same files either way."""
+
+from __future__ import annotations
+
+import filecmp
+import mmap
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import helper, numpy_helper
+
+from qdqforge.graph import external, io, mapped
+from qdqforge.graph.detached import materialize
+from qdqforge.passes.grids.weight_grid import off_grid_count
+from tests.helpers.deploy_flow import seed_flow
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * mmap.PAGESIZE
+
+
+def _external_model(tmp_path, tensors: list[np.ndarray]):
+    """A model whose initializers ``t0, t1, ...`` lie back to back in ``m.onnx.data`` (no
+    alignment: an odd-sized int8 tensor shifts the next one off its item size)."""
+    inits, offset = [], 0
+    with open(tmp_path / "m.onnx.data", "wb") as data:
+        for i, array in enumerate(tensors):
+            tensor = numpy_helper.from_array(array, f"t{i}")
+            tensor.ClearField("raw_data")
+            tensor.data_location = onnx.TensorProto.EXTERNAL
+            for key, value in (("location", "m.onnx.data"), ("offset", offset),
+                               ("length", array.nbytes)):  # fmt: skip
+                tensor.external_data.add(key=key, value=str(value))
+            data.write(array.tobytes())
+            offset += array.nbytes
+            inits.append(tensor)
+    nodes = [helper.make_node("Identity", [f"t{i}"], [f"y{i}"]) for i in range(len(tensors))]
+    outputs = [helper.make_tensor_value_info(f"y{i}", 1, None) for i in range(len(tensors))]
+    graph = helper.make_graph(nodes, "g", [], outputs, inits)
+    onnx.save(helper.make_model(graph), tmp_path / "m.onnx")
+    return tmp_path / "m.onnx"
+
+
+def test_mapped_arrays_equal_copied_ones_and_are_read_only(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((64, 48)).astype(np.float32),
+              np.arange(-3, 4, dtype=np.int8),  # 7 bytes: what follows is misaligned
+              rng.standard_normal((33, 5)).astype(np.float32),
+              np.arange(12, dtype=np.int64).reshape(3, 4)]  # fmt: skip
+    path = _external_model(tmp_path, arrays)
+    proto = onnx.load(str(path), load_external_data=False)
+    copied = external.external_arrays(proto, tmp_path)
+    views = external.external_arrays(proto, tmp_path, mapped=True)
+    for i, array in enumerate(arrays):
+        np.testing.assert_array_equal(views[f"t{i}"], array)
+        np.testing.assert_array_equal(copied[f"t{i}"], array)
+        assert views[f"t{i}"].dtype == array.dtype and views[f"t{i}"].shape == array.shape
+    assert mapped._mapping_of(views["t0"]) is not None
+    assert mapped._mapping_of(views["t1"]) is not None  # int8: any offset is aligned
+    assert mapped._mapping_of(views["t2"]) is None  # offset 12295: read into its own array
+    assert mapped._mapping_of(copied["t0"]) is None
+    with pytest.raises(ValueError, match="read-only"):
+        views["t0"][0, 0] = 1.0
+
+
+def test_mapped_graph_runs_like_the_copied_one(tmp_path):
+    rng = np.random.default_rng(1)
+    path = _external_model(tmp_path, [rng.standard_normal((40, 30)).astype(np.float32)] * 2)
+    copied, views = io.load(path), io.load(path, mapped=True)
+    materialize(copied)
+    materialize(views)
+    assert io.to_proto(views).SerializeToString() == io.to_proto(copied).SerializeToString()
+
+
+@linux_only
+def test_release_hands_the_pages_back_and_they_read_again(tmp_path):
+    size = 48 * 2**20
+    values = np.arange(size // 4, dtype=np.float32)
+    path = _external_model(tmp_path, [values])
+    proto = onnx.load(str(path), load_external_data=False)
+    view = external.external_arrays(proto, tmp_path, mapped=True)["t0"]
+    before = _rss()
+    assert float(view.sum(dtype=np.float64)) == float(values.sum(dtype=np.float64))
+    touched = _rss()
+    assert touched - before > size * 0.9  # every page was read in
+    mapped.release(view[: view.size // 2])
+    half = _rss()
+    assert touched - half > size * 0.45 and touched - half < size * 0.55
+    mapped.release(view)
+    assert _rss() - before < size * 0.05
+    np.testing.assert_array_equal(view, values)  # faulted in again from the file
+
+
+@linux_only
+def test_release_leaves_other_arrays_alone(tmp_path):
+    data = np.arange(2**22, dtype=np.float32)
+    data.tofile(tmp_path / "raw.bin")
+    users = np.memmap(tmp_path / "raw.bin", np.float32, "r")
+    float(users.sum())
+    before = _rss()
+    for array in (users, data, data[::2], np.float32(1.0) * np.ones(3)):
+        mapped.release(array)
+    assert before - _rss() < 2**20  # the user's own map keeps its pages
+    np.testing.assert_array_equal(users, data)
+
+
+@linux_only
+def test_grid_reader_releases_each_block(tmp_path):
+    rng = np.random.default_rng(2)
+    scale = np.full((4096,), 0.01, np.float32)
+    weight = rng.integers(-127, 128, (4096, 4096)).astype(np.float32) * scale[:, None]
+    path = _external_model(tmp_path, [weight])
+    proto = onnx.load(str(path), load_external_data=False)
+    view = external.external_arrays(proto, tmp_path, mapped=True)["t0"]
+    before = _rss()
+    record = type("Rec", (), {"dst_type": None})()
+    assert off_grid_count(view, scale, 0, record, "layer") == 0
+    assert _rss() - before < weight.nbytes * 0.25  # 64 MiB read, one 16 MiB block held
+    np.testing.assert_array_equal(view, weight)
+
+
+def test_save_model_writes_the_same_files_from_mapped_weights(tmp_path, monkeypatch):
+    monkeypatch.setattr(io, "EXTERNAL_THRESHOLD", 4096)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 32, 3),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(32, 16, 3),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(16 * 6 * 6, 64),
+    ).eval()
+    batches = [(torch.randn(4, 3, 10, 10),) for _ in range(2)]
+    runs, maps = {}, []
+    map_file, load_graph = external.map_file, external.load_graph
+    monkeypatch.setattr(external, "map_file", lambda path: maps.append(path) or map_file(path))
+    for how in ("mapped", "copied"):
+        if how == "copied":
+            monkeypatch.setattr(external, "load_graph", lambda p, mapped: load_graph(p))
+        folder = tmp_path / how
+        folder.mkdir()
+        torch.manual_seed(0)
+        runs[how] = seed_flow(folder, model, batches)
+    assert maps == [tmp_path / "mapped" / "m.onnx.data"]  # the save read the modified weights so
+    for kind in ("fake_quant", "deploy", "qdq"):
+        mine, theirs = getattr(runs["mapped"], kind), getattr(runs["copied"], kind)
+        assert mine.with_name(mine.name + ".data").stat().st_size > 16 * 6 * 6 * 64
+        assert filecmp.cmp(f"{mine}.data", f"{theirs}.data", shallow=False), kind
