@@ -1,13 +1,14 @@
 """Peak memory of the PTQ and QAT flows on a wide MLP, relative to its weights (issue 18).
 
-``python bench/large_flow.py --width 8192 [--pipeline ptq|qat|both] [--out DIR]`` runs, in
-this process, the PTQ flow (``create_quant_config``, ``quantize_model``, the ``batch_num``
-calibration forwards, ``save_model`` with its verification) and/or the QAT set-up + save
-(``create_quant_retrain_config``, ``create_quant_retrain_model``, ``save_quant_retrain_model``)
-on :class:`bench.models.wide_mlp.WideMlp`, sampling RSS per stage (:mod:`bench.rss`), and prints
-one JSON line: the weight bytes, each stage's seconds and peak RSS, the RSS after building the
-model and the process's peak (``VmHWM``) as multiples of the weights. The user's model is
-alive throughout (1x); the target is a process peak <= 2x the weights.
+``python bench/large_flow.py --width 8192 [--depth 2] [--pipeline ptq|qat|both] [--out DIR]``
+runs, in this process, the PTQ flow (``create_quant_config``, ``quantize_model``, the
+``batch_num`` calibration forwards, ``save_model`` with its verification) and/or the QAT set-up
++ save (``create_quant_retrain_config``, ``create_quant_retrain_model``,
+``save_quant_retrain_model``) on :class:`bench.models.wide_mlp.WideMlp`, sampling RSS per
+stage (:mod:`bench.rss`), and prints one JSON line: the weight bytes, each stage's seconds and
+peak RSS, the RSS after building the model and the process's peak (``VmHWM``) as multiples of
+the weights. The user's model is alive throughout (1x); the target is a process peak <= 2x the
+weights.
 """
 
 from __future__ import annotations
@@ -49,10 +50,11 @@ def run_ptq(model, batches, out: Path, stages: Stages) -> None:
     stages.run("save_model", lambda: amct.save_model(str(modified), str(record), str(out / "net")))
 
 
-def measure(width: int, pipeline: str, out: Path) -> dict:
-    """Run the pipeline(s) on ``WideMlp(width)``; the JSON-ready result (module docstring)."""
-    weights, base_rss = wide_mlp_bytes(width), current_rss_bytes()
-    model, batches = WideMlp(width).eval(), wide_mlp_batches(width, BATCHES)
+def measure(width: int, pipeline: str, out: Path, depth: int = 2) -> dict:
+    """Run the pipeline(s) on ``WideMlp(width, depth)``; the JSON-ready result (module
+    docstring)."""
+    weights, base_rss = wide_mlp_bytes(width, depth), current_rss_bytes()
+    model, batches = WideMlp(width, depth).eval(), wide_mlp_batches(width, BATCHES)
     model_rss, stages = current_rss_bytes(), Stages()
     if pipeline in ("ptq", "both"):
         run_ptq(model, batches, out, stages)
@@ -64,6 +66,7 @@ def measure(width: int, pipeline: str, out: Path) -> dict:
         row["above_base_x"] = round(row["x_weights"] - base_rss / weights, 2)
     return {
         "width": width,
+        "depth": depth,
         "pipeline": pipeline,
         "weight_bytes": weights,
         "base_mb": round(base_rss / 2**20),
@@ -77,6 +80,7 @@ def measure(width: int, pipeline: str, out: Path) -> dict:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=int, default=8192)
+    parser.add_argument("--depth", type=int, default=2, help="Linear(width, width) layers")
     parser.add_argument("--pipeline", choices=("ptq", "qat", "both"), default="both")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=2)
@@ -98,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
-        print(json.dumps(measure(args.width, args.pipeline, out)), flush=True)
+        print(json.dumps(measure(args.width, args.pipeline, out, args.depth)), flush=True)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,17 @@ The arrays are read-only (``writeable`` False): torch wraps them only by copy
 (:func:`qdqforge.runtime.store.shared_tensor`), and a pass that writes into one fails loudly
 instead of changing the file. A tensor whose offset is not a multiple of its item size is read
 into its own array (numpy would give a misaligned view).
+
+:class:`SpillFile` does the same for arrays a job computes: each is written to an unlinked temp
+file and comes back as a read-only view of its own map, released the same way.
 """
 
 from __future__ import annotations
 
+import contextlib
 import mmap
+import os
+import tempfile
 import weakref
 from pathlib import Path
 
@@ -73,3 +79,55 @@ def _mapping_of(array) -> mmap.mmap | None:
     if isinstance(base, memoryview):
         base = base.obj
     return base if isinstance(base, mmap.mmap) and base in _ours else None
+
+
+class SpillFile:
+    """Computed arrays moved out of memory into an unlinked temp file, read back mapped.
+
+    A save that computes a new float weight for every layer (the QAT save's fake-quantized
+    weights) would hold all of them before the first model is written. :meth:`put` writes one
+    array to the file and returns its values as a read-only view of a map of that region alone:
+    the pages belong to the page cache, the writer that reads them hands them back
+    (:func:`release`), and the map goes when the last view does. The file is made in ``folder``
+    (the outputs' folder: a disk the outputs fit on, where the system's temp folder may be memory)
+    and unlinked at once, so nothing is left behind, even by a killed process; where the system
+    refuses that (Windows, the file open), :meth:`close` removes it.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        handle, name = tempfile.mkstemp(dir=folder, prefix=".qdqforge-spill-")
+        self._file, self._name = os.fdopen(handle, "w+b"), Path(name)
+        try:
+            self._name.unlink()
+            self._name = None
+        except OSError:
+            pass
+
+    def put(self, array: np.ndarray) -> np.ndarray:
+        """``array``'s values, shape and dtype as a read-only view of the file (an empty array is
+        returned as it is: mmap refuses length 0)."""
+        if array.size == 0:
+            return array
+        array = np.ascontiguousarray(array)
+        granularity = mmap.ALLOCATIONGRANULARITY  # where a map may start
+        start = -(-self._file.seek(0, os.SEEK_END) // granularity) * granularity
+        self._file.seek(start)
+        self._file.write(array.reshape(-1).view(np.uint8).data)
+        self._file.flush()
+        mapping = mmap.mmap(self._file.fileno(), array.nbytes, access=mmap.ACCESS_READ,
+                            offset=start)  # fmt: skip
+        _ours.add(mapping)
+        return np.frombuffer(mapping, array.dtype, array.size).reshape(array.shape)
+
+    def close(self) -> None:
+        """Close the file (the views keep their maps); remove it where it was not unlinked."""
+        self._file.close()
+        if self._name is not None:
+            with contextlib.suppress(OSError):
+                self._name.unlink()
+
+    def __enter__(self) -> SpillFile:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -8,7 +8,8 @@
 3. Float graph: the module's QAT graph with its trained weights and BN statistics, the QAT nodes
    removed (``qat_strip``), each retrained weight replaced by the value the module's own weight
    quantizer gives it (so the fake-quant model computes with the module's weights, including a
-   clamped 127), BN folded (``fold_bn``).
+   clamped 127; over 2 GB, each spilled to an unlinked file beside the outputs and read back
+   mapped), BN folded (``fold_bn``).
 4. BN folding keeps the integer grid (docs/amct.md §4.6): with
    ``g_c = gamma_c / sqrt(var_c + eps)``, ``W'_c = W_c g_c`` is quantized with
    ``scale_w'_c = scale_w_c |g_c|`` (per-tensor scales become per channel), so
@@ -24,6 +25,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -39,12 +41,18 @@ from qdqforge.front.qat.carried_graph import qat_module, tensor_at, trained_grap
 from qdqforge.front.qat.record import WEIGHT_OPS, ensure_statistics, learned_records, ops_by_layer
 from qdqforge.front.recipes import qat_float_graph, qat_fold_bn
 from qdqforge.front.record.file import LayerRecord, write_record
-from qdqforge.front.save.write_models import SavedModels, saved_outputs, write_quant_models
-from qdqforge.graph import meta
+from qdqforge.front.save.write_models import (
+    SavedModels,
+    output_path,
+    saved_outputs,
+    write_quant_models,
+)
+from qdqforge.graph import io, meta
 from qdqforge.graph.activation_matmul import layer_of_input
 from qdqforge.graph.detached import constant_bytes, reap_dropped
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import layer_site
+from qdqforge.graph.mapped import SpillFile
 from qdqforge.graph.path_roles import check_roles
 from qdqforge.passes.qat.qat_search_n import folded_bn
 from qdqforge.runtime.kernels.folded_scale import folded_weight_scale
@@ -100,7 +108,7 @@ def save_quant_retrain_model(
     ensure_statistics(module, inputs)
     records = learned_records(module)
     graph = qat_float_graph().run(trained_graph(module))
-    _fake_quantized_weights(graph, module)
+    _fake_quantized_weights(graph, module, save_path)
     factors = bn_factors(graph, records)
     graph = qat_fold_bn().run(graph)
     records = {k: fold_scale(graph, k, r, factors.get(k)) for k, r in records.items()}
@@ -116,12 +124,37 @@ def save_quant_retrain_model(
 
 
 @torch.no_grad()
-def _fake_quantized_weights(graph: Graph, module: nn.Module) -> None:
-    """Each retrained weight of ``graph`` as the module's weight quantizer outputs it."""
+def _fake_quantized_weights(graph: Graph, module: nn.Module, save_path) -> None:
+    """Each retrained weight of ``graph`` as the module's weight quantizer outputs it.
+
+    When these weights alone make a model over 2 GB (:data:`qdqforge.graph.io.EXTERNAL_THRESHOLD`)
+    each goes to a :class:`~qdqforge.graph.mapped.SpillFile` in the outputs' folder as soon as it
+    is computed: the save holds one layer's fake-quantized weight at a time, not all of them
+    beside the module's (the writer hands each one's pages back once written)."""
     tensors = graph.gs.tensors()
-    for op in ops_by_layer(module, WEIGHT_OPS).values():
-        weight = tensor_at(module, module.onnx_mapping[op.weight_name])
-        tensors[op.weight_name].values = op(weight)[0].detach().cpu().numpy()
+    ops = list(ops_by_layer(module, WEIGHT_OPS).values())
+    weights = [tensor_at(module, module.onnx_mapping[op.weight_name]) for op in ops]
+    spill = _spill_file(save_path, sum(w.numel() * w.element_size() for w in weights))
+    with spill or contextlib.nullcontext():
+        for op, weight in zip(ops, weights):
+            values = op(weight)[0].detach().cpu().numpy()
+            tensors[op.weight_name].values = spill.put(values) if spill else values
+
+
+def _spill_file(save_path, weight_bytes: int) -> SpillFile | None:
+    """A spill file in the outputs' nearest existing folder (none is created for it) when
+    ``weight_bytes`` need external data; None otherwise, or where no file can be made there
+    (the weights are then held in memory, as below the threshold)."""
+    if weight_bytes <= io.EXTERNAL_THRESHOLD:
+        return None
+    folder = output_path(save_path, "fake_quant").resolve().parent
+    while not folder.is_dir():
+        folder = folder.parent
+    try:
+        return SpillFile(folder)
+    except OSError as e:
+        log.warning("no spill file in %s (%s): fake-quantized weights held in memory", folder, e)
+        return None
 
 
 def _check_layers(config_file, module: nn.Module) -> None:

@@ -153,3 +153,34 @@ def test_save_model_writes_the_same_files_from_mapped_weights(tmp_path, monkeypa
         mine, theirs = getattr(runs["mapped"], kind), getattr(runs["copied"], kind)
         assert mine.with_name(mine.name + ".data").stat().st_size > 16 * 6 * 6 * 64
         assert filecmp.cmp(f"{mine}.data", f"{theirs}.data", shallow=False), kind
+
+
+def test_spilled_arrays_read_back_equal_and_read_only_leaving_no_file(tmp_path):
+    rng = np.random.default_rng(3)
+    arrays = [rng.standard_normal((300, 7)).astype(np.float32),
+              np.arange(-2, 3, dtype=np.int8),  # 5 bytes: the next one starts on a new map
+              np.zeros((0, 3), np.float32),
+              rng.standard_normal((2, 3, 4))[:, ::2]]  # float64, not contiguous  # fmt: skip
+    with mapped.SpillFile(tmp_path) as spill:
+        assert list(tmp_path.iterdir()) == []  # unlinked as soon as made
+        views = [spill.put(array) for array in arrays]
+    assert list(tmp_path.iterdir()) == []
+    for view, array in zip(views, arrays):
+        np.testing.assert_array_equal(view, array)
+        assert (view.dtype, view.shape) == (array.dtype, array.shape)
+    assert all(mapped._mapping_of(v) is not None for v in views if v.size)
+    with pytest.raises(ValueError, match="read-only"):
+        views[0][0, 0] = 1.0
+
+
+@linux_only
+def test_release_hands_back_a_spilled_arrays_pages(tmp_path):
+    values = np.arange(8 * 2**20, dtype=np.float32)  # 32 MiB
+    with mapped.SpillFile(tmp_path) as spill:
+        view = spill.put(values)
+    before = _rss()
+    assert float(view.sum(dtype=np.float64)) == float(values.sum(dtype=np.float64))
+    assert _rss() - before > values.nbytes * 0.9  # read through the map, page by page
+    mapped.release(view)
+    assert _rss() - before < values.nbytes * 0.05
+    np.testing.assert_array_equal(view, values)  # read again from the page cache

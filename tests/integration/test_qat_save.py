@@ -9,6 +9,8 @@ through ``nn.DataParallel`` (on CPU it calls the module).
 
 from __future__ import annotations
 
+import filecmp
+
 import numpy as np
 import onnx
 import pytest
@@ -18,8 +20,12 @@ from torch import nn
 
 import qdqforge
 from qdqforge.errors import ConfigError, InputDataError
+from qdqforge.front.qat.record import WEIGHT_OPS, ops_by_layer
 from qdqforge.front.qat.retrain_model import quant_parameters
 from qdqforge.front.record.file import read_record
+from qdqforge.front.save import save_retrain_model
+from qdqforge.graph import io
+from qdqforge.graph.mapped import SpillFile
 from tests.helpers.dmq_flow import build
 from tests.helpers.qat_flow import error_in_lsb, ort_outputs, train, write_config
 
@@ -147,3 +153,38 @@ def test_verification_neither_computes_nor_adds_search_n_statistics(trained, tmp
     after = {op.layer: op.error for op in qat.modules() if isinstance(op, SearchNOp)}
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not any(op.paused for op in qat.modules() if isinstance(op, SearchNOp))
+
+
+def test_spilled_fake_quantized_weights_save_the_same_files(tmp_path, monkeypatch, caplog):
+    """Past the external-data threshold each fake-quantized weight goes through the spill file
+    (BN folded from its read-only view): the files equal, byte for byte, those of a save that
+    could make no spill file and held the weights, and the spill leaves no file behind."""
+    model, batches = build("cnn")
+    cfg = write_config(tmp_path, model, batches[0], edit=ulq_retrain_dw)
+    qat = qdqforge.create_quant_retrain_model(str(cfg), model, str(tmp_path / "r.txt"), batches[0])
+    train(qat, batches, steps=1)
+    monkeypatch.setattr(io, "EXTERNAL_THRESHOLD", 1024)
+    spilled, put = [], SpillFile.put
+    monkeypatch.setattr(SpillFile, "put", lambda self, a: spilled.append(a.shape) or put(self, a))
+    saved = {}
+    for how in ("spilled", "held"):
+        if how == "held":
+            monkeypatch.setattr(save_retrain_model, "SpillFile", refuse_spill)
+        out = tmp_path / how
+        out.mkdir()
+        record = out / "r.txt"
+        saved[how] = qdqforge.save_quant_retrain_model(
+            str(cfg), qat, str(record), str(out / "net"), batches[0]
+        )
+    assert len(spilled) == len(ops_by_layer(qat, WEIGHT_OPS)) > 0  # in the first save only
+    assert "no spill file" in caplog.text
+    names = {how: sorted(p.name for p in (tmp_path / how).iterdir()) for how in saved}
+    assert names["spilled"] == names["held"]
+    assert "net_fake_quant_model.onnx.data" in names["held"]
+    for name in (n for n in names["held"] if not n.endswith("_verify.json")):  # names its path
+        same = filecmp.cmp(tmp_path / "spilled" / name, tmp_path / "held" / name, shallow=False)
+        assert same, name
+
+
+def refuse_spill(folder):
+    raise OSError(f"read-only file system: {folder}")

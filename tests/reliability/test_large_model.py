@@ -42,8 +42,12 @@ ROOT = Path(__file__).resolve().parents[2]
 # peak (VmHWM) 3.62x (7.7 GiB; stages above the interpreter: PTQ 2.73x in save_model, QAT
 # 3.15x in its forwards and 3.50x in its save); the rounds before: 4.25x, 5.98x. 4.2 = that
 # plus 0.6x of margin. The QAT save sets it (2026-12-05: 3.59x, its save 3.45x above the
-# interpreter: the user's model, the QAT module and the save's fake-quantized weights).
-PEAK_LIMIT = 4.2
+# interpreter: the user's model, the QAT module and the save's fake-quantized weights). Then the
+# QAT save spilled those weights to a file as it computed them (graph.mapped.SpillFile;
+# 2026-12-05 night, two runs): 3.18x, its save 3.04x above the interpreter, the rest one layer's
+# fake-quantization temporaries (two of its size: here a layer is 0.47x of the weights; on 16
+# layers of 4096 the save went 3.48x -> 2.49x). Limit: that plus 0.32x.
+PEAK_LIMIT = 3.5
 # The PTQ stages' own peaks (exact: bench/rss resets VmHWM per stage), with the interpreter.
 # 2026-12-05, after the flows stopped copying the user's parameters: 2.58-2.64x in save_model
 # (four runs; config 1.23x, quantize_model 2.26-2.30x); 3.17x before. Then save_model read the
