@@ -17,9 +17,11 @@ copies. A placeholder whose arrays were let go fails loudly (a GraphError naming
 
 from __future__ import annotations
 
+import os
 import uuid
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -27,6 +29,7 @@ from onnx import numpy_helper
 
 from qdqforge.errors import GraphError
 from qdqforge.graph.detached import in_memory_initializers
+from qdqforge.graph.external import external_arrays
 from qdqforge.graph.numerics import IN_MEMORY_BYTES
 
 HELD = "qdqforge-held:"  # the external "location" of a held placeholder, before its token
@@ -54,18 +57,42 @@ def hold(proto: onnx.ModelProto, min_bytes: int = IN_MEMORY_BYTES) -> Held:
     return Held(skeleton, arrays, token)
 
 
+def hold_file(path: str | os.PathLike, min_bytes: int = IN_MEMORY_BYTES) -> Held:
+    """The ONNX file at ``path`` held as :func:`hold` holds a proto; its tensors in external
+    data (``<name>.data``, a model over 2 GB) held as read-only maps of that file
+    (:mod:`qdqforge.graph.mapped`), read page by page as a run touches them, not copied.
+
+    Raises:
+        GraphError: the file or its external data cannot be read.
+    """
+    try:
+        proto = onnx.load(os.fspath(path), load_external_data=False)
+    except Exception as e:
+        raise GraphError(f"cannot read ONNX file {os.fspath(path)!r}: {e}") from e
+    mapped = external_arrays(proto, Path(path).parent, mapped=True)
+    held = hold(proto, min_bytes)  # leaves the tensors in external data as they are
+    _placeholders(held.model, mapped, held.token)
+    held.arrays.update(mapped)
+    return held
+
+
 def held_model(proto: onnx.ModelProto, arrays: dict[str, np.ndarray]) -> Held:
     """``proto`` with each initializer named in ``arrays`` turned into a held placeholder of
     that array (``proto`` is changed in place; the arrays are held as they are, not copied).
     ``io.from_proto`` gives the graph's constants these arrays."""
     token = uuid.uuid4().hex
+    _placeholders(proto, arrays, token)
+    return Held(proto, arrays, token)
+
+
+def _placeholders(proto: onnx.ModelProto, names, token: str) -> None:
+    """Each initializer of ``proto`` named in ``names`` as a placeholder of ``token``."""
     for tensor in proto.graph.initializer:
-        if tensor.name in arrays:  # its other fields (name, dims, type, doc) stay
+        if tensor.name in names:  # its other fields (name, dims, type, doc) stay
             tensor.ClearField("raw_data")
             del tensor.external_data[:]
             tensor.data_location = onnx.TensorProto.EXTERNAL
             tensor.external_data.add(key="location", value=HELD + token)
-    return Held(proto, arrays, token)
 
 
 def filled(held: Held) -> onnx.ModelProto:

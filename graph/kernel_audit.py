@@ -126,7 +126,7 @@ def _weight_max(node: onnx.NodeProto, values: dict[str, np.ndarray]) -> int | No
     weight = np.asarray(values[node.input[index]])
     if weight.dtype != np.int8 or weight.size == 0:
         return None  # u8 weights or activations (a MatMul of two activations): unknown
-    return int(np.abs(weight.astype(np.int32)).max())
+    return max(int(weight.max()), -int(weight.min()))  # no wider copy of a large weight
 
 
 def _references(nodes: list[onnx.NodeProto], values: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -154,7 +154,9 @@ def _references(nodes: list[onnx.NodeProto], values: dict[str, np.ndarray]) -> l
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
     model.ir_version = 10
-    return numerics.session(model).run(outputs, {n: values[n] for n in names})
+    feeds = {n: values[n] for n in names}
+    arena = numerics.arena_for(feeds.values())
+    return numerics.session(model, arena=arena).run(outputs, feeds)
 
 
 def _elem(array: np.ndarray) -> int:

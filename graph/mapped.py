@@ -72,6 +72,15 @@ def release(array: np.ndarray) -> None:
         mapping.madvise(mmap.MADV_DONTNEED, first, end - first)
 
 
+def release_all() -> None:
+    """Drop the pages of every live mapping made here (the next read faults them in again):
+    after a run that read through views this module cannot name, e.g. a torch module's
+    parameters over mapped arrays."""
+    for mapping in list(_ours):
+        if hasattr(mapping, "madvise") and not mapping.closed:
+            mapping.madvise(mmap.MADV_DONTNEED)
+
+
 def _mapping_of(array) -> mmap.mmap | None:
     base = array
     while isinstance(base, np.ndarray):

@@ -13,8 +13,10 @@ import onnx
 import onnxruntime as ort
 
 from qdqforge.graph.ir import Graph
+from qdqforge.graph.mapped import release
 
 IN_MEMORY_BYTES = 2**16  # initializers this large reach onnxruntime as arrays, not bytes
+ARENA_MAX_BYTES = 2**28  # sessions over this many bytes of weights run without an arena
 
 
 def session(
@@ -24,7 +26,9 @@ def session(
     written_to: str | os.PathLike | None = None,
     prepack: bool = True,
     config: Mapping[str, str] | None = None,
-) -> ort.InferenceSession:
+    fed: bool = False,
+    arena: bool | None = None,
+) -> ort.InferenceSession | FedSession:
     """CPU session; graph optimizations off by default (ORT_DISABLE_ALL) so results are
     bit-comparable; ``optimize`` keeps onnxruntime's default level (ORT_ENABLE_ALL).
 
@@ -38,9 +42,15 @@ def session(
     the kernels do not repack constant weights into their own layouts (a copy of every weight
     and about half of a session's set-up on weight-heavy models: 0.60 GB MLP 1.9 s -> 1.0 s;
     runs take longer and Gemm/MatMul may sum in another order). ``config``: more session
-    config entries (``add_session_config_entry``).
+    config entries (``add_session_config_entry``). ``fed`` (optimizations off): those large
+    initializers become graph inputs, fed from their arrays at every run (:class:`FedSession`):
+    onnxruntime copies an initializer it is handed into its own buffer when the session is
+    made (a 64 MB weight: +64 MB of RSS; from a read-only map +128 MB, the pages read and the
+    copy) but reads a fed array in place (+0; from a map the pages read, handed back after the
+    run). ``arena``: keep onnxruntime's CPU memory arena; default :func:`arena_for` those large
+    initializers.
     """
-    from qdqforge.graph.detached import in_memory_initializers
+    from qdqforge.graph.detached import in_memory_initializers, weights_as_inputs
     from qdqforge.graph.held_arrays import held_arrays
     from qdqforge.graph.io import to_proto
 
@@ -57,6 +67,15 @@ def session(
     skeleton, arrays = in_memory_initializers(proto, IN_MEMORY_BYTES)
     arrays.update(held_arrays(skeleton))  # placeholders of graph.held_arrays: their arrays
     arrays = _read_by_the_graph(skeleton, arrays)
+    opts.enable_cpu_mem_arena = arena_for(arrays.values()) if arena is None else arena
+    if fed:
+        if optimize:
+            raise ValueError("fed weights are graph inputs: an optimized graph folds constants")
+        skeleton = weights_as_inputs(skeleton, set(arrays))
+        built = ort.InferenceSession(
+            skeleton.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        )
+        return FedSession(built, arrays)
     values = [ort.OrtValue.ortvalue_from_numpy(a) for a in arrays.values()]
     if values:
         opts.add_external_initializers(list(arrays), values)
@@ -65,6 +84,30 @@ def session(
     )
     built._qdqforge_initializers = values  # onnxruntime reads them in place: kept alive
     return built
+
+
+class FedSession:
+    """An onnxruntime session whose large weights are graph inputs, fed from ``weights`` at
+    every :meth:`run` (:func:`session`'s ``fed``); the rest is the session's own.
+
+    After each run, the pages of a weight that views a read-only map (external data,
+    :mod:`qdqforge.graph.mapped`) are handed back: a model over 2 GB holds the pages of the run
+    in progress, not those of every run so far.
+    """
+
+    def __init__(self, built: ort.InferenceSession, weights: dict[str, np.ndarray]) -> None:
+        self._session, self._weights = built, weights
+
+    def run(self, output_names, input_feed, run_options=None) -> list:
+        """``InferenceSession.run`` with the weights fed beside ``input_feed``."""
+        try:
+            return self._session.run(output_names, {**input_feed, **self._weights}, run_options)
+        finally:
+            for array in self._weights.values():
+                release(array)
+
+    def __getattr__(self, name: str):
+        return getattr(self._session, name)
 
 
 def _read_by_the_graph(
@@ -92,6 +135,19 @@ def _names_read(graph: onnx.GraphProto) -> set[str]:
             for sub in [attribute.g] if attribute.HasField("g") else attribute.graphs:
                 names |= _names_read(sub)
     return names
+
+
+def arena_for(weights) -> bool:
+    """Whether a session over the arrays ``weights`` keeps onnxruntime's CPU memory arena.
+
+    An arena keeps the largest buffers a run ever held (a weight dequantized to float in the
+    QDQ model's run, the kernel audit's decompositions) until the session goes: the save-time
+    check of a 2.3 GB model held 0.5x the weights more after such a run. Without it a freed
+    buffer goes back at once (same kernels, same results), at ~8% more time per run (the save
+    checks of the small test nets: 8.1-9.4 s against 7.4-8.8 s), so only from
+    :data:`ARENA_MAX_BYTES` on, the weights counted as float32 (what an int8 weight becomes
+    when dequantized)."""
+    return sum(np.asarray(w).size * 4 for w in weights) < ARENA_MAX_BYTES
 
 
 def _quiet_options() -> ort.SessionOptions:

@@ -59,7 +59,10 @@ class ReimportedModule(FastChildren, torch.fx.GraphModule):
 
 
 def reimport(
-    model: onnx.ModelProto | str | Path, *, tensors: dict[str, np.ndarray] | None = None
+    model: onnx.ModelProto | str | Path,
+    *,
+    tensors: dict[str, np.ndarray] | None = None,
+    read_only: bool = False,
 ) -> ReimportedModule:
     """Convert an ONNX model into a trainable torch.fx GraphModule.
 
@@ -68,6 +71,9 @@ def reimport(
         tensors: the arrays of initializers ``model`` holds as placeholders
             (:func:`qdqforge.graph.detached.to_proto_detached`); the module's parameters and
             buffers share their memory.
+        read_only: the module will only be read (an eval-only reference, never trained or
+            loaded into): read-only arrays among ``tensors`` (a map of external data,
+            :mod:`qdqforge.graph.mapped`) are shared too, not copied. Writing into one faults.
 
     Returns:
         The module; its ``forward`` takes the graph inputs in order and returns one tensor or a
@@ -80,7 +86,7 @@ def reimport(
             it computes has a static shape over the one-tensor limit (``graph.tensor_budget``).
     """
     with gc_paused():
-        return _reimport(model, tensors or {})
+        return _reimport(model, tensors or {}, read_only)
 
 
 def _load(path) -> onnx.ModelProto:
@@ -92,7 +98,9 @@ def _load(path) -> onnx.ModelProto:
     return load_proto(path)
 
 
-def _reimport(model: onnx.ModelProto | str | Path, tensors: dict) -> ReimportedModule:
+def _reimport(
+    model: onnx.ModelProto | str | Path, tensors: dict, read_only: bool
+) -> ReimportedModule:
     start = time.perf_counter()
     proto = model if isinstance(model, onnx.ModelProto) else _load(model)
     nodes = toposort(proto)
@@ -100,7 +108,7 @@ def _reimport(model: onnx.ModelProto | str | Path, tensors: dict) -> ReimportedM
     versions = opsets(proto)
     index = PlanView(proto, nodes, roles, tensors)
     steps = make_plan(nodes, index, versions)
-    ctx = BuildContext(proto, roles, versions.get("", 1), index, tensors)
+    ctx = BuildContext(proto, roles, versions.get("", 1), index, tensors, read_only)
     ctx.shapes, ctx.dtypes = infer_types(proto)
     check_shapes(ctx.shapes, ctx.dtypes, nodes, "reimport")
     _register_state(ctx, proto, nodes)

@@ -25,7 +25,7 @@ from qdqforge.runtime.emitter import EagerEmitter, FxEmitter, to_array
 from qdqforge.runtime.modules.namespace import Namespace
 from qdqforge.runtime.plan import Step
 from qdqforge.runtime.registry import OnnxNode, Sym
-from qdqforge.runtime.store import ParameterStore, Role, shared_tensor
+from qdqforge.runtime.store import ParameterStore, Role, reading_tensor, shared_tensor
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ class BuildContext:
         opset: int,
         index: Any = None,
         detached: dict[str, np.ndarray] | None = None,
+        read_only: bool = False,
     ) -> None:
         self.index = index  # GraphView of the ONNX graph, for converters that look around
         self.memo: dict[Any, Any] = {}
@@ -58,6 +59,7 @@ class BuildContext:
         self.roles = roles
         self.inits = {i.name: i for i in model.graph.initializer}
         self.detached = detached or {}  # graph.detached: arrays the proto holds placeholders of
+        self.read_only = read_only  # the module is only read: read-only arrays are shared too
         self.env: dict[str, Any] = {}
         self.shapes: dict[str, tuple | None] = {}
         self.dtypes: dict[str, int] = {}
@@ -107,9 +109,13 @@ class BuildContext:
         return numpy_helper.to_array(self.inits[name])
 
     def tensor_of(self, name: str, array: np.ndarray) -> torch.Tensor | np.ndarray:
-        """A detached array as a torch tensor sharing its memory; others as they are (the
-        store copies them)."""
-        return shared_tensor(array) if name in self.detached else array
+        """A detached array as a torch tensor sharing its memory (a read-only one only for a
+        module that is only read); others as they are (the store copies them)."""
+        if name not in self.detached:
+            return array
+        if self.read_only and not array.flags.writeable and _shareable(array):
+            return reading_tensor(array)
+        return shared_tensor(array)
 
     def const_node(self, name: str, array: np.ndarray) -> torch.fx.Node:
         """A constant needed as a tensor: one non-persistent buffer per ONNX value name."""
@@ -235,3 +241,7 @@ def _node_proto(node: OnnxNode) -> onnx.NodeProto:
 def _identifier(name: str) -> str:
     text = re.sub(r"\W", "_", name).strip("_") or "value"
     return f"v_{text}" if text[0].isdigit() else text
+
+
+def _shareable(array: np.ndarray) -> bool:
+    return array.flags.c_contiguous and array.dtype.kind in "biuf"

@@ -25,6 +25,7 @@ from qdqforge.front.entry.input_guard import module_device
 from qdqforge.graph import numerics
 from qdqforge.graph.exposed_run import run_exposed
 from qdqforge.graph.forced_run import forced_run
+from qdqforge.graph.mapped import release_all
 from qdqforge.graph.quant_compare import activation_types
 
 Run = tuple[list[np.ndarray], dict[str, np.ndarray]]
@@ -33,8 +34,9 @@ Run = tuple[list[np.ndarray], dict[str, np.ndarray]]
 def reference_session(model: onnx.ModelProto):
     """The reference stage's session: optimizations off, weights not prepacked (prepacking
     copies every weight: about half of a session's set-up on weight-heavy models; the runtime
-    stage runs onnxruntime's optimized graph with the kernels a default session uses)."""
-    return numerics.session(model, prepack=False)
+    stage runs onnxruntime's optimized graph with the kernels a default session uses), and
+    fed as inputs, read in place (``numerics.session``'s ``fed``: no copy of them at all)."""
+    return numerics.session(model, prepack=False, fed=True)
 
 
 def ort_run(
@@ -101,6 +103,7 @@ def torch_run(module: nn.Module, inputs: Sequence[np.ndarray]) -> Run:
         module.train(was_training)
         for hook in hooks:
             hook.remove()
+        release_all()  # a module over mapped weights (> 2 GB) holds no pages between runs
     leaves = torch.utils._pytree.tree_leaves(result)
     return [t.detach().cpu().numpy() for t in leaves if isinstance(t, torch.Tensor)], grids
 

@@ -43,7 +43,6 @@ from qdqforge.front.save.verify import verify_path, verify_saved_models
 from qdqforge.front.save.verify_budget import VerifyBudget
 from qdqforge.front.save.verify_report import write_unverified
 from qdqforge.gc_pause import gc_paused
-from qdqforge.graph import io
 from qdqforge.graph.detached import constant_bytes, reap_dropped, to_proto_detached
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import WEIGHT_AXIS, layer_site
@@ -125,8 +124,8 @@ def _write_checked(graph, records, save_path, verify_inputs, torch_module, verif
     check_save_path(save_path)
     size = constant_bytes(graph)  # the callers freed what was dropped before (reap_dropped)
     checking = verify is not False and verify_inputs is not None
-    if checking and torch_module is None and not io.graph_needs_external_data(graph):
-        torch_module = calibration_reference(graph, records)  # > 2 GB: not verified (yet)
+    if checking and torch_module is None:
+        torch_module = calibration_reference(graph, records)
     notes = _deploy_notes(graph, records)
     builders = {  # one model at a time: each is written and dropped before the next is built
         "fake_quant": lambda: _fake_quant(graph.copy(), records),
@@ -166,7 +165,7 @@ def calibration_reference(graph: Graph, records: dict[str, LayerRecord]) -> nn.M
     proto, tensors = to_proto_detached(calibrated_reference(records).run(graph))
     # shares the graph's arrays: the passes building the saved models replace arrays, never
     # write into them (they already share them through graph.copy())
-    return reimport(proto, tensors=tensors).eval()
+    return reimport(proto, tensors=tensors, read_only=True).eval()  # mapped weights not copied
 
 
 def _why_not(verify) -> str:

@@ -13,9 +13,11 @@ import pytest
 import torch
 from onnx import helper, numpy_helper
 
-from qdqforge.graph import external, io, mapped
-from qdqforge.graph.detached import materialize
+from qdqforge.graph import external, io, mapped, numerics
+from qdqforge.graph.detached import materialize, placeholder
+from qdqforge.graph.held_arrays import held_model
 from qdqforge.passes.grids.weight_grid import off_grid_count
+from qdqforge.runtime.builder import reimport
 from tests.helpers.deploy_flow import seed_flow
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -148,7 +150,8 @@ def test_save_model_writes_the_same_files_from_mapped_weights(tmp_path, monkeypa
         folder.mkdir()
         torch.manual_seed(0)
         runs[how] = seed_flow(folder, model, batches)
-    assert maps == [tmp_path / "mapped" / "m.onnx.data"]  # the save read the modified weights so
+    modified = [path for path in maps if path.name == "m.onnx.data"]
+    assert modified == [tmp_path / "mapped" / "m.onnx.data"]  # the save read the weights so
     for kind in ("fake_quant", "deploy", "qdq"):
         mine, theirs = getattr(runs["mapped"], kind), getattr(runs["copied"], kind)
         assert mine.with_name(mine.name + ".data").stat().st_size > 16 * 6 * 6 * 64
@@ -184,3 +187,48 @@ def test_release_hands_back_a_spilled_arrays_pages(tmp_path):
     mapped.release(view)
     assert _rss() - before < values.nbytes * 0.05
     np.testing.assert_array_equal(view, values)  # read again from the page cache
+
+
+@linux_only
+def test_a_fed_session_reads_mapped_weights_in_place_and_hands_the_pages_back(tmp_path):
+    rng = np.random.default_rng(5)
+    weight = rng.standard_normal((2048, 4096)).astype(np.float32)  # 32 MiB
+    with mapped.SpillFile(tmp_path) as spill:
+        view = spill.put(weight)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 2048])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(weight, "w")],
+    )
+    held = held_model(helper.make_model(graph), {"w": view})
+    x = rng.standard_normal((2, 2048)).astype(np.float32)
+    built = numerics.session(held.model, prepack=False, fed=True)
+    before = _rss()
+    y = built.run(None, {"x": x})[0]
+    assert _rss() - before < weight.nbytes * 0.05  # read, then handed back
+    np.testing.assert_array_equal(
+        y, numerics.session(held.model, prepack=False).run(None, {"x": x})[0]
+    )
+
+
+def test_a_read_only_module_shares_mapped_weights_and_a_trainable_one_copies_them(tmp_path):
+    weight = np.arange(64 * 48, dtype=np.float32).reshape(64, 48) / 100
+    with mapped.SpillFile(tmp_path) as spill:
+        view = spill.put(weight)
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 64])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        [placeholder("w", view)],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = torch.randn(2, 64)
+    for read_only in (True, False):
+        module = reimport(proto, tensors={"w": view}, read_only=read_only)
+        (tensor,) = [t for t in [*module.parameters(), *module.buffers()] if t.shape == (64, 48)]
+        assert (tensor.data_ptr() == view.ctypes.data) == read_only
+        with torch.no_grad():
+            torch.testing.assert_close(module(x), x @ torch.from_numpy(weight), rtol=0, atol=0)

@@ -120,3 +120,53 @@ def test_unread_large_initializers_do_not_stop_the_session(optimize):
         (y,) = built.run(None, {"x": x, "cond": np.array(cond)})
         np.testing.assert_allclose(y, x @ weight, rtol=1e-5, atol=1e-5)
     assert [t.name for t in model.graph.initializer] == ["w_then", "w_else", "pooler"]  # as given
+
+
+def _dense_model() -> tuple[onnx.ModelProto, dict]:
+    """Gemm then MatMul on weights of 300 KiB and 150 KiB (handed over as arrays)."""
+    rng = np.random.default_rng(4)
+    w1, b1 = rng.standard_normal((256, 300), np.float32), rng.standard_normal(300, np.float32)
+    w2 = rng.standard_normal((300, 128), np.float32)
+    nodes = [helper.make_node("Gemm", ["x", "w1", "b1"], ["h"]),
+             helper.make_node("MatMul", ["h", "w2"], ["y"])]  # fmt: skip
+    inits = [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"))]
+    graph = helper.make_graph(
+        nodes,
+        "dense",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 256])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+    feeds = {"x": rng.standard_normal((3, 256), np.float32)}
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), feeds
+
+
+@pytest.mark.parametrize("case", [*CASES, "dense"])
+def test_fed_weights_compute_what_constant_ones_do(case):
+    """Optimizations off and nothing prepacked (the reference stage's session), a weight fed as
+    an input meets the same kernel as the constant: bit for bit. (A prepacked Gemm or MatMul,
+    a default session's, may sum in another order: not compared.)"""
+    model, feeds = _dense_model() if case == "dense" else CASES[case]()
+    fed = numerics.session(model, prepack=False, fed=True)
+    assert isinstance(fed, numerics.FedSession)
+    assert len(fed.get_inputs()) > len(feeds)  # the weights are inputs
+    got = fed.run(None, feeds)
+    want = numerics.session(model, prepack=False).run(None, feeds)
+    assert all(np.array_equal(g, w) for g, w in zip(got, want, strict=True))
+
+
+def test_fed_weights_are_refused_to_an_optimized_session():
+    model, _ = _dense_model()
+    with pytest.raises(ValueError, match="fed weights"):
+        numerics.session(model, optimize=True, fed=True)
+
+
+def test_sessions_over_large_weights_run_without_the_arena(monkeypatch):
+    model, feeds = _dense_model()
+    assert numerics.session(model).get_session_options().enable_cpu_mem_arena
+    monkeypatch.setattr(numerics, "ARENA_MAX_BYTES", 300 * 1024)  # the float32 size of w1 + w2
+    for fed in (False, True):
+        built = numerics.session(model, prepack=False, fed=fed)
+        assert not built.get_session_options().enable_cpu_mem_arena
+        built.run(None, feeds)
+    assert numerics.session(model, arena=True).get_session_options().enable_cpu_mem_arena

@@ -7,8 +7,10 @@ data (``<name>.data`` beside the graph); onnxruntime on the saved files must giv
 outputs. The flows: ``bench/large_flow.py`` in a child process runs the PTQ flow
 (``create_quant_config``, ``quantize_model``, calibration, ``save_model``) and the QAT set-up +
 save on the same model; its peak RSS, read from outside (``RUSAGE_CHILDREN``), must stay under
-:data:`PEAK_LIMIT` times the weights (the user's model itself is 1x of it). Marked ``slow``;
-skipped unless ``/proc/meminfo`` shows enough available memory.
+:data:`PEAK_LIMIT` times the weights (the user's model itself is 1x of it), and both saves'
+checks must pass (the fake-quant model's default-session run left out, as for every model with
+external data: ``front.save.verify``). Marked ``slow``; skipped unless ``/proc/meminfo`` shows
+enough available memory.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import torch
 
 import qdqforge
 from bench.models.wide_mlp import WideMlp, wide_mlp_bytes
+from qdqforge.front.save.verify import FLOAT_SESSION
 from qdqforge.graph import io
 
 log = logging.getLogger(__name__)
@@ -46,15 +49,20 @@ ROOT = Path(__file__).resolve().parents[2]
 # QAT save spilled those weights to a file as it computed them (graph.mapped.SpillFile;
 # 2026-12-05 night, two runs): 3.18x, its save 3.04x above the interpreter, the rest one layer's
 # fake-quantization temporaries (two of its size: here a layer is 0.47x of the weights; on 16
-# layers of 4096 the save went 3.48x -> 2.49x). Limit: that plus 0.32x.
-PEAK_LIMIT = 3.5
+# layers of 4096 the save went 3.48x -> 2.49x). Then both saves were verified (weights read
+# in place through maps, fed to the reference sessions, no onnxruntime arena for large ones;
+# 2026-12-05 night, one run): 3.74x, the QAT save 3.60x above the interpreter (46 s; unverified
+# 3.04x, 17-21 s). Limit: that plus 0.36x.
+PEAK_LIMIT = 4.1
 # The PTQ stages' own peaks (exact: bench/rss resets VmHWM per stage), with the interpreter.
 # 2026-12-05, after the flows stopped copying the user's parameters: 2.58-2.64x in save_model
 # (four runs; config 1.23x, quantize_model 2.26-2.30x); 3.17x before. Then save_model read the
 # modified ONNX's weights mapped (graph.mapped; 2026-12-05 evening, one run): quantize_model
-# 2.23x sets it, save_model 1.69x (2.49x before). Limits: those plus ~0.26x.
+# 2.23x sets it, save_model 1.69x (2.49x before). Then save_model verified the > 2 GB models
+# (one run): 2.73x (39 s; 1.70x and 13 s unverified), quantize_model 2.24x. Limits: those plus
+# ~0.26x, the save apart.
 PTQ_PEAK_LIMIT = 2.5
-SAVE_PEAK_LIMIT = 1.95
+SAVE_PEAK_LIMIT = 3.0
 
 
 def available_gib() -> float:
@@ -114,11 +122,13 @@ def test_flows_on_model_over_2gb_peak_under_limit(tmp_path):
             path = tmp_path / f"{prefix}_{kind}_model.onnx"
             onnx.checker.check_model(str(path))  # the graph and its external data
     assert (tmp_path / "net_fake_quant_model.onnx.data").stat().st_size >= WEIGHT_BYTES
-    for prefix in ("net", "qat"):  # > 2 GB saves are not verified yet, and say so
-        status = json.loads((tmp_path / f"{prefix}_verify.json").read_text())["status"]
-        assert status == "unverified"
+    for prefix in ("net", "qat"):  # verified, the fake-quant default session left out
+        report = json.loads((tmp_path / f"{prefix}_verify.json").read_text())
+        assert report["status"] == "passed" and list(report["skipped"]) == [FLOAT_SESSION]
     assert result["weight_bytes"] == WEIGHT_BYTES
     assert peak / WEIGHT_BYTES <= PEAK_LIMIT
     ptq = [stage for stage in result["stages"] if not stage["name"].startswith("qat ")]
-    assert len(ptq) == 4 and max(stage["x_weights"] for stage in ptq) <= PTQ_PEAK_LIMIT
-    assert next(s["x_weights"] for s in ptq if s["name"] == "save_model") <= SAVE_PEAK_LIMIT
+    saves = [stage["x_weights"] for stage in ptq if stage["name"] == "save_model"]
+    others = [stage["x_weights"] for stage in ptq if stage["name"] != "save_model"]
+    assert len(others) == 3 and max(others) <= PTQ_PEAK_LIMIT
+    assert len(saves) == 1 and saves[0] <= SAVE_PEAK_LIMIT
