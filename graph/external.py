@@ -105,7 +105,13 @@ def load_graph(path: str | os.PathLike, *, mapped: bool = False) -> Graph:
         raise GraphError(f"cannot read ONNX file {os.fspath(path)!r}: {e}") from e
     arrays = external_arrays(proto, Path(path).parent, mapped=mapped)
     if not arrays:
-        return io.from_proto(proto)
+        # weights inside the proto: the large ones copied out at once and the message let go.
+        # Imported as they were, each constant kept the whole parsed message alive until the
+        # last one was read: a 0.60 GB save held its weights twice.
+        from qdqforge.graph.held_arrays import hold
+
+        held, proto = hold(proto), None
+        return io.from_proto(held.model)
     for tensor in _get_initializer_tensors(proto):  # placeholders: the graph takes the arrays
         if tensor.name in arrays:
             tensor.CopyFrom(detached.placeholder(tensor.name, arrays[tensor.name]))

@@ -4,7 +4,9 @@ read, pages handed back after use, and ``save_model`` writing the same files eit
 from __future__ import annotations
 
 import filecmp
+import json
 import mmap
+import subprocess
 import sys
 
 import numpy as np
@@ -19,6 +21,7 @@ from qdqforge.graph.held_arrays import held_model
 from qdqforge.passes.grids.weight_grid import off_grid_count
 from qdqforge.runtime.builder import reimport
 from tests.helpers.deploy_flow import seed_flow
+from tests.helpers.fixed_malloc import fixed_malloc_env
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -232,3 +235,29 @@ def test_a_read_only_module_shares_mapped_weights_and_a_trainable_one_copies_the
         assert (tensor.data_ptr() == view.ctypes.data) == read_only
         with torch.no_grad():
             torch.testing.assert_close(module(x), x @ torch.from_numpy(weight), rtol=0, atol=0)
+
+
+@linux_only
+def test_a_loaded_model_holds_its_inline_weights_once(tmp_path):
+    """Weights inside the proto are copied out at load and the parsed message let go: read in
+    full, the graph holds them once (imported lazily it held them twice, the message kept alive
+    by the constants not yet read). Measured in a child process with glibc's malloc thresholds
+    fixed: in this one, freed blocks stay in the heap at glibc's choosing."""
+    rng = np.random.default_rng(6)
+    weights = [rng.standard_normal((1024, 4096)).astype(np.float32) for _ in range(4)]  # 64 MiB
+    small = np.arange(4, dtype=np.float32)  # stays in the proto, as a lazy constant would
+    nodes = [helper.make_node("Identity", [f"w{i}"], [f"y{i}"]) for i in range(5)]
+    inits = [numpy_helper.from_array(w, f"w{i}") for i, w in enumerate([*weights, small])]
+    outputs = [helper.make_tensor_value_info(f"y{i}", 1, None) for i in range(5)]
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", [], outputs, inits)), path)
+    tensors = io.load(path).gs.tensors()
+    for i, w in enumerate(weights):
+        np.testing.assert_array_equal(tensors[f"w{i}"].values, w)
+    probe = [sys.executable, "-m", "tests.graph.inline_load_probe", str(path)]
+    run = subprocess.run(probe, env=fixed_malloc_env(), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    figures = json.loads(run.stdout.splitlines()[-1])
+    weight_bytes = sum(w.nbytes for w in weights)
+    assert figures["read"] >= weight_bytes
+    assert figures["held"] < weight_bytes * 1.25, figures

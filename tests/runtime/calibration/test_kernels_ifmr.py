@@ -7,7 +7,6 @@ Bounded memory is measured from outside the observer: the peak RSS of a child pr
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -17,6 +16,7 @@ import torch
 
 from qdqforge.errors import CalibrationError
 from qdqforge.runtime.calibration.ifmr import IfmrObserver, IfmrSettings, ifmr_exact
+from tests.helpers.fixed_malloc import fixed_malloc_env
 from tests.helpers.ifmr_batches import KINDS, make_batches
 
 STEP = 0.01
@@ -113,9 +113,6 @@ def np_ifmr_scales(x: np.ndarray, clips: np.ndarray, sym: bool) -> np.ndarray:
 
 
 STREAM_BATCHES, BATCH_NUMEL = 264, 1 << 18  # 256 float32 MiB streamed after the settling
-# every block of 64 KiB or more mapped on its own and unmapped when freed; the heap trimmed past
-# 128 KiB (glibc reads these; other C libraries ignore them)
-FIXED_MALLOC = {"MALLOC_MMAP_THRESHOLD_": "65536", "MALLOC_TRIM_THRESHOLD_": "131072"}
 
 
 @pytest.mark.parametrize("fused", ["1", "0"], ids=["compiled", "python"])
@@ -128,12 +125,12 @@ def test_rss_does_not_grow_with_batches(fused):
     it. The control (32 batches kept) raises the current RSS by 32 MiB, so the probe sees
     retention; it must show at least half.
 
-    glibc's malloc thresholds are fixed (:data:`FIXED_MALLOC`): left dynamic, freed MiB blocks
-    stay in the heap or go back at glibc's choosing, so the python path's current RSS at settling
-    read 215-227 MiB over 6 runs here and one CI run's peak rose 6 MiB during the stream; fixed,
-    6 runs read within 16 KiB and the peak did not move. The kernel still does the counting.
+    glibc's malloc thresholds are fixed (:mod:`tests.helpers.fixed_malloc`): left dynamic,
+    the python path's current RSS at settling read 215-227 MiB over 6 runs here and one CI
+    run's peak rose 6 MiB during the stream; fixed, 6 runs read within 16 KiB and the peak did
+    not move. The kernel still does the counting.
     """
-    env = {**os.environ, **FIXED_MALLOC, "QDQFORGE_FUSED": fused}
+    env = fixed_malloc_env(QDQFORGE_FUSED=fused)
     probe = [sys.executable, "-m", "tests.runtime.calibration.ifmr_memory_probe"]
     args = [str(STREAM_BATCHES), str(BATCH_NUMEL)]
     run = subprocess.run(probe + args, env=env, capture_output=True, text=True, timeout=300)
