@@ -234,6 +234,16 @@ def constant_bytes(graph: Graph) -> int:
     return sum(t._values.nbytes for t in tensors if isinstance(t, Constant) and _loaded(t))
 
 
+def large_constants(graph: Graph, min_bytes: int) -> dict[str, np.ndarray]:
+    """``{name: array}`` of ``graph``'s loaded constants of ``min_bytes`` or more."""
+    tensors = graph.gs.tensors().items()
+    return {
+        name: t._values
+        for name, t in tensors
+        if isinstance(t, Constant) and _loaded(t) and t._values.nbytes >= min_bytes
+    }
+
+
 def _loaded(const: Constant) -> bool:
     return isinstance(const._values, np.ndarray)
 

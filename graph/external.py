@@ -124,18 +124,44 @@ def load_graph(path: str | os.PathLike, *, mapped: bool = False) -> Graph:
 
 
 def external_arrays(
-    proto: onnx.ModelProto, folder: Path, *, mapped: bool = False
+    proto: onnx.ModelProto,
+    folder: Path,
+    *,
+    mapped: bool = False,
+    known: dict[str, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """``{name: array}`` of every initializer of ``proto`` (read without its external data)
     stored in a data file in ``folder``, each read into its own array (``mapped``: a read-only
-    view of its data file where it is aligned, :mod:`qdqforge.graph.mapped`).
+    view of its data file where it is aligned, :mod:`qdqforge.graph.mapped`). ``known``:
+    arrays the caller holds anyway, by name: a tensor read equal to its known array
+    (:func:`same_bits`) is that array, its read copy let go before the next is read.
 
     Raises:
         GraphError: a data file cannot be read or is too short, or a location leaves ``folder``.
     """
     external = [t for t in _get_initializer_tensors(proto) if uses_external_data(t)]
-    maps = {} if mapped else None
-    return {t.name: _read(folder, t, maps) for t in external}
+    maps, known = ({} if mapped else None), known or {}
+    return {t.name: _known_or(known.get(t.name), _read(folder, t, maps)) for t in external}
+
+
+def same_bits(read: np.ndarray | None, known: np.ndarray) -> bool:
+    """``read`` and ``known`` have the same dtype, shape and bytes (NaN payloads and signed
+    zeros included)."""
+    if read is None or read.dtype != known.dtype or read.shape != known.shape:
+        return False
+    if read.dtype.hasobject:
+        return False
+    flat = np.ascontiguousarray(known).reshape(-1)  # a copy only for a strided view
+    return bool(np.array_equal(np.ascontiguousarray(read).reshape(-1).view(np.uint8),
+                               flat.view(np.uint8)))  # fmt: skip
+
+
+def _known_or(known: np.ndarray | None, read: np.ndarray) -> np.ndarray:
+    if known is None:
+        return read
+    same = same_bits(read, known)
+    release(known)  # a mapped one (> 2 GB) hands back the pages the comparison read
+    return known if same else read
 
 
 def _read(folder: Path, tensor: onnx.TensorProto, maps: dict | None) -> np.ndarray:

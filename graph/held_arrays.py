@@ -29,7 +29,7 @@ from onnx import numpy_helper
 
 from qdqforge.errors import GraphError
 from qdqforge.graph.detached import in_memory_initializers
-from qdqforge.graph.external import external_arrays
+from qdqforge.graph.external import external_arrays, same_bits
 from qdqforge.graph.numerics import IN_MEMORY_BYTES
 
 HELD = "qdqforge-held:"  # the external "location" of a held placeholder, before its token
@@ -57,10 +57,20 @@ def hold(proto: onnx.ModelProto, min_bytes: int = IN_MEMORY_BYTES) -> Held:
     return Held(skeleton, arrays, token)
 
 
-def hold_file(path: str | os.PathLike, min_bytes: int = IN_MEMORY_BYTES) -> Held:
+def hold_file(
+    path: str | os.PathLike,
+    min_bytes: int = IN_MEMORY_BYTES,
+    known: dict[str, np.ndarray] | None = None,
+) -> Held:
     """The ONNX file at ``path`` held as :func:`hold` holds a proto; its tensors in external
     data (``<name>.data``, a model over 2 GB) held as read-only maps of that file
     (:mod:`qdqforge.graph.mapped`), read page by page as a run touches them, not copied.
+
+    ``known``: arrays the caller holds anyway (the graph the file was written from), by
+    initializer name. A tensor in the file whose bytes equal, bit for bit, those of the known
+    array of its name, dtype and shape is held as that array and the copy read from the file is
+    let go: what runs is still what the file holds, without a second copy of it. Any other
+    tensor is held as read.
 
     Raises:
         GraphError: the file or its external data cannot be read.
@@ -71,8 +81,12 @@ def hold_file(path: str | os.PathLike, min_bytes: int = IN_MEMORY_BYTES) -> Held
         raise GraphError(f"cannot read ONNX file {os.fspath(path)!r}: {e}") from e
     mapped = external_arrays(proto, Path(path).parent, mapped=True)
     held = hold(proto, min_bytes)  # leaves the tensors in external data as they are
+    proto = None
     _placeholders(held.model, mapped, held.token)
     held.arrays.update(mapped)
+    for name, array in (known or {}).items():
+        if name not in mapped and same_bits(held.arrays.get(name), array):
+            held.arrays[name] = array
     return held
 
 

@@ -232,14 +232,17 @@ def held_optimized_graph(model: onnx.ModelProto):
     """:func:`optimized_graph` with its initializers of :data:`IN_MEMORY_BYTES` or more held
     (``held_arrays``): onnxruntime writes them to a data file, read into arrays one by one (the
     whole graph as one message was read, parsed and cut into arrays again: 0.9 s per saved
-    BERT-base model). Keep the returned ``Held`` while running copies of its ``model``."""
+    BERT-base model). A weight the optimizer left as it was is held as ``model``'s own array
+    (compared bit for bit as it is read, :func:`external.same_bits`), not as a second copy. Keep
+    the returned ``Held`` while running copies of its ``model``."""
     from qdqforge.graph.external import external_arrays
-    from qdqforge.graph.held_arrays import held_model
+    from qdqforge.graph.held_arrays import held_arrays, held_model
 
     with tempfile.TemporaryDirectory(prefix="qdqforge-ort-") as tmp:
         path = _write_optimized(model, Path(tmp))
         proto = onnx.load(path, load_external_data=False)
-        return held_model(proto, external_arrays(proto, path.parent))
+        arrays = external_arrays(proto, path.parent, known=held_arrays(model))
+        return held_model(proto, arrays)
 
 
 def optimized_graph(model: onnx.ModelProto) -> onnx.ModelProto:

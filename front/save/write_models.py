@@ -43,9 +43,15 @@ from qdqforge.front.save.verify import verify_path, verify_saved_models
 from qdqforge.front.save.verify_budget import VerifyBudget
 from qdqforge.front.save.verify_report import write_unverified
 from qdqforge.gc_pause import gc_paused
-from qdqforge.graph.detached import constant_bytes, reap_dropped, to_proto_detached
+from qdqforge.graph.detached import (
+    constant_bytes,
+    large_constants,
+    reap_dropped,
+    to_proto_detached,
+)
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.layers import WEIGHT_AXIS, layer_site
+from qdqforge.graph.numerics import IN_MEMORY_BYTES
 from qdqforge.graph.staged import StagedFiles
 from qdqforge.passes.grids.act_grid import wide_layers
 from qdqforge.passes.grids.weight_grid import clamped_weights
@@ -127,6 +133,7 @@ def _write_checked(graph, records, save_path, verify_inputs, torch_module, verif
     if checking and torch_module is None:
         torch_module = calibration_reference(graph, records)
     notes = _deploy_notes(graph, records)
+    known = large_constants(graph, IN_MEMORY_BYTES) if checking else {}  # held, not read again
     builders = {  # one model at a time: each is written and dropped before the next is built
         "fake_quant": lambda: _fake_quant(graph.copy(), records),
         "deploy": lambda: _deploy_graph(graph.copy(), records),
@@ -149,6 +156,7 @@ def _write_checked(graph, records, save_path, verify_inputs, torch_module, verif
             torch_module=torch_module,
             budget=budget,
             notes=notes,
+            known=known,
         )
     return paths
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 import gc
 
 import numpy as np
+import onnx
 import pytest
+from onnx import helper, numpy_helper
 
 from qdqforge.errors import GraphError
 from qdqforge.graph import numerics
 from qdqforge.graph.exposed_run import expose
+from qdqforge.graph.external import same_bits
 from qdqforge.graph.forced_run import forced_run
-from qdqforge.graph.held_arrays import array_of, hold
+from qdqforge.graph.held_arrays import array_of, hold, hold_file
 from tests.helpers.onnx_graphs import float_conv_model
 from tests.helpers.qdq_cases import qdq_conv
 
@@ -53,3 +56,67 @@ def test_a_copy_run_after_its_arrays_were_released_names_the_initializer():
         numerics.session(copy)
     with pytest.raises(GraphError, match="'w'"):
         array_of(copy.graph.initializer[0])
+
+
+def _saved(tmp_path, arrays: dict[str, np.ndarray]):
+    """A model returning each of ``arrays`` (initializers) through Identity, saved inline."""
+    nodes = [helper.make_node("Identity", [n], [f"{n}_out"]) for n in arrays]
+    outputs = [helper.make_tensor_value_info(f"{n}_out", 1, None) for n in arrays]
+    inits = [numpy_helper.from_array(a, n) for n, a in arrays.items()]
+    path = tmp_path / "m.onnx"
+    onnx.save(helper.make_model(helper.make_graph(nodes, "g", [], outputs, inits)), path)
+    return path
+
+
+def test_a_saved_tensor_equal_to_a_known_array_is_held_as_that_array(tmp_path):
+    rng = np.random.default_rng(3)
+    w = {n: rng.standard_normal((128, 256)).astype(np.float32) for n in "abcd"}
+    w["c"][5, 7] = 0.0
+    path = _saved(tmp_path, w)
+    negative_zero = w["c"].copy()
+    negative_zero[5, 7] = -0.0  # equal as floats, not as bits
+    known = {
+        "a": w["a"].copy(),  # same bits: held as it
+        "b": _last_bit_flipped(w["b"], 9),
+        "c": negative_zero,
+        "d": w["d"].astype(np.float64),  # another dtype
+        "e": w["a"].copy(),  # no such initializer
+    }
+    held = hold_file(path, known=known)
+    assert held.arrays["a"] is known["a"]
+    for name in "bcd":
+        assert held.arrays[name] is not known[name]
+        np.testing.assert_array_equal(held.arrays[name], w[name])
+        assert held.arrays[name].tobytes() == w[name].tobytes()
+    got = numerics.session(held.model).run(None, {})
+    for name, out in zip("abcd", got, strict=True):
+        assert out.tobytes() == w[name].tobytes()
+
+
+def _last_bit_flipped(array: np.ndarray, index: int) -> np.ndarray:
+    bits = array.copy().reshape(-1).view(np.uint32)
+    bits[index] ^= 1
+    return bits.view(np.float32).reshape(array.shape)
+
+
+def test_same_bits_reads_bytes_not_values():
+    x = np.array([1.0, np.nan, 0.0], np.float32)
+    assert same_bits(x, x.copy())
+    assert not same_bits(x, np.array([1.0, np.nan, -0.0], np.float32))
+    quiet = x.view(np.uint32).copy()
+    quiet[1] += 1  # another NaN payload
+    assert not same_bits(x, quiet.view(np.float32))
+    strided = np.arange(12, dtype=np.float32).reshape(3, 4)
+    assert same_bits(np.ascontiguousarray(strided[:, ::2]), strided[:, ::2])
+    assert not same_bits(strided, strided.T.copy().T.reshape(4, 3))
+    assert not same_bits(None, x)
+
+
+def test_the_optimized_graph_holds_an_unchanged_weight_as_the_model_s_own_array():
+    model, feeds = qdq_conv(127, channels=2048)
+    held = hold(model)
+    optimized = numerics.held_optimized_graph(held.model)
+    shared = [n for n, a in optimized.arrays.items() if any(a is b for b in held.arrays.values())]
+    assert shared, (list(optimized.arrays), list(held.arrays))
+    got = numerics.session(optimized.model).run(None, feeds)
+    np.testing.assert_array_equal(got[0], numerics.default_session(model).run(None, feeds)[0])
