@@ -148,7 +148,10 @@ def _numpy_scalar(walker, obj: np.generic) -> None:
 
 def _function(walker, fn: types.FunctionType) -> None:
     walker.text(b"F", f"{fn.__module__}.{fn.__qualname__}")
-    walker.put(b"f", marshal.dumps(fn.__code__))
+    # version 2: no back-references, which marshal 3+ writes for objects referenced more than
+    # once at the time, so the bytes moved with other code's references to the same constants
+    # (a profiler's: a cache miss and a second export under cProfile)
+    walker.put(b"f", marshal.dumps(fn.__code__, 2))
     if is_library(fn.__module__):  # library code is taken as fixed: its code names it
         return
     walker.named("__defaults__", fn.__defaults__)

@@ -9,11 +9,11 @@
 * objects (``nn.Module`` included) by their class and every instance attribute, ``__dict__``
   and ``__slots__`` alike; a module's ``_parameters``, ``_buffers``, ``_modules``, hooks and
   ``training`` are instance attributes like any other;
-* classes by every entry of every class in their MRO: functions by their code (``marshal``:
-  bytecode, constants, names) and, outside installed libraries, their defaults, closure cells,
-  attributes and the module globals their code names (library code is taken as fixed: its
-  functions count by name and code only); plain class data as values, other class attributes
-  by type;
+* classes by every entry of every class in their MRO: functions by their code (``marshal``
+  version 2, without back-references: bytecode, constants, names) and, outside installed
+  libraries, their defaults, closure cells, attributes and the module globals their code names
+  (library code is taken as fixed: its functions count by name and code only); plain class
+  data as values, other class attributes by type;
 * an object met again (shared submodules, tied weights, cycles) as a back-reference to the
   first visit, so which tensors are the same object is part of the fingerprint.
 
