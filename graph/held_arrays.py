@@ -17,7 +17,9 @@ copies. A placeholder whose arrays were let go fails loudly (a GraphError naming
 
 from __future__ import annotations
 
+import logging
 import os
+import sys
 import uuid
 import weakref
 from dataclasses import dataclass
@@ -28,9 +30,13 @@ import onnx
 from onnx import numpy_helper
 
 from qdqforge.errors import GraphError
+from qdqforge.graph import wire
 from qdqforge.graph.detached import in_memory_initializers
 from qdqforge.graph.external import external_arrays, same_bits
+from qdqforge.graph.mapped import map_file, mapped_array, release
 from qdqforge.graph.numerics import IN_MEMORY_BYTES
+
+log = logging.getLogger(__name__)
 
 HELD = "qdqforge-held:"  # the external "location" of a held placeholder, before its token
 
@@ -64,30 +70,76 @@ def hold_file(
 ) -> Held:
     """The ONNX file at ``path`` held as :func:`hold` holds a proto; its tensors in external
     data (``<name>.data``, a model over 2 GB) held as read-only maps of that file
-    (:mod:`qdqforge.graph.mapped`), read page by page as a run touches them, not copied.
+    (:mod:`qdqforge.graph.mapped`), read page by page as a run touches them, not copied. Its
+    large inline tensors are found in the mapped file's bytes (:mod:`qdqforge.graph.wire`), so
+    the file is never parsed with them: each is a read-only view of the map where its offset
+    is a multiple of its item size (int8 always), else its own aligned copy. A file that walk
+    cannot read is parsed whole, as before.
 
     ``known``: arrays the caller holds anyway (the graph the file was written from), by
     initializer name. A tensor in the file whose bytes equal, bit for bit, those of the known
-    array of its name, dtype and shape is held as that array and the copy read from the file is
-    let go: what runs is still what the file holds, without a second copy of it. Any other
-    tensor is held as read.
+    array of its name, dtype and shape is held as that array: what runs is still what the file
+    holds, without a second copy of it.
 
     Raises:
         GraphError: the file or its external data cannot be read.
     """
-    try:
-        proto = onnx.load(os.fspath(path), load_external_data=False)
-    except Exception as e:
-        raise GraphError(f"cannot read ONNX file {os.fspath(path)!r}: {e}") from e
-    mapped = external_arrays(proto, Path(path).parent, mapped=True)
+    known = known or {}
+    proto, inline = _read_split(Path(path), min_bytes, known)
+    mapped = {**external_arrays(proto, Path(path).parent, mapped=True), **inline}
     held = hold(proto, min_bytes)  # leaves the tensors in external data as they are
     proto = None
     _placeholders(held.model, mapped, held.token)
     held.arrays.update(mapped)
-    for name, array in (known or {}).items():
+    for name, array in known.items():
         if name not in mapped and same_bits(held.arrays.get(name), array):
             held.arrays[name] = array
     return held
+
+
+def _read_split(path: Path, min_bytes: int, known: dict[str, np.ndarray]):
+    """``(model, {name: array})``: the file's large inline initializers found in its mapped
+    bytes (:mod:`qdqforge.graph.wire`) and left out of the parsed model, each the known array
+    it equals, a read-only view of the map where aligned, else its own copy; the whole file
+    parsed (every weight copied) where the walk cannot read it."""
+    try:
+        mapping = map_file(path) if sys.byteorder == "little" else None
+        if mapping is not None:
+            skeleton, spans = wire.split_weights(mapping, min_bytes)
+            return skeleton, _inline_arrays(mapping, skeleton, spans, known)
+    except wire.WireError as e:
+        log.debug("%s read whole: %s", path, e)
+    except OSError as e:
+        raise GraphError(f"cannot read ONNX file {os.fspath(path)!r}: {e}") from e
+    try:
+        return onnx.load(os.fspath(path), load_external_data=False), {}
+    except Exception as e:
+        raise GraphError(f"cannot read ONNX file {os.fspath(path)!r}: {e}") from e
+
+
+def _inline_arrays(mapping, skeleton: onnx.ModelProto, spans: dict, known: dict) -> dict:
+    tensors = {t.name: t for t in skeleton.graph.initializer if t.name in spans}
+    arrays = {}
+    for name, span in spans.items():
+        tensor = tensors[name]
+        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type))
+        shape = tuple(tensor.dims)
+        region = np.frombuffer(mapping, np.uint8, span.length, span.offset)
+        same = known.get(name)
+        if same is None or not _same_bytes(region, dtype, shape, same):
+            view = mapped_array(mapping, dtype, span.length // dtype.itemsize, span.offset)
+            same = view.reshape(shape) if view is not None else region.view(dtype).reshape(shape)
+            if view is None:  # misaligned: its own aligned copy
+                same = np.array(same, copy=True)
+        arrays[name] = same
+        release(region)  # the pages the comparison or copy read
+    return arrays
+
+
+def _same_bytes(region: np.ndarray, dtype: np.dtype, shape: tuple, known: np.ndarray) -> bool:
+    if known.dtype != dtype or known.shape != shape or known.dtype.hasobject:
+        return False
+    return bool(np.array_equal(region, np.ascontiguousarray(known).reshape(-1).view(np.uint8)))
 
 
 def held_model(proto: onnx.ModelProto, arrays: dict[str, np.ndarray]) -> Held:

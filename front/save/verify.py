@@ -20,13 +20,14 @@ the exposed, forced and optimized copies the comparisons run carry no weights, a
 session reads the same arrays. A weight read back equal, bit for bit, to the array of the graph
 the model was written from (the fake-quant model's float weights) is held as that array, which
 the check holds anyway, and an optimized graph's unchanged weights as the saved model's own
-(``known``; 0.60 GB MLP, the save's peak above the interpreter: PTQ 6.33x -> 4.39x its
-weights, QAT 7.34x -> 5.39x). A reference-stage violation, or the fake-quant model's in the
-runtime stage, is the tool's fault:
-a VerificationError names the first diverging tensor (the fault lies between the quantized tensor
-before it and it). A QDQ or deploy model that the runtime computes differently is logged as one
-warning with its cause and fix and listed under ``runtime_warnings``; a tensor that the int32
-bias grid moves beyond the round-off budget is a warning under ``bias_grid_warnings``.
+(``known``), and the QDQ and deploy models' int8 weights as views of the mapped files (found in
+their bytes, ``graph.wire``). 0.60 GB MLP, the save's peak above the interpreter: PTQ 6.33x ->
+4.39x -> 3.83x its weights, QAT 7.34x -> 5.39x -> 4.84x. A reference-stage violation, or the
+fake-quant model's in the runtime stage, is the tool's fault: a VerificationError names the
+first diverging tensor (the fault lies between the quantized tensor before it and it). A QDQ or
+deploy model that the runtime computes differently is logged as one warning with its cause and
+fix and listed under ``runtime_warnings``; a tensor that the int32 bias grid moves beyond the
+round-off budget is a warning under ``bias_grid_warnings``.
 ``<save_path>_verify.json`` holds it all (:mod:`.verify_report`); the files stay written (they
 are what one debugs with).
 
