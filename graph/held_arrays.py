@@ -107,10 +107,8 @@ def _read_split(path: Path, min_bytes: int, known: dict[str, np.ndarray]):
         if mapping is not None:
             skeleton, spans = wire.split_weights(mapping, min_bytes)
             return skeleton, _inline_arrays(mapping, skeleton, spans, known)
-    except wire.WireError as e:
+    except (wire.WireError, OSError) as e:  # not mappable or not walkable: read as before
         log.debug("%s read whole: %s", path, e)
-    except OSError as e:
-        raise GraphError(f"cannot read ONNX file {os.fspath(path)!r}: {e}") from e
     try:
         return onnx.load(os.fspath(path), load_external_data=False), {}
     except Exception as e:

@@ -15,7 +15,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from qdqforge.graph import mapped, wire
+from qdqforge.graph import held_arrays, mapped, wire
 from qdqforge.graph.held_arrays import hold_file
 
 MIN = 1024
@@ -122,3 +122,23 @@ def test_a_held_file_maps_what_it_can_and_equals_what_onnx_reads(tmp_path):
     floats = [n for n in spans if tensors[n].dtype == np.float32]
     assert {spans[n].offset % 4 == 0 for n in floats} == {True, False}  # both kinds were held
     assert {t.name for t in held.model.graph.initializer} == set(loaded)  # placeholders
+
+
+def test_a_file_that_cannot_be_mapped_or_walked_is_read_whole(tmp_path, monkeypatch):
+    path, _ = _model(tmp_path)
+    loaded = {t.name: numpy_helper.to_array(t) for t in onnx.load(path).graph.initializer}
+    failures = [
+        (held_arrays, "map_file", OSError("no mmap here")),
+        (wire, "split_weights", wire.WireError("no walk")),
+    ]
+    for module, name, failure in failures:
+
+        def fail(*_, failure=failure):
+            raise failure
+
+        with monkeypatch.context() as patch:
+            patch.setattr(module, name, fail)
+            held = hold_file(path, MIN)
+        assert all(mapped._mapping_of(a) is None for a in held.arrays.values())
+        for tensor, array in held.arrays.items():
+            assert array.tobytes() == loaded[tensor].tobytes(), tensor
