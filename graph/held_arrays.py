@@ -123,21 +123,14 @@ def _inline_arrays(mapping, skeleton: onnx.ModelProto, spans: dict, known: dict)
         dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type))
         shape = tuple(tensor.dims)
         region = np.frombuffer(mapping, np.uint8, span.length, span.offset)
+        read = region.view(dtype).reshape(shape)  # numpy reads a misaligned view too
         same = known.get(name)
-        if same is None or not _same_bytes(region, dtype, shape, same):
+        if same is None or not same_bits(read, same):
             view = mapped_array(mapping, dtype, span.length // dtype.itemsize, span.offset)
-            same = view.reshape(shape) if view is not None else region.view(dtype).reshape(shape)
-            if view is None:  # misaligned: its own aligned copy
-                same = np.array(same, copy=True)
+            same = view.reshape(shape) if view is not None else np.array(read, copy=True)
         arrays[name] = same
         release(region)  # the pages the comparison or copy read
     return arrays
-
-
-def _same_bytes(region: np.ndarray, dtype: np.dtype, shape: tuple, known: np.ndarray) -> bool:
-    if known.dtype != dtype or known.shape != shape or known.dtype.hasobject:
-        return False
-    return bool(np.array_equal(region, np.ascontiguousarray(known).reshape(-1).view(np.uint8)))
 
 
 def held_model(proto: onnx.ModelProto, arrays: dict[str, np.ndarray]) -> Held:
