@@ -13,7 +13,6 @@ import gc
 import numpy as np
 import onnx
 import pytest
-from onnx import helper, numpy_helper
 
 from qdqforge.errors import GraphError
 from qdqforge.graph import numerics
@@ -21,7 +20,7 @@ from qdqforge.graph.exposed_run import expose
 from qdqforge.graph.external import same_bits
 from qdqforge.graph.forced_run import forced_run
 from qdqforge.graph.held_arrays import array_of, hold, hold_file
-from tests.helpers.onnx_graphs import float_conv_model
+from tests.helpers.onnx_graphs import float_conv_model, identity_model
 from tests.helpers.qdq_cases import qdq_conv
 
 
@@ -58,21 +57,12 @@ def test_a_copy_run_after_its_arrays_were_released_names_the_initializer():
         array_of(copy.graph.initializer[0])
 
 
-def _saved(tmp_path, arrays: dict[str, np.ndarray]):
-    """A model returning each of ``arrays`` (initializers) through Identity, saved inline."""
-    nodes = [helper.make_node("Identity", [n], [f"{n}_out"]) for n in arrays]
-    outputs = [helper.make_tensor_value_info(f"{n}_out", 1, None) for n in arrays]
-    inits = [numpy_helper.from_array(a, n) for n, a in arrays.items()]
-    path = tmp_path / "m.onnx"
-    onnx.save(helper.make_model(helper.make_graph(nodes, "g", [], outputs, inits)), path)
-    return path
-
-
 def test_a_saved_tensor_equal_to_a_known_array_is_held_as_that_array(tmp_path):
     rng = np.random.default_rng(3)
     w = {n: rng.standard_normal((128, 256)).astype(np.float32) for n in "abcd"}
     w["c"][5, 7] = 0.0
-    path = _saved(tmp_path, w)
+    path = tmp_path / "m.onnx"
+    onnx.save(identity_model(w), path)
     negative_zero = w["c"].copy()
     negative_zero[5, 7] = -0.0  # equal as floats, not as bits
     known = {

@@ -22,6 +22,7 @@ from qdqforge.passes.grids.weight_grid import off_grid_count
 from qdqforge.runtime.builder import reimport
 from tests.helpers.deploy_flow import seed_flow
 from tests.helpers.fixed_malloc import fixed_malloc_env
+from tests.helpers.onnx_graphs import identity_model
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -192,20 +193,25 @@ def test_release_hands_back_a_spilled_arrays_pages(tmp_path):
     np.testing.assert_array_equal(view, values)  # read again from the page cache
 
 
+def _matmul_model(weight: onnx.TensorProto) -> onnx.ModelProto:
+    """``y = x @ w`` for a 2-row ``x``, ``w`` the given initializer."""
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, weight.dims[0]])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
+        [weight],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
 @linux_only
 def test_a_fed_session_reads_mapped_weights_in_place_and_hands_the_pages_back(tmp_path):
     rng = np.random.default_rng(5)
     weight = rng.standard_normal((2048, 4096)).astype(np.float32)  # 32 MiB
     with mapped.SpillFile(tmp_path) as spill:
         view = spill.put(weight)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])],
-        "g",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 2048])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
-        [numpy_helper.from_array(weight, "w")],
-    )
-    held = held_model(helper.make_model(graph), {"w": view})
+    held = held_model(_matmul_model(numpy_helper.from_array(weight, "w")), {"w": view})
     x = rng.standard_normal((2, 2048)).astype(np.float32)
     built = numerics.session(held.model, prepack=False, fed=True)
     before = _rss()
@@ -220,14 +226,7 @@ def test_a_read_only_module_shares_mapped_weights_and_a_trainable_one_copies_the
     weight = np.arange(64 * 48, dtype=np.float32).reshape(64, 48) / 100
     with mapped.SpillFile(tmp_path) as spill:
         view = spill.put(weight)
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "w"], ["y"])],
-        "g",
-        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [2, 64])],
-        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, None)],
-        [placeholder("w", view)],
-    )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto = _matmul_model(placeholder("w", view))
     x = torch.randn(2, 64)
     for read_only in (True, False):
         module = reimport(proto, tensors={"w": view}, read_only=read_only)
@@ -246,11 +245,8 @@ def test_a_loaded_model_holds_its_inline_weights_once(tmp_path):
     rng = np.random.default_rng(6)
     weights = [rng.standard_normal((1024, 4096)).astype(np.float32) for _ in range(4)]  # 64 MiB
     small = np.arange(4, dtype=np.float32)  # stays in the proto, as a lazy constant would
-    nodes = [helper.make_node("Identity", [f"w{i}"], [f"y{i}"]) for i in range(5)]
-    inits = [numpy_helper.from_array(w, f"w{i}") for i, w in enumerate([*weights, small])]
-    outputs = [helper.make_tensor_value_info(f"y{i}", 1, None) for i in range(5)]
     path = tmp_path / "m.onnx"
-    onnx.save(helper.make_model(helper.make_graph(nodes, "g", [], outputs, inits)), path)
+    onnx.save(identity_model({f"w{i}": w for i, w in enumerate([*weights, small])}), path)
     tensors = io.load(path).gs.tensors()
     for i, w in enumerate(weights):
         np.testing.assert_array_equal(tensors[f"w{i}"].values, w)

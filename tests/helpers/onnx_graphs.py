@@ -24,6 +24,18 @@ def init(name: str, array) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(array), name)
 
 
+def identity_model(arrays: dict[str, np.ndarray]) -> onnx.ModelProto:
+    """A model returning each of ``arrays`` (its initializers, in order) through an Identity
+    as ``<name>_out``."""
+    nodes = [helper.make_node("Identity", [n], [f"{n}_out"]) for n in arrays]
+    outputs = [
+        tensor_info(f"{n}_out", None, helper.np_dtype_to_tensor_dtype(a.dtype))
+        for n, a in arrays.items()
+    ]
+    inits = [numpy_helper.from_array(a, n) for n, a in arrays.items()]
+    return helper.make_model(helper.make_graph(nodes, "g", [], outputs, inits))
+
+
 def bn_params(prefix: str, channels: int, rng: np.random.Generator):
     return [
         init(f"{prefix}.weight", rng.uniform(0.5, 1.5, channels).astype(np.float32)),
