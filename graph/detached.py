@@ -140,8 +140,8 @@ def _raw_bytes(tensor: onnx.TensorProto) -> int:
 def without_initializers(proto: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of ``proto`` with every field but the graph's initializers."""
     skeleton = onnx.ModelProto()
-    _copy_fields(proto, skeleton, skip={"graph"})
-    _copy_fields(proto.graph, skeleton.graph, skip={"initializer"})
+    copy_fields(proto, skeleton, skip={"graph"})
+    copy_fields(proto.graph, skeleton.graph, skip={"initializer"})
     return skeleton
 
 
@@ -162,7 +162,7 @@ def without_raw_data(tensor: onnx.TensorProto) -> onnx.TensorProto:
     return stub
 
 
-def _copy_fields(source, target, skip: set[str]) -> None:
+def copy_fields(source, target, skip: set[str]) -> None:
     for field, value in source.ListFields():
         if field.name not in skip:
             set_field(target, field, value)

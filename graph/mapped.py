@@ -72,6 +72,11 @@ def release(array: np.ndarray) -> None:
         mapping.madvise(mmap.MADV_DONTNEED, first, end - first)
 
 
+def is_mapped(array) -> bool:
+    """Whether ``array`` views a mapping of :func:`map_file` (what :func:`release` drops)."""
+    return isinstance(array, np.ndarray) and _mapping_of(array) is not None
+
+
 def release_all() -> None:
     """Drop the pages of every live mapping made here (the next read faults them in again):
     after a run that read through views this module cannot name, e.g. a torch module's

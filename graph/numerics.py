@@ -14,6 +14,7 @@ import onnxruntime as ort
 
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.mapped import release
+from qdqforge.graph.segmented_run import SEGMENT_BYTES, SegmentedSession, mapped_bytes
 
 IN_MEMORY_BYTES = 2**16  # initializers this large reach onnxruntime as arrays, not bytes
 ARENA_MAX_BYTES = 2**28  # sessions over this many bytes of weights run without an arena
@@ -47,8 +48,10 @@ def session(
     onnxruntime copies an initializer it is handed into its own buffer when the session is
     made (a 64 MB weight: +64 MB of RSS; from a read-only map +128 MB, the pages read and the
     copy) but reads a fed array in place (+0; from a map the pages read, handed back after the
-    run). ``arena``: keep onnxruntime's CPU memory arena; default :func:`arena_for` those large
-    initializers.
+    run; over :data:`~qdqforge.graph.segmented_run.SEGMENT_BYTES` of weights viewing maps, a
+    :class:`~qdqforge.graph.segmented_run.SegmentedSession` runs the graph in segments that
+    hand their pages back in turn). ``arena``: keep onnxruntime's CPU memory arena; default
+    :func:`arena_for` those large initializers.
     """
     from qdqforge.graph.detached import in_memory_initializers, weights_as_inputs
     from qdqforge.graph.held_arrays import held_arrays
@@ -72,6 +75,8 @@ def session(
         if optimize:
             raise ValueError("fed weights are graph inputs: an optimized graph folds constants")
         skeleton = weights_as_inputs(skeleton, set(arrays))
+        if mapped_bytes(arrays) > SEGMENT_BYTES:
+            return SegmentedSession(skeleton, arrays, opts)
         built = ort.InferenceSession(
             skeleton.SerializeToString(), opts, providers=["CPUExecutionProvider"]
         )

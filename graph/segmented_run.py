@@ -1,0 +1,256 @@
+"""A model whose weights are fed from read-only maps, run in segments that hand their pages back.
+
+A session fed weights that view a read-only map (``numerics.session``'s ``fed``, the save-time
+check of a model over 2 GB) reads each weight's pages as its node runs and hands them back only
+when the run ends: at its end the run holds every weight it read (the QAT save check of a 2.3 GB
+model: +1.0x the weights for its fake-quant model's run). Cut into segments of consecutive nodes
+(graph order, which ONNX keeps topological) reading at most :data:`SEGMENT_BYTES` of mapped
+weights each (a node reading more is a segment alone)::
+
+    x -> [n1 -> n2] -> t -> [n3] -> y        segment 1: t from x; segment 2: y from t
+
+each segment runs in its own session with the whole graph's options (optimizations off: every
+node runs the kernel it runs in the whole graph on the same inputs, so the values are the same
+bit for bit), and the pages of the weights it read are handed back before the next one runs.
+A value crossing segments is kept while a later segment or the caller still reads it.
+
+A segment's session is made at its first run: a value it takes from an earlier segment is
+declared with the dtype that value has (its shape left open, as the forced runs declare theirs).
+Where such a value is not a tensor (a sequence, a map) the whole graph runs in one session, as
+without segments.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from qdqforge.graph.detached import copy_fields
+from qdqforge.graph.mapped import is_mapped, release
+
+log = logging.getLogger(__name__)
+
+SEGMENT_BYTES = 2**28  # mapped weight bytes a segment reads at most (one node may read more)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Consecutive nodes (their indices in the graph) run as one session."""
+
+    nodes: tuple[int, ...]
+    inputs: tuple[str, ...]  # names its nodes read that it does not compute
+    outputs: tuple[str, ...]  # names it computes that a later segment reads or the graph returns
+
+
+def mapped_bytes(weights: Mapping[str, np.ndarray]) -> int:
+    """Bytes of the arrays in ``weights`` that view a read-only map (``graph.mapped``)."""
+    return sum(a.nbytes for a in weights.values() if is_mapped(a))
+
+
+def node_reads(node: onnx.NodeProto) -> set[str]:
+    """Every outer name ``node`` reads: its inputs and what its subgraphs read from outside."""
+    names = {n for n in node.input if n}
+    for attribute in node.attribute:
+        for sub in [attribute.g] if attribute.HasField("g") else attribute.graphs:
+            names |= _outer_reads(sub)
+    return names
+
+
+def _outer_reads(graph: onnx.GraphProto) -> set[str]:
+    inner = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    inner |= {o for node in graph.node for o in node.output}
+    read = set().union(*(node_reads(node) for node in graph.node))
+    read |= {o.name for o in graph.output}
+    return read - inner
+
+
+def plan_segments(
+    graph: onnx.GraphProto, weights: Mapping[str, np.ndarray], budget: int = SEGMENT_BYTES
+) -> list[Segment]:
+    """Cut ``graph``'s nodes into segments of at most ``budget`` mapped weight bytes, each node
+    computed from weights alone (a weight's DequantizeLinear) placed with its first reader."""
+    reads = [node_reads(node) for node in graph.node]
+    groups, current, held = [], [], set()
+    for index in late_weight_order(graph, reads, set(weights)):
+        names = reads[index]
+        fresh = {n for n in names - held if n in weights and is_mapped(weights[n])}
+        cost = sum(weights[n].nbytes for n in fresh)
+        if current and sum(weights[n].nbytes for n in held) + cost > budget:
+            groups.append(current)
+            current, held = [], set()
+            fresh = {n for n in names if n in weights and is_mapped(weights[n])}
+        current.append(index)
+        held |= fresh
+    if current:
+        groups.append(current)
+    return _with_boundaries(graph, groups, reads)
+
+
+def late_weight_order(graph: onnx.GraphProto, reads: list[set[str]], weights: set[str]):
+    """Node indices in graph order, except that a node reading only weights and initializers
+    (directly or through such nodes) comes right before its first reader: a run in graph
+    order would compute every weight's float value before the first layer and hold them all.
+    Still topological: a node's producers come before it."""
+    constant = weights | {t.name for t in graph.initializer}
+    producer, weight_only = {}, set()
+    for index, node in enumerate(graph.node):
+        if reads[index] <= constant:
+            weight_only.add(index)
+            constant |= {o for o in node.output if o}
+        producer.update({o: index for o in node.output if o})
+    order, placed = [], set()
+    for index in [
+        *(i for i in range(len(graph.node)) if i not in weight_only),
+        *sorted(weight_only),
+    ]:
+        stack = [(index, False)]  # producers first, without recursion
+        while stack:
+            node, ready = stack.pop()
+            if node in placed:
+                continue
+            if ready:
+                placed.add(node)
+                order.append(node)
+                continue
+            stack.append((node, True))
+            sources = {producer.get(name) for name in reads[node]} & weight_only
+            stack.extend((source, False) for source in sorted(sources - placed, reverse=True))
+    return order
+
+
+def _with_boundaries(graph: onnx.GraphProto, groups, reads) -> list[Segment]:
+    made = [{o for i in group for o in graph.node[i].output if o} for group in groups]
+    read = [set().union(*(reads[i] for i in group)) for group in groups]
+    returned = {o.name for o in graph.output}
+    segments = []
+    for k, group in enumerate(groups):
+        later = set().union(*read[k + 1 :]) | returned
+        segments.append(
+            Segment(
+                tuple(group),
+                tuple(sorted(read[k] - made[k])),
+                tuple(sorted(made[k] & later)),
+            )
+        )
+    return segments
+
+
+class SegmentedSession:
+    """``InferenceSession.run`` of a fed skeleton (``detached.weights_as_inputs``) segment by
+    segment (module docstring); ``weights`` are the arrays fed for its weight inputs."""
+
+    def __init__(
+        self,
+        skeleton: onnx.ModelProto,
+        weights: dict[str, np.ndarray],
+        options: ort.SessionOptions,
+        budget: int = SEGMENT_BYTES,
+    ) -> None:
+        self._skeleton, self._weights, self._options = skeleton, weights, options
+        self._segments = plan_segments(skeleton.graph, weights, budget)
+        self._sessions: dict[tuple, ort.InferenceSession] = {}
+        self._whole: ort.InferenceSession | None = None
+        self._computed = {o for node in skeleton.graph.node for o in node.output if o}
+        log.debug("%d segments over %d nodes", len(self._segments), len(skeleton.graph.node))
+
+    @property
+    def segments(self) -> list[Segment]:
+        return list(self._segments)
+
+    def run(self, output_names, input_feed, run_options=None) -> list:
+        """The values of ``output_names`` (``None``: the graph's outputs), in that order."""
+        names = list(output_names or [o.name for o in self._skeleton.graph.output])
+        _check_outputs(self._skeleton.graph, names)
+        if self._whole is None and all(n in self._computed or n in input_feed for n in names):
+            values = self._run_segments(names, dict(input_feed), run_options)
+            if values is not None:
+                return [values[n] for n in names]
+        return self._run_whole(names, dict(input_feed), run_options)
+
+    def _run_segments(self, names, feeds, run_options) -> dict | None:
+        values = dict(feeds)
+        for k, segment in enumerate(self._segments):
+            taken = [n for n in segment.inputs if n in values and n not in self._weights]
+            if not all(isinstance(values[n], np.ndarray) for n in taken):
+                log.debug("a value crossing into segment %d is not a tensor: one session", k)
+                return None
+            dtypes = {n: values[n].dtype for n in taken if n not in feeds}
+            session = self._session(k, segment, dtypes)
+            wanted = [n for n in segment.outputs if self._needed(n, k, names)]
+            if not wanted:  # nothing of it is read (a dead branch): not run
+                continue
+            given = {n: values[n] for n in taken}
+            weights = [n for n in segment.inputs if n in self._weights]
+            try:
+                given.update({n: self._weights[n] for n in weights})
+                computed = session.run(wanted, given, run_options)
+            finally:
+                for n in weights:
+                    release(self._weights[n])
+            values.update(zip(wanted, computed))
+            for n in [n for n in values if n not in feeds and not self._needed(n, k, names)]:
+                del values[n]
+        return values
+
+    def _needed(self, name: str, k: int, names: Sequence[str]) -> bool:
+        return name in names or any(name in s.inputs for s in self._segments[k + 1 :])
+
+    def _session(self, k: int, segment: Segment, dtypes: dict) -> ort.InferenceSession:
+        key = (k, tuple(sorted((n, str(d)) for n, d in dtypes.items())))
+        if key not in self._sessions:
+            model = segment_model(self._skeleton, segment, dtypes)
+            self._sessions[key] = ort.InferenceSession(
+                model.SerializeToString(), self._options, providers=["CPUExecutionProvider"]
+            )
+        return self._sessions[key]
+
+    def _run_whole(self, names, feeds, run_options) -> list:
+        if self._whole is None:
+            self._whole = ort.InferenceSession(
+                self._skeleton.SerializeToString(),
+                self._options,
+                providers=["CPUExecutionProvider"],
+            )
+        try:
+            return self._whole.run(names, {**feeds, **self._weights}, run_options)
+        finally:
+            for array in self._weights.values():
+                release(array)
+
+
+def segment_model(
+    skeleton: onnx.ModelProto, segment: Segment, dtypes: Mapping[str, np.dtype]
+) -> onnx.ModelProto:
+    """``skeleton`` cut to ``segment``: its nodes, the small initializers they read, the graph
+    inputs they read as declared, each value from an earlier segment as an input of its
+    ``dtypes`` entry (shape open), and its outputs by name."""
+    graph = skeleton.graph
+    model = onnx.ModelProto()
+    copy_fields(skeleton, model, skip={"graph"})  # opsets, functions, metadata
+    part = model.graph
+    part.name = graph.name
+    part.node.extend(graph.node[i] for i in segment.nodes)
+    wanted = set(segment.inputs)
+    part.initializer.extend(t for t in graph.initializer if t.name in wanted)
+    declared = {i.name: i for i in graph.input}
+    initialized = {t.name for t in graph.initializer}
+    for name in segment.inputs:
+        if name in declared:
+            part.input.add().CopyFrom(declared[name])
+        elif name not in initialized:
+            element = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtypes[name]))
+            part.input.append(onnx.helper.make_tensor_value_info(name, element, None))
+    part.output.extend(onnx.ValueInfoProto(name=n) for n in segment.outputs)
+    return model
+
+
+def _check_outputs(graph: onnx.GraphProto, names: Sequence[str]) -> None:
+    declared = {o.name for o in graph.output}
+    unknown = [n for n in names if n not in declared]
+    if unknown:
+        raise ValueError(f"not outputs of the graph: {unknown}")
