@@ -51,7 +51,8 @@ def session(
     run; over :data:`~qdqforge.graph.segmented_run.SEGMENT_BYTES` of weights viewing maps, a
     :class:`~qdqforge.graph.segmented_run.SegmentedSession` runs the graph in segments that
     hand their pages back in turn). ``arena``: keep onnxruntime's CPU memory arena; default
-    :func:`arena_for` those large initializers.
+    :func:`arena_for` those large initializers. Pages of a read-only map that onnxruntime read
+    while making the session are handed back once it is made.
     """
     from qdqforge.graph.detached import in_memory_initializers, weights_as_inputs
     from qdqforge.graph.held_arrays import held_arrays
@@ -88,6 +89,8 @@ def session(
         skeleton.SerializeToString(), opts, providers=["CPUExecutionProvider"]
     )
     built._qdqforge_initializers = values  # onnxruntime reads them in place: kept alive
+    for array in arrays.values():  # pages of a read-only map it read: back to the kernel (a
+        release(array)  # later read faults them in again from the file)
     return built
 
 

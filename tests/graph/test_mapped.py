@@ -23,6 +23,7 @@ from qdqforge.runtime.builder import reimport
 from tests.helpers.deploy_flow import seed_flow
 from tests.helpers.fixed_malloc import fixed_malloc_env
 from tests.helpers.onnx_graphs import identity_model
+from tests.helpers.resident import mapped_resident_bytes
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -257,3 +258,20 @@ def test_a_loaded_model_holds_its_inline_weights_once(tmp_path):
     weight_bytes = sum(w.nbytes for w in weights)
     assert figures["read"] >= weight_bytes
     assert figures["held"] < weight_bytes * 1.25, figures
+
+
+@linux_only
+def test_a_session_given_mapped_weights_hands_their_pages_back_once_made(tmp_path):
+    rng = np.random.default_rng(8)
+    weight = rng.standard_normal((1024, 4096)).astype(np.float32)  # 16 MiB
+    with mapped.SpillFile(tmp_path) as spill:
+        view = spill.put(weight)
+    held = held_model(_matmul_model(numpy_helper.from_array(weight, "w")), {"w": view})
+    for prepack in (True, False):
+        built = numerics.session(held.model, prepack=prepack)  # onnxruntime reads the weight
+        assert mapped_resident_bytes([view]) < weight.nbytes * 0.05
+        x = rng.standard_normal((2, 1024)).astype(np.float32)
+        plain = numerics.session(
+            _matmul_model(numpy_helper.from_array(weight, "w")), prepack=prepack
+        )
+        np.testing.assert_array_equal(built.run(None, {"x": x})[0], plain.run(None, {"x": x})[0])
