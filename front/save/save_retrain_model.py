@@ -139,6 +139,7 @@ def _fake_quantized_weights(graph: Graph, module: nn.Module, save_path) -> None:
         for op, weight in zip(ops, weights):
             values = op(weight)[0].detach().cpu().numpy()
             tensors[op.weight_name].values = spill.put(values) if spill else values
+            del values  # spilled: not held beside the next layer's while that one is computed
 
 
 def _spill_file(save_path, weight_bytes: int) -> SpillFile | None:

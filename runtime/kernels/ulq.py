@@ -48,8 +48,25 @@ def straight_through(exact: torch.Tensor, surrogate: torch.Tensor) -> torch.Tens
 def fake_quant_grid(
     x: torch.Tensor, s: torch.Tensor, o, qmin: int, qmax: int, rnd: Round
 ) -> torch.Tensor:
-    """``(clamp(rnd(x / s) + o, qmin, qmax) - o) * s``: the ONNX QDQ grid."""
-    return (torch.clamp(rnd(x / s) + o, qmin, qmax) - o) * s
+    """``(clamp(rnd(x / s) + o, qmin, qmax) - o) * s``: the ONNX QDQ grid.
+
+    Without autograd (the Functions' forwards, ``no_grad``: the QAT save's weights) the same
+    operations run in place on the one buffer ``x / s``: the same values bit for bit (the sign
+    of a zero included), without four more tensors of ``x``'s size."""
+    y = x / s
+    if torch.is_grad_enabled() or not _in_place_keeps(y, o):
+        return (torch.clamp(rnd(y) + o, qmin, qmax) - o) * s
+    y = y.round_() if rnd is torch.round else rnd(y)
+    return y.add_(o).clamp_(qmin, qmax).sub_(o).mul_(s)
+
+
+def _in_place_keeps(y: torch.Tensor, o) -> bool:
+    """Whether ``y + o`` has ``y``'s dtype and shape (so ``y.add_(o)`` computes it)."""
+    if not isinstance(o, torch.Tensor):
+        return True
+    return (
+        torch.result_type(y, o) == y.dtype and torch.broadcast_shapes(y.shape, o.shape) == y.shape
+    )
 
 
 # ---- ULQ activations --------------------------------------------------------------------------

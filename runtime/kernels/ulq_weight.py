@@ -31,9 +31,15 @@ from qdqforge.runtime.kernels.ulq import Round, fake_quant_grid, straight_throug
 
 
 def _arq_forward(m: torch.Tensor, num_bits: int, channel_wise: bool, rnd: Round) -> torch.Tensor:
+    """``clamp(rnd(m / s), qmin, qmax) * s``; without autograd in place on the buffer ``m / s``
+    (the same values bit for bit, one tensor of ``m``'s size instead of three)."""
     qmin, qmax = int_range(num_bits)
-    scale = arq_scale(m.detach(), num_bits, channel_wise).to(m.dtype)
-    return torch.clamp(rnd(m / scale[:, None]), qmin, qmax) * scale[:, None]
+    scale = arq_scale(m.detach(), num_bits, channel_wise).to(m.dtype)[:, None]
+    y = m / scale
+    if torch.is_grad_enabled():
+        return torch.clamp(rnd(y), qmin, qmax) * scale
+    y = y.round_() if rnd is torch.round else rnd(y)
+    return y.clamp_(qmin, qmax).mul_(scale)
 
 
 class ArqRetrainFakeQuant(torch.autograd.Function):

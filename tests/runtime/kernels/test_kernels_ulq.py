@@ -11,6 +11,7 @@ import torch
 from qdqforge.runtime.kernels.arq import arq_quantize
 from qdqforge.runtime.kernels.fake_quant_ref import fake_quantize
 from qdqforge.runtime.kernels.ulq import (
+    fake_quant_grid,
     sanitize_clips,
     ulq_act_fake_quant,
     ulq_act_reference,
@@ -215,3 +216,48 @@ def test_learnable_scale_stays_positive_under_adamw():
         opt.step()
         assert bool((positive_scale(init, log_ratio) > 0).all())
     assert bool((positive_scale(init, log_ratio) < init).all())  # it did move down
+
+
+@pytest.mark.parametrize(
+    "x_dtype, offset",
+    [
+        (torch.float32, 0),
+        (torch.float32, "tensor"),
+        (torch.float16, 0),  # x / s promotes to float32
+        (torch.float64, "float64"),  # a float64 offset facing float64 values
+        (torch.float32, "float64"),  # a [C, 1] float64 offset would promote: out of place
+    ],
+)
+def test_fake_quant_grid_without_autograd_is_the_out_of_place_grid_bit_for_bit(x_dtype, offset):
+    gen = torch.Generator().manual_seed(4)
+    x = (torch.randn(16, 33, generator=gen) * 3).to(x_dtype)
+    x[0, :4] = torch.tensor([-0.3, -0.0, 0.2, 1e-30])  # rounding to -0.0 and +0.0
+    s = torch.rand(16, 1, generator=gen) * 0.1 + 0.01
+    o = {
+        0: 0,
+        "tensor": torch.tensor(3.0),
+        "float64": torch.full((16, 1), -2.0, dtype=torch.float64),
+    }[offset]
+    with torch.enable_grad():
+        want = fake_quant_grid(x, s, o, -128, 127, torch.round)
+    with torch.no_grad():
+        got = fake_quant_grid(x, s, o, -128, 127, torch.round)
+        hooked = fake_quant_grid(x, s, o, -128, 127, lambda t: torch.floor(t + 0.5))
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert torch.equal(got, want) and torch.equal(torch.signbit(got), torch.signbit(want))
+    with torch.enable_grad():
+        floor = fake_quant_grid(x, s, o, -128, 127, lambda t: torch.floor(t + 0.5))
+    assert torch.equal(hooked, floor) and torch.equal(torch.signbit(hooked), torch.signbit(floor))
+
+
+@pytest.mark.parametrize("channel_wise", [True, False])
+def test_arq_retrain_without_autograd_is_the_autograd_forward_bit_for_bit(channel_wise):
+    gen = torch.Generator().manual_seed(6)
+    w = torch.randn(12, 7, 3, generator=gen)
+    w[0, 0, :3] = torch.tensor([-1e-6, -0.0, 1e-6])  # rounding to -0.0 and +0.0
+    with torch.enable_grad():
+        want = arq_retrain_fake_quant(w.clone().requires_grad_(), channel_wise=channel_wise)
+    with torch.no_grad():
+        got = arq_retrain_fake_quant(w, channel_wise=channel_wise)
+    assert torch.equal(got, want.detach())
+    assert torch.equal(torch.signbit(got), torch.signbit(want.detach()))
