@@ -31,6 +31,8 @@ from qdqforge.graph import numerics
 from qdqforge.graph.exposed_run import run_exposed
 from qdqforge.graph.held_arrays import array_of
 from qdqforge.graph.kernel_decompose import DECOMPOSE
+from qdqforge.graph.mapped import is_mapped, release
+from qdqforge.graph.segmented_run import SEGMENT_BYTES
 
 
 @dataclass(frozen=True)
@@ -126,18 +128,47 @@ def _weight_max(node: onnx.NodeProto, values: dict[str, np.ndarray]) -> int | No
     weight = np.asarray(values[node.input[index]])
     if weight.dtype != np.int8 or weight.size == 0:
         return None  # u8 weights or activations (a MatMul of two activations): unknown
-    return max(int(weight.max()), -int(weight.min()))  # no wider copy of a large weight
+    try:
+        return max(int(weight.max()), -int(weight.min()))  # no wider copy of a large weight
+    finally:
+        release(weight)  # read from a map (a saved model over 2 GB): its pages go back
 
 
 def _references(nodes: list[onnx.NodeProto], values: dict[str, np.ndarray]) -> list[np.ndarray]:
-    """Each node's output recomputed by its float decomposition, optimizations off, all in one
-    session: the decompositions only read the fused nodes' inputs and name what they make
-    under the node's own prefix (made unique here by its index), so each computes what it
-    computed in a session of its own, and the audit builds and runs one session instead of one
-    per fused node (BERT-base's QDQ model: 72; small graphs, so the save's time hardly moves:
-    its 18 remaining sessions, of the whole models, take the 5-6 s of session set-up)."""
+    """Each node's output recomputed by its float decomposition, optimizations off, in one
+    session per group of nodes (:func:`_node_groups`; one group below 2 GB of weights): the
+    decompositions only read the fused nodes' inputs and name what they make under the node's
+    own prefix (made unique here by its index), so each computes what it computed in a session
+    of its own, and the audit builds and runs one session instead of one per fused node
+    (BERT-base's QDQ model: 72; small graphs, so the save's time hardly moves: its 18 remaining
+    sessions, of the whole models, take the 5-6 s of session set-up)."""
+    references = []
+    for group in _node_groups(list(enumerate(nodes)), values):
+        references += _group_references(group, values)
+        for name in {n for _, node in group for n in node.input if n}:
+            release(values[name])  # a weight read from a map: its pages go back
+    return references
+
+
+def _node_groups(indexed: list, values: dict[str, np.ndarray]) -> list[list]:
+    """Consecutive ``(index, node)`` pairs reading at most :data:`SEGMENT_BYTES` of weights
+    that view a read-only map (a saved model over 2 GB: one group's weights and their float
+    decompositions at a time, not every layer's at once)."""
+    groups, current, held = [], [], 0
+    for index, node in indexed:
+        names = {n for n in node.input if n and is_mapped(values[n])}
+        cost = sum(values[n].nbytes for n in names)
+        if current and held + cost > SEGMENT_BYTES:
+            groups.append(current)
+            current, held = [], 0
+        current.append((index, node))
+        held += cost
+    return [*groups, current] if current else groups
+
+
+def _group_references(group: list, values: dict[str, np.ndarray]) -> list[np.ndarray]:
     built, outputs, names = [], [], []
-    for index, node in enumerate(nodes):
+    for index, node in group:
         unique = onnx.NodeProto()
         unique.CopyFrom(node)
         unique.name = f"{index}:{node.name}"

@@ -13,16 +13,17 @@ import dataclasses
 
 import numpy as np
 import pytest
-from onnx import helper
+from onnx import helper, numpy_helper
 
 from qdqforge.front.save import verify_runtime
 from qdqforge.front.save.verify_budget import Comparison, Violation
 from qdqforge.front.save.verify_runtime import cpu_has_vnni
-from qdqforge.graph import held_arrays, kernel_audit, numerics
+from qdqforge.graph import held_arrays, kernel_audit, mapped, numerics
 from qdqforge.graph.exposed_run import run_exposed
 from qdqforge.graph.kernel_audit import KernelCheck, audit_kernels, fused_integer_nodes
 from tests.helpers.onnx_graphs import make_model, tensor_info
 from tests.helpers.qdq_cases import qdq_conv, qdq_linear
+from tests.helpers.resident import mapped_resident_bytes
 
 CASES = {"conv": (qdq_conv, "QLinearConv"), "linear": (qdq_linear, "QGemm")}
 
@@ -111,3 +112,32 @@ def test_references_in_one_session_equal_one_session_per_node(case):
     assert len(together) == 2 * len(nodes)
     for got, want in zip(together, alone + alone):
         assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+
+
+def test_nodes_are_grouped_by_the_mapped_weight_bytes_they_read(tmp_path, monkeypatch):
+    with mapped.SpillFile(tmp_path) as spill:
+        values = {f"w{i}": spill.put(np.ones(1024, np.int8)) for i in range(3)}
+    values["x"] = np.ones(4096, np.float32)  # in memory: not counted
+    nodes = [helper.make_node("MatMulInteger", ["x", f"w{i}"], [f"y{i}"]) for i in range(3)]
+    monkeypatch.setattr(kernel_audit, "SEGMENT_BYTES", 2048)
+    groups = kernel_audit._node_groups(list(enumerate(nodes)), values)
+    assert [[i for i, _ in group] for group in groups] == [[0, 1], [2]]
+    monkeypatch.setattr(kernel_audit, "SEGMENT_BYTES", 1)  # a node reading more is alone
+    groups = kernel_audit._node_groups(list(enumerate(nodes)), values)
+    assert [[i for i, _ in group] for group in groups] == [[0], [1], [2]]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_an_audit_of_mapped_weights_in_groups_finds_the_same_and_hands_pages_back(
+    tmp_path, monkeypatch, case
+):
+    model, feeds = CASES[case][0](127)
+    optimized = numerics.optimized_graph(model)
+    want = audit_kernels(optimized, feeds)
+    weights = {t.name: numpy_helper.to_array(t) for t in optimized.graph.initializer if t.dims}
+    with mapped.SpillFile(tmp_path) as spill:
+        views = {name: spill.put(array) for name, array in weights.items()}
+    held = held_arrays.held_model(optimized, views)
+    monkeypatch.setattr(kernel_audit, "SEGMENT_BYTES", 1)
+    assert audit_kernels(held.model, feeds) == want
+    assert mapped_resident_bytes(views.values()) == 0
