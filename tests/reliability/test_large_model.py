@@ -54,8 +54,12 @@ ROOT = Path(__file__).resolve().parents[2]
 # 2026-12-05 night, one run): 3.74x, the QAT save 3.60x above the interpreter (46 s; unverified
 # 3.04x, 17-21 s). Then the check held the saved models' inline int8 weights as views of the
 # mapped files (graph.wire; 2026-12-06, one run): 3.24x, the QAT save 3.10x above the
-# interpreter (44 s). Limit: that plus 0.36x.
-PEAK_LIMIT = 3.6
+# interpreter (44 s). Then the save check ran the fed reference sessions in segments
+# (graph.segmented_run), handed back mapped pages after session set-up and after the kernel
+# audit, and the QAT save fake-quantized each weight in place (2026-12-06, two runs): 2.97x, the
+# QAT save 2.97x with the interpreter (46 s; a QAT-only process: 2.83x, set by the QDQ model's
+# default-kernel session). Limit: that plus 0.33x.
+PEAK_LIMIT = 3.3
 # The PTQ stages' own peaks (exact: bench/rss resets VmHWM per stage), with the interpreter.
 # 2026-12-05, after the flows stopped copying the user's parameters: 2.58-2.64x in save_model
 # (four runs; config 1.23x, quantize_model 2.26-2.30x); 3.17x before. Then save_model read the
