@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import tempfile
@@ -52,36 +53,36 @@ def session(
     :class:`~qdqforge.graph.segmented_run.SegmentedSession` runs the graph in segments that
     hand their pages back in turn). ``arena``: keep onnxruntime's CPU memory arena; default
     :func:`arena_for` those large initializers. Pages of a read-only map that onnxruntime read
-    while making the session are handed back once it is made.
+    while making the session are handed back once it is made. Optimizations off, over
+    :data:`~qdqforge.graph.segmented_run.SEGMENT_BYTES` of weights viewing maps, fed or not, the
+    session runs in segments, each made for one run with its own weights where they are not fed
+    (the same values; ``SegmentedSession``).
     """
     from qdqforge.graph.detached import in_memory_initializers, weights_as_inputs
     from qdqforge.graph.held_arrays import held_arrays
     from qdqforge.graph.io import to_proto
 
     proto = to_proto(model) if isinstance(model, Graph) else model
-    opts = _quiet_options()
-    if not optimize:
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    if written_to is not None:
-        opts.optimized_model_filepath = str(written_to)
-    if not prepack:
-        opts.add_session_config_entry("session.disable_prepacking", "1")
-    for key, value in (config or {}).items():
-        opts.add_session_config_entry(key, value)
     skeleton, arrays = in_memory_initializers(proto, IN_MEMORY_BYTES)
     arrays.update(held_arrays(skeleton))  # placeholders of graph.held_arrays: their arrays
     arrays = _read_by_the_graph(skeleton, arrays)
-    opts.enable_cpu_mem_arena = arena_for(arrays.values()) if arena is None else arena
+    settings = _Settings(optimize, written_to, prepack, dict(config or {}), arena)
+    if arena is None:
+        settings = dataclasses.replace(settings, arena=arena_for(arrays.values()))
+    segmented = not optimize and mapped_bytes(arrays) > SEGMENT_BYTES
     if fed:
         if optimize:
             raise ValueError("fed weights are graph inputs: an optimized graph folds constants")
         skeleton = weights_as_inputs(skeleton, set(arrays))
-        if mapped_bytes(arrays) > SEGMENT_BYTES:
-            return SegmentedSession(skeleton, arrays, opts)
+        if segmented:
+            return SegmentedSession(skeleton, arrays, settings.options, SEGMENT_BYTES)
         built = ort.InferenceSession(
-            skeleton.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+            skeleton.SerializeToString(), settings.options(), providers=["CPUExecutionProvider"]
         )
         return FedSession(built, arrays)
+    if segmented:
+        return SegmentedSession(skeleton, arrays, settings.options, SEGMENT_BYTES, fed=False)
+    opts = settings.options()
     values = [ort.OrtValue.ortvalue_from_numpy(a) for a in arrays.values()]
     if values:
         opts.add_external_initializers(list(arrays), values)
@@ -92,6 +93,31 @@ def session(
     for array in arrays.values():  # pages of a read-only map it read: back to the kernel (a
         release(array)  # later read faults them in again from the file)
     return built
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    """What :func:`session` was asked for, as fresh ``SessionOptions`` for each session made
+    (a segmented one makes several; ``add_external_initializers`` adds to the options)."""
+
+    optimize: bool
+    written_to: str | os.PathLike | None
+    prepack: bool
+    config: dict[str, str]
+    arena: bool | None
+
+    def options(self) -> ort.SessionOptions:
+        opts = _quiet_options()
+        if not self.optimize:
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        if self.written_to is not None:
+            opts.optimized_model_filepath = str(self.written_to)
+        if not self.prepack:
+            opts.add_session_config_entry("session.disable_prepacking", "1")
+        for key, value in self.config.items():
+            opts.add_session_config_entry(key, value)
+        opts.enable_cpu_mem_arena = bool(self.arena)
+        return opts
 
 
 class FedSession:

@@ -14,6 +14,11 @@ node runs the kernel it runs in the whole graph on the same inputs, so the value
 bit for bit), and the pages of the weights it read are handed back before the next one runs.
 A value crossing segments is kept while a later segment or the caller still reads it.
 
+A session given such weights as initializers (the runtime stage's default kernels, which copy
+and prepack every weight they are handed) holds a copy of all of them for its life; in segments,
+each segment's session is made for one run with its own weights and dropped before the next is
+made: a run holds one segment's copies (:class:`SegmentedSession`'s ``fed=False``).
+
 A segment's session is made at its first run: a value it takes from an earlier segment is
 declared with the dtype that value has (its shape left open, as the forced runs declare theirs).
 Where such a value is not a tensor (a sequence, a map) the whole graph runs in one session, as
@@ -23,7 +28,7 @@ without segments.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -70,20 +75,22 @@ def _outer_reads(graph: onnx.GraphProto) -> set[str]:
 
 
 def plan_segments(
-    graph: onnx.GraphProto, weights: Mapping[str, np.ndarray], budget: int = SEGMENT_BYTES
+    graph: onnx.GraphProto,
+    weights: Mapping[str, np.ndarray],
+    budget: int = SEGMENT_BYTES,
+    counted: Callable[[np.ndarray], bool] = is_mapped,
 ) -> list[Segment]:
-    """Cut ``graph``'s nodes into segments of at most ``budget`` mapped weight bytes, each node
-    computed from weights alone (a weight's DequantizeLinear) placed with its first reader."""
+    """Cut ``graph``'s nodes into segments reading at most ``budget`` bytes of the ``counted``
+    weights (default: those viewing a map), each node computed from weights alone (a weight's
+    DequantizeLinear) placed with its first reader."""
     reads = [node_reads(node) for node in graph.node]
+    cost = {n: a.nbytes for n, a in weights.items() if counted(a)}
     groups, current, held = [], [], set()
     for index in late_weight_order(graph, reads, set(weights)):
-        names = reads[index]
-        fresh = {n for n in names - held if n in weights and is_mapped(weights[n])}
-        cost = sum(weights[n].nbytes for n in fresh)
-        if current and sum(weights[n].nbytes for n in held) + cost > budget:
+        fresh = {n for n in reads[index] if n in cost}
+        if current and sum(cost[n] for n in held | fresh) > budget:
             groups.append(current)
             current, held = [], set()
-            fresh = {n for n in names if n in weights and is_mapped(weights[n])}
         current.append(index)
         held |= fresh
     if current:
@@ -141,18 +148,29 @@ def _with_boundaries(graph: onnx.GraphProto, groups, reads) -> list[Segment]:
 
 
 class SegmentedSession:
-    """``InferenceSession.run`` of a fed skeleton (``detached.weights_as_inputs``) segment by
-    segment (module docstring); ``weights`` are the arrays fed for its weight inputs."""
+    """``InferenceSession.run`` of a skeleton segment by segment (module docstring).
+
+    ``fed``: ``weights`` are the arrays fed for the skeleton's weight inputs
+    (``detached.weights_as_inputs``) and each segment's session is made once. Otherwise they
+    are the data of its placeholder initializers (``detached.in_memory_initializers``), handed to
+    a segment's session as it is made (``add_external_initializers``: onnxruntime copies and
+    prepacks them, as a default session does) for one run only: a run holds one segment's
+    copies. ``options_of`` makes the options of each session."""
 
     def __init__(
         self,
         skeleton: onnx.ModelProto,
         weights: dict[str, np.ndarray],
-        options: ort.SessionOptions,
+        options_of: Callable[[], ort.SessionOptions],
         budget: int = SEGMENT_BYTES,
+        *,
+        fed: bool = True,
     ) -> None:
-        self._skeleton, self._weights, self._options = skeleton, weights, options
-        self._segments = plan_segments(skeleton.graph, weights, budget)
+        self._skeleton, self._weights, self._options_of = skeleton, weights, options_of
+        self._fed = fed
+        counted = is_mapped if fed else (lambda array: True)  # onnxruntime copies them all
+        self._segments = plan_segments(skeleton.graph, weights, budget, counted)
+        self._models: dict[tuple, bytes] = {}
         self._sessions: dict[tuple, ort.InferenceSession] = {}
         self._whole: ort.InferenceSession | None = None
         self._computed = {o for node in skeleton.graph.node for o in node.output if o}
@@ -179,45 +197,64 @@ class SegmentedSession:
             if not all(isinstance(values[n], np.ndarray) for n in taken):
                 log.debug("a value crossing into segment %d is not a tensor: one session", k)
                 return None
-            dtypes = {n: values[n].dtype for n in taken if n not in feeds}
-            session = self._session(k, segment, dtypes)
             wanted = [n for n in segment.outputs if self._needed(n, k, names)]
             if not wanted:  # nothing of it is read (a dead branch): not run
                 continue
+            dtypes = {n: values[n].dtype for n in taken if n not in feeds}
             given = {n: values[n] for n in taken}
-            weights = [n for n in segment.inputs if n in self._weights]
-            try:
-                given.update({n: self._weights[n] for n in weights})
-                computed = session.run(wanted, given, run_options)
-            finally:
-                for n in weights:
-                    release(self._weights[n])
-            values.update(zip(wanted, computed))
+            values.update(
+                zip(wanted, self._run_one(k, segment, dtypes, wanted, given, run_options))
+            )
             for n in [n for n in values if n not in feeds and not self._needed(n, k, names)]:
                 del values[n]
         return values
 
+    def _run_one(self, k: int, segment: Segment, dtypes, wanted, given, run_options) -> list:
+        weights = [n for n in segment.inputs if n in self._weights]
+        try:
+            if self._fed:
+                session = self._fed_session(k, segment, dtypes)
+                given.update({n: self._weights[n] for n in weights})
+            else:
+                session = self._made(self._model(k, segment, dtypes), weights)
+            return session.run(wanted, given, run_options)
+        finally:
+            session = None  # a segment's copies of its weights go before the next is made
+            for n in weights:
+                release(self._weights[n])
+
     def _needed(self, name: str, k: int, names: Sequence[str]) -> bool:
         return name in names or any(name in s.inputs for s in self._segments[k + 1 :])
 
-    def _session(self, k: int, segment: Segment, dtypes: dict) -> ort.InferenceSession:
+    def _model(self, k: int, segment: Segment, dtypes: dict) -> bytes:
+        key = (k, tuple(sorted((n, str(d)) for n, d in dtypes.items())))
+        if key not in self._models:
+            self._models[key] = segment_model(self._skeleton, segment, dtypes).SerializeToString()
+        return self._models[key]
+
+    def _fed_session(self, k: int, segment: Segment, dtypes: dict) -> ort.InferenceSession:
         key = (k, tuple(sorted((n, str(d)) for n, d in dtypes.items())))
         if key not in self._sessions:
-            model = segment_model(self._skeleton, segment, dtypes)
-            self._sessions[key] = ort.InferenceSession(
-                model.SerializeToString(), self._options, providers=["CPUExecutionProvider"]
-            )
+            self._sessions[key] = self._made(self._model(k, segment, dtypes), [])
         return self._sessions[key]
+
+    def _made(self, model: bytes, initializers: Sequence[str]) -> ort.InferenceSession:
+        options = self._options_of()
+        values = [ort.OrtValue.ortvalue_from_numpy(self._weights[n]) for n in initializers]
+        if values:
+            options.add_external_initializers(list(initializers), values)
+        built = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        built._qdqforge_initializers = values  # read in place where not copied: kept alive
+        return built
 
     def _run_whole(self, names, feeds, run_options) -> list:
         if self._whole is None:
-            self._whole = ort.InferenceSession(
-                self._skeleton.SerializeToString(),
-                self._options,
-                providers=["CPUExecutionProvider"],
-            )
+            held = [] if self._fed else list(self._weights)
+            self._whole = self._made(self._skeleton.SerializeToString(), held)
+        if self._fed:
+            feeds = {**feeds, **self._weights}
         try:
-            return self._whole.run(names, {**feeds, **self._weights}, run_options)
+            return self._whole.run(names, feeds, run_options)
         finally:
             for array in self._weights.values():
                 release(array)

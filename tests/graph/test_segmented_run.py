@@ -102,7 +102,7 @@ def test_segments_compute_what_one_session_computes_bit_for_bit(tmp_path, sign):
     weights = _mapped_weights(tmp_path)
     skeleton = _fed(_chain_model(weights), weights)
     budget = weights["w0"].nbytes  # one mapped weight a segment
-    session = SegmentedSession(skeleton, weights, _options(), budget)
+    session = SegmentedSession(skeleton, weights, _options, budget)
     assert len(session.segments) == 4
     x = sign * np.abs(np.random.default_rng(0).standard_normal((3, WIDTH))).astype(np.float32)
     for _ in range(2):  # the second run reuses the sessions
@@ -135,7 +135,7 @@ def test_the_plan_counts_a_subgraphs_outer_weights_and_puts_a_large_weight_alone
 def test_each_segments_weights_are_released_before_the_next_segment_runs(tmp_path, monkeypatch):
     weights = _mapped_weights(tmp_path)
     skeleton = _fed(_chain_model(weights), weights)
-    session = SegmentedSession(skeleton, weights, _options(), weights["w0"].nbytes)
+    session = SegmentedSession(skeleton, weights, _options, weights["w0"].nbytes)
     names = {id(a): n for n, a in weights.items()}
     events = []
     monkeypatch.setattr(segmented_run, "release", lambda a: events.append(names[id(a)]))
@@ -169,7 +169,7 @@ def test_a_run_over_mapped_weights_holds_one_segments_pages(tmp_path):
         [numpy_helper.from_array(np.zeros((size, size), np.float32), n) for n in weights],
     )
     skeleton = _fed(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), weights)
-    session = SegmentedSession(skeleton, weights, _options(), weights["w0"].nbytes)
+    session = SegmentedSession(skeleton, weights, _options, weights["w0"].nbytes)
     real_run, peaks = ort.InferenceSession.run, []
 
     def run(self, outputs, feeds, options=None):
@@ -206,7 +206,7 @@ def test_a_sequence_crossing_segments_runs_the_graph_in_one_session(tmp_path):
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     skeleton = _fed(model, weights)
-    session = SegmentedSession(skeleton, weights, _options(), 1)  # a segment a node
+    session = SegmentedSession(skeleton, weights, _options, 1)  # a segment a node
     assert any("seq" in s.outputs for s in session.segments)
     x = np.ones((2, WIDTH), np.float32)
     np.testing.assert_array_equal(session.run(None, {"x": x})[0], _whole(skeleton, weights, x)[0])
@@ -219,7 +219,7 @@ def test_numerics_session_segments_only_over_the_mapped_budget(tmp_path, monkeyp
     assert isinstance(numerics.session(held.model, fed=True), numerics.FedSession)
     monkeypatch.setattr(numerics, "SEGMENT_BYTES", weights["w0"].nbytes)
     built = numerics.session(held.model, fed=True)
-    assert isinstance(built, SegmentedSession)
+    assert isinstance(built, SegmentedSession) and len(built.segments) == 4
     expected = numerics.session(held.model).run(None, {"x": x})
     for a, b in zip(built.run(None, {"x": x}), expected, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -230,7 +230,7 @@ def test_numerics_session_segments_only_over_the_mapped_budget(tmp_path, monkeyp
 
 def test_an_unknown_output_name_is_refused(tmp_path):
     weights = _mapped_weights(tmp_path)
-    session = SegmentedSession(_fed(_chain_model(weights), weights), weights, _options(), 1)
+    session = SegmentedSession(_fed(_chain_model(weights), weights), weights, _options, 1)
     with pytest.raises(ValueError, match="r0"):
         session.run(["r0"], {"x": np.ones((2, WIDTH), np.float32)})
 
@@ -265,6 +265,34 @@ def test_a_weights_dequantize_runs_in_its_readers_segment_not_before_the_first_l
         ["DequantizeLinear", "MatMul"],
         ["DequantizeLinear", "Transpose", "MatMul"],
     ]
-    session = SegmentedSession(skeleton, weights, _options(), weights["w0"].nbytes)
+    session = SegmentedSession(skeleton, weights, _options, weights["w0"].nbytes)
     x = rng.standard_normal((2, WIDTH)).astype(np.float32)
     np.testing.assert_array_equal(session.run(None, {"x": x})[0], _whole(skeleton, weights, x)[0])
+
+
+@pytest.mark.parametrize("prepack", [True, False])
+def test_a_default_kernel_session_over_mapped_weights_runs_in_segments_with_its_own_values(
+    tmp_path, monkeypatch, prepack
+):
+    weights = _mapped_weights(tmp_path)
+    held = held_model(_chain_model(weights), weights)
+    x = np.abs(np.random.default_rng(9).standard_normal((3, WIDTH))).astype(np.float32)
+    copies = {n: np.array(a) for n, a in weights.items()}
+    expected = numerics.session(_chain_model(copies), prepack=prepack).run(None, {"x": x})
+    monkeypatch.setattr(numerics, "SEGMENT_BYTES", weights["w0"].nbytes)
+    built = numerics.session(held.model, prepack=prepack)  # weights copied per segment
+    assert isinstance(built, SegmentedSession) and len(built.segments) == 4
+    made = []
+    real = ort.InferenceSession.__init__
+
+    def counting(self, *args, **kwargs):
+        made.append(1)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ort.InferenceSession, "__init__", counting)
+    for _ in range(2):  # each run makes each segment's session again: none is kept
+        for a, b in zip(built.run(None, {"x": x}), expected, strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert len(made) == 8
+    if sys.platform.startswith("linux"):
+        assert mapped_resident_bytes(weights.values()) == 0
