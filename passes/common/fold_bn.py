@@ -101,7 +101,7 @@ def _fold(graph: Graph, layer: gs.Node, bn: gs.Node, taken: set[str]) -> None:
     scale, beta, mean = _bn_scale_shift(bn)
     weight = np.asarray(layer.inputs[1].values)
     bias = _layer_bias(layer, scale.size)
-    new_w = _scale_weight(layer, weight.astype(np.float64), scale).astype(weight.dtype)
+    new_w = _scale_weight(layer, weight, scale)
     new_b = ((bias - mean) * scale + beta).astype(weight.dtype)
     prefix = _prefix(layer.inputs[1].name)
     w_const = gs.Constant(unique_name(f"{prefix}.folded_weight", taken), new_w)
@@ -129,15 +129,23 @@ def _layer_bias(layer: gs.Node, channels: int) -> np.ndarray:
 
 
 def _scale_weight(layer: gs.Node, weight: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``W * s`` per output channel, computed in float64 and rounded once to ``W``'s dtype,
+    through the ufunc's small buffers (no float64 copy of the weight and of the product)."""
+    folded = np.empty_like(weight)
     if layer.op == "Conv":
-        return weight * scale.reshape(-1, *[1] * (weight.ndim - 1))
-    if layer.op == "Gemm":
-        return weight * (scale[:, None] if layer.attrs.get("transB", 0) else scale[None, :])
-    groups = layer.attrs.get("group", 1)
-    cin, cout_g = weight.shape[:2]
-    grouped = weight.reshape(groups, cin // groups, cout_g, *weight.shape[2:])
-    per_group = scale.reshape(groups, 1, cout_g, *[1] * (weight.ndim - 2))
-    return (grouped * per_group).reshape(weight.shape)
+        per = scale.reshape(-1, *[1] * (weight.ndim - 1))
+    elif layer.op == "Gemm":
+        per = scale[:, None] if layer.attrs.get("transB", 0) else scale[None, :]
+    else:
+        groups = layer.attrs.get("group", 1)
+        cin, cout_g = weight.shape[:2]
+        shape = (groups, cin // groups, cout_g, *weight.shape[2:])
+        per = scale.reshape(groups, 1, cout_g, *[1] * (weight.ndim - 2))
+        weight, folded_view = weight.reshape(shape), folded.reshape(shape)
+        np.multiply(weight, per, out=folded_view, dtype=np.float64, casting="unsafe")
+        return folded
+    np.multiply(weight, per, out=folded, dtype=np.float64, casting="unsafe")
+    return folded
 
 
 def _prefix(weight_name: str) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
+from onnx import numpy_helper
 
 from qdqforge.graph import io, numerics
 from qdqforge.graph.check import check_proto
@@ -73,3 +75,32 @@ def test_bn_with_second_consumer_of_conv_output_is_not_folded():
     result = get_pass("fold_bn")()(io.load(model))
     assert result.stats["not_foldable"] == 1
     assert result.stats["bn_folded"] == 0
+
+
+@pytest.mark.parametrize("case", CASES, ids=list(CASES))
+def test_the_folded_weight_is_the_float64_product_rounded_once(case):
+    """W' = float32(float64(W) * s) per output channel, bit for bit (the pass computes it
+    through the ufunc's buffers, without a float64 copy of the weight)."""
+    model = CASES[case]()
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    layer = next(n for n in model.graph.node if n.op_type in ("Conv", "ConvTranspose", "Gemm"))
+    bn = next(n for n in model.graph.node if n.op_type == "BatchNormalization")
+    gamma, _, _, var = (inits[name].astype(np.float64) for name in bn.input[1:5])
+    eps = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+    scale = gamma / np.sqrt(var + eps)
+    attrs = {a.name: a.i for a in layer.attribute if a.type == onnx.AttributeProto.INT}
+    weight = inits[layer.input[1]].astype(np.float64)
+    if layer.op_type == "Conv":
+        want = weight * scale.reshape(-1, *[1] * (weight.ndim - 1))
+    elif layer.op_type == "Gemm":
+        want = weight * (scale[:, None] if attrs.get("transB", 0) else scale[None, :])
+    else:
+        groups, (cin, cout_g) = attrs.get("group", 1), weight.shape[:2]
+        grouped = weight.reshape(groups, cin // groups, cout_g, *weight.shape[2:])
+        per = scale.reshape(groups, 1, cout_g, *[1] * (weight.ndim - 2))
+        want = (grouped * per).reshape(weight.shape)
+    folded = io.to_proto(get_pass("fold_bn")()(io.load(model)).graph)
+    (got,) = [
+        numpy_helper.to_array(t) for t in folded.graph.initializer if "folded_weight" in t.name
+    ]
+    assert got.dtype == np.float32 and got.tobytes() == want.astype(np.float32).tobytes()
