@@ -28,6 +28,7 @@ from qdqforge.graph import detached
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.mapped import map_file, mapped_array, release
 
+COMPARE_BYTES = 1 << 24  # same_bits compares this many bytes at a time
 SIZE_THRESHOLD = 1024  # onnx.save_model's size_threshold, as graph.io has always used it
 _BYTES_OVERHEAD = sys.getsizeof(b"")  # sys.getsizeof(raw_data) = len + this
 
@@ -146,14 +147,27 @@ def external_arrays(
 
 def same_bits(read: np.ndarray | None, known: np.ndarray) -> bool:
     """``read`` and ``known`` have the same dtype, shape and bytes (NaN payloads and signed
-    zeros included)."""
+    zeros included). Compared :data:`COMPARE_BYTES` at a time, stopping at the first block that
+    differs: no temporary of the tensor's size, and the pages of a block read from a map
+    (``graph.mapped``) handed back before the next is read."""
     if read is None or read.dtype != known.dtype or read.shape != known.shape:
         return False
     if read.dtype.hasobject:
         return False
-    flat = np.ascontiguousarray(known).reshape(-1)  # a copy only for a strided view
-    return bool(np.array_equal(np.ascontiguousarray(read).reshape(-1).view(np.uint8),
-                               flat.view(np.uint8)))  # fmt: skip
+    a = np.ascontiguousarray(read).reshape(-1).view(np.uint8)  # copies only a strided view
+    b = np.ascontiguousarray(known).reshape(-1).view(np.uint8)
+    try:
+        for start in range(0, a.size, COMPARE_BYTES):
+            block = slice(start, start + COMPARE_BYTES)
+            equal = np.array_equal(a[block], b[block])
+            release(a[block])
+            release(b[block])
+            if not equal:
+                return False
+        return True
+    finally:  # and whatever the kernel mapped around the pages read (fault-around)
+        release(a)
+        release(b)
 
 
 def _known_or(known: np.ndarray | None, read: np.ndarray) -> np.ndarray:

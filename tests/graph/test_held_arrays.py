@@ -9,19 +9,21 @@ the initializer, never silently.
 from __future__ import annotations
 
 import gc
+import sys
 
 import numpy as np
 import onnx
 import pytest
 
 from qdqforge.errors import GraphError
-from qdqforge.graph import numerics
+from qdqforge.graph import external, mapped, numerics
 from qdqforge.graph.exposed_run import expose
 from qdqforge.graph.external import same_bits
 from qdqforge.graph.forced_run import forced_run
 from qdqforge.graph.held_arrays import array_of, hold, hold_file
 from tests.helpers.onnx_graphs import float_conv_model, identity_model
 from tests.helpers.qdq_cases import qdq_conv
+from tests.helpers.resident import mapped_resident_bytes
 
 
 def test_copies_of_a_held_model_compute_what_the_model_does():
@@ -100,6 +102,21 @@ def test_same_bits_reads_bytes_not_values():
     assert same_bits(np.ascontiguousarray(strided[:, ::2]), strided[:, ::2])
     assert not same_bits(strided, strided.T.copy().T.reshape(4, 3))
     assert not same_bits(None, x)
+
+
+@pytest.mark.parametrize("flipped", [None, 0, 4095, 4096, 10_000])  # each block, either edge
+def test_same_bits_compares_block_by_block_and_hands_mapped_pages_back(
+    tmp_path, monkeypatch, flipped
+):
+    monkeypatch.setattr(external, "COMPARE_BYTES", 4096 * 4)  # 4096 float32 a block
+    x = np.random.default_rng(1).standard_normal(10_001).astype(np.float32)
+    with mapped.SpillFile(tmp_path) as spill:
+        view = spill.put(x)
+    other = x if flipped is None else _last_bit_flipped(x, flipped)
+    assert same_bits(view, other) == (flipped is None)
+    assert same_bits(other, view) == (flipped is None)
+    if sys.platform.startswith("linux"):
+        assert mapped_resident_bytes([view]) == 0
 
 
 def test_the_optimized_graph_holds_an_unchanged_weight_as_the_model_s_own_array():
