@@ -80,15 +80,21 @@ def plan_segments(
     budget: int = SEGMENT_BYTES,
     counted: Callable[[np.ndarray], bool] = is_mapped,
 ) -> list[Segment]:
-    """Cut ``graph``'s nodes into segments reading at most ``budget`` bytes of the ``counted``
+    """Cut ``graph``'s nodes into segments costing at most ``budget`` bytes of the ``counted``
     weights (default: those viewing a map), each node computed from weights alone (a weight's
-    DequantizeLinear) placed with its first reader."""
+    DequantizeLinear) placed with its first reader. A weight such a node reads costs its bytes
+    and a float32 tensor of its elements (what the node materializes: an int8 weight 5x its
+    bytes), since a session may compute every such node of its segment before the first layer."""
     reads = [node_reads(node) for node in graph.node]
-    cost = {n: a.nbytes for n, a in weights.items() if counted(a)}
+    derived = _weight_only(graph, reads, set(weights))
+    widened = {n for i in derived for n in reads[i]}
+    cost = {
+        n: a.nbytes + (4 * a.size if n in widened else 0) for n, a in weights.items() if counted(a)
+    }
     groups, current, held = [], [], set()
-    for index in late_weight_order(graph, reads, set(weights)):
-        fresh = {n for n in reads[index] if n in cost}
-        if current and sum(cost[n] for n in held | fresh) > budget:
+    for index in late_weight_order(graph, reads, derived):
+        fresh = {n for n in reads[index] if n in cost} - held
+        if current and fresh and sum(cost[n] for n in held | fresh) > budget:
             groups.append(current)
             current, held = [], set()
         current.append(index)
@@ -98,18 +104,24 @@ def plan_segments(
     return _with_boundaries(graph, groups, reads)
 
 
-def late_weight_order(graph: onnx.GraphProto, reads: list[set[str]], weights: set[str]):
-    """Node indices in graph order, except that a node reading only weights and initializers
-    (directly or through such nodes) comes right before its first reader: a run in graph
-    order would compute every weight's float value before the first layer and hold them all.
-    Still topological: a node's producers come before it."""
+def _weight_only(graph: onnx.GraphProto, reads: list[set[str]], weights: set[str]) -> set[int]:
+    """Indices of the nodes that read only weights and initializers, directly or through such
+    nodes (a weight's DequantizeLinear, Transpose, Reshape)."""
     constant = weights | {t.name for t in graph.initializer}
-    producer, weight_only = {}, set()
+    weight_only = set()
     for index, node in enumerate(graph.node):
         if reads[index] <= constant:
             weight_only.add(index)
             constant |= {o for o in node.output if o}
-        producer.update({o: index for o in node.output if o})
+    return weight_only
+
+
+def late_weight_order(graph: onnx.GraphProto, reads: list[set[str]], weight_only: set[int]):
+    """Node indices in graph order, except that the nodes ``weight_only`` (computed from weights
+    alone) come right before their first reader: a run in graph order would compute every
+    weight's float value before the first layer and hold them all. Still topological: a node's
+    producers come before it."""
+    producer = {o: index for index, node in enumerate(graph.node) for o in node.output if o}
     order, placed = [], set()
     for index in [
         *(i for i in range(len(graph.node)) if i not in weight_only),

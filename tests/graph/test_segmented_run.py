@@ -265,6 +265,10 @@ def test_a_weights_dequantize_runs_in_its_readers_segment_not_before_the_first_l
         ["DequantizeLinear", "MatMul"],
         ["DequantizeLinear", "Transpose", "MatMul"],
     ]
+    # a dequantized int8 weight costs its bytes and its float32 copy: 5x, so two of them do
+    # not fit twice their bytes (a session may dequantize all of a segment's weights first)
+    assert len(plan_segments(skeleton.graph, weights, 2 * weights["w0"].nbytes)) == 3
+    assert len(plan_segments(skeleton.graph, weights, 10 * weights["w0"].nbytes)) == 2
     session = SegmentedSession(skeleton, weights, _options, weights["w0"].nbytes)
     x = rng.standard_normal((2, WIDTH)).astype(np.float32)
     np.testing.assert_array_equal(session.run(None, {"x": x})[0], _whole(skeleton, weights, x)[0])
