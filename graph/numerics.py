@@ -15,7 +15,12 @@ import onnxruntime as ort
 
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.mapped import release
-from qdqforge.graph.segmented_run import SEGMENT_BYTES, SegmentedSession, mapped_bytes
+from qdqforge.graph.segmented_run import (
+    SEGMENT_BYTES,
+    SegmentedSession,
+    made_session,
+    mapped_bytes,
+)
 
 IN_MEMORY_BYTES = 2**16  # initializers this large reach onnxruntime as arrays, not bytes
 ARENA_MAX_BYTES = 2**28  # sessions over this many bytes of weights run without an arena
@@ -66,9 +71,8 @@ def session(
     skeleton, arrays = in_memory_initializers(proto, IN_MEMORY_BYTES)
     arrays.update(held_arrays(skeleton))  # placeholders of graph.held_arrays: their arrays
     arrays = _read_by_the_graph(skeleton, arrays)
+    arena = arena_for(arrays.values()) if arena is None else arena
     settings = _Settings(optimize, written_to, prepack, dict(config or {}), arena)
-    if arena is None:
-        settings = dataclasses.replace(settings, arena=arena_for(arrays.values()))
     segmented = not optimize and mapped_bytes(arrays) > SEGMENT_BYTES
     if fed:
         if optimize:
@@ -82,14 +86,7 @@ def session(
         return FedSession(built, arrays)
     if segmented:
         return SegmentedSession(skeleton, arrays, settings.options, SEGMENT_BYTES, fed=False)
-    opts = settings.options()
-    values = [ort.OrtValue.ortvalue_from_numpy(a) for a in arrays.values()]
-    if values:
-        opts.add_external_initializers(list(arrays), values)
-    built = ort.InferenceSession(
-        skeleton.SerializeToString(), opts, providers=["CPUExecutionProvider"]
-    )
-    built._qdqforge_initializers = values  # onnxruntime reads them in place: kept alive
+    built = made_session(skeleton.SerializeToString(), settings.options(), arrays)
     for array in arrays.values():  # pages of a read-only map it read: back to the kernel (a
         release(array)  # later read faults them in again from the file)
     return built
@@ -104,7 +101,7 @@ class _Settings:
     written_to: str | os.PathLike | None
     prepack: bool
     config: dict[str, str]
-    arena: bool | None
+    arena: bool
 
     def options(self) -> ort.SessionOptions:
         opts = _quiet_options()
@@ -116,7 +113,7 @@ class _Settings:
             opts.add_session_config_entry("session.disable_prepacking", "1")
         for key, value in self.config.items():
             opts.add_session_config_entry(key, value)
-        opts.enable_cpu_mem_arena = bool(self.arena)
+        opts.enable_cpu_mem_arena = self.arena
         return opts
 
 

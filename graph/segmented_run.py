@@ -1,4 +1,4 @@
-"""A model whose weights are fed from read-only maps, run in segments that hand their pages back.
+"""A model over large weights run in segments, each holding only its own weights' pages and copies.
 
 A session fed weights that view a read-only map (``numerics.session``'s ``fed``, the save-time
 check of a model over 2 GB) reads each weight's pages as its node runs and hands them back only
@@ -40,12 +40,15 @@ from qdqforge.graph.mapped import is_mapped, release
 
 log = logging.getLogger(__name__)
 
-SEGMENT_BYTES = 2**28  # mapped weight bytes a segment reads at most (one node may read more)
+SEGMENT_BYTES = (
+    2**28
+)  # weight bytes a segment costs at most (plan_segments; one node may cost more)
 
 
 @dataclass(frozen=True)
 class Segment:
-    """Consecutive nodes (their indices in the graph) run as one session."""
+    """Nodes run as one session: their indices in the graph, in run order (graph order, a node
+    computed from weights alone moved to its first reader: :func:`late_weight_order`)."""
 
     nodes: tuple[int, ...]
     inputs: tuple[str, ...]  # names its nodes read that it does not compute
@@ -239,25 +242,20 @@ class SegmentedSession:
         return name in names or any(name in s.inputs for s in self._segments[k + 1 :])
 
     def _model(self, k: int, segment: Segment, dtypes: dict) -> bytes:
-        key = (k, tuple(sorted((n, str(d)) for n, d in dtypes.items())))
+        key = _key(k, dtypes)
         if key not in self._models:
             self._models[key] = segment_model(self._skeleton, segment, dtypes).SerializeToString()
         return self._models[key]
 
     def _fed_session(self, k: int, segment: Segment, dtypes: dict) -> ort.InferenceSession:
-        key = (k, tuple(sorted((n, str(d)) for n, d in dtypes.items())))
+        key = _key(k, dtypes)
         if key not in self._sessions:
             self._sessions[key] = self._made(self._model(k, segment, dtypes), [])
         return self._sessions[key]
 
     def _made(self, model: bytes, initializers: Sequence[str]) -> ort.InferenceSession:
-        options = self._options_of()
-        values = [ort.OrtValue.ortvalue_from_numpy(self._weights[n]) for n in initializers]
-        if values:
-            options.add_external_initializers(list(initializers), values)
-        built = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
-        built._qdqforge_initializers = values  # read in place where not copied: kept alive
-        return built
+        weights = {n: self._weights[n] for n in initializers}
+        return made_session(model, self._options_of(), weights)
 
     def _run_whole(self, names, feeds, run_options) -> list:
         if self._whole is None:
@@ -270,6 +268,24 @@ class SegmentedSession:
         finally:
             for array in self._weights.values():
                 release(array)
+
+
+def _key(k: int, dtypes: Mapping[str, np.dtype]) -> tuple:
+    return k, tuple(sorted((n, str(d)) for n, d in dtypes.items()))
+
+
+def made_session(
+    model: bytes, options: ort.SessionOptions, initializers: Mapping[str, np.ndarray]
+) -> ort.InferenceSession:
+    """A CPU session of ``model`` whose placeholder ``initializers`` get these arrays
+    (``add_external_initializers``; ``options`` gets them added), kept alive with it: onnxruntime
+    reads an array in place where it does not copy it."""
+    values = [ort.OrtValue.ortvalue_from_numpy(a) for a in initializers.values()]
+    if values:
+        options.add_external_initializers(list(initializers), values)
+    built = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    built._qdqforge_initializers = values
+    return built
 
 
 def segment_model(

@@ -58,7 +58,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # (graph.segmented_run), handed back mapped pages after session set-up and after the kernel
 # audit, and the QAT save fake-quantized each weight in place (2026-12-06, two runs): 2.97x, the
 # QAT save 2.97x with the interpreter (46 s; a QAT-only process: 2.83x, set by the QDQ model's
-# default-kernel session). Limit: that plus 0.33x.
+# default-kernel session); with the runtime stage's sessions segmented as well, 2.86x (one
+# run; QAT-only: 2.72x, set by onnxruntime's optimizer session). Limit: 2.97x plus 0.33x.
 PEAK_LIMIT = 3.3
 # The PTQ stages' own peaks (exact: bench/rss resets VmHWM per stage), with the interpreter.
 # 2026-12-05, after the flows stopped copying the user's parameters: 2.58-2.64x in save_model
