@@ -37,6 +37,7 @@ import onnxruntime as ort
 
 from qdqforge.graph.detached import copy_fields
 from qdqforge.graph.mapped import is_mapped, release
+from qdqforge.graph.toposort import producers_first
 
 log = logging.getLogger(__name__)
 
@@ -125,24 +126,13 @@ def late_weight_order(graph: onnx.GraphProto, reads: list[set[str]], weight_only
     weight's float value before the first layer and hold them all. Still topological: a node's
     producers come before it."""
     producer = {o: index for index, node in enumerate(graph.node) for o in node.output if o}
-    order, placed = [], set()
-    for index in [
+    candidates = [
         *(i for i in range(len(graph.node)) if i not in weight_only),
         *sorted(weight_only),
-    ]:
-        stack = [(index, False)]  # producers first, without recursion
-        while stack:
-            node, ready = stack.pop()
-            if node in placed:
-                continue
-            if ready:
-                placed.add(node)
-                order.append(node)
-                continue
-            stack.append((node, True))
-            sources = {producer.get(name) for name in reads[node]} & weight_only
-            stack.extend((source, False) for source in sorted(sources - placed, reverse=True))
-    return order
+    ]
+    return producers_first(
+        candidates, weight_only, lambda i: sorted({producer.get(n) for n in reads[i]} - {None})
+    )
 
 
 def _with_boundaries(graph: onnx.GraphProto, groups, reads) -> list[Segment]:

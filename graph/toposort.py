@@ -12,7 +12,7 @@ and nodes that become ready are taken in their original order (first in, first o
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import onnx_graphsurgeon as gs
 
@@ -74,3 +74,30 @@ def _input_names(node: gs.Node) -> list[str]:
             for sub in attr.nodes:
                 names += _input_names(sub)
     return names
+
+
+def producers_first(
+    candidates: Iterable[int], movable: set[int], producers_of: Callable[[int], Iterable]
+) -> list[int]:
+    """Each of ``candidates`` in turn (once), right after those of its ``movable`` producers
+    not placed yet, theirs first (depth first, without recursion; ``producers_of(i)``: the
+    indices of ``i``'s producers in input order, None for a graph input or initializer). With the
+    nodes that are pure functions of the weights as ``movable`` and the others first among the
+    candidates, each such node runs just before its first reader instead of before the first
+    layer (the reimport's order, the segments of ``graph.segmented_run``)."""
+    placed: set[int] = set()
+    order: list[int] = []
+    for start in candidates:
+        stack = [(start, False)]
+        while stack:
+            node, ready = stack.pop()
+            if node in placed:
+                continue
+            if ready:
+                placed.add(node)
+                order.append(node)
+                continue
+            stack.append((node, True))
+            waiting = [p for p in producers_of(node) if p in movable and p not in placed]
+            stack.extend((producer, False) for producer in reversed(waiting))
+    return order

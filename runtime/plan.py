@@ -18,7 +18,7 @@ from onnx import numpy_helper
 from qdqforge.errors import UnsupportedOpsError
 from qdqforge.graph import meta as keys
 from qdqforge.graph.graph_index import GraphIndex
-from qdqforge.graph.toposort import topological_order
+from qdqforge.graph.toposort import producers_first, topological_order
 from qdqforge.runtime import registry
 from qdqforge.runtime.registry import OnnxNode
 from qdqforge.runtime.store import Role
@@ -136,29 +136,12 @@ def weights_just_in_time(
             p is None or p in static for p in producers
         ):
             static.add(i)
-    placed: set[int] = set()
-    result: list[int] = []
-    for i in [*(i for i in order if i not in static), *order]:  # then what feeds only outputs
-        _place_with_weights(i, nodes, index, static, placed, result)
-    return result
+    candidates = [*(i for i in order if i not in static), *order]  # then what feeds only outputs
+    return producers_first(candidates, static, lambda j: _producers(nodes[j], index))
 
 
-def _place_with_weights(i, nodes, index, static, placed: set, result: list) -> None:
-    """Append ``i`` after its static producers not placed yet (depth first, producers first)."""
-    stack = [(i, False)]
-    while stack:
-        j, ready = stack.pop()
-        if j in placed:
-            continue
-        if ready:
-            placed.add(j)
-            result.append(j)
-            continue
-        stack.append((j, True))
-        for tensor in reversed(nodes[j].inputs):
-            producer = index.producer.get(tensor) if tensor else None
-            if producer is not None and producer in static and producer not in placed:
-                stack.append((producer, False))
+def _producers(node, index) -> list:
+    return [index.producer.get(tensor) if tensor else None for tensor in node.inputs]
 
 
 def _has_subgraph(node: OnnxNode) -> bool:

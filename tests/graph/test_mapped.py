@@ -206,13 +206,22 @@ def _matmul_model(weight: onnx.TensorProto) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def _mapped_matmul(tmp_path, rng, shape):
+    """``(weight, its mapped view, a held y = x @ w model over the view)``."""
+    weight = rng.standard_normal(shape).astype(np.float32)
+    with mapped.SpillFile(tmp_path) as spill:
+        view = spill.put(weight)
+    return (
+        weight,
+        view,
+        held_model(_matmul_model(numpy_helper.from_array(weight, "w")), {"w": view}),
+    )
+
+
 @linux_only
 def test_a_fed_session_reads_mapped_weights_in_place_and_hands_the_pages_back(tmp_path):
     rng = np.random.default_rng(5)
-    weight = rng.standard_normal((2048, 4096)).astype(np.float32)  # 32 MiB
-    with mapped.SpillFile(tmp_path) as spill:
-        view = spill.put(weight)
-    held = held_model(_matmul_model(numpy_helper.from_array(weight, "w")), {"w": view})
+    weight, _, held = _mapped_matmul(tmp_path, rng, (2048, 4096))  # 32 MiB
     x = rng.standard_normal((2, 2048)).astype(np.float32)
     built = numerics.session(held.model, prepack=False, fed=True)
     before = _rss()
@@ -263,10 +272,7 @@ def test_a_loaded_model_holds_its_inline_weights_once(tmp_path):
 @linux_only
 def test_a_session_given_mapped_weights_hands_their_pages_back_once_made(tmp_path):
     rng = np.random.default_rng(8)
-    weight = rng.standard_normal((1024, 4096)).astype(np.float32)  # 16 MiB
-    with mapped.SpillFile(tmp_path) as spill:
-        view = spill.put(weight)
-    held = held_model(_matmul_model(numpy_helper.from_array(weight, "w")), {"w": view})
+    weight, view, held = _mapped_matmul(tmp_path, rng, (1024, 4096))  # 16 MiB
     for prepack in (True, False):
         built = numerics.session(held.model, prepack=prepack)  # onnxruntime reads the weight
         assert mapped_resident_bytes([view]) < weight.nbytes * 0.05
