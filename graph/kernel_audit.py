@@ -32,7 +32,7 @@ from qdqforge.graph.exposed_run import run_exposed
 from qdqforge.graph.held_arrays import array_of
 from qdqforge.graph.kernel_decompose import DECOMPOSE
 from qdqforge.graph.mapped import is_mapped, release
-from qdqforge.graph.segmented_run import SEGMENT_BYTES
+from qdqforge.graph.segment_plan import SEGMENT_BYTES
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,8 @@ import onnxruntime as ort
 
 from qdqforge.graph.ir import Graph
 from qdqforge.graph.mapped import release
-from qdqforge.graph.segmented_run import (
-    SEGMENT_BYTES,
-    SegmentedSession,
-    made_session,
-    mapped_bytes,
-)
+from qdqforge.graph.segment_plan import SEGMENT_BYTES
+from qdqforge.graph.segmented_run import SegmentedSession, made_session, mapped_bytes
 
 IN_MEMORY_BYTES = 2**16  # initializers this large reach onnxruntime as arrays, not bytes
 ARENA_MAX_BYTES = 2**28  # sessions over this many bytes of weights run without an arena
@@ -54,12 +50,12 @@ def session(
     onnxruntime copies an initializer it is handed into its own buffer when the session is
     made (a 64 MB weight: +64 MB of RSS; from a read-only map +128 MB, the pages read and the
     copy) but reads a fed array in place (+0; from a map the pages read, handed back after the
-    run; over :data:`~qdqforge.graph.segmented_run.SEGMENT_BYTES` of weights viewing maps, a
+    run; over :data:`~qdqforge.graph.segment_plan.SEGMENT_BYTES` of weights viewing maps, a
     :class:`~qdqforge.graph.segmented_run.SegmentedSession` runs the graph in segments that
     hand their pages back in turn). ``arena``: keep onnxruntime's CPU memory arena; default
     :func:`arena_for` those large initializers. Pages of a read-only map that onnxruntime read
     while making the session are handed back once it is made. Optimizations off, over
-    :data:`~qdqforge.graph.segmented_run.SEGMENT_BYTES` of weights viewing maps, fed or not, the
+    :data:`~qdqforge.graph.segment_plan.SEGMENT_BYTES` of weights viewing maps, fed or not, the
     session runs in segments, each made for one run with its own weights where they are not fed
     (the same values; ``SegmentedSession``).
     """

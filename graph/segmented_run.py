@@ -3,9 +3,9 @@
 A session fed weights that view a read-only map (``numerics.session``'s ``fed``, the save-time
 check of a model over 2 GB) reads each weight's pages as its node runs and hands them back only
 when the run ends: at its end the run holds every weight it read (the QAT save check of a 2.3 GB
-model: +1.0x the weights for its fake-quant model's run). Cut into segments of consecutive nodes
-(graph order, which ONNX keeps topological) reading at most :data:`SEGMENT_BYTES` of mapped
-weights each (a node reading more is a segment alone)::
+model: +1.0x the weights for its fake-quant model's run). Cut into segments
+(:mod:`qdqforge.graph.segment_plan`: consecutive nodes reading at most 256 MB of mapped weights
+each, a node reading more alone)::
 
     x -> [n1 -> n2] -> t -> [n3] -> y        segment 1: t from x; segment 2: y from t
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import onnx
@@ -37,119 +36,14 @@ import onnxruntime as ort
 
 from qdqforge.graph.detached import copy_fields
 from qdqforge.graph.mapped import is_mapped, release
-from qdqforge.graph.toposort import producers_first
+from qdqforge.graph.segment_plan import SEGMENT_BYTES, Segment, plan_segments
 
 log = logging.getLogger(__name__)
-
-SEGMENT_BYTES = (
-    2**28
-)  # weight bytes a segment costs at most (plan_segments; one node may cost more)
-
-
-@dataclass(frozen=True)
-class Segment:
-    """Nodes run as one session: their indices in the graph, in run order (graph order, a node
-    computed from weights alone moved to its first reader: :func:`late_weight_order`)."""
-
-    nodes: tuple[int, ...]
-    inputs: tuple[str, ...]  # names its nodes read that it does not compute
-    outputs: tuple[str, ...]  # names it computes that a later segment reads or the graph returns
 
 
 def mapped_bytes(weights: Mapping[str, np.ndarray]) -> int:
     """Bytes of the arrays in ``weights`` that view a read-only map (``graph.mapped``)."""
     return sum(a.nbytes for a in weights.values() if is_mapped(a))
-
-
-def node_reads(node: onnx.NodeProto) -> set[str]:
-    """Every outer name ``node`` reads: its inputs and what its subgraphs read from outside."""
-    names = {n for n in node.input if n}
-    for attribute in node.attribute:
-        for sub in [attribute.g] if attribute.HasField("g") else attribute.graphs:
-            names |= _outer_reads(sub)
-    return names
-
-
-def _outer_reads(graph: onnx.GraphProto) -> set[str]:
-    inner = {i.name for i in graph.input} | {t.name for t in graph.initializer}
-    inner |= {o for node in graph.node for o in node.output}
-    read = set().union(*(node_reads(node) for node in graph.node))
-    read |= {o.name for o in graph.output}
-    return read - inner
-
-
-def plan_segments(
-    graph: onnx.GraphProto,
-    weights: Mapping[str, np.ndarray],
-    budget: int = SEGMENT_BYTES,
-    counted: Callable[[np.ndarray], bool] = is_mapped,
-) -> list[Segment]:
-    """Cut ``graph``'s nodes into segments costing at most ``budget`` bytes of the ``counted``
-    weights (default: those viewing a map), each node computed from weights alone (a weight's
-    DequantizeLinear) placed with its first reader. A weight such a node reads costs its bytes
-    and a float32 tensor of its elements (what the node materializes: an int8 weight 5x its
-    bytes), since a session may compute every such node of its segment before the first layer."""
-    reads = [node_reads(node) for node in graph.node]
-    derived = _weight_only(graph, reads, set(weights))
-    widened = {n for i in derived for n in reads[i]}
-    cost = {
-        n: a.nbytes + (4 * a.size if n in widened else 0) for n, a in weights.items() if counted(a)
-    }
-    groups, current, held = [], [], set()
-    for index in late_weight_order(graph, reads, derived):
-        fresh = {n for n in reads[index] if n in cost} - held
-        if current and fresh and sum(cost[n] for n in held | fresh) > budget:
-            groups.append(current)
-            current, held = [], set()
-        current.append(index)
-        held |= fresh
-    if current:
-        groups.append(current)
-    return _with_boundaries(graph, groups, reads)
-
-
-def _weight_only(graph: onnx.GraphProto, reads: list[set[str]], weights: set[str]) -> set[int]:
-    """Indices of the nodes that read only weights and initializers, directly or through such
-    nodes (a weight's DequantizeLinear, Transpose, Reshape)."""
-    constant = weights | {t.name for t in graph.initializer}
-    weight_only = set()
-    for index, node in enumerate(graph.node):
-        if reads[index] <= constant:
-            weight_only.add(index)
-            constant |= {o for o in node.output if o}
-    return weight_only
-
-
-def late_weight_order(graph: onnx.GraphProto, reads: list[set[str]], weight_only: set[int]):
-    """Node indices in graph order, except that the nodes ``weight_only`` (computed from weights
-    alone) come right before their first reader: a run in graph order would compute every
-    weight's float value before the first layer and hold them all. Still topological: a node's
-    producers come before it."""
-    producer = {o: index for index, node in enumerate(graph.node) for o in node.output if o}
-    candidates = [
-        *(i for i in range(len(graph.node)) if i not in weight_only),
-        *sorted(weight_only),
-    ]
-    return producers_first(
-        candidates, weight_only, lambda i: sorted({producer.get(n) for n in reads[i]} - {None})
-    )
-
-
-def _with_boundaries(graph: onnx.GraphProto, groups, reads) -> list[Segment]:
-    made = [{o for i in group for o in graph.node[i].output if o} for group in groups]
-    read = [set().union(*(reads[i] for i in group)) for group in groups]
-    returned = {o.name for o in graph.output}
-    segments = []
-    for k, group in enumerate(groups):
-        later = set().union(*read[k + 1 :]) | returned
-        segments.append(
-            Segment(
-                tuple(group),
-                tuple(sorted(read[k] - made[k])),
-                tuple(sorted(made[k] & later)),
-            )
-        )
-    return segments
 
 
 class SegmentedSession:

@@ -16,7 +16,8 @@ from onnx import helper, numpy_helper
 from qdqforge.graph import mapped, numerics, segmented_run
 from qdqforge.graph.detached import weights_as_inputs
 from qdqforge.graph.held_arrays import held_model
-from qdqforge.graph.segmented_run import SegmentedSession, plan_segments
+from qdqforge.graph.segment_plan import plan_segments
+from qdqforge.graph.segmented_run import SegmentedSession
 from tests.helpers.resident import mapped_resident_bytes
 
 FLOAT = onnx.TensorProto.FLOAT
