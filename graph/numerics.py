@@ -50,9 +50,7 @@ def session(
     onnxruntime copies an initializer it is handed into its own buffer when the session is
     made (a 64 MB weight: +64 MB of RSS; from a read-only map +128 MB, the pages read and the
     copy) but reads a fed array in place (+0; from a map the pages read, handed back after the
-    run; over :data:`~qdqforge.graph.segment_plan.SEGMENT_BYTES` of weights viewing maps, a
-    :class:`~qdqforge.graph.segmented_run.SegmentedSession` runs the graph in segments that
-    hand their pages back in turn). ``arena``: keep onnxruntime's CPU memory arena; default
+    run). ``arena``: keep onnxruntime's CPU memory arena; default
     :func:`arena_for` those large initializers. Pages of a read-only map that onnxruntime read
     while making the session are handed back once it is made. Optimizations off, over
     :data:`~qdqforge.graph.segment_plan.SEGMENT_BYTES` of weights viewing maps, fed or not, the
